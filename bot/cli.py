@@ -1,0 +1,137 @@
+"""`sesguard` (and `python -m bot`): the command line of SPEC §2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import timedelta
+from typing import Sequence
+
+import orjson
+
+from bot.settings import SettingsError, load_settings
+from detection.baseline import Tuning
+from detection.record import IDENTITY_KEYS
+from detection.scan import ScanSummary, scan
+from detection.signals import Signal
+from detection.sources.inputs import InputError, expand
+from detection.store import Store
+
+# Bad records are named on stderr; past this many a run says how many more there were.
+MAX_NAMED_PROBLEMS = 50
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sesguard", description="Amazon SES enumeration by new identities, triaged in Slack.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scan_cmd = commands.add_parser("scan", help="detect over CloudTrail log files, folders or s3://bucket/prefix")
+    scan_cmd.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
+    scan_cmd.add_argument("--json", action="store_true", help="one JSON object per signal per line")
+    scan_cmd.add_argument("--db", metavar="URL", help="read and update this store (default: in memory)")
+    scan_cmd.add_argument("--learning-days", type=float, default=None)
+    scan_cmd.add_argument("--forget-days", type=float, default=None)
+    scan_cmd.add_argument("--group-minutes", type=float, default=None)
+    scan_cmd.add_argument("--identity-key", choices=IDENTITY_KEYS, default=None)
+    scan_cmd.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="files scanned in parallel")
+
+    commands.add_parser("demo", help="the whole pipeline on bundled sample logs (no Slack, no AWS)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SettingsError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+
+
+def _non_negative(parser_name: str, value: float | None) -> float | None:
+    if value is not None and value < 0:
+        raise SettingsError(f"sesguard scan: {parser_name} must not be negative")
+    return value
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    learning = _non_negative("--learning-days", args.learning_days)
+    forget = _non_negative("--forget-days", args.forget_days)
+    group = _non_negative("--group-minutes", args.group_minutes)
+    tuning = settings.tuning
+    tuning = Tuning(
+        learning=timedelta(days=learning) if learning is not None else tuning.learning,
+        forget=timedelta(days=forget) if forget is not None else tuning.forget,
+        group=timedelta(minutes=group) if group is not None else tuning.group,
+    )
+    try:
+        inputs = expand(args.paths)
+    except InputError as exc:
+        print(f"sesguard scan: {exc}", file=sys.stderr)
+        return 2
+    store = None
+    if args.db:
+        store = Store(args.db)
+        store.migrate()
+    signals, summary = scan(inputs, tuning, args.identity_key or settings.identity_key, store, max(1, args.jobs))
+    out = sys.stdout
+    if args.json:
+        for signal in signals:
+            out.write(orjson.dumps(signal.to_dict()).decode() + "\n")
+    else:
+        out.write(signal_table(signals))
+    report_problems(summary)
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def report_problems(summary: ScanSummary) -> None:
+    for problem in summary.corrupt_files:
+        print(f"sesguard: skipped file {problem}", file=sys.stderr)
+    for problem in summary.bad_records[:MAX_NAMED_PROBLEMS]:
+        print(f"sesguard: skipped {problem}", file=sys.stderr)
+    if len(summary.bad_records) > MAX_NAMED_PROBLEMS:
+        print(f"sesguard: … and {len(summary.bad_records) - MAX_NAMED_PROBLEMS} more bad records", file=sys.stderr)
+
+
+def signal_table(signals: list[Signal]) -> str:
+    """A readable table for a terminal; one row a signal."""
+    if not signals:
+        return "no signals\n"
+    header = ("FIRST SEEN", "SEVERITY", "ACCOUNT", "IDENTITY", "CALLS", "REGIONS", "SOURCE IPS", "STATUS")
+    rows = [
+        (
+            s.to_dict()["first_seen"], s.severity, s.account_id, _clip(s.identity, 80),
+            f"{s.event_count} ({', '.join(s.event_names)})", ",".join(s.regions) or "-",
+            _clip(",".join(s.source_ips), 40) or "-", s.status,
+        )
+        for s in signals
+    ]
+    widths = [max(len(_printable(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(_printable(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines) + "\n"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _printable(text: str) -> str:
+    """No terminal escape sequences from attacker-written fields."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run
+
+    return run()
+
+
+COMMANDS = {"scan": run_scan, "demo": run_demo}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

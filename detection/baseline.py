@@ -1,0 +1,79 @@
+"""New-value detection per AWS account: learn, forget, group into signals (SPEC §1).
+
+The state is plain dictionaries so that the same code runs in memory (`scan`), and against the store
+(the worker and `scan --db` load the part of the state a batch touches, run, and save it back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from detection.record import Call
+from detection.signals import Signal
+
+
+@dataclass(frozen=True)
+class Tuning:
+    learning: timedelta = timedelta(days=7)
+    forget: timedelta = timedelta(days=28)
+    group: timedelta = timedelta(minutes=60)
+
+
+@dataclass
+class Known:
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass
+class Baseline:
+    tuning: Tuning = field(default_factory=Tuning)
+    # account → start of observation
+    scopes: dict[str, datetime] = field(default_factory=dict)
+    # (account, identity) → when it was seen
+    known: dict[tuple[str, str], Known] = field(default_factory=dict)
+    # (account, identity) → its latest signal, which later calls of the burst join
+    latest_signals: dict[tuple[str, str], Signal] = field(default_factory=dict)
+
+    def observe_all(self, calls: Iterable[Call], learn_only: bool = False) -> list[Signal]:
+        """Evaluate in eventTime order, whatever order the calls arrived in; the signals raised or grown."""
+        touched: dict[str, Signal] = {}
+        for call in sorted(calls, key=lambda c: (c.event_time, c.event_id, c.arn)):
+            signal = self.observe(call, learn_only)
+            if signal is not None:
+                touched[signal.signal_id] = signal
+        return list(touched.values())
+
+    def observe(self, call: Call, learn_only: bool = False) -> Signal | None:
+        """One call, in eventTime order; returns the signal it raised or joined."""
+        start = self.scopes.setdefault(call.account_id, call.event_time)
+        key = (call.account_id, call.identity)
+        signal = self.latest_signals.get(key)
+        if signal is not None and self._joins(signal, call):
+            signal.add(call)
+            self._seen(key, call.event_time)
+            return signal
+        is_known = self.is_known(key, call.event_time)
+        self._seen(key, call.event_time)
+        if is_known or learn_only or call.event_time < start + self.tuning.learning:
+            return None
+        signal = Signal.start(call)
+        self.latest_signals[key] = signal
+        return signal
+
+    def is_known(self, key: tuple[str, str], moment: datetime) -> bool:
+        seen = self.known.get(key)
+        return seen is not None and moment - seen.last_seen <= self.tuning.forget
+
+    def _joins(self, signal: Signal, call: Call) -> bool:
+        return abs(call.event_time - signal.first_seen) <= self.tuning.group
+
+    def _seen(self, key: tuple[str, str], moment: datetime) -> None:
+        seen = self.known.get(key)
+        if seen is None or moment - seen.last_seen > self.tuning.forget:
+            self.known[key] = Known(first_seen=moment, last_seen=moment)
+        else:
+            seen.first_seen = min(seen.first_seen, moment)
+            seen.last_seen = max(seen.last_seen, moment)

@@ -1,0 +1,163 @@
+"""Tolerant reading of one CloudTrail record into a `Call`, and the identity key (SPEC §1).
+
+CloudTrail records change shape across eventVersion 1.02 … 1.10 and every field may be missing, of the
+wrong type or hostile; Panther-style exports write `eventTime` as `2025-01-20 16:52:14.000000000`. Only
+eventTime, eventSource, eventName and userIdentity are required; the rest falls back to empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+from detection import rule
+
+IDENTITY_KEYS = ("principal", "arn")
+SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
+CONSOLE_USER_AGENT_PREFIX = "aws-internal/"
+
+_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2}|UTC)?",
+    re.IGNORECASE,
+)
+
+
+class BadRecord(ValueError):
+    """A matching record that cannot be evaluated; skipped and counted."""
+
+
+def parse_time(value: Any) -> datetime:
+    """CloudTrail `2025-01-20T16:52:14Z`, Panther `2025-01-20 16:52:14.000000000`, offsets; UTC out."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise BadRecord(f"eventTime is not a timestamp: {str(value)[:40]!r}")
+    m = _TIME.fullmatch(value.strip())
+    if not m:
+        raise BadRecord(f"eventTime is not a timestamp: {value[:40]!r}")
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second),
+            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=timezone.utc,
+        )
+    except ValueError as exc:
+        raise BadRecord(f"eventTime is not a date: {value[:40]!r}") from exc
+    if zone and zone.upper() not in ("Z", "UTC"):
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return moment
+
+
+def format_time(moment: datetime) -> str:
+    """The CloudTrail form, with fractions only when the record had them."""
+    text = moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    return text + "Z"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def identity_key(user_identity: dict, mode: str = "principal") -> str | None:
+    """Who made the call, as the baseline remembers them; None when the record names nobody."""
+    arn = _text(user_identity.get("arn")).strip()
+    if mode == "arn" or user_identity.get("type") != "AssumedRole":
+        return arn or None
+    issuer = _text(rule.session_issuer_arn(user_identity)).strip()
+    if is_sso_role(issuer, arn):
+        return arn or None  # an IAM Identity Center session name is the person
+    # EC2, Lambda and CI session names change every session: key by the role, not the session.
+    return issuer or role_arn_from_session(arn) or arn or None
+
+
+def is_sso_role(issuer_arn: str, session_arn: str) -> bool:
+    path = rule.role_path(issuer_arn)
+    if path is not None:
+        return path.startswith(SSO_ROLE_PATH)
+    # No session issuer: IAM Identity Center role names all start AWSReservedSSO_.
+    return ":assumed-role/AWSReservedSSO_" in session_arn
+
+
+def role_arn_from_session(session_arn: str) -> str | None:
+    """arn:aws:sts::1:assumed-role/Name/session → arn:aws:iam::1:role/Name (the path is not recorded)."""
+    m = re.fullmatch(r"arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/.*", session_arn)
+    return f"arn:{m[1]}:iam::{m[2]}:role/{m[3]}" if m else None
+
+
+def is_console_call(record: dict) -> bool:
+    """Made from an AWS console session (a person clicking), per SPEC §1 "Severity"."""
+    if str(record.get("sessionCredentialFromConsole", "")).lower() == "true":
+        return True
+    agent = _text(record.get("userAgent"))
+    invoked_by = _text(_object(record.get("userIdentity")).get("invokedBy"))
+    return (
+        agent.startswith(CONSOLE_USER_AGENT_PREFIX)
+        or agent in rule.CONSOLE_PRINCIPALS
+        or invoked_by in rule.CONSOLE_PRINCIPALS
+    )
+
+
+@dataclass(slots=True)
+class Call:
+    """One matching SES enumeration call, normalised; all that detection and the store need."""
+
+    event_id: str
+    event_time: datetime
+    account_id: str
+    identity: str
+    identity_type: str
+    arn: str
+    event_source: str
+    event_name: str
+    region: str
+    source_ip: str
+    user_agent: str
+    access_key_id: str
+    error_code: str
+    from_console: bool
+
+    @property
+    def long_term_key(self) -> bool:
+        return self.access_key_id.startswith("AKIA")
+
+
+def to_call(record: dict, mode: str = "principal") -> Call:
+    """A matching, non-excluded record as a Call; BadRecord when it cannot be evaluated."""
+    moment = parse_time(record.get("eventTime"))
+    user_identity = record.get("userIdentity")
+    if not isinstance(user_identity, dict):
+        raise BadRecord("no userIdentity")
+    identity = identity_key(user_identity, mode)
+    if identity is None:
+        raise BadRecord("no usable identity (userIdentity.arn missing)")
+    account = _text(record.get("recipientAccountId")) or _text(user_identity.get("accountId"))
+    if not account:
+        raise BadRecord("no account (recipientAccountId missing)")
+    call = Call(
+        event_id=_text(record.get("eventID")),
+        event_time=moment,
+        account_id=account,
+        identity=identity,
+        identity_type=_text(user_identity.get("type")) or "Unknown",
+        arn=_text(user_identity.get("arn")),
+        event_source=_text(record.get("eventSource")),
+        event_name=_text(record.get("eventName")),
+        region=_text(record.get("awsRegion")),
+        source_ip=_text(record.get("sourceIPAddress")),
+        user_agent=_text(record.get("userAgent")),
+        access_key_id=_text(user_identity.get("accessKeyId")),
+        error_code=_text(record.get("errorCode")),
+        from_console=is_console_call(record),
+    )
+    if not call.event_id:  # de-duplication needs a key; the same record always gets the same one
+        call.event_id = "synthetic-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    return call

@@ -1,0 +1,129 @@
+"""A signal: the burst of SES enumeration calls by one new identity, with its severity (SPEC §1)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from detection.record import Call, format_time
+
+HIGH, MEDIUM, LOW = "high", "medium", "low"
+SEVERITIES = (HIGH, MEDIUM, LOW)
+
+
+def signal_id_for(account_id: str, identity: str, first_seen: datetime) -> str:
+    """Deterministic, so that two processes detecting the same occurrence store one signal."""
+    digest = hashlib.sha256(f"{account_id}\0{identity}\0{first_seen.isoformat()}".encode()).hexdigest()
+    return "sg-" + digest[:16]
+
+
+@dataclass
+class Signal:
+    signal_id: str
+    account_id: str
+    identity: str
+    identity_type: str
+    arn: str
+    first_seen: datetime
+    last_seen: datetime
+    event_names: list[str] = field(default_factory=list)
+    event_count: int = 0
+    regions: list[str] = field(default_factory=list)
+    source_ips: list[str] = field(default_factory=list)
+    user_agents: list[str] = field(default_factory=list)
+    access_key_ids: list[str] = field(default_factory=list)
+    error_codes: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    # Facts behind the severity, kept so that a signal grown by later calls is scored again.
+    root_caller: bool = False
+    long_term_keys_outside_console: list[str] = field(default_factory=list)
+    all_from_console: bool = True
+    status: str = "new"
+    suppression_id: int | None = None
+
+    @classmethod
+    def start(cls, call: Call) -> "Signal":
+        signal = cls(
+            signal_id=signal_id_for(call.account_id, call.identity, call.event_time),
+            account_id=call.account_id,
+            identity=call.identity,
+            identity_type=call.identity_type,
+            arn=call.arn,
+            first_seen=call.event_time,
+            last_seen=call.event_time,
+        )
+        signal.add(call)
+        return signal
+
+    def add(self, call: Call) -> None:
+        if call.event_id and call.event_id in self.event_ids:
+            return
+        self.event_count += 1
+        if call.event_id:
+            self.event_ids.append(call.event_id)
+        self.first_seen = min(self.first_seen, call.event_time)
+        self.last_seen = max(self.last_seen, call.event_time)
+        _insert(self.event_names, call.event_name)
+        _insert(self.regions, call.region)
+        _insert(self.source_ips, call.source_ip)
+        _insert(self.user_agents, call.user_agent)
+        _insert(self.access_key_ids, call.access_key_id)
+        _insert(self.error_codes, call.error_code)
+        self.root_caller = self.root_caller or call.identity_type == "Root"
+        if call.long_term_key and not call.from_console:
+            _insert(self.long_term_keys_outside_console, call.access_key_id)
+        self.all_from_console = self.all_from_console and call.from_console
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every severity condition that holds, in words."""
+        reasons = []
+        if self.root_caller:
+            reasons.append("the caller is the account's root user")
+        for key in self.long_term_keys_outside_console:
+            reasons.append(f"long-term access key {key} used outside a console session")
+        if len(self.regions) >= 2:
+            reasons.append(f"calls in {len(self.regions)} regions: {', '.join(self.regions)}")
+        if not reasons:
+            if self.all_from_console:
+                reasons.append("every call came from an AWS console session")
+            else:
+                reasons.append("calls made with programmatic credentials, outside the console")
+        return reasons
+
+    @property
+    def severity(self) -> str:
+        if self.root_caller or self.long_term_keys_outside_console or len(self.regions) >= 2:
+            return HIGH
+        return LOW if self.all_from_console else MEDIUM
+
+    def to_dict(self) -> dict:
+        """The fields of SPEC §1, in JSON-ready form (times as CloudTrail writes them)."""
+        return {
+            "signal_id": self.signal_id,
+            "account_id": self.account_id,
+            "identity": self.identity,
+            "identity_type": self.identity_type,
+            "arn": self.arn,
+            "first_seen": format_time(self.first_seen),
+            "last_seen": format_time(self.last_seen),
+            "event_names": list(self.event_names),
+            "event_count": self.event_count,
+            "regions": list(self.regions),
+            "source_ips": list(self.source_ips),
+            "user_agents": list(self.user_agents),
+            "access_key_ids": list(self.access_key_ids),
+            "error_codes": list(self.error_codes),
+            "severity": self.severity,
+            "reasons": self.reasons,
+            "event_ids": list(self.event_ids),
+            "status": self.status,
+        }
+
+
+def _insert(values: list[str], value: str) -> None:
+    """Keep `values` sorted and unique; empty values are not facts."""
+    if value and value not in values:
+        values.append(value)
+        values.sort()

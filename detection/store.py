@@ -1,0 +1,406 @@
+"""The store: tables (SQLModel on SQLAlchemy 2) and the queries detection, the worker and the bot share.
+
+SQLite by default, PostgreSQL for deployments with separate web and worker processes. The schema is
+owned by the Alembic migrations in `detection/migrations`, applied by `Store.migrate()` at start-up.
+Every write that two processes could race on is an idempotent insert on a unique key.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine, select
+
+from detection.baseline import Baseline, Known, Tuning
+from detection.record import Call
+from detection.signals import Signal
+from detection.suppression import SuppressionRule, first_covering
+
+DEFAULT_DATABASE_URL = "sqlite:///sesguard.db"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC in and out, on SQLite (which keeps no zone) and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _time(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+# ── detection ────────────────────────────────────────────────────────────────────────────────────────
+
+
+class Scope(SQLModel, table=True):
+    __tablename__ = "scopes"
+    account_id: str = Field(primary_key=True)
+    observed_since: datetime = _time()
+
+
+class KnownIdentity(SQLModel, table=True):
+    __tablename__ = "known_identities"
+    account_id: str = Field(primary_key=True)
+    identity: str = Field(primary_key=True)
+    first_seen: datetime = _time()
+    last_seen: datetime = _time()
+
+
+class EventRow(SQLModel, table=True):
+    """A matching call, kept for `/sesguard history` and de-duplication by eventID."""
+
+    __tablename__ = "events"
+    event_id: str = Field(primary_key=True)
+    account_id: str = Field(index=True)
+    identity: str = Field(index=True)
+    identity_type: str
+    arn: str = Field(index=True)
+    event_time: datetime = _time(index=True)
+    event_source: str
+    event_name: str
+    region: str
+    source_ip: str = Field(index=True)
+    user_agent: str
+    access_key_id: str
+    error_code: str
+    from_console: bool
+    signal_id: str | None = Field(default=None, index=True)
+
+
+class SignalRow(SQLModel, table=True):
+    __tablename__ = "signals"
+    signal_id: str = Field(primary_key=True)
+    account_id: str = Field(index=True)
+    identity: str = Field(index=True)
+    identity_type: str
+    arn: str
+    first_seen: datetime = _time(index=True)
+    last_seen: datetime = _time()
+    event_names: list = _json_list()
+    event_count: int = 0
+    regions: list = _json_list()
+    source_ips: list = _json_list()
+    user_agents: list = _json_list()
+    access_key_ids: list = _json_list()
+    error_codes: list = _json_list()
+    event_ids: list = _json_list()
+    severity: str
+    reasons: list = _json_list()
+    root_caller: bool = False
+    long_term_keys_outside_console: list = _json_list()
+    all_from_console: bool = True
+    # new → (suppressed | escalated | contacting | confirmed | closed); see bot for the triage states
+    status: str = Field(default="new", index=True)
+    suppression_id: int | None = None
+    created_at: datetime = _time(default_factory=utcnow)
+    updated_at: datetime = _time(default_factory=utcnow)
+    # the outbox: unposted while slack_ts is empty
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    posted_at: datetime | None = _time(default=None, nullable=True)
+
+
+class SignalHistory(SQLModel, table=True):
+    """The audit trail of a signal: detection, every triage action, every answer."""
+
+    __tablename__ = "signal_history"
+    id: int | None = Field(default=None, primary_key=True)
+    signal_id: str = Field(index=True)
+    at: datetime = _time(default_factory=utcnow)
+    actor: str  # a Slack user ID, or "sesguard"
+    action: str
+    status: str
+    detail: str = ""
+
+
+class SuppressionRow(SQLModel, table=True):
+    __tablename__ = "suppressions"
+    id: int | None = Field(default=None, primary_key=True)
+    identity: str = Field(index=True)
+    account_id: str | None = None
+    source_cidr: str | None = None
+    author: str
+    reason: str
+    created_at: datetime = _time(default_factory=utcnow)
+    expires_at: datetime | None = _time(default=None, nullable=True)
+    lifted_at: datetime | None = _time(default=None, nullable=True)
+    lifted_by: str | None = None
+
+    def as_rule(self) -> SuppressionRule:
+        return SuppressionRule(self.id, self.identity, self.account_id, self.source_cidr, self.expires_at)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Changes to configuration made from Slack (suppressions, identity mappings)."""
+
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _time(default_factory=utcnow)
+    actor: str
+    action: str
+    subject: str
+    detail: str = ""
+
+
+# ── Slack ────────────────────────────────────────────────────────────────────────────────────────────
+
+
+class IdentityMapping(SQLModel, table=True):
+    """`/sesguard map <arn> <@user>`: who to ask about an identity."""
+
+    __tablename__ = "identity_mappings"
+    identity: str = Field(primary_key=True)
+    slack_user_id: str
+    set_by: str
+    set_at: datetime = _time(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    """A "was this you?" question sent to a person about a signal."""
+
+    __tablename__ = "contacts"
+    id: int | None = Field(default=None, primary_key=True)
+    signal_id: str = Field(index=True)
+    slack_user_id: str
+    asked_by: str
+    asked_at: datetime = _time(default_factory=utcnow)
+    deadline: datetime = _time(index=True)
+    dm_channel: str | None = None
+    dm_ts: str | None = None
+    answer: str | None = None  # "yes" | "no" | "timeout"
+    answered_at: datetime | None = _time(default=None, nullable=True)
+
+
+# ── worker ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+class PollState(SQLModel, table=True):
+    """Per source, account and region: the watermark and the health of polling."""
+
+    __tablename__ = "poll_state"
+    source: str = Field(primary_key=True)  # "lookup" or the s3:// URL
+    account_id: str = Field(primary_key=True)
+    region: str = Field(primary_key=True)
+    watermark: datetime | None = _time(default=None, nullable=True)
+    backfilled_at: datetime | None = _time(default=None, nullable=True)
+    last_success_at: datetime | None = _time(default=None, nullable=True)
+    last_error: str | None = None
+    last_error_at: datetime | None = _time(default=None, nullable=True)
+    consecutive_failures: int = 0
+
+
+class S3Object(SQLModel, table=True):
+    """A CloudTrail log file already read from S3 (each is read once)."""
+
+    __tablename__ = "s3_objects"
+    key: str = Field(primary_key=True)
+    processed_at: datetime = _time(default_factory=utcnow)
+
+
+class Lease(SQLModel, table=True):
+    """Which worker runs the scheduled jobs; others wait and take over once it expires."""
+
+    __tablename__ = "leases"
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: datetime = _time()
+
+
+# ── conversions ──────────────────────────────────────────────────────────────────────────────────────
+
+_SIGNAL_FIELDS = (
+    "signal_id account_id identity identity_type arn first_seen last_seen event_names event_count regions "
+    "source_ips user_agents access_key_ids error_codes event_ids root_caller long_term_keys_outside_console "
+    "all_from_console status suppression_id"
+).split()
+
+
+def signal_from_row(row: SignalRow) -> Signal:
+    return Signal(**{name: getattr(row, name) for name in _SIGNAL_FIELDS})
+
+
+def signal_values(signal: Signal) -> dict:
+    values = {name: getattr(signal, name) for name in _SIGNAL_FIELDS}
+    values.update(severity=signal.severity, reasons=signal.reasons)
+    return values
+
+
+def event_values(call: Call, signal_id: str | None) -> dict:
+    return {
+        "event_id": call.event_id, "account_id": call.account_id, "identity": call.identity,
+        "identity_type": call.identity_type, "arn": call.arn, "event_time": call.event_time,
+        "event_source": call.event_source, "event_name": call.event_name, "region": call.region,
+        "source_ip": call.source_ip, "user_agent": call.user_agent, "access_key_id": call.access_key_id,
+        "error_code": call.error_code, "from_console": call.from_console, "signal_id": signal_id,
+    }
+
+
+# ── the store ────────────────────────────────────────────────────────────────────────────────────────
+
+
+class Store:
+    def __init__(self, url: str = DEFAULT_DATABASE_URL, **engine_options: Any):
+        self.url = url
+        if url.startswith("sqlite"):
+            engine_options.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        else:
+            engine_options.setdefault("pool_pre_ping", True)
+        self.engine = create_engine(url, **engine_options)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent; safe from several processes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as connection:
+            if self.is_postgres:  # two processes starting at once must not both create the tables
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7290113)"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def insert_ignoring_duplicates(self, session: Session, model: type[SQLModel], rows: list[dict]) -> int:
+        """INSERT … ON CONFLICT DO NOTHING; the number of rows actually inserted."""
+        if not rows:
+            return 0
+        dialect = postgresql if self.is_postgres else sqlite
+        statement = dialect.insert(model.__table__).on_conflict_do_nothing()
+        inserted = 0
+        for start in range(0, len(rows), 500):
+            inserted += session.execute(statement, rows[start:start + 500]).rowcount or 0
+        return inserted
+
+    # ── detection state ───────────────────────────────────────────────────────────────────────────
+
+    def new_calls(self, calls: Iterable[Call]) -> list[Call]:
+        """The calls whose eventID is not stored yet (each event is processed once)."""
+        unique = {call.event_id: call for call in calls}
+        seen: set[str] = set()
+        ids = list(unique)
+        with self.session() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                seen.update(session.exec(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
+        return [call for event_id, call in unique.items() if event_id not in seen]
+
+    def load_baseline(self, calls: list[Call], tuning: Tuning) -> Baseline:
+        """The part of the state the calls touch: their scopes, identities and latest signals."""
+        baseline = Baseline(tuning)
+        keys = {(call.account_id, call.identity) for call in calls}
+        accounts = {account for account, _ in keys}
+        with self.session() as session:
+            for scope in session.exec(select(Scope).where(Scope.account_id.in_(accounts))):
+                baseline.scopes[scope.account_id] = scope.observed_since
+            for account, identity in keys:
+                known = session.get(KnownIdentity, (account, identity))
+                if known is not None:
+                    baseline.known[(account, identity)] = Known(known.first_seen, known.last_seen)
+                latest = session.exec(
+                    select(SignalRow)
+                    .where(SignalRow.account_id == account, SignalRow.identity == identity)
+                    .order_by(SignalRow.first_seen.desc())
+                    .limit(1)
+                ).first()
+                if latest is not None:
+                    baseline.latest_signals[(account, identity)] = signal_from_row(latest)
+        return baseline
+
+    def set_observed_since(self, account_id: str, moment: datetime) -> None:
+        """The worker's start of observation: the start of the backfilled history (kept if already set)."""
+        with self.session() as session:
+            self.insert_ignoring_duplicates(session, Scope, [{"account_id": account_id, "observed_since": moment}])
+            session.commit()
+
+    def save_detection(self, baseline: Baseline, calls: list[Call], signals: list[Signal], now: datetime | None = None) -> list[Signal]:
+        """Store calls, learned identities and signals in one transaction; returns the signals new to the store.
+
+        New signals covered by an active suppression are stored as `suppressed` (never posted).
+        """
+        now = now or utcnow()
+        signal_of_event = {event_id: s.signal_id for s in signals for event_id in s.event_ids}
+        keys = {(call.account_id, call.identity) for call in calls}
+        with self.session() as session:
+            rules = [row.as_rule() for row in session.exec(select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None)))]
+            self.insert_ignoring_duplicates(
+                session, Scope,
+                [{"account_id": a, "observed_since": t} for a, t in baseline.scopes.items()
+                 if a in {k[0] for k in keys}],
+            )
+            for key in keys:
+                known = baseline.known[key]
+                row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
+                if row is None:
+                    self.insert_ignoring_duplicates(session, KnownIdentity, [
+                        {"account_id": key[0], "identity": key[1], "first_seen": known.first_seen, "last_seen": known.last_seen}])
+                else:
+                    row.first_seen = known.first_seen if known.first_seen > row.last_seen else min(row.first_seen, known.first_seen)
+                    row.last_seen = max(row.last_seen, known.last_seen)
+                    session.add(row)
+            self.insert_ignoring_duplicates(
+                session, EventRow, [event_values(c, signal_of_event.get(c.event_id)) for c in calls])
+            created: list[Signal] = []
+            for signal in signals:
+                row = session.get(SignalRow, signal.signal_id, with_for_update=self.is_postgres)
+                if row is None:
+                    covering = first_covering(rules, signal, now)
+                    if covering is not None:
+                        signal.status, signal.suppression_id = "suppressed", covering.id
+                    inserted = self.insert_ignoring_duplicates(session, SignalRow, [signal_values(signal)])
+                    if inserted:
+                        created.append(signal)
+                        session.add(SignalHistory(
+                            signal_id=signal.signal_id, actor="sesguard", action="detected", status=signal.status,
+                            detail=f"suppressed by suppression #{covering.id}" if covering else ""))
+                else:
+                    stored = signal_from_row(row)
+                    for field_name, value in signal_values(signal).items():
+                        if field_name not in ("status", "suppression_id"):
+                            setattr(row, field_name, value)
+                    row.status, row.suppression_id = stored.status, stored.suppression_id
+                    row.updated_at = now
+                    session.add(row)
+            session.commit()
+        return created
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

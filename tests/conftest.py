@@ -1,0 +1,77 @@
+"""Shared fixtures: a migrated store on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL.
+
+Each test session works in a database of its own (created from TEST_DATABASE_URL and dropped at the
+end), so that several runs on one server never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from detection.store import Store
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "cloudtrail"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _admin_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a fresh PostgreSQL database for this test session (skipped without TEST_DATABASE_URL)."""
+    admin_url = _admin_url()
+    if not admin_url:
+        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL to test against")
+    name = f"sesguard_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name})
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path):
+    """A database URL with the schema applied: a SQLite file, then the PostgreSQL test database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sesguard.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        _empty_postgres(url)
+    Store(url).migrate()
+    return url
+
+
+@pytest.fixture
+def store(store_url):
+    store = Store(store_url)
+    yield store
+    store.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'sesguard.db'}")
+    store.migrate()
+    yield store
+    store.engine.dispose()
