@@ -79,6 +79,9 @@ class EventRow(SQLModel, table=True):
     identity: str = Field(index=True)
     identity_type: str
     arn: str = Field(index=True)
+    # last path segments, lower-cased, so that `/sesguard history alice` finds arn:…:user/Alice by index
+    identity_name: str = Field(index=True)
+    arn_name: str = Field(index=True)
     event_time: datetime = _time(index=True)
     event_source: str
     event_name: str
@@ -239,6 +242,11 @@ _SIGNAL_FIELDS = (
 ).split()
 
 
+def name_of(arn: str) -> str:
+    """The last segment of an ARN, lower-cased: a user, role or session name ("root" for the root user)."""
+    return arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower()
+
+
 def signal_from_row(row: SignalRow) -> Signal:
     return Signal(**{name: getattr(row, name) for name in _SIGNAL_FIELDS})
 
@@ -253,6 +261,7 @@ def event_values(call: Call, signal_id: str | None) -> dict:
     return {
         "event_id": call.event_id, "account_id": call.account_id, "identity": call.identity,
         "identity_type": call.identity_type, "arn": call.arn, "event_time": call.event_time,
+        "identity_name": name_of(call.identity), "arn_name": name_of(call.arn),
         "event_source": call.event_source, "event_name": call.event_name, "region": call.region,
         "source_ip": call.source_ip, "user_agent": call.user_agent, "access_key_id": call.access_key_id,
         "error_code": call.error_code, "from_console": call.from_console, "signal_id": signal_id,

@@ -49,6 +49,8 @@ def upgrade() -> None:
     sa.Column('identity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('identity_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('arn', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('identity_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('arn_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('event_time', detection.store.UTCDateTime(timezone=True), nullable=False),
     sa.Column('event_source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('event_name', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -64,6 +66,8 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_events_account_id'), ['account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_arn'), ['arn'], unique=False)
+        batch_op.create_index(batch_op.f('ix_events_identity_name'), ['identity_name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_events_arn_name'), ['arn_name'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_event_time'), ['event_time'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_identity'), ['identity'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_signal_id'), ['signal_id'], unique=False)
