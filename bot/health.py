@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.settings import Settings
@@ -75,12 +76,14 @@ def health(store: Store, settings: Settings, now: datetime | None = None) -> Hea
     report = Health(checked_at=now)
     with store.session() as session:
         rows = session.exec(select(PollState).order_by(PollState.source, PollState.account_id, PollState.region)).all()
-        report.pending_alerts = len(session.exec(
-            select(SignalRow.signal_id).where(SignalRow.slack_ts.is_(None), SignalRow.status != "suppressed")
-        ).all())
+        report.pending_alerts = session.exec(
+            select(sa.func.count()).where(SignalRow.slack_ts.is_(None), SignalRow.status != "suppressed")
+        ).one()
     for row in rows:
+        # A poll runs once an interval: without any success yet, count the failed polls instead.
         failing = row.consecutive_failures > 0 and (
-            row.last_success_at is None or now - row.last_success_at > patience
+            now - row.last_success_at > patience if row.last_success_at
+            else row.consecutive_failures >= FAILING_AFTER_INTERVALS
         )
         report.sources.append(SourceHealth(
             source=row.source, account_id=row.account_id, region=row.region,
