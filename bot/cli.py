@@ -104,7 +104,7 @@ def signal_table(signals: list[Signal]) -> str:
     header = ("FIRST SEEN", "SEVERITY", "ACCOUNT", "IDENTITY", "CALLS", "REGIONS", "SOURCE IPS", "STATUS")
     rows = [
         (
-            s.to_dict()["first_seen"], s.severity, s.account_id, _clip(s.identity, 80),
+            s.to_dict()["first_seen"], s.severity, s.account_id, _clip_start(s.identity, 80),
             f"{s.event_count} ({', '.join(s.event_names)})", ",".join(s.regions) or "-",
             _clip(",".join(s.source_ips), 40) or "-", s.status,
         )
@@ -117,6 +117,11 @@ def signal_table(signals: list[Signal]) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip_start(text: str, limit: int) -> str:
+    """Keep the end of an ARN: the user, role or session name is what a reader looks for."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1):]
 
 
 def _printable(text: str) -> str:
