@@ -19,10 +19,11 @@ METADATA: dict[str, Any] = {
         "account can send phishing and spam through SES."
     ),
     "references": [
-        "https://docs.datadoghq.com/security/default_rules/aws-cloudtrail-ses-enumeration/",
-        "https://permiso.io/blog/s/aws-ses-pionage-detecting-ses-abuse/",
-        "https://www.invictus-ir.com/news/ransomware-in-the-cloud",
         "https://attack.mitre.org/techniques/T1526/",
+        "https://attack.mitre.org/tactics/TA0007/",
+        "https://docs.datadoghq.com/security/default_rules/ (Cloud SIEM: Amazon SES enumeration by a previously unseen user)",
+        "https://stratus-red-team.cloud/attack-techniques/AWS/aws.discovery.ses-enumerate/",
+        "https://permiso.io/blog/s/aws-ses-pionage-detecting-ses-abuse/",
     ],
     "false_positives": [
         "AWS Trusted Advisor and other AWS services checking SES quotas (excluded: service-linked roles, "
