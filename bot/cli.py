@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Sequence
 
 import orjson
+import sqlalchemy as sa
 
 from bot.settings import SettingsError, load_settings
 from detection.baseline import Tuning
@@ -48,6 +49,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc.message, file=sys.stderr)
         return 2
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        print(f"sesguard: not a database URL: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    except sa.exc.OperationalError as exc:
+        # The database is unreachable or refuses us: one line, with the URL's password hidden.
+        print(f"sesguard: cannot use the database {_database_url(args)}: {_first_line(exc.orig or exc)}",
+              file=sys.stderr)
+        return 1
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    """The URL in use, its password hidden."""
+    url = getattr(args, "db", None) or load_settings().database_url
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable URL)"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def _non_negative(parser_name: str, value: float | None) -> float | None:
