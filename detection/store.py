@@ -125,6 +125,11 @@ class SignalRow(SQLModel, table=True):
     slack_channel: str | None = None
     slack_ts: str | None = None
     posted_at: datetime | None = _time(default=None, nullable=True)
+    # the notifier's claim on a signal it is posting (several processes share one outbox), and how
+    # many posts were attempted: after a failed or interrupted attempt, Slack is searched before posting again
+    post_claimed_by: str | None = None
+    post_claimed_until: datetime | None = _time(default=None, nullable=True)
+    post_attempts: int = 0
 
 
 class SignalHistory(SQLModel, table=True):

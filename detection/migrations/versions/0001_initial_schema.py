@@ -156,6 +156,9 @@ def upgrade() -> None:
     sa.Column('slack_channel', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('slack_ts', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('posted_at', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('post_claimed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('post_claimed_until', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('post_attempts', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('signal_id')
     )
     with op.batch_alter_table('signals', schema=None) as batch_op:
