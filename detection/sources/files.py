@@ -145,6 +145,8 @@ def _is_object(raw: object) -> bool:
 
 
 def _evaluate(result: FileScan, number: int, raw: object, nested: bool, identity_mode: str) -> None:
+    if nested:  # a LookupEvents entry: the record is the JSON text in its CloudTrailEvent
+        raw = _lookup_event(raw)
     if isinstance(raw, str):
         result.bad.append(f"record {number}: {raw}")
         return
@@ -156,13 +158,6 @@ def _evaluate(result: FileScan, number: int, raw: object, nested: bool, identity
         return
     try:
         record = orjson.loads(view)
-        if nested:
-            event = record.get("CloudTrailEvent")
-            if not isinstance(event, str):
-                raise BadRecord("LookupEvents entry without a CloudTrailEvent string")
-            record = orjson.loads(event)
-        if not isinstance(record, dict):
-            raise BadRecord("not a JSON object")
         if not rule.matches(record) or rule.is_excluded_caller(record):
             return
         result.calls.append(to_call(record, identity_mode))
@@ -170,3 +165,16 @@ def _evaluate(result: FileScan, number: int, raw: object, nested: bool, identity
         result.bad.append(f"record {number}: not valid JSON ({str(exc)[:80]})")
     except BadRecord as exc:
         result.bad.append(f"record {number}: {exc}")
+
+
+def _lookup_event(entry: object) -> object:
+    """The raw record inside a LookupEvents entry, or why there is none (entries are few and small)."""
+    if not _is_object(entry):
+        return "not a JSON object"
+    try:
+        event = orjson.loads(memoryview(entry)).get("CloudTrailEvent")
+    except orjson.JSONDecodeError as exc:
+        return f"not valid JSON ({str(exc)[:80]})"
+    if not isinstance(event, str):
+        return "LookupEvents entry without a CloudTrailEvent string"
+    return _validated(event.encode())
