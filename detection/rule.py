@@ -71,6 +71,8 @@ def matches(record: dict) -> bool:
     """Is this record one of the SES enumeration calls (successful or failed)?"""
     source = record.get("eventSource")
     name = record.get("eventName")
+    if not isinstance(name, str):  # a list or object here would not even be hashable
+        return False
     if source == SES_SOURCE:
         return name in SES_ENUMERATION_CALLS
     if source == SERVICE_QUOTAS_SOURCE and name == SERVICE_QUOTAS_CALL:
