@@ -31,7 +31,10 @@ class SuppressionRule:
 
 def _all_within(source_ips: list[str], cidr: str) -> bool:
     """Every source IP of the signal inside the CIDR: one call from elsewhere is worth a look."""
-    network = ipaddress.ip_network(cidr, strict=False)
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:  # a damaged row must not stop detection; it suppresses nothing
+        return False
     if not source_ips:
         return False
     for text in source_ips:

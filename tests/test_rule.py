@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from detection import rule
+from detection.sources.files import scan_bytes
 from tests import records as r
+from tests.conftest import FIXTURES
 
 SES_CALLS = ["GetAccount", "GetAccountSendingEnabled", "ListIdentities", "ListEmailIdentities", "GetSendQuota",
              "GetIdentityVerificationAttributes"]
@@ -151,3 +153,20 @@ def test_metadata_names_the_tactic_technique_and_known_false_positives():
     assert "T1526" in rule.METADATA["mitre"]["technique"]
     assert any("Trusted Advisor" in text for text in rule.METADATA["false_positives"])
     assert all(ref.startswith("https://") for ref in rule.METADATA["references"])
+
+
+# ── the synthetic fixtures (tests/fixtures/README.md) ────────────────────────────────────────────────
+
+FIXTURE_CALLS = {
+    "01": ["ListServiceQuotas"], "02": [], "03": ["GetAccount"], "04": ["ListEmailIdentities"],
+    "05": ["ListIdentities"], "06": [], "07": [], "08": [], "09": [], "10": ["GetSendQuota"], "11": ["GetAccount"],
+    "12": [], "13": ["GetSendQuota", "GetSendQuota", "ListIdentities"], "14": ["GetSendQuota"] * 3,
+}
+
+
+@pytest.mark.parametrize("prefix", sorted(FIXTURE_CALLS))
+def test_each_synthetic_fixture_matches_as_its_readme_says(prefix):
+    (path,) = FIXTURES.glob(f"synthetic_{prefix}_*")
+    records = scan_bytes(path.name, path.read_bytes())
+    assert records.error is None and records.bad == []
+    assert sorted(call.event_name for call in records.calls) == FIXTURE_CALLS[prefix]
