@@ -1,0 +1,205 @@
+"""Bad input never stops a scan (SPEC §2): bad records and corrupt files are skipped, counted and named on
+stderr, the good records around them still count, and the exit status is 0; an input path that cannot
+be read at all is a usage error (exit 2)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import orjson
+import pytest
+
+from detection.baseline import Tuning
+from detection.scan import scan
+from detection.sources.inputs import expand
+from tests import records as r
+from tests.records import at
+
+ROOT = Path(__file__).resolve().parents[1]
+ALICE, MALLORY = r.iam_user("alice"), r.iam_user("mallory")
+
+
+def baseline_and_attack() -> list[dict]:
+    """Alice learned on day 0; Mallory new on day 10: one signal when both are read."""
+    return [r.record(ALICE, time=at()), r.record(MALLORY, time=at(days=10))]
+
+
+def scan_folder(folder: Path):
+    return scan(expand([str(folder)]), Tuning())
+
+
+def identities(signals) -> list[str]:
+    return [s.identity for s in signals]
+
+
+# ── bad records ──────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("layout", r.FORMATS)
+def test_non_object_records_are_skipped_and_counted(tmp_path, layout):
+    junk = [1, "GetSendQuota", None, ["ses.amazonaws.com"], True]
+    if layout == "lookup":
+        body = {"Events": [{"CloudTrailEvent": orjson.dumps(rec).decode()} for rec in baseline_and_attack()]
+                + [{"CloudTrailEvent": orjson.dumps(j).decode()} for j in junk] + junk}
+        (tmp_path / "page.json").write_bytes(orjson.dumps(body))
+        bad = 2 * len(junk)
+    elif layout == "lines":
+        (tmp_path / "trail.json").write_bytes(r.encode(baseline_and_attack(), "lines") + b"\n".join(
+            orjson.dumps(j) for j in junk) + b"\n")
+        bad = len(junk)
+    else:
+        data = r.encode(baseline_and_attack(), layout)
+        records = orjson.loads(data)
+        (records["Records"] if layout == "log" else records).extend(junk)
+        (tmp_path / "trail.json").write_bytes(orjson.dumps(records))
+        bad = len(junk)
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert (summary.records, summary.matched, len(summary.bad_records)) == (2 + bad, 2, bad)
+    assert summary.corrupt_files == []
+
+
+def test_matching_records_without_a_usable_identity_are_skipped_and_counted(tmp_path):
+    nobody = [r.record({"type": "IAMUser", "principalId": "AIDAX"}, time=at(days=11)),
+              r.record({"type": "AWSAccount", "accountId": r.OTHER_ACCOUNT}, time=at(days=11)),
+              {**r.record(MALLORY, time=at(days=11)), "userIdentity": None},
+              {k: v for k, v in r.record(MALLORY, time=at(days=11)).items() if k != "userIdentity"}]
+    r.write(tmp_path / "trail.json", baseline_and_attack() + nobody)
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert (summary.records, summary.matched, len(summary.bad_records)) == (6, 2, 4)
+    assert all("identity" in problem or "userIdentity" in problem for problem in summary.bad_records)
+
+
+@pytest.mark.parametrize("time", ["yesterday", "", None, 1741000000, "2025-02-30T10:00:00Z", "2025-03-13"])
+def test_matching_records_with_a_bad_timestamp_are_skipped_and_counted(tmp_path, time):
+    late = r.record(r.iam_user("bob"), time=at(days=12))
+    late["eventTime"] = time
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [late])
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]  # bob is not a signal: his call cannot be placed in time
+    assert (summary.matched, len(summary.bad_records)) == (2, 1)
+    assert "record 3: eventTime" in summary.bad_records[0]
+
+
+def test_a_bad_record_that_cannot_match_is_not_inspected(tmp_path):
+    """Only records that could be SES enumeration are parsed; an EC2 call with a bad time is just a record."""
+    other = r.record(ALICE, "DescribeInstances", source="ec2.amazonaws.com", time="garbage")
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [other])
+    _, summary = scan_folder(tmp_path)
+    assert (summary.records, summary.matched, summary.bad_records) == (3, 2, [])
+
+
+def test_an_excluded_caller_with_a_broken_record_is_not_a_bad_record(tmp_path):
+    noisy = r.record(r.trusted_advisor(), time="not a time")
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [noisy])
+    _, summary = scan_folder(tmp_path)
+    assert (summary.records, summary.matched, summary.bad_records) == (3, 2, [])
+
+
+def test_invalid_json_lines_are_bad_records_and_the_other_lines_count(tmp_path):
+    good = r.encode(baseline_and_attack(), "lines").splitlines()
+    (tmp_path / "trail.json").write_bytes(b"\n".join([good[0], b'{"eventSource": "ses.amazonaws.com", ', good[1],
+                                                      b"\x00\xff", b""]))
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert (summary.records, len(summary.bad_records)) == (4, 2)
+    assert [p.split(": ")[1] for p in summary.bad_records] == ["record 2", "record 4"]
+
+
+# ── corrupt files ────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_truncated_gzip_of_json_lines_keeps_its_complete_lines_and_is_named(tmp_path):
+    lost = r.record(r.iam_user("bob"), time=at(days=12))
+    # flushed after the complete lines, as a writer that crashed mid-file leaves it; cut inside bob's line
+    writer = zlib.compressobj(wbits=31)
+    head = writer.compress(r.encode(baseline_and_attack(), "lines")) + writer.flush(zlib.Z_SYNC_FLUSH)
+    tail = writer.compress(r.encode([lost], "lines")) + writer.flush()
+    (tmp_path / "cut.json.gz").write_bytes(head + tail[: len(tail) // 2])
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert summary.corrupt_files == [f"{tmp_path / 'cut.json.gz'}: gzip stream is truncated"]
+    assert (summary.records, summary.matched, summary.files) == (3, 2, 1)
+    assert [p.split(": ")[1] for p in summary.bad_records] == ["record 3"]  # the line the cut went through
+
+
+def test_a_truncated_gzip_of_a_log_file_yields_no_calls_and_is_named(tmp_path):
+    data = gzip.compress(r.encode(baseline_and_attack(), "log"), mtime=0)
+    (tmp_path / "cut.json.gz").write_bytes(data[: len(data) // 2])
+    r.write(tmp_path / "ok.json", [r.record(ALICE, time=at(days=1))])
+    signals, summary = scan_folder(tmp_path)
+    assert signals == [] and summary.matched == 1
+    assert [p.split(": ", 1)[1] for p in summary.corrupt_files] == ["gzip stream is truncated"]
+
+
+@pytest.mark.parametrize("name, data", [
+    ("not-gzip.json.gz", b"\x1f\x8bthis only starts like gzip"),
+    ("garbage.json", b"hello, world"),
+    ("garbage.json.gz", gzip.compress(b"\x00\x01binary\xff", mtime=0)),
+    ("empty.json", b""),
+    ("blank.json.gz", gzip.compress(b"  \n\n", mtime=0)),
+    ("cut-plain.json", r.encode([r.record(ALICE)], "log")[:-20]),
+    ("wrong-layout.json", b'{"Records": "none"}'),
+    ("number.json", b"42"),
+])
+def test_corrupt_files_are_skipped_and_named_and_the_others_still_count(tmp_path, name, data):
+    (tmp_path / name).write_bytes(data)
+    r.write(tmp_path / "trail.json", baseline_and_attack())
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert (summary.files, summary.matched) == (2, 2)
+    assert [p.split(": ", 1)[0] for p in summary.corrupt_files] == [str(tmp_path / name)]
+
+
+def test_a_gzipped_file_without_the_gz_suffix_and_a_plain_one_with_it_are_read(tmp_path):
+    (tmp_path / "really-gzip.json").write_bytes(gzip.compress(r.encode(baseline_and_attack()[:1], "log")))
+    (tmp_path / "really-plain.json.gz").write_bytes(r.encode(baseline_and_attack()[1:], "lines"))
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert summary.corrupt_files == [] and summary.bad_records == []
+
+
+def test_a_utf8_byte_order_mark_is_tolerated(tmp_path):
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + r.encode(baseline_and_attack(), "log"))
+    signals, _ = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+
+
+# ── the command line ─────────────────────────────────────────────────────────────────────────────────
+
+
+def sesguard(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL"))}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_names_every_bad_record_and_corrupt_file_and_exits_0(tmp_path):
+    trail = tmp_path / "trail"
+    r.write(trail / "a.json", baseline_and_attack() + [{**r.record(MALLORY), "eventTime": "soon"}, 7])
+    (trail / "b.json.gz").write_bytes(b"\x1f\x8b\x08 not really")
+    (trail / "c.json").write_bytes(b"not json")
+    done = sesguard("scan", "--json", str(trail), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [orjson.loads(line)["identity"] for line in done.stdout.splitlines()] == [MALLORY["arn"]]
+    stderr = done.stderr.splitlines()
+    assert stderr[-1] == "scanned 4 records in 3 files: 2 matched, 1 signals, 2 bad records skipped"
+    assert any(str(trail / "a.json") in line and "record 3" in line and "eventTime" in line for line in stderr)
+    assert any(str(trail / "a.json") in line and "record 4" in line and "not a JSON object" in line
+               for line in stderr)
+    assert any(str(trail / "b.json.gz") in line for line in stderr)
+    assert any(str(trail / "c.json") in line for line in stderr)
+
+
+def test_the_cli_exits_2_on_an_input_path_that_cannot_be_read(tmp_path):
+    r.write(tmp_path / "ok.json", baseline_and_attack())
+    done = sesguard("scan", str(tmp_path / "ok.json"), str(tmp_path / "missing.json"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert str(tmp_path / "missing.json") in done.stderr
+    assert done.stdout == ""
