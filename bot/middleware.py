@@ -1,0 +1,100 @@
+"""Bolt middleware: the store and settings in every request's context, and the triager check.
+
+Cross-cutting concerns live here instead of being repeated in every handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from slack_bolt import Ack, BoltContext, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.settings import Settings
+from detection.store import Store
+
+log = logging.getLogger(__name__)
+
+# Usergroup membership is looked up at most this often (one Web API call, not one per click).
+USERGROUP_CACHE_SECONDS = 60.0
+REFUSAL = ("Only triagers may act on sesguard alerts (SLACK_TRIAGERS, SLACK_TRIAGE_USERGROUP). "
+           "Nothing was changed.")
+
+
+class Triagers:
+    """Who may triage: the union of SLACK_TRIAGERS and the members of SLACK_TRIAGE_USERGROUP."""
+
+    def __init__(self, settings: Settings):
+        self.users = frozenset(settings.slack_triagers)
+        self.usergroup = settings.slack_triage_usergroup
+        self._members: frozenset[str] = frozenset()
+        self._fetched_at: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def everyone(self) -> bool:
+        return not self.users and not self.usergroup
+
+    def allows(self, client: WebClient, user_id: str | None) -> bool:
+        if not user_id:
+            return False
+        if self.everyone or user_id in self.users:
+            return True
+        return bool(self.usergroup) and user_id in self._group_members(client)
+
+    def _group_members(self, client: WebClient) -> frozenset[str]:
+        with self._lock:
+            fresh = self._fetched_at is not None and time.monotonic() - self._fetched_at < USERGROUP_CACHE_SECONDS
+            if not fresh:
+                try:
+                    users = client.usergroups_users_list(usergroup=self.usergroup)["users"]
+                    self._members, self._fetched_at = frozenset(users), time.monotonic()
+                except SlackApiError as exc:
+                    # Keep the last known members; with none known, nobody from the group gets in.
+                    log.warning("usergroups.users.list failed (%s); using the last known members",
+                                exc.response.get("error"))
+            return self._members
+
+
+def user_of(body: dict) -> str | None:
+    return (body.get("user") or {}).get("id") or body.get("user_id")
+
+
+def triagers_only(body: dict, client: WebClient, context: BoltContext, ack: Ack, next: Callable) -> BoltResponse | None:
+    """Listener middleware: non-triagers get an ephemeral refusal, and nothing changes.
+
+    Returning the ack's response (instead of calling `next`) ends the request there.
+    """
+    user = user_of(body)
+    if context["triagers"].allows(client, user):
+        next()
+        return None
+    log.info("refused %s from %s: not a triager", body.get("type"), user)
+    if body.get("type") == "view_submission":
+        first_input = next_input_block(body)
+        return ack(response_action="errors", errors={first_input: REFUSAL} if first_input else {})
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    if channel and user:
+        client.chat_postEphemeral(channel=channel, user=user, text=REFUSAL)
+    return ack()
+
+
+def next_input_block(body: dict) -> str | None:
+    values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+    return next(iter(values), None)
+
+
+def services(store: Store, settings: Settings, triagers: Triagers) -> Callable:
+    """Global middleware: handlers find `store`, `settings` and `triagers` in their context."""
+
+    def inject_services(context: BoltContext, next: Callable) -> None:
+        context["store"] = store
+        context["settings"] = settings
+        context["triagers"] = triagers
+        next()
+
+    return inject_services
