@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     lookback_minutes: float = Field(20, alias="SESGUARD_LOOKBACK_MINUTES", ge=0)
     backfill_days: float = Field(90, alias="SESGUARD_BACKFILL_DAYS", ge=0, le=90)
     contact_timeout_minutes: float = Field(120, alias="SESGUARD_CONTACT_TIMEOUT_MINUTES", gt=0)
+    # Matching calls are kept this long for `/sesguard history` and de-duplication by eventID.
+    event_retention_days: float = Field(400, alias="SESGUARD_EVENT_RETENTION_DAYS", gt=0)
+    # A worker that stops renewing its scheduler lease for this long is taken over by another.
+    lease_seconds: float = Field(60, alias="SESGUARD_LEASE_SECONDS", gt=0)
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", mode="before")(_csv)

@@ -238,6 +238,15 @@ class Lease(SQLModel, table=True):
     expires_at: datetime = _time()
 
 
+class RequestSlots(SQLModel, table=True):
+    """When the latest API requests of one rate-limited key (e.g. LookupEvents for an account and region)
+    were, or are booked to be, sent: every process of a deployment paces its requests through this row."""
+
+    __tablename__ = "request_slots"
+    key: str = Field(primary_key=True)
+    recent: list = _json_list()  # epoch seconds, oldest first
+
+
 # ── conversions ──────────────────────────────────────────────────────────────────────────────────────
 
 _SIGNAL_FIELDS = (

@@ -105,6 +105,11 @@ def upgrade() -> None:
     sa.Column('consecutive_failures', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('source', 'account_id', 'region')
     )
+    op.create_table('request_slots',
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('recent', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('s3_objects',
     sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('processed_at', detection.store.UTCDateTime(timezone=True), nullable=False),
@@ -203,6 +208,7 @@ def downgrade() -> None:
     op.drop_table('signal_history')
     op.drop_table('scopes')
     op.drop_table('s3_objects')
+    op.drop_table('request_slots')
     op.drop_table('poll_state')
     op.drop_table('leases')
     op.drop_table('known_identities')

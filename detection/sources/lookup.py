@@ -1,0 +1,307 @@
+"""CloudTrail LookupEvents, per account and region: the worker's default source (SPEC §3).
+
+Accounts: the credentials' own (STS GetCallerIdentity) and one per role in SESGUARD_ROLE_ARNS (STS
+AssumeRole; the role's credentials are renewed before they expire, and at once when CloudTrail calls
+them expired). Per account and region: one LookupAttribute per call — EventSource=ses.amazonaws.com,
+then servicequotas.amazonaws.com —, pages of 50 following NextToken.
+
+The API allows 2 requests per second per account and region, for the whole deployment rather than
+per process. Every request (retries included) therefore books a send time in the `request_slots` row
+of its account and region, under a row lock, before it goes out; processes that share the database
+share the budget. botocore's own retries are switched off, as they would send requests unbooked.
+No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import boto3
+import orjson
+import sqlalchemy as sa
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from detection.sources.files import scan_bytes
+from detection.sources.pulled import AccountRegion, BetweenRequests, Pulled, SourceError
+from detection.store import RequestSlots, Store
+
+log = logging.getLogger(__name__)
+
+EVENT_SOURCES = ("ses.amazonaws.com", "servicequotas.amazonaws.com")
+PAGE_SIZE = 50  # the API's maximum
+HISTORY = timedelta(days=90)  # LookupEvents reaches no further back
+REQUESTS_PER_WINDOW = 2
+WINDOW_SECONDS = 1.0
+# Requests are booked this much further apart than the limit needs: a request's arrival at AWS drifts
+# from its send time by the network's jitter, and two processes' clocks may differ slightly.
+SAFETY_MARGIN_SECONDS = 0.1
+ROLE_SESSION_NAME = "sesguard"
+ROLE_SESSION_SECONDS = 3600
+# Assumed-role credentials are renewed when less than this is left (or half their lifetime, if shorter).
+RENEW_BEFORE = timedelta(minutes=5)
+
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+EXPIRED = {"ExpiredTokenException", "ExpiredToken", "RequestExpired"}
+_ROLE_ACCOUNT = re.compile(r"arn:[\w-]+:iam::(\d{12}):role/.+")
+
+# One attempt per call: every retry goes through the pacer below, never around it.
+_CLOUDTRAIL_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"},
+                            connect_timeout=10, read_timeout=60, user_agent_extra="sesguard")
+
+
+class MalformedAnswer(ValueError):
+    """A 200 answer that is not a LookupEvents page (botocore reads unparsable JSON as an empty page)."""
+
+
+# ── pacing ───────────────────────────────────────────────────────────────────────────────────────────
+
+
+class RequestPacer:
+    """At most `limit` requests in any `window` seconds per key, across every process sharing the store.
+
+    A request books its send time in the key's row while holding the row's write lock: no earlier than
+    `window` (plus a margin) after the request `limit` places before it. It then sleeps until that time.
+    Times are the database server's clock on PostgreSQL (one clock for all hosts), this host's on SQLite.
+    """
+
+    def __init__(self, store: Store, limit: int = REQUESTS_PER_WINDOW, window: float = WINDOW_SECONDS,
+                 margin: float = SAFETY_MARGIN_SECONDS, sleep: Callable[[float], None] = time.sleep):
+        self.store, self.limit, self.spacing, self.sleep = store, limit, window + margin, sleep
+
+    def wait_turn(self, key: str) -> float:
+        """Block until this request may be sent; returns the seconds waited."""
+        delay = self._book(key)
+        if delay > 0:
+            self.sleep(delay)
+        return max(delay, 0.0)
+
+    def _book(self, key: str) -> float:
+        table = RequestSlots.__table__
+        with self.store.session() as session:
+            self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
+            # A no-op write takes the row's lock (PostgreSQL) or the database's write lock (SQLite) first,
+            # so that the read below sees every booking made before ours and none can slip in after it.
+            session.execute(sa.update(table).where(table.c.key == key).values(key=key))
+            recent = session.execute(sa.select(table.c.recent).where(table.c.key == key)).scalar_one()
+            now = self._clock(session)
+            recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
+            send_at = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
+            session.execute(sa.update(table).where(table.c.key == key).values(recent=(recent + [send_at])[-self.limit:]))
+            session.commit()
+        return send_at - now
+
+    def _clock(self, session) -> float:
+        if self.store.is_postgres:
+            return float(session.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+        return time.time()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential back-off with jitter, for throttling and transient failures."""
+
+    base: float = 0.5
+    cap: float = 20.0
+    throttled_retries: int = 8
+    failed_retries: int = 3  # 5xx, unreadable answers, connection errors
+    expired_retries: int = 2  # credentials renewed after an "expired" answer
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+# ── accounts ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+class AccountAccess:
+    """CloudTrail clients for one account: with the base credentials (their own account), or with a
+    role assumed through STS and renewed before it expires."""
+
+    def __init__(self, base: boto3.Session, sts_region: str, pacer: RequestPacer,
+                 role_arn: str | None = None, account_id: str | None = None):
+        self.base, self.sts_region, self.pacer, self.role_arn = base, sts_region, pacer, role_arn
+        self.account_id = account_id
+        self._session: boto3.Session | None = None if role_arn else base
+        self._expires_at: datetime | None = None
+        self._renew_at: datetime | None = None
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, region: str):
+        with self._lock:
+            if self.role_arn and (self._session is None or datetime.now(timezone.utc) >= self._renew_at):
+                self._assume_role()
+            if region not in self._clients:
+                client = self._session.client("cloudtrail", region_name=region, config=_CLOUDTRAIL_CONFIG)
+                key = f"cloudtrail:{self.account_id}:{region}"
+                # before-send fires for every HTTP request the client makes: none escapes the pacer.
+                client.meta.events.register("before-send.cloudtrail", lambda **_: self._wait_turn(key))
+                self._clients[region] = client
+            return self._clients[region]
+
+    def renew(self) -> None:
+        """After an "expired" answer: new credentials for the next request."""
+        with self._lock:
+            self._clients.clear()
+            if self.role_arn:
+                self._session = None
+                self._renew_at = None
+            else:  # the credential chain resolves again (a refreshed profile, new environment, …)
+                self._session = boto3.Session(region_name=self.base.region_name)
+
+    def _wait_turn(self, key: str) -> None:
+        self.pacer.wait_turn(key)  # a handler that returns a value would replace the HTTP response
+
+    def _assume_role(self) -> None:
+        sts = self.base.client("sts", region_name=self.sts_region)
+        try:
+            answer = sts.assume_role(RoleArn=self.role_arn, RoleSessionName=ROLE_SESSION_NAME,
+                                     DurationSeconds=ROLE_SESSION_SECONDS)
+        except (ClientError, BotoCoreError) as exc:
+            raise SourceError(f"cannot assume {self.role_arn}: {_describe(exc)}") from exc
+        credentials = answer["Credentials"]
+        now = datetime.now(timezone.utc)
+        expires_at = credentials["Expiration"]
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=timezone.utc)
+        self._session = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"], region_name=self.sts_region,
+        )
+        self._expires_at = expires_at
+        self._renew_at = expires_at - min(RENEW_BEFORE, max(expires_at - now, timedelta(0)) / 2)
+        self._clients.clear()
+        log.info("assumed %s until %s", self.role_arn, expires_at.isoformat())
+
+
+def role_account(role_arn: str) -> str:
+    match = _ROLE_ACCOUNT.fullmatch(role_arn)
+    if not match:
+        raise SourceError(f"not an IAM role ARN with an account: {role_arn[:100]}")
+    return match[1]
+
+
+# ── the source ───────────────────────────────────────────────────────────────────────────────────────
+
+
+class LookupSource:
+    """Reads matching events per account and region with LookupEvents; one instance lives as long as
+    the worker (it keeps assumed-role credentials and clients between passes)."""
+
+    name = "lookup"
+    history = HISTORY
+
+    def __init__(self, regions: list[str], role_arns: list[str], store: Store, identity_mode: str = "principal",
+                 backoff: Backoff = Backoff(), pacer: RequestPacer | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.regions, self.role_arns, self.identity_mode = list(regions), list(role_arns), identity_mode
+        self.backoff, self.sleep = backoff, sleep
+        self.pacer = pacer or RequestPacer(store, sleep=sleep)
+        self.base = boto3.Session()
+        self.sts_region = self.base.region_name or regions[0]
+        self._accounts: dict[str, AccountAccess] = {}
+
+    def places(self) -> list[AccountRegion]:
+        """Every account and region to read; SourceError when the credentials' own account is unknown."""
+        if not self._accounts:
+            own = self._own_account()
+            accounts = {own: AccountAccess(self.base, self.sts_region, self.pacer, account_id=own)}
+            for role_arn in self.role_arns:
+                account = role_account(role_arn)
+                if account in accounts:
+                    log.warning("skipping %s: account %s is read already", role_arn, account)
+                    continue
+                accounts[account] = AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
+            self._accounts = accounts
+        return [AccountRegion(account, region) for account in self._accounts for region in self.regions]
+
+    def pull(self, place: AccountRegion, start: datetime, end: datetime, between: BetweenRequests) -> Pulled:
+        """Every matching call with eventTime in [start, end] (clamped to the API's 90 days)."""
+        access = self._accounts[place.account_id]
+        start = max(start, end - HISTORY)
+        pulled = Pulled()
+        for event_source in EVENT_SOURCES:
+            token: str | None = None
+            while True:
+                between()
+                page = self._page(access, place, event_source, start, end, token)
+                entries = [{"CloudTrailEvent": event.get("CloudTrailEvent") if isinstance(event, dict) else None}
+                           for event in page["Events"]]
+                # A LookupEvents page is one of the layouts the file reader knows: one parser for all.
+                name = f"LookupEvents {place} {event_source} page {pulled.reads + 1}"
+                pulled.add(scan_bytes(name, orjson.dumps({"Events": entries}), self.identity_mode))
+                next_token = page.get("NextToken")
+                if not next_token:
+                    break
+                if next_token == token:
+                    raise SourceError(f"LookupEvents {place}: the same NextToken came back twice")
+                token = next_token
+        return pulled
+
+    def remember(self, pulled: Pulled) -> None:
+        """Nothing to remember: the store de-duplicates by eventID."""
+
+    def _own_account(self) -> str:
+        try:
+            identity = self.base.client("sts", region_name=self.sts_region).get_caller_identity()
+        except (ClientError, BotoCoreError) as exc:
+            raise SourceError(f"cannot identify the credentials' account (STS GetCallerIdentity): {_describe(exc)}") from exc
+        account = identity.get("Account")
+        if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
+            raise SourceError("STS GetCallerIdentity named no account")
+        return account
+
+    def _page(self, access: AccountAccess, place: AccountRegion, event_source: str,
+              start: datetime, end: datetime, token: str | None) -> dict:
+        params: dict[str, Any] = {
+            "LookupAttributes": [{"AttributeKey": "EventSource", "AttributeValue": event_source}],
+            "StartTime": start, "EndTime": end, "MaxResults": PAGE_SIZE,
+        }
+        if token:
+            params["NextToken"] = token
+        retries = {"throttled": 0, "failed": 0, "expired": 0}
+        while True:
+            try:
+                page = access.client(place.region).lookup_events(**params)
+                if not isinstance(page.get("Events"), list):
+                    raise MalformedAnswer("the answer has no Events list")
+                return page
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+                if code in THROTTLED:
+                    kind = "throttled"
+                elif code in EXPIRED:
+                    kind = "expired"
+                elif status >= 500:
+                    kind = "failed"
+                else:
+                    raise SourceError(f"LookupEvents {place}: {_describe(exc)}") from exc
+                error: Exception = exc
+            except (BotoCoreError, MalformedAnswer) as exc:
+                kind, error = "failed", exc
+            retries[kind] += 1
+            if retries[kind] > getattr(self.backoff, f"{kind}_retries"):
+                raise SourceError(f"LookupEvents {place}: {_describe(error)} ({kind}, gave up after "
+                                  f"{retries[kind] - 1} retries)") from error
+            if kind == "expired":
+                log.info("LookupEvents %s: credentials expired, renewing them", place)
+                access.renew()
+            else:
+                log.warning("LookupEvents %s: %s; retrying", place, _describe(error))
+                self.sleep(self.backoff.delay(retries[kind]))
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:300]}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

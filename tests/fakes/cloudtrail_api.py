@@ -1,0 +1,357 @@
+"""A local CloudTrail LookupEvents and STS endpoint over real HTTP, enforcing the real API's rules.
+
+boto3 reaches it through AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS. The caller's account
+is the one its access key belongs to (the SigV4 Authorization header names the key and the region);
+AssumeRole hands out per-account session credentials that expire. LookupEvents answers as AWS does:
+exactly one LookupAttribute, MaxResults 1…50, newest first, NextToken pagination tied to the query,
+StartTime/EndTime inclusive, and ThrottlingException beyond 2 accepted requests in any one-second
+window per account and region. Every request is recorded (time of arrival, account, region, answer)
+so that tests assert on what crossed the wire. Faults can be queued: throttling, expired credentials,
+a 500, a malformed answer, or a request held until the test releases it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+MAX_RESULTS = 50
+LIMIT = 2
+WINDOW = 1.0
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+
+@dataclass
+class Recorded:
+    at: float  # time.time() on arrival
+    service: str  # "cloudtrail" | "sts"
+    action: str
+    account: str | None
+    region: str | None
+    access_key: str | None
+    status: int
+    error: str | None = None
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    kind: str  # throttle | expired | error500 | malformed | hold
+    account: str | None = None  # None: any account
+    release: threading.Event | None = None
+
+
+@dataclass
+class SessionKey:
+    account: str
+    secret: str
+    token: str | None
+    expires_at: float | None  # None: long-term key
+
+
+class FakeCloudTrail:
+    def __init__(self, session_seconds: float | None = None):
+        self.keys: dict[str, SessionKey] = {}
+        self.roles: dict[str, str] = {}  # role ARN → account
+        self.events: dict[tuple[str, str], list[dict]] = {}  # (account, region) → records
+        self.requests: list[Recorded] = []
+        self.faults: deque[Fault] = deque()
+        self.session_seconds = session_seconds  # caps AssumeRole's DurationSeconds
+        self._tokens: dict[str, tuple[str, int]] = {}  # NextToken → (query fingerprint, offset)
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # ── set-up ───────────────────────────────────────────────────────────────────────────────────
+
+    def add_account(self, account: str, access_key: str, secret: str = "fake-secret") -> None:
+        with self._lock:
+            self.keys[access_key] = SessionKey(account, secret, None, None)
+
+    def add_role(self, role_arn: str) -> None:
+        with self._lock:
+            self.roles[role_arn] = role_arn.split(":")[4]
+
+    def add_events(self, *records: dict) -> None:
+        """Deliver records: from now on LookupEvents returns them (a late event is one added late)."""
+        with self._lock:
+            for record in records:
+                key = (record["recipientAccountId"], record["awsRegion"])
+                self.events.setdefault(key, []).append(record)
+
+    def inject(self, kind: str, times: int = 1, account: str | None = None) -> threading.Event | None:
+        """Answer the next `times` LookupEvents requests (of `account`) with a fault; "hold" keeps the
+        request waiting until the returned event is set."""
+        release = threading.Event() if kind == "hold" else None
+        with self._lock:
+            self.faults.extend(Fault(kind, account, release) for _ in range(times))
+        return release
+
+    def expire_sessions(self) -> None:
+        """Every session credential handed out so far expires now."""
+        with self._lock:
+            for key in self.keys.values():
+                if key.expires_at is not None:
+                    key.expires_at = time.time() - 1
+
+    # ── what was seen ────────────────────────────────────────────────────────────────────────────
+
+    def lookups(self, account: str | None = None, region: str | None = None) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.action == "LookupEvents"
+                    and (account is None or r.account == account) and (region is None or r.region == region)]
+
+    def busiest_window(self) -> int:
+        """The most LookupEvents requests that arrived for one account and region in any 1-second window."""
+        by_key: dict[tuple, list[float]] = {}
+        for request in self.lookups():
+            by_key.setdefault((request.account, request.region), []).append(request.at)
+        most = 0
+        for times in by_key.values():
+            times.sort()
+            for i, start in enumerate(times):
+                most = max(most, sum(1 for t in times[i:] if t - start < WINDOW))
+        return most
+
+    # ── serving ──────────────────────────────────────────────────────────────────────────────────
+
+    def start(self) -> str:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - the http.server API
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, payload = fake.handle(self.headers, body)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.release is not None:
+                    fault.release.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def handle(self, headers, body: bytes) -> tuple[int, dict, bytes]:
+        arrived = time.time()
+        target = headers.get("X-Amz-Target", "")
+        match = _CREDENTIAL.search(headers.get("Authorization", ""))
+        access_key, region, service = match.groups() if match else (None, None, None)
+        form = {} if target else {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        action = target.rsplit(".", 1)[-1] if target else form.get("Action", "")
+        record = Recorded(arrived, "cloudtrail" if target else "sts", action, None, region, access_key, 0)
+        with self._lock:
+            self.requests.append(record)  # recorded on arrival, so that the rate check sees it at once
+        if target:
+            status, headers_out, payload = self._cloudtrail(record, action, headers, body)
+        else:
+            status, headers_out, payload = self._sts(record, form, headers)
+        record.status = status
+        return status, headers_out, payload
+
+    def _caller(self, record: Recorded, headers) -> str | None:
+        """The caller's account, or the error code that refuses it."""
+        key = self.keys.get(record.access_key or "")
+        if key is None:
+            record.error = "UnrecognizedClientException"
+            return None
+        if key.token is not None and headers.get("X-Amz-Security-Token") != key.token:
+            record.error = "InvalidClientTokenId"
+            return None
+        if key.expires_at is not None and time.time() >= key.expires_at:
+            record.error = "ExpiredTokenException"
+            record.account = key.account
+            return None
+        record.account = key.account
+        return key.account
+
+    # ── CloudTrail ───────────────────────────────────────────────────────────────────────────────
+
+    def _cloudtrail(self, record: Recorded, action: str, headers, body: bytes) -> tuple[int, dict, bytes]:
+        with self._lock:
+            account = self._caller(record, headers)
+            if account is None:
+                return _json_error(400, record.error, "The security token included in the request is invalid or expired")
+            fault = self._take_fault(account)
+        if fault is not None and fault.kind == "hold":
+            fault.release.wait(timeout=60)
+            fault = None
+        with self._lock:
+            if fault is not None:
+                return self._fault_answer(record, fault)
+            if action != "LookupEvents":
+                record.error = "UnknownOperationException"
+                return _json_error(400, record.error, f"{action} is not served here")
+            if self._throttled(record):
+                record.error = "ThrottlingException"
+                return _json_error(400, record.error, "Rate exceeded")
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                record.error = "SerializationException"
+                return _json_error(400, record.error, "bad JSON")
+            record.params = params
+            return self._lookup(record, account, params)
+
+    def _take_fault(self, account: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.account in (None, account):
+                self.faults.remove(fault)
+                return fault
+        return None
+
+    def _fault_answer(self, record: Recorded, fault: Fault) -> tuple[int, dict, bytes]:
+        record.error = fault.kind
+        if fault.kind == "throttle":
+            return _json_error(400, "ThrottlingException", "Rate exceeded")
+        if fault.kind == "expired":
+            return _json_error(400, "ExpiredTokenException", "The security token included in the request is expired")
+        if fault.kind == "error500":
+            return _json_error(500, "InternalFailure", "internal failure")
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, b'{"Events": [{"CloudTrailEvent": "tru'
+
+    def _throttled(self, record: Recorded) -> bool:
+        """Beyond 2 accepted requests in the last second for this account and region (throttled
+        requests do not count, as a token bucket takes no token for them)."""
+        accepted = [r for r in self.requests if r.service == "cloudtrail" and r.account == record.account
+                    and r.region == record.region and r.error is None and r is not record
+                    and record.at - r.at < WINDOW]
+        return len(accepted) >= LIMIT
+
+    def _lookup(self, record: Recorded, account: str, params: dict) -> tuple[int, dict, bytes]:
+        attributes = params.get("LookupAttributes") or []
+        if len(attributes) != 1:
+            record.error = "InvalidLookupAttributesException"
+            return _json_error(400, record.error, "You cannot specify more than one lookup attribute.")
+        attribute = attributes[0]
+        if attribute.get("AttributeKey") != "EventSource":
+            record.error = "InvalidLookupAttributesException"
+            return _json_error(400, record.error, "only EventSource is served here")
+        size = params.get("MaxResults", MAX_RESULTS)
+        if not isinstance(size, int) or not 1 <= size <= MAX_RESULTS:
+            record.error = "InvalidMaxResultsException"
+            return _json_error(400, record.error, "MaxResults must be between 1 and 50")
+        start, end = params.get("StartTime"), params.get("EndTime")
+        if start is not None and end is not None and start > end:
+            record.error = "InvalidTimeRangeException"
+            return _json_error(400, record.error, "StartTime is after EndTime")
+        fingerprint = json.dumps([account, record.region, attribute, start, end], sort_keys=True)
+        offset = 0
+        if params.get("NextToken"):
+            known = self._tokens.get(params["NextToken"])
+            if known is None or known[0] != fingerprint:
+                record.error = "InvalidNextTokenException"
+                return _json_error(400, record.error, "Invalid NextToken")
+            offset = known[1]
+        matching = [
+            r for r in self.events.get((account, record.region), [])
+            if r.get("eventSource") == attribute.get("AttributeValue")
+            and (start is None or _epoch(r["eventTime"]) >= start) and (end is None or _epoch(r["eventTime"]) <= end)
+        ]
+        matching.sort(key=lambda r: (_epoch(r["eventTime"]), r["eventID"]), reverse=True)  # newest first
+        page = matching[offset:offset + size]
+        answer: dict = {"Events": [_lookup_entry(r) for r in page]}
+        if offset + size < len(matching):
+            token = secrets.token_urlsafe(24)
+            self._tokens[token] = (fingerprint, offset + size)
+            answer["NextToken"] = token
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(answer).encode()
+
+    # ── STS ──────────────────────────────────────────────────────────────────────────────────────
+
+    def _sts(self, record: Recorded, form: dict, headers) -> tuple[int, dict, bytes]:
+        with self._lock:
+            account = self._caller(record, headers)
+            if account is None:
+                code = "ExpiredToken" if record.error == "ExpiredTokenException" else "InvalidClientTokenId"
+                return _xml_error(403, code, "The security token included in the request is invalid")
+            if record.action == "GetCallerIdentity":
+                return _xml(f"<GetCallerIdentityResult><Arn>arn:aws:iam::{account}:user/sesguard</Arn>"
+                            f"<UserId>AIDAFAKE</UserId><Account>{account}</Account></GetCallerIdentityResult>",
+                            "GetCallerIdentity")
+            if record.action == "AssumeRole":
+                return self._assume_role(record, form)
+            record.error = "InvalidAction"
+            return _xml_error(400, "InvalidAction", "not served here")
+
+    def _assume_role(self, record: Recorded, form: dict) -> tuple[int, dict, bytes]:
+        role_arn = form.get("RoleArn", "")
+        record.params = dict(form)
+        if role_arn not in self.roles:
+            record.error = "AccessDenied"
+            return _xml_error(403, "AccessDenied", f"not authorized to perform sts:AssumeRole on {role_arn}")
+        seconds = float(form.get("DurationSeconds", 3600))
+        if self.session_seconds is not None:
+            seconds = min(seconds, self.session_seconds)
+        access_key = "ASIA" + uuid.uuid4().hex[:16].upper()
+        key = SessionKey(self.roles[role_arn], secrets.token_hex(20), secrets.token_hex(32), time.time() + seconds)
+        self.keys[access_key] = key
+        expiration = datetime.fromtimestamp(key.expires_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        role_name = role_arn.rsplit("/", 1)[-1]
+        return _xml(
+            "<AssumeRoleResult><AssumedRoleUser>"
+            f"<Arn>arn:aws:sts::{key.account}:assumed-role/{role_name}/{form.get('RoleSessionName', '')}</Arn>"
+            f"<AssumedRoleId>AROAFAKE:{form.get('RoleSessionName', '')}</AssumedRoleId></AssumedRoleUser>"
+            f"<Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>{key.secret}</SecretAccessKey>"
+            f"<SessionToken>{key.token}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
+            "</AssumeRoleResult>", "AssumeRole")
+
+
+_request_ids = itertools.count(1)
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text).astimezone(timezone.utc).timestamp()
+
+
+def _lookup_entry(record: dict) -> dict:
+    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
+    return {
+        "EventId": record["eventID"], "EventName": record["eventName"], "ReadOnly": "true",
+        "AccessKeyId": identity.get("accessKeyId", ""),
+        "EventTime": _epoch(record["eventTime"]), "EventSource": record["eventSource"],
+        "Username": identity.get("userName", ""), "Resources": [],
+        "CloudTrailEvent": json.dumps(record),
+    }
+
+
+def _json_error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
+    return status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps({"__type": code, "message": message}).encode()
+
+
+def _xml(result: str, action: str) -> tuple[int, dict, bytes]:
+    body = (f'<{action}Response xmlns="{STS_NS}">{result}'
+            f"<ResponseMetadata><RequestId>{next(_request_ids)}</RequestId></ResponseMetadata></{action}Response>")
+    return 200, {"Content-Type": "text/xml"}, body.encode()
+
+
+def _xml_error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
+    body = (f'<ErrorResponse xmlns="{STS_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error><RequestId>{next(_request_ids)}</RequestId></ErrorResponse>")
+    return status, {"Content-Type": "text/xml"}, body.encode()
