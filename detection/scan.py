@@ -50,7 +50,7 @@ def detect(
     now: datetime | None = None,
 ) -> tuple[list[Signal], list[Call]]:
     """Evaluate new calls; with a store, against its state and saved back. (signals touched, calls taken)."""
-    unique = list({call.event_id: call for call in calls}.values())
+    unique = distinct(calls)
     if store is None:
         baseline = baseline or Baseline(tuning)
         return baseline.observe_all(unique, learn_only), unique
@@ -59,6 +59,23 @@ def detect(
     signals = baseline.observe_all(fresh, learn_only)
     store.save_detection(baseline, fresh, signals, now)
     return signals, fresh
+
+
+def distinct(calls: Iterable[Call]) -> list[Call]:
+    """One call per eventID. Should two different records share an eventID (damaged or forged input),
+    the one kept is chosen by content, never by which arrived last: the answer must not depend on order."""
+    chosen: dict[str, Call] = {}
+    for call in calls:
+        kept = chosen.get(call.event_id)
+        if kept is None or _content(call) < _content(kept):
+            chosen[call.event_id] = call
+    return list(chosen.values())
+
+
+def _content(call: Call) -> tuple:
+    return (call.event_time, call.account_id, call.identity, call.arn, call.identity_type, call.event_source,
+            call.event_name, call.region, call.source_ip, call.user_agent, call.access_key_id, call.error_code,
+            call.from_console)
 
 
 def scan(

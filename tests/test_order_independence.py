@@ -1,0 +1,155 @@
+"""SPEC §1: "Results must not depend on the order in which records or files arrive." Shuffling records,
+splitting them across files in any of the four layouts, gzipped or not, and delivering some twice never
+changes the signals or the summary."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detection.baseline import Tuning
+from detection.record import to_call
+from detection.scan import detect, scan
+from detection.sources.inputs import expand
+from tests import records as r
+from tests.records import at
+
+
+def realistic_trail() -> list[dict]:
+    """Two accounts, seven weeks: baselines, Trusted Advisor and other AWS noise, look-alike API names, a
+    console user, a CI role with a new session name per run, a forgotten and re-seen user, a
+    cross-region burst with failed calls, ties in eventTime, and two records that cannot be evaluated."""
+    a, b = r.ACCOUNT, r.OTHER_ACCOUNT
+    alice, ci = r.iam_user("alice", a), r.assumed_role("github-deploy", "run-0", a)
+    trail = [
+        r.record(alice, "GetSendQuota", time=at(hours=1)),
+        r.record(r.sso_session("dana@example.com", account=a), "ListIdentities", time=at(days=2)),
+        r.record(r.iam_user("carol", b), "GetAccount", time=at(days=3), account=b),
+        r.record(r.root(b), "GetSendQuota", time=at(days=4), account=b, agent="console.amazonaws.com", console=True),
+    ]
+    trail += [r.record(r.trusted_advisor(f"TrustedAdvisor_{a}_{day}", a), "GetSendQuota", time=at(days=day))
+              for day in range(0, 49, 3)]
+    trail += [r.record(r.aws_service(), "ListIdentities", time=at(days=20), account=b),
+              r.record(r.invoked_by(r.ec2_role(account=a), "cloudformation.amazonaws.com"), "GetAccount",
+                       time=at(days=21)),
+              r.record(r.iam_user("api", a), "GetAccount", source="apigateway.amazonaws.com", time=at(days=22)),
+              r.record(r.iam_user("api", a), "ListIdentities", source="cognito-identity.amazonaws.com",
+                       time=at(days=22)),
+              r.service_quotas(r.iam_user("quota", a), "ec2", time=at(days=22))]
+    # the CI role runs every fourth day with a new session name: known after its first run in learning
+    trail += [r.record(r.assumed_role("github-deploy", f"run-{day}", a), "GetSendQuota", time=at(days=day))
+              for day in range(4, 49, 4)] + [r.record(ci, "GetSendQuota", time=at(days=0, hours=5))]
+    # a console user new on day 10: low
+    trail += [r.console_record(r.sso_session("eli@example.com", account=a), name, time=at(days=10, minutes=m))
+              for m, name in [(0, "GetAccount"), (2, "ListEmailIdentities")]]
+    # an attacker with alice's sibling's key: a burst across regions, some denied, ties in eventTime
+    mallory = r.iam_user("svc-mailer", a)
+    trail += [r.record(mallory, name, time=at(days=15, minutes=m), region=region, ip="198.51.100.66", error=error)
+              for m, name, region, error in [(0, "GetSendQuota", "us-east-1", None),
+                                             (0, "ListIdentities", "us-east-1", None),
+                                             (1, "GetAccount", "eu-west-1", "AccessDenied"),
+                                             (1, "ListEmailIdentities", "ap-south-1", "AccessDenied"),
+                                             (59, "GetIdentityVerificationAttributes", "us-east-1", None),
+                                             (75, "GetSendQuota", "us-east-1", None)]]
+    trail.append(r.service_quotas(mallory, time=at(days=15, minutes=30), region="sa-east-1"))
+    # alice goes quiet for five weeks, comes back: new again
+    trail += [r.record(alice, "GetSendQuota", time=at(days=40))]
+    # account B: the root user again, and a new federated user after its learning period
+    trail += [r.record(r.federated_user("partner", b), "GetSendQuota", time=at(days=30), account=b)]
+    # records that cannot be evaluated: counted bad whatever file they are in
+    trail += [{**r.record(r.iam_user("ghost", a)), "eventTime": "not a time"},
+              r.record({"type": "IAMUser", "principalId": "AIDANOARN"}, time=at(days=33))]
+    return trail
+
+
+TRAIL = realistic_trail()
+
+
+def run(folder: Path):
+    signals, summary = scan(expand([str(folder)]), Tuning())
+    return [s.to_dict() for s in signals], (summary.records, summary.matched, summary.signals,
+                                            len(summary.bad_records))
+
+
+def write_split(folder: Path, records: list[dict], owners: list[int], layouts: list[str], zipped: list[bool]):
+    for index, (layout, gz) in enumerate(zip(layouts, zipped)):
+        part = [rec for rec, owner in zip(records, owners) if owner == index]
+        if part:
+            r.write(folder / f"part-{index:02d}.json", part, layout, gz)
+
+
+def _expected():
+    with tempfile.TemporaryDirectory() as folder:
+        r.write(Path(folder) / "all.json", TRAIL)
+        return run(Path(folder))
+
+
+EXPECTED_SIGNALS, EXPECTED_SUMMARY = _expected()
+
+
+def test_the_trail_tells_its_stories():
+    """The reference answer, from one file in eventTime order, is the one the stories call for."""
+    got = [(s["identity"], s["severity"], s["event_count"]) for s in EXPECTED_SIGNALS]
+    assert got == [(r.sso_session("eli@example.com")["arn"], "low", 2),
+                   (r.iam_user("svc-mailer")["arn"], "high", 6),
+                   (r.federated_user("partner", r.OTHER_ACCOUNT)["arn"], "medium", 1),
+                   (r.iam_user("alice")["arn"], "high", 1)]
+    assert EXPECTED_SIGNALS[1]["regions"] == ["ap-south-1", "eu-west-1", "sa-east-1", "us-east-1"]
+    assert EXPECTED_SIGNALS[1]["error_codes"] == ["AccessDenied"]
+    assert EXPECTED_SUMMARY == (len(TRAIL), 28, 4, 2)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_shuffling_splitting_and_redelivering_never_changes_the_answer(data):
+    order = data.draw(st.permutations(range(len(TRAIL))), label="order")
+    files = data.draw(st.integers(1, 6), label="files")
+    owners = data.draw(st.lists(st.integers(0, files - 1), min_size=len(TRAIL), max_size=len(TRAIL)), label="owners")
+    layouts = data.draw(st.lists(st.sampled_from(r.FORMATS), min_size=files, max_size=files), label="layouts")
+    zipped = data.draw(st.lists(st.booleans(), min_size=files, max_size=files), label="gzip")
+    again = data.draw(st.lists(st.sampled_from(range(len(TRAIL))), max_size=5, unique=True), label="delivered twice")
+    records = [TRAIL[i] for i in order]
+    with tempfile.TemporaryDirectory() as folder:
+        write_split(Path(folder), records, owners, layouts, zipped)
+        if again:
+            r.write(Path(folder) / "late" / "again.json", [TRAIL[i] for i in again], "lines", gzipped=True)
+        signals, (records_read, matched, signal_count, bad) = run(Path(folder))
+    assert signals == EXPECTED_SIGNALS
+    assert (matched, signal_count) == EXPECTED_SUMMARY[1:3]
+    assert records_read == EXPECTED_SUMMARY[0] + len(again)
+    assert bad == EXPECTED_SUMMARY[3] + sum(1 for i in again if TRAIL[i] in TRAIL[-2:])
+
+
+# ── the baseline alone, on generated trails ──────────────────────────────────────────────────────────
+
+PEOPLE = [r.iam_user("alice"), r.iam_user("bob", key=r.SESSION_KEY), r.sso_session(), r.ec2_role("i-1"),
+          r.ec2_role("i-2"), r.root(), r.iam_user("carol", r.OTHER_ACCOUNT)]
+
+calls = st.builds(
+    lambda who, day, minute, name, region, n: r.record(
+        PEOPLE[who], name, time=at(days=day, minutes=minute), region=region, event_id=f"ev-{n}"),
+    who=st.integers(0, len(PEOPLE) - 1), day=st.sampled_from([0, 1, 6, 7, 8, 20, 36, 37, 70]),
+    minute=st.sampled_from([0, 0, 30, 61]), name=st.sampled_from(["GetSendQuota", "ListIdentities", "GetAccount"]),
+    region=st.sampled_from(["us-east-1", "eu-west-1"]), n=st.integers(0, 40),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(trail=st.lists(calls, max_size=30), seed=st.integers(0, 2**32 - 1))
+def test_detection_is_a_function_of_the_set_of_calls_not_their_order(trail, seed):
+    """Ties in eventTime and even two different records under one eventID give one answer."""
+    tuning = Tuning(learning=timedelta(days=7), forget=timedelta(days=28), group=timedelta(minutes=60))
+    shuffled = list(trail)
+    random.Random(seed).shuffle(shuffled)
+
+    def answer(records):
+        signals, taken = detect([to_call(rec) for rec in records], tuning)
+        return sorted((s.to_dict() for s in signals), key=lambda s: s["signal_id"]), len(taken)
+
+    assert answer(shuffled) == answer(trail)
