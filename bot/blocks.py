@@ -319,7 +319,7 @@ def suppress_modal(signal: Any) -> dict:
     return _modal(View.SUPPRESS, signal, "Suppress alerts", "Suppress", [
         SectionBlock(text=_md(
             f"Future alerts for *{text(signal.identity, 1500)}* will be stored but not posted "
-            f"(account {account}). Suppressions are audited; lift one with `/sesguard unsuppress <id>`."
+            f"(account {account}). Suppressions are audited; lift one with `/sesguard unsuppress &lt;id&gt;`."
         )),
         InputBlock(block_id=Field.SCOPE.value, label="Scope", element=RadioButtonsElement(
             action_id=Field.SCOPE.value, options=scopes, initial_option=scopes[0])),
@@ -355,10 +355,10 @@ def pick_person_modal(signal: Any) -> dict:
 
 HELP_TEXT = "\n".join([
     "*`/sesguard`* — SES enumeration alerts",
-    "• `/sesguard history <arn|name|ip> [days]` — the identity's SES calls, signals and outcomes (default 90 days)",
+    "• `/sesguard history &lt;arn|name|ip&gt; [days]` — the identity's SES calls, signals and outcomes (default 90 days)",
     "• `/sesguard suppressions` — active suppressions",
-    "• `/sesguard unsuppress <id>` — lift a suppression",
-    "• `/sesguard map <arn> <@user>` — who to ask about an identity",
+    "• `/sesguard unsuppress &lt;id&gt;` — lift a suppression",
+    "• `/sesguard map &lt;arn&gt; &lt;@user&gt;` — who to ask about an identity",
     "• `/sesguard status` — last poll, lag and errors per account and region",
     "• `/sesguard help` — this text",
 ])

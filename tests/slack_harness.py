@@ -145,7 +145,7 @@ class Harness:
 
         wsgi = create_wsgi_app(self.settings, self.store, self.app)
         self.server = make_server("127.0.0.1", 0, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="sesguard-web", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="sesguard-web", daemon=True)
         self.thread.start()
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.sender = SlackSender(f"{self.base}/slack/events", SECRET)

@@ -43,7 +43,7 @@ def plain(argument: str) -> str:
 
 def _history(context: BoltContext, user: str, args: list[str]) -> list[str]:
     if not args or len(args) > 2:
-        return ["Usage: `/sesguard history <arn|name|ip> [days]`"]
+        return ["Usage: `/sesguard history &lt;arn|name|ip&gt; [days]`"]
     term = plain(args[0])[:MAX_TERM]
     days = DEFAULT_DAYS
     if len(args) == 2:
@@ -63,13 +63,13 @@ def _suppressions(context: BoltContext, user: str, args: list[str]) -> list[str]
     rows = triage.active_suppressions(context["store"])
     if not rows:
         return ["No active suppressions."]
-    return [f"*Active suppressions* ({len(rows)}); lift one with `/sesguard unsuppress <id>`:"] + [
+    return [f"*Active suppressions* ({len(rows)}); lift one with `/sesguard unsuppress &lt;id&gt;`:"] + [
         blocks.suppression_line(row) for row in rows]
 
 
 def _unsuppress(context: BoltContext, user: str, args: list[str]) -> list[str]:
     if len(args) != 1 or not args[0].lstrip("#").isdigit() or len(args[0]) > 12:
-        return ["Usage: `/sesguard unsuppress <id>` (the ids are in `/sesguard suppressions`)"]
+        return ["Usage: `/sesguard unsuppress &lt;id&gt;` (the ids are in `/sesguard suppressions`)"]
     suppression_id = int(args[0].lstrip("#"))
     row, lifted = triage.lift_suppression(context["store"], suppression_id, user)
     if row is None:
@@ -81,7 +81,7 @@ def _unsuppress(context: BoltContext, user: str, args: list[str]) -> list[str]:
 
 
 def _map(context: BoltContext, user: str, args: list[str]) -> list[str]:
-    usage = ["Usage: `/sesguard map <arn> <@user>`, e.g. `/sesguard map arn:aws:iam::123456789012:user/alice @alice`"]
+    usage = ["Usage: `/sesguard map &lt;arn&gt; &lt;@user&gt;`, e.g. `/sesguard map arn:aws:iam::123456789012:user/alice @alice`"]
     if len(args) != 2:
         return usage
     identity = plain(args[0])

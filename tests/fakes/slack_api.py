@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -58,11 +59,11 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self._views = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-slack", daemon=True)
 
     # ── life cycle ──────────────────────────────────────────────────────────────────────────────
 
@@ -135,7 +136,9 @@ class FakeSlack:
         return None
 
     def _next_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        """Like Slack's: the posting time in seconds with six decimals, unique in the workspace."""
+        self._last_ts = max(time.time(), self._last_ts + 0.000001)
+        return f"{self._last_ts:.6f}"
 
     def handle(self, method: str, params: dict) -> dict:
         handler = getattr(self, "api_" + method.replace(".", "_"), None)
