@@ -170,6 +170,56 @@ def console_record(identity: dict, event_name: str = "GetAccount", **kw) -> dict
     return record(invoked_by(identity, "signin.amazonaws.com"), event_name, console=True, **kw)
 
 
+# ── a trail that tells every story ────────────────────────────────────────────────────────────────────
+
+
+def realistic_trail() -> list[dict]:
+    """Two accounts, seven weeks: baselines, Trusted Advisor and other AWS noise, look-alike API names, a
+    console user, a CI role with a new session name per run, a forgotten and re-seen user, a
+    cross-region burst with failed calls, ties in eventTime, and two records that cannot be evaluated."""
+    a, b = ACCOUNT, OTHER_ACCOUNT
+    alice, ci = iam_user("alice", a), assumed_role("github-deploy", "run-0", a)
+    trail = [
+        record(alice, "GetSendQuota", time=at(hours=1)),
+        record(sso_session("dana@example.com", account=a), "ListIdentities", time=at(days=2)),
+        record(iam_user("carol", b), "GetAccount", time=at(days=3), account=b),
+        record(root(b), "GetSendQuota", time=at(days=4), account=b, agent="console.amazonaws.com", console=True),
+    ]
+    trail += [record(trusted_advisor(f"TrustedAdvisor_{a}_{day}", a), "GetSendQuota", time=at(days=day))
+              for day in range(0, 49, 3)]
+    trail += [record(aws_service(), "ListIdentities", time=at(days=20), account=b),
+              record(invoked_by(ec2_role(account=a), "cloudformation.amazonaws.com"), "GetAccount",
+                       time=at(days=21)),
+              record(iam_user("api", a), "GetAccount", source="apigateway.amazonaws.com", time=at(days=22)),
+              record(iam_user("api", a), "ListIdentities", source="cognito-identity.amazonaws.com",
+                       time=at(days=22)),
+              service_quotas(iam_user("quota", a), "ec2", time=at(days=22))]
+    # the CI role runs every fourth day with a new session name: known after its first run in learning
+    trail += [record(assumed_role("github-deploy", f"run-{day}", a), "GetSendQuota", time=at(days=day))
+              for day in range(4, 49, 4)] + [record(ci, "GetSendQuota", time=at(days=0, hours=5))]
+    # a console user new on day 10: low
+    trail += [console_record(sso_session("eli@example.com", account=a), name, time=at(days=10, minutes=m))
+              for m, name in [(0, "GetAccount"), (2, "ListEmailIdentities")]]
+    # an attacker with alice's sibling's key: a burst across regions, some denied, ties in eventTime
+    mallory = iam_user("svc-mailer", a)
+    trail += [record(mallory, name, time=at(days=15, minutes=m), region=region, ip="198.51.100.66", error=error)
+              for m, name, region, error in [(0, "GetSendQuota", "us-east-1", None),
+                                             (0, "ListIdentities", "us-east-1", None),
+                                             (1, "GetAccount", "eu-west-1", "AccessDenied"),
+                                             (1, "ListEmailIdentities", "ap-south-1", "AccessDenied"),
+                                             (59, "GetIdentityVerificationAttributes", "us-east-1", None),
+                                             (75, "GetSendQuota", "us-east-1", None)]]
+    trail.append(service_quotas(mallory, time=at(days=15, minutes=30), region="sa-east-1", ip="198.51.100.66"))
+    # alice goes quiet for five weeks, comes back: new again
+    trail += [record(alice, "GetSendQuota", time=at(days=40))]
+    # account B: the root user again, and a new federated user after its learning period
+    trail += [record(federated_user("partner", b), "GetSendQuota", time=at(days=30), account=b)]
+    # records that cannot be evaluated: counted bad whatever file they are in
+    trail += [{**record(iam_user("ghost", a)), "eventTime": "not a time"},
+              record({"type": "IAMUser", "principalId": "AIDANOARN"}, time=at(days=33))]
+    return trail
+
+
 # ── files in the four input formats ──────────────────────────────────────────────────────────────────
 
 FORMATS = ("log", "array", "lines", "lookup")
@@ -213,3 +263,19 @@ def detect_records(records: list[dict], tuning=None, mode: str = "principal") ->
     assert scanned.error is None and scanned.bad == [], (scanned.error, scanned.bad)
     signals, _ = detect(scanned.calls, tuning or Tuning())
     return sorted(signals, key=lambda s: (s.first_seen, s.account_id, s.identity))
+
+
+# ── the pipeline, from the command line ──────────────────────────────────────────────────────────────
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sesguard(*args: str, cwd: Path, env: dict[str, str] | None = None):
+    """`python -m bot ARGS` as an operator runs it, without any sesguard setting of the calling shell."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL", "AWS_"))}
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**clean, "PYTHONPATH": str(REPO), **(env or {})})

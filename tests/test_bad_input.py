@@ -5,9 +5,6 @@ be read at all is a usage error (exit 2)."""
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -18,9 +15,8 @@ from detection.baseline import Tuning
 from detection.scan import scan
 from detection.sources.inputs import expand
 from tests import records as r
-from tests.records import at
+from tests.records import at, sesguard
 
-ROOT = Path(__file__).resolve().parents[1]
 ALICE, MALLORY = r.iam_user("alice"), r.iam_user("mallory")
 
 
@@ -172,12 +168,6 @@ def test_a_utf8_byte_order_mark_is_tolerated(tmp_path):
 
 
 # ── the command line ─────────────────────────────────────────────────────────────────────────────────
-
-
-def sesguard(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL"))}
-    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env={**env, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_the_cli_names_every_bad_record_and_corrupt_file_and_exits_0(tmp_path):

@@ -21,54 +21,7 @@ from tests import records as r
 from tests.records import at
 
 
-def realistic_trail() -> list[dict]:
-    """Two accounts, seven weeks: baselines, Trusted Advisor and other AWS noise, look-alike API names, a
-    console user, a CI role with a new session name per run, a forgotten and re-seen user, a
-    cross-region burst with failed calls, ties in eventTime, and two records that cannot be evaluated."""
-    a, b = r.ACCOUNT, r.OTHER_ACCOUNT
-    alice, ci = r.iam_user("alice", a), r.assumed_role("github-deploy", "run-0", a)
-    trail = [
-        r.record(alice, "GetSendQuota", time=at(hours=1)),
-        r.record(r.sso_session("dana@example.com", account=a), "ListIdentities", time=at(days=2)),
-        r.record(r.iam_user("carol", b), "GetAccount", time=at(days=3), account=b),
-        r.record(r.root(b), "GetSendQuota", time=at(days=4), account=b, agent="console.amazonaws.com", console=True),
-    ]
-    trail += [r.record(r.trusted_advisor(f"TrustedAdvisor_{a}_{day}", a), "GetSendQuota", time=at(days=day))
-              for day in range(0, 49, 3)]
-    trail += [r.record(r.aws_service(), "ListIdentities", time=at(days=20), account=b),
-              r.record(r.invoked_by(r.ec2_role(account=a), "cloudformation.amazonaws.com"), "GetAccount",
-                       time=at(days=21)),
-              r.record(r.iam_user("api", a), "GetAccount", source="apigateway.amazonaws.com", time=at(days=22)),
-              r.record(r.iam_user("api", a), "ListIdentities", source="cognito-identity.amazonaws.com",
-                       time=at(days=22)),
-              r.service_quotas(r.iam_user("quota", a), "ec2", time=at(days=22))]
-    # the CI role runs every fourth day with a new session name: known after its first run in learning
-    trail += [r.record(r.assumed_role("github-deploy", f"run-{day}", a), "GetSendQuota", time=at(days=day))
-              for day in range(4, 49, 4)] + [r.record(ci, "GetSendQuota", time=at(days=0, hours=5))]
-    # a console user new on day 10: low
-    trail += [r.console_record(r.sso_session("eli@example.com", account=a), name, time=at(days=10, minutes=m))
-              for m, name in [(0, "GetAccount"), (2, "ListEmailIdentities")]]
-    # an attacker with alice's sibling's key: a burst across regions, some denied, ties in eventTime
-    mallory = r.iam_user("svc-mailer", a)
-    trail += [r.record(mallory, name, time=at(days=15, minutes=m), region=region, ip="198.51.100.66", error=error)
-              for m, name, region, error in [(0, "GetSendQuota", "us-east-1", None),
-                                             (0, "ListIdentities", "us-east-1", None),
-                                             (1, "GetAccount", "eu-west-1", "AccessDenied"),
-                                             (1, "ListEmailIdentities", "ap-south-1", "AccessDenied"),
-                                             (59, "GetIdentityVerificationAttributes", "us-east-1", None),
-                                             (75, "GetSendQuota", "us-east-1", None)]]
-    trail.append(r.service_quotas(mallory, time=at(days=15, minutes=30), region="sa-east-1"))
-    # alice goes quiet for five weeks, comes back: new again
-    trail += [r.record(alice, "GetSendQuota", time=at(days=40))]
-    # account B: the root user again, and a new federated user after its learning period
-    trail += [r.record(r.federated_user("partner", b), "GetSendQuota", time=at(days=30), account=b)]
-    # records that cannot be evaluated: counted bad whatever file they are in
-    trail += [{**r.record(r.iam_user("ghost", a)), "eventTime": "not a time"},
-              r.record({"type": "IAMUser", "principalId": "AIDANOARN"}, time=at(days=33))]
-    return trail
-
-
-TRAIL = realistic_trail()
+TRAIL = r.realistic_trail()
 
 
 def run(folder: Path):

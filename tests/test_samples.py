@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import orjson
 import pytest
 
 from detection import rule
+from detection.baseline import Tuning
 from detection.sources.files import scan_bytes
 
 from tests.conftest import SAMPLES
+from tests.records import at, detect_records
 
 EXPECTED_CALLS = {
     "01": ["GetSendQuota"],
@@ -33,8 +38,23 @@ def test_each_public_sample_parses_and_matches_as_expected(prefix):
 
 
 def test_trusted_advisor_sample_matches_the_rule_but_is_an_excluded_caller():
-    import orjson
-
     record = orjson.loads(next(SAMPLES.glob("02_*.json")).read_bytes())
     assert rule.matches(record)
     assert rule.is_excluded_caller(record)
+
+
+def test_trusted_advisor_never_alerts_under_any_session_name_key_mode_or_learning():
+    """Sample 02 as Trusted Advisor really behaves: a new session name on every run, for weeks, also in
+    records trimmed of their session issuer."""
+    template = orjson.loads(next(SAMPLES.glob("02_*.json")).read_bytes())
+    runs = []
+    for day in range(60):
+        run = orjson.loads(orjson.dumps(template))
+        session = f"TrustedAdvisor_187901811700_{day:08x}-2df6-4080-b339-9681aa0a066a"
+        run["userIdentity"]["arn"] = run["userIdentity"]["arn"].rsplit("/", 1)[0] + "/" + session
+        run["eventID"], run["eventTime"] = f"ta-run-{day}", at(days=day)
+        if day % 2:
+            del run["userIdentity"]["sessionContext"]
+        runs.append(run)
+    for mode in ("principal", "arn"):
+        assert detect_records(runs, Tuning(learning=timedelta(0)), mode) == []
