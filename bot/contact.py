@@ -23,7 +23,7 @@ from bot.alerts import post_in_thread, refresh_alert
 from bot.ids import Status
 from bot.settings import Settings
 from bot.slack_client import slack_client
-from bot.triage import CONTACT_FROM, lock_signal, mapped_person, record
+from bot.triage import CONTACT_FROM, lock_signal, mapped_person, record, unlock
 from detection.store import Contact, SignalRow, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,11 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
     with store.session() as session:
         row = lock_signal(session, signal_id)
         if row is None or row.status not in CONTACT_FROM:
-            session.rollback()
+            unlock(session)
             return Asked(None, False, row)
         waiting = session.exec(select(Contact).where(Contact.signal_id == signal_id, Contact.answer.is_(None))).first()
         if waiting is not None:
-            session.rollback()
+            unlock(session)
             return Asked(waiting, False, row)
         contact = Contact(signal_id=signal_id, slack_user_id=person, asked_by=asked_by, asked_at=now,
                           deadline=now + timedelta(minutes=settings.contact_timeout_minutes))
@@ -153,7 +153,7 @@ def answer(store: Store, settings: Settings, client: WebClient, contact_id: str,
         row = lock_signal(session, question.signal_id)
         question = session.get(Contact, key, populate_existing=True)
         if question.answer is not None:
-            session.rollback()
+            unlock(session)
             return Answered(False, f"This question was already closed ({question.answer}). Thank you.")
         question.answer, question.answered_at = reply, now
         session.add(question)
@@ -198,7 +198,7 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
             row = lock_signal(session, question.signal_id)
             question = session.get(Contact, contact_id, populate_existing=True)
             if question.answer is not None:  # answered, or another process got here first
-                session.rollback()
+                unlock(session)
                 continue
             question.answer, question.answered_at = TIMEOUT, now
             session.add(question)

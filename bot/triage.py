@@ -37,6 +37,12 @@ def lock_signal(session: Session, signal_id: str) -> SignalRow | None:
     return session.get(SignalRow, signal_id, populate_existing=True)
 
 
+def unlock(session: Session) -> None:
+    """End the transaction without a change; what was read stays readable (a rollback would expire it)."""
+    session.expunge_all()
+    session.rollback()
+
+
 def _latest(session: Session, signal_id: str) -> SignalHistory | None:
     return session.exec(
         select(SignalHistory).where(SignalHistory.signal_id == signal_id)
@@ -63,7 +69,7 @@ def _locked(session: Session, signal_id: str, allowed_from: tuple[str, ...]) -> 
         return None, Change(False, None)
     if row.status not in allowed_from:
         last = _latest(session, signal_id)
-        session.rollback()
+        unlock(session)
         return None, Change(False, row, row.status, last)
     return row, None
 
@@ -124,7 +130,7 @@ def lift_suppression(store: Store, suppression_id: int, actor: str,
                         .values(lifted_at=SuppressionRow.lifted_at))
         row = session.get(SuppressionRow, suppression_id, populate_existing=True)
         if row is None or row.lifted_at is not None:
-            session.rollback()
+            unlock(session)
             return row, False
         row.lifted_at, row.lifted_by = now, actor
         session.add(row)

@@ -185,8 +185,10 @@ class Harness:
         return [e["action_id"] for b in self.slack.message(channel, ts).blocks
                 for e in b.get("elements", []) if e.get("type") == "button"]
 
-    def click(self, action_id: str, user: str, channel: str, ts: str, value: str | None = None, **kw) -> Reply:
-        button = self.button(channel, ts, action_id)
+    def click(self, action_id: str, user: str, channel: str, ts: str, value: str | None = None,
+              button: dict | None = None, **kw) -> Reply:
+        """Click a button of a posted message; `button` as seen earlier, for a click on a stale message."""
+        button = button or self.button(channel, ts, action_id)
         payload = {
             "type": "block_actions",
             "team": {"id": "T0TEAM", "domain": "test"},
