@@ -41,6 +41,11 @@ class Signal:
     all_from_console: bool = True
     status: str = "new"
     suppression_id: int | None = None
+    # event_ids as a set: an attacker's burst can be thousands of calls, and each is checked once
+    _seen_event_ids: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._seen_event_ids.update(self.event_ids)
 
     @classmethod
     def start(cls, call: Call) -> "Signal":
@@ -57,11 +62,14 @@ class Signal:
         return signal
 
     def add(self, call: Call) -> None:
-        if call.event_id and call.event_id in self.event_ids:
+        if call.event_id and call.event_id in self._seen_event_ids:
             return
         self.event_count += 1
         if call.event_id:
             self.event_ids.append(call.event_id)
+            self._seen_event_ids.add(call.event_id)
+        if call.event_time < self.first_seen:  # delivered late, in a later batch: it is the first call now
+            self.arn, self.identity_type = call.arn, call.identity_type
         self.first_seen = min(self.first_seen, call.event_time)
         self.last_seen = max(self.last_seen, call.event_time)
         _insert(self.event_names, call.event_name)

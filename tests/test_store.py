@@ -120,7 +120,18 @@ def test_a_burst_split_across_batches_grows_one_signal(store):
     assert count(store, SignalHistory) == 1  # detected once
 
 
-def test_batches_give_the_same_signals_as_one_run(store, tmp_path):
+def test_an_earlier_call_delivered_in_a_later_batch_becomes_the_signals_first_call(store):
+    run(store, [r.record(ALICE)])
+    later, earlier = r.ec2_role("i-later"), r.ec2_role("i-earlier")
+    (first,) = run(store, [r.record(later, time=at(days=10, minutes=30))])[0]
+    (grown,) = run(store, [r.record(earlier, time=at(days=10, minutes=5))])[0]
+    assert grown.signal_id == first.signal_id  # the occurrence keeps its name
+    (row,) = stored_signals(store)
+    assert (row.first_seen, row.last_seen, row.arn) == (moment(days=10, minutes=5), moment(days=10, minutes=30),
+                                                        earlier["arn"])
+
+
+def test_batches_give_the_same_signals_as_one_run(store):
     trail = [r.record(ALICE), r.record(r.ec2_role("i-1"), time=at(days=2))] + [
         r.record(MALLORY, n, time=at(days=10, minutes=m), region=reg)
         for m, n, reg in [(0, "GetSendQuota", "us-east-1"), (20, "GetAccount", "us-west-2"), (50, "ListIdentities", "us-east-1")]
