@@ -38,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     scan_cmd.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="files scanned in parallel")
 
     commands.add_parser("demo", help="the whole pipeline on bundled sample logs (no Slack, no AWS)")
+
+    serve_cmd = commands.add_parser("serve", help="the Slack app over HTTP: POST /slack/events, GET /healthz")
+    serve_cmd.add_argument("--port", type=int, default=None, help="listen on this port (default: PORT, else 3000)")
+    commands.add_parser("socket", help="the Slack app over Socket Mode (SLACK_APP_TOKEN)")
+
+    poll_cmd = commands.add_parser("poll", help="pull CloudTrail, detect, store, post pending alerts")
+    poll_cmd.add_argument("--once", action="store_true",
+                          help="one pass, then exit: 0 when it completed, 1 when a source or Slack failed")
+    commands.add_parser("worker", help="the scheduler: poll, alert outbox, contact time-outs, housekeeping")
     return parser
 
 
@@ -158,7 +167,33 @@ def run_demo(args: argparse.Namespace) -> int:
     return run()
 
 
-COMMANDS = {"scan": run_scan, "demo": run_demo}
+def run_poll(args: argparse.Namespace) -> int:
+    from bot.poll import command
+
+    return command(once=args.once)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from bot.scheduler import command
+
+    return command()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from bot.web import serve
+
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise SettingsError("sesguard serve: --port must be between 1 and 65535")
+    return serve(args.port)
+
+
+def run_socket(args: argparse.Namespace) -> int:
+    from bot.app import run_socket_mode
+
+    return run_socket_mode()
+
+
+COMMANDS = {"scan": run_scan, "demo": run_demo, "poll": run_poll, "worker": run_worker, "serve": run_serve, "socket": run_socket}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,9 +7,10 @@ pydantic traceback. Secrets are `SecretStr`, so that they never print in logs or
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
@@ -33,6 +34,10 @@ def _csv(value: object) -> object:
     return value
 
 
+# Lists are written comma-separated in the environment, not as JSON: parsed by `_csv`, never decoded.
+CommaSeparated = Annotated[list[str], NoDecode]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
                                       populate_by_name=True)
@@ -42,15 +47,15 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_alert_channel: str | None = Field(None, alias="SLACK_ALERT_CHANNEL", pattern=r"^[CGD][A-Z0-9]{2,}$")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
-    slack_triagers: list[str] = Field(default_factory=list, alias="SLACK_TRIAGERS")
+    slack_triagers: CommaSeparated = Field(default_factory=list, alias="SLACK_TRIAGERS")
     slack_triage_usergroup: str | None = Field(None, alias="SLACK_TRIAGE_USERGROUP")
 
     database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
 
-    aws_regions: list[str] = Field(default_factory=lambda: ["us-east-1"],
+    aws_regions: CommaSeparated = Field(default_factory=lambda: ["us-east-1"],
                                    validation_alias=AliasChoices("AWS_REGIONS"))
     source: str = Field("lookup", alias="SESGUARD_SOURCE", pattern=r"^(lookup|s3://[^/]+(/.*)?)$")
-    role_arns: list[str] = Field(default_factory=list, alias="SESGUARD_ROLE_ARNS")
+    role_arns: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ROLE_ARNS")
     identity_key: str = Field("principal", alias="SESGUARD_IDENTITY_KEY")
     learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
     forget_days: float = Field(28, alias="SESGUARD_FORGET_DAYS", gt=0)

@@ -47,7 +47,7 @@ class Recorded:
 
 @dataclass
 class Fault:
-    kind: str  # throttle | expired | error500 | malformed | hold
+    kind: str  # throttle | expired | error500 | malformed | hold | pass (answered normally: to target a later request)
     account: str | None = None  # None: any account
     release: threading.Event | None = None
 
@@ -61,7 +61,8 @@ class SessionKey:
 
 
 class FakeCloudTrail:
-    def __init__(self, session_seconds: float | None = None):
+    def __init__(self, session_seconds: float | None = None, limit: int = LIMIT):
+        self.limit = limit  # accepted requests per second per account and region (AWS: 2)
         self.keys: dict[str, SessionKey] = {}
         self.roles: dict[str, str] = {}  # role ARN → account
         self.events: dict[tuple[str, str], list[dict]] = {}  # (account, region) → records
@@ -139,7 +140,10 @@ class FakeCloudTrail:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client is gone (a test killed it)
 
             def log_message(self, *args):
                 pass
@@ -199,8 +203,9 @@ class FakeCloudTrail:
             if account is None:
                 return _json_error(400, record.error, "The security token included in the request is invalid or expired")
             fault = self._take_fault(account)
-        if fault is not None and fault.kind == "hold":
-            fault.release.wait(timeout=60)
+        if fault is not None and fault.kind in ("hold", "pass"):  # answered normally (after the release)
+            if fault.release is not None:
+                fault.release.wait(timeout=60)
             fault = None
         with self._lock:
             if fault is not None:
@@ -237,12 +242,12 @@ class FakeCloudTrail:
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, b'{"Events": [{"CloudTrailEvent": "tru'
 
     def _throttled(self, record: Recorded) -> bool:
-        """Beyond 2 accepted requests in the last second for this account and region (throttled
+        """Beyond `limit` (2) accepted requests in the last second for this account and region (throttled
         requests do not count, as a token bucket takes no token for them)."""
         accepted = [r for r in self.requests if r.service == "cloudtrail" and r.account == record.account
                     and r.region == record.region and r.error is None and r is not record
                     and record.at - r.at < WINDOW]
-        return len(accepted) >= LIMIT
+        return len(accepted) >= self.limit
 
     def _lookup(self, record: Recorded, account: str, params: dict) -> tuple[int, dict, bytes]:
         attributes = params.get("LookupAttributes") or []
