@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Sequence
 
 import orjson
-import sqlalchemy as sa
 
 from bot.settings import SettingsError, load_settings
 from detection.baseline import Tuning
@@ -17,7 +16,6 @@ from detection.record import IDENTITY_KEYS
 from detection.scan import ScanSummary, scan
 from detection.signals import Signal
 from detection.sources.inputs import InputError, expand
-from detection.store import Store
 
 # Bad records are named on stderr; past this many a run says how many more there were.
 MAX_NAMED_PROBLEMS = 50
@@ -58,18 +56,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc.message, file=sys.stderr)
         return 2
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+    except (_sqlalchemy().exc.ArgumentError, _sqlalchemy().exc.NoSuchModuleError) as exc:
         print(f"sesguard: not a database URL: {_first_line(exc)}", file=sys.stderr)
         return 2
-    except sa.exc.OperationalError as exc:
+    except _sqlalchemy().exc.OperationalError as exc:
         # The database is unreachable or refuses us: one line, with the URL's password hidden.
         print(f"sesguard: cannot use the database {_database_url(args)}: {_first_line(exc.orig or exc)}",
               file=sys.stderr)
         return 1
 
 
+def _sqlalchemy():
+    """SQLAlchemy, imported when a database is touched (or an error names one): `scan` without --db never
+    needs it, and importing it and the store costs half a second of every start."""
+    import sqlalchemy
+
+    return sqlalchemy
+
+
 def _database_url(args: argparse.Namespace) -> str:
     """The URL in use, its password hidden."""
+    sa = _sqlalchemy()
     url = getattr(args, "db", None) or load_settings().database_url
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -106,6 +113,8 @@ def run_scan(args: argparse.Namespace) -> int:
         return 2
     store = None
     if args.db:
+        from detection.store import Store
+
         store = Store(args.db)
         store.migrate()
     signals, summary = scan(inputs, tuning, args.identity_key or settings.identity_key, store, max(1, args.jobs))

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
-from detection.store import DEFAULT_DATABASE_URL
+from detection import DEFAULT_DATABASE_URL
 
 
 class SettingsError(SystemExit):

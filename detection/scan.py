@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from detection.baseline import Baseline, Tuning
 from detection.record import Call
 from detection.signals import Signal
 from detection.sources.files import FileScan
 from detection.sources.inputs import Input, scan_inputs
-from detection.store import Store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by callers that use one
+    from detection.store import Store
 
 
 @dataclass

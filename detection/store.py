@@ -16,12 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine, select
 
+from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Baseline, Known, Tuning
 from detection.record import Call
 from detection.signals import Signal
 from detection.suppression import SuppressionRule, first_covering
-
-DEFAULT_DATABASE_URL = "sqlite:///sesguard.db"
 
 
 def utcnow() -> datetime:

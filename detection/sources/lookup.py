@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from detection.sources.files import scan_bytes
-from detection.sources.pulled import AccountRegion, BetweenRequests, Pulled, SourceError
+from detection.sources.pulled import AccountRegion, BetweenRequests, Pulled, SourceError, describe_aws_error
 from detection.store import RequestSlots, Store
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class AccountAccess:
             answer = sts.assume_role(RoleArn=self.role_arn, RoleSessionName=ROLE_SESSION_NAME,
                                      DurationSeconds=ROLE_SESSION_SECONDS)
         except (ClientError, BotoCoreError) as exc:
-            raise SourceError(f"cannot assume {self.role_arn}: {_describe(exc)}") from exc
+            raise SourceError(f"cannot assume {self.role_arn}: {describe_aws_error(exc)}") from exc
         credentials = answer["Credentials"]
         now = datetime.now(timezone.utc)
         expires_at = credentials["Expiration"]
@@ -253,7 +253,7 @@ class LookupSource:
         try:
             identity = self.base.client("sts", region_name=self.sts_region).get_caller_identity()
         except (ClientError, BotoCoreError) as exc:
-            raise SourceError(f"cannot identify the credentials' account (STS GetCallerIdentity): {_describe(exc)}") from exc
+            raise SourceError(f"cannot identify the credentials' account (STS GetCallerIdentity): {describe_aws_error(exc)}") from exc
         account = identity.get("Account")
         if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
             raise SourceError("STS GetCallerIdentity named no account")
@@ -284,24 +284,17 @@ class LookupSource:
                 elif status >= 500:
                     kind = "failed"
                 else:
-                    raise SourceError(f"LookupEvents {place}: {_describe(exc)}") from exc
+                    raise SourceError(f"LookupEvents {place}: {describe_aws_error(exc)}") from exc
                 error: Exception = exc
             except (BotoCoreError, MalformedAnswer) as exc:
                 kind, error = "failed", exc
             retries[kind] += 1
             if retries[kind] > getattr(self.backoff, f"{kind}_retries"):
-                raise SourceError(f"LookupEvents {place}: {_describe(error)} ({kind}, gave up after "
+                raise SourceError(f"LookupEvents {place}: {describe_aws_error(error)} ({kind}, gave up after "
                                   f"{retries[kind] - 1} retries)") from error
             if kind == "expired":
                 log.info("LookupEvents %s: credentials expired, renewing them", place)
                 access.renew()
             else:
-                log.warning("LookupEvents %s: %s; retrying", place, _describe(error))
+                log.warning("LookupEvents %s: %s; retrying", place, describe_aws_error(error))
                 self.sleep(self.backoff.delay(retries[kind]))
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:300]}"
-    return f"{type(exc).__name__}: {str(exc)[:300]}"

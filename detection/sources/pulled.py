@@ -11,6 +11,15 @@ from detection.record import Call
 from detection.sources.files import FileScan
 
 
+def describe_aws_error(exc: Exception) -> str:
+    """One line for a botocore error: the AWS error code and message, or the exception's name and text."""
+    response = getattr(exc, "response", None)  # botocore's ClientError carries the parsed error
+    error = response.get("Error") if isinstance(response, dict) else None
+    if isinstance(error, dict) and error:
+        return f"{error.get('Code', 'error')}: {str(error.get('Message', ''))[:300]}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
 class SourceError(RuntimeError):
     """This account/region (or the whole source) could not be read this pass; the next pass retries."""
 
