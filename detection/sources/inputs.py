@@ -1,26 +1,51 @@
-"""What `scan` reads: local files and folders, and `s3://bucket/prefix` (SPEC §2).
+"""What `scan` reads: local files and folders, and `s3://bucket/prefix` (SPEC §2), and reading it on
+every core.
 
-Inputs are plain picklable descriptions, so that files are read and scanned in worker processes
-(`--jobs`) and only the matching calls travel back.
+Targets are checked up front (an unreadable one is a usage error), but the files under them are listed
+lazily, so that an archive of millions of files costs no memory to list. Inputs are plain picklable
+descriptions: worker processes read and scan them (`--jobs`), and only what each file contributed, its
+counts and its matching calls, travels back.
 """
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
+from itertools import islice
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 from urllib.parse import urlparse
 
 from detection.sources.files import FileScan, scan_bytes
 
 LOG_SUFFIXES = (".json", ".json.gz")
+# Files handed to a worker at once: enough to make the round trip negligible next to reading them,
+# few enough that the last batches still spread over every worker.
+FILES_PER_TASK = 4
+TASKS_IN_FLIGHT_PER_JOB = 4  # how far the pool reads ahead: bounded, so memory is too
+# glibc gives each freed multi-megabyte buffer back to the kernel, so every file's inflated text would be
+# page-faulted in afresh (about a third of the time spent inflating); freed memory up to this size is kept
+# for reuse instead.
+KEEP_FREED_BYTES = 32 * 1024 * 1024
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters, from glibc's malloc.h
 
 
 class InputError(ValueError):
     """A path or URL given on the command line that cannot be read at all."""
+
+
+def default_jobs() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -31,13 +56,21 @@ class Input:
 
     def read(self) -> bytes:
         if self.bucket is None:
-            return Path(self.name).read_bytes()
+            with open(self.name, "rb") as file:
+                return file.read()
         return s3_client().get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+
+
+@dataclass(frozen=True)
+class ListingFailed(Input):
+    """A folder or S3 page that could not be listed part-way: named as a skipped file, the run goes on."""
+
+    reason: str = ""
 
 
 @lru_cache(maxsize=1)
 def s3_client():
-    import boto3  # the standard credential chain and AWS_ENDPOINT_URL_S3 apply
+    import boto3  # the standard credential chain and AWS_ENDPOINT_URL_S3 apply; imported only for s3://
 
     return boto3.client("s3")
 
@@ -46,40 +79,104 @@ def is_log_file(name: str) -> bool:
     return name.endswith(LOG_SUFFIXES)
 
 
-def expand(targets: list[str]) -> list[Input]:
-    """Every file to read, in a stable order; InputError names the first target that cannot be read."""
-    found: list[Input] = []
+class Inputs:
+    """Every file under the targets, in a stable order (sorted path by path), listed as it is read."""
+
+    def __init__(self, targets: list[str], first_pages: dict[str, dict]):
+        self.targets = targets
+        self._first_pages = first_pages  # the S3 listing page fetched to check the target
+
+    def __iter__(self) -> Iterator[Input]:
+        for target in self.targets:
+            if target.startswith("s3://"):
+                yield from _s3_objects(target, self._first_pages.get(target))
+            elif os.path.isdir(target):
+                yield from _walk(target, set())
+            else:
+                yield Input(target)  # named explicitly: read whatever its name
+
+    def count_local(self) -> int | None:
+        """How many files there are, when every target is local (for a progress bar); None otherwise."""
+        if any(target.startswith("s3://") for target in self.targets):
+            return None
+        return sum(1 for _ in self)
+
+
+def expand(targets: list[str]) -> Inputs:
+    """The files to read; InputError names the first target that cannot be read."""
+    first_pages = {}
     for target in targets:
         if target.startswith("s3://"):
-            found.extend(_s3_inputs(target))
+            first_pages[target] = _first_s3_page(target)
         elif os.path.isdir(target):
-            found.extend(
-                Input(str(path)) for path in sorted(Path(target).rglob("*"))
-                if path.is_file() and is_log_file(path.name)
-            )
-        elif os.path.isfile(target) and os.access(target, os.R_OK):
-            found.append(Input(target))  # named explicitly: read whatever its name
-        else:
+            if not os.access(target, os.R_OK | os.X_OK):
+                raise InputError(f"cannot read {target}: folder not readable")
+        elif not (os.path.isfile(target) and os.access(target, os.R_OK)):
             raise InputError(f"cannot read {target}: no such file or folder, or not readable")
-    return found
+    return Inputs(list(targets), first_pages)
 
 
-def _s3_inputs(url: str) -> list[Input]:
+def _walk(folder: str, seen: set[tuple[int, int]]) -> Iterator[Input]:
+    """Log files below a folder, depth first, each folder's entries by name (the order of sorted paths);
+    a folder linked back into itself is read once."""
+    try:
+        identity = os.stat(folder)
+        if (identity.st_dev, identity.st_ino) in seen:
+            return
+        seen.add((identity.st_dev, identity.st_ino))
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as exc:
+        yield ListingFailed(folder, reason=f"cannot list folder: {exc.strerror or exc}")
+        return
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()
+            is_file = not is_folder and entry.is_file()
+        except OSError:
+            continue  # vanished while listing
+        if is_folder:
+            yield from _walk(entry.path, seen)
+        elif is_file and is_log_file(entry.name):
+            yield Input(entry.path)
+
+
+def _bucket_and_prefix(url: str) -> tuple[str, str]:
     parsed = urlparse(url)
     if not parsed.netloc:
         raise InputError(f"cannot read {url}: no bucket named")
-    prefix = parsed.path.lstrip("/")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _first_s3_page(url: str) -> dict:
+    bucket, prefix = _bucket_and_prefix(url)
     try:
-        pages = s3_client().get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix)
-        return [
-            Input(f"s3://{parsed.netloc}/{obj['Key']}", parsed.netloc, obj["Key"])
-            for page in pages for obj in page.get("Contents", []) if is_log_file(obj["Key"])
-        ]
+        return s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix)
     except Exception as exc:  # botocore errors, missing credentials, unreachable endpoint
         raise InputError(f"cannot list {url}: {exc}") from exc
 
 
+def _s3_objects(url: str, page: dict | None) -> Iterator[Input]:
+    bucket, prefix = _bucket_and_prefix(url)
+    while True:
+        if page is None:
+            page = _first_s3_page(url)
+        for obj in page.get("Contents", []):
+            if is_log_file(obj["Key"]):
+                yield Input(f"s3://{bucket}/{obj['Key']}", bucket, obj["Key"])
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return
+        try:
+            page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, ContinuationToken=token)
+        except Exception as exc:  # the files listed so far are scanned; the rest is named as missing
+            yield ListingFailed(url, reason=f"listing stopped: {exc}")
+            return
+
+
 def scan_input(source: Input, identity_mode: str) -> FileScan:
+    if isinstance(source, ListingFailed):
+        return FileScan(source.name, error=source.reason)
     try:
         data = source.read()
     except Exception as exc:  # an unreadable file is skipped and named, never fatal
@@ -87,11 +184,56 @@ def scan_input(source: Input, identity_mode: str) -> FileScan:
     return scan_bytes(source.name, data, identity_mode)
 
 
-def scan_inputs(inputs: list[Input], identity_mode: str, jobs: int = 1) -> Iterator[FileScan]:
-    """Scan files, in worker processes when `jobs` > 1; results come back in input order."""
-    work = partial(scan_input, identity_mode=identity_mode)
-    if jobs <= 1 or len(inputs) <= 1:
-        yield from map(work, inputs)
+def _scan_batch(batch: list[Input], identity_mode: str) -> list[FileScan]:
+    return [scan_input(source, identity_mode) for source in batch]
+
+
+def keep_freed_memory() -> None:
+    """See KEEP_FREED_BYTES. A no-op where the C library has no glibc mallopt()."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, KEEP_FREED_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, 2 * KEEP_FREED_BYTES)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+def scan_inputs(inputs: Iterable[Input], identity_mode: str, jobs: int = 1) -> Iterator[FileScan]:
+    """Scan files, in `jobs` worker processes when there is more than one file; results come back in
+    input order, and no more than a few batches a worker are ever read ahead."""
+    files = iter(inputs)
+    first = list(islice(files, 2))
+    if jobs <= 1 or len(first) <= 1:
+        keep_freed_memory()
+        for source in [*first, *files]:
+            yield scan_input(source, identity_mode)
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        yield from pool.map(work, inputs, chunksize=max(1, min(64, len(inputs) // (jobs * 8))))
+    batches = _batches([*first], files)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_process_context(), initializer=keep_freed_memory) as pool:
+        pending: deque[Future] = deque()
+        for batch in batches:
+            pending.append(pool.submit(_scan_batch, batch, identity_mode))
+            if len(pending) >= jobs * TASKS_IN_FLIGHT_PER_JOB:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+
+
+def _batches(first: list[Input], rest: Iterator[Input]) -> Iterator[list[Input]]:
+    batch = first
+    for source in rest:
+        batch.append(source)
+        if len(batch) == FILES_PER_TASK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _process_context():
+    """fork where it is safe (no other thread that a child could inherit mid-way through holding a
+    lock): workers start at once, with everything already imported. Elsewhere a fresh interpreter."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
