@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import timedelta
 from typing import Sequence
 
 import orjson
 
+from bot.progress import ScanProgress
 from bot.settings import SettingsError, load_settings
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
 from detection.scan import ScanSummary, scan
 from detection.signals import Signal
-from detection.sources.inputs import InputError, expand
+from detection.sources.inputs import InputError, default_jobs, expand
 
 # Bad records are named on stderr; past this many a run says how many more there were.
 MAX_NAMED_PROBLEMS = 50
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan_cmd.add_argument("--forget-days", type=float, default=None)
     scan_cmd.add_argument("--group-minutes", type=float, default=None)
     scan_cmd.add_argument("--identity-key", choices=IDENTITY_KEYS, default=None)
-    scan_cmd.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="files scanned in parallel")
+    scan_cmd.add_argument("--jobs", type=int, default=default_jobs(),
+                          help="files scanned in parallel (default: the cores this process may use)")
 
     commands.add_parser("demo", help="the whole pipeline on bundled sample logs (no Slack, no AWS)")
 
@@ -117,7 +118,14 @@ def run_scan(args: argparse.Namespace) -> int:
 
         store = Store(args.db)
         store.migrate()
-    signals, summary = scan(inputs, tuning, args.identity_key or settings.identity_key, store, max(1, args.jobs))
+    # A progress bar only for a person watching: never in --json output, never into a pipe or a file.
+    progress = None if args.json or not sys.stderr.isatty() else ScanProgress(sys.stderr, inputs.count_local)
+    try:
+        signals, summary = scan(inputs, tuning, args.identity_key or settings.identity_key, store,
+                                max(1, args.jobs), progress)
+    finally:
+        if progress is not None:
+            progress.close()
     out = sys.stdout
     if args.json:
         for signal in signals:
