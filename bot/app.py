@@ -46,3 +46,19 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
     for listeners in (actions, views, commands):
         listeners.register(app)
     return app
+
+
+def run_socket_mode() -> int:
+    """`sesguard socket`: the same app over Socket Mode (SLACK_APP_TOKEN); no public URL needed."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.settings import load_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    settings.require("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN")
+    store = Store(settings.database_url)
+    store.migrate()
+    app = build_app(settings, store, socket_mode=True)
+    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    return 0

@@ -182,9 +182,10 @@ def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last
     agent_lines = "\n".join(f"• {text(agent, USER_AGENT_LIMIT)}" for agent in agents) or "-"
     if more_agents > 0:
         agent_lines += f"\n… {more_agents} more"
+    who = [("Identity (full ARN)", text(signal.arn, LIST_FIELD_LIMIT))] if signal.arn == signal.identity else [
+        ("Identity", text(signal.identity, LIST_FIELD_LIMIT)), ("Full ARN", text(signal.arn, LIST_FIELD_LIMIT))]
     fields = [
-        ("Identity", text(signal.identity, LIST_FIELD_LIMIT)),
-        ("Full ARN", text(signal.arn, LIST_FIELD_LIMIT)),
+        *who,
         ("Account", text(signal.account_id, 100)),
         ("Identity type", text(signal.identity_type, 100)),
         ("First seen", when(signal.first_seen)),

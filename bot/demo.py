@@ -7,6 +7,7 @@ prints the signals.
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -42,5 +43,18 @@ def run() -> int:
             print(f"\n{signal.severity.upper()}  {signal.identity}  ({signal.status})")
             for reason in signal.reasons:
                 print(f"  - {reason}")
+        print_alerts(store, signals)
         store.engine.dispose()
     return 0
+
+
+def print_alerts(store: Store, signals: list) -> None:
+    """What the notifier would post to SLACK_ALERT_CHANNEL: the readable text and the Block Kit JSON."""
+    from bot.alerts import rendered
+
+    postable = [signal for signal in signals if signal.status != "suppressed"]
+    print(f"\nThe {len(postable)} alerts sesguard would post to Slack (suppressed signals are stored, not posted):")
+    for signal in postable:
+        _, blocks, text = rendered(store, signal.signal_id)
+        print("\n" + "─" * 100 + "\n" + text + "\n\nBlock Kit (one block a line):\n[")
+        print(",\n".join("  " + json.dumps(block, ensure_ascii=False) for block in blocks) + "\n]")

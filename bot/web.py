@@ -95,3 +95,25 @@ def create_wsgi_app(settings: Settings | None = None, store: Store | None = None
         store = Store(settings.database_url)
         store.migrate()
     return SlackWSGI(app or build_app(settings, store), store, settings)
+
+
+def serve(port: int | None = None) -> int:
+    """`sesguard serve`: the WSGI app under gunicorn (threads, as the Procfile's `web` line)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = load_settings()
+    settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    Store(settings.database_url).migrate()  # a bad DATABASE_URL stops here, with one line
+    bind = f"0.0.0.0:{port or settings.port}"
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 8,
+                                "timeout": 30, "graceful_timeout": 10, "accesslog": "-"}.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> SlackWSGI:
+            return create_wsgi_app()
+
+    Server().run()
+    return 0
