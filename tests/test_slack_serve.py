@@ -70,20 +70,13 @@ def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
     assert "everyone" not in output and SECRET not in output and TOKEN not in output
 
 
-def test_serve_without_a_signing_secret_stops_with_one_line(tmp_path):
+@pytest.mark.parametrize("command, missing", [("serve", "SLACK_SIGNING_SECRET"), ("socket", "SLACK_APP_TOKEN")])
+def test_a_missing_secret_stops_start_up_with_one_line(tmp_path, command, missing):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env.update(SLACK_BOT_TOKEN=TOKEN, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
-    done = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "bot", command], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=STARTUP_PATIENCE_SECONDS)
-    assert done.returncode == 2 and done.stderr.strip() == "sesguard: SLACK_SIGNING_SECRET is not set (see .env.example)"
-
-
-def test_socket_without_an_app_token_stops_with_one_line(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    env.update(SLACK_BOT_TOKEN=TOKEN, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
-    done = subprocess.run([sys.executable, "-m", "bot", "socket"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=STARTUP_PATIENCE_SECONDS)
-    assert done.returncode == 2 and done.stderr.strip() == "sesguard: SLACK_APP_TOKEN is not set (see .env.example)"
+    assert done.returncode == 2 and done.stderr.strip() == f"sesguard: {missing} is not set (see .env.example)"
 
 
 def test_the_manifest_sets_up_what_the_app_uses():
