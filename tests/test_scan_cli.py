@@ -183,6 +183,20 @@ def test_learning_and_forget_days_flags_override_the_settings(tmp_path, cli):
     assert alerted("--learning-days", "7", env={"SESGUARD_LEARNING_DAYS": "2"}) == []
 
 
+def test_group_minutes_from_the_flag_or_the_setting_and_decimal_durations(tmp_path, cli):
+    mallory = r.iam_user("mallory")
+    trail = [r.record(r.iam_user("alice"))] + [r.record(mallory, time=at(days=2, minutes=m)) for m in (0, 20, 40)]
+    r.write(tmp_path / "trail.json", trail, "array")
+
+    def counts(*flags: str, env=None) -> list[int]:
+        return [s["event_count"] for s in json_lines(cli("--json", *flags, str(tmp_path / "trail.json"), env=env)[1])]
+
+    assert counts("--learning-days", "1.5") == [3]
+    assert counts("--learning-days", "1.5", "--group-minutes", "30") == [2]
+    assert counts(env={"SESGUARD_LEARNING_DAYS": "1.5", "SESGUARD_GROUP_MINUTES": "10.5"}) == [1]
+    assert counts("--learning-days", "2.5") == []
+
+
 @pytest.mark.parametrize("args", [["scan"], ["scan", "--identity-key", "session", "x.json"],
                                   ["scan", "--learning-days", "-1", "x.json"],
                                   ["scan", "--forget-days", "soon", "x.json"], ["frobnicate"]])
