@@ -4,7 +4,6 @@ changes the signals or the summary."""
 
 from __future__ import annotations
 
-import gzip
 import random
 import tempfile
 from datetime import timedelta
