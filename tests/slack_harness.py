@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import tempfile
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -67,6 +70,20 @@ class _QuietHandler(WSGIRequestHandler):
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+
+
+_TEMPLATE_DIR: list[Path] = []
+
+
+def migrated_sqlite(folder: Path) -> Store:
+    """A fresh SQLite store in `folder`, copied from one migrated once per test session (migrating takes longer)."""
+    if not _TEMPLATE_DIR:
+        _TEMPLATE_DIR.append(Path(tempfile.mkdtemp(prefix="sesguard-template-")))
+        template = Store(f"sqlite:///{_TEMPLATE_DIR[0] / 'sesguard.db'}")
+        template.migrate()
+        template.engine.dispose()
+    shutil.copyfile(_TEMPLATE_DIR[0] / "sesguard.db", folder / "sesguard.db")
+    return Store(f"sqlite:///{folder / 'sesguard.db'}")
 
 
 def settings_for(slack: FakeSlack, store: Store, **overrides) -> Settings:

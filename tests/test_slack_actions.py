@@ -16,16 +16,18 @@ from sqlmodel import select
 from bot.app import build_app
 from detection.store import AuditEntry, PollState, SignalHistory, SuppressionRow, utcnow
 from tests.slack_harness import (
+    migrated_sqlite,
     ACCOUNT, CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, settings_for, store_signals,
 )
-from tests.slack_signing import get
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_signing import get, post
 
 ESCALATE, CONTACT, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.contact_user", "sesguard.suppress", "sesguard.not_an_issue"
 
 
 @pytest.fixture
-def bot(sqlite_store):
-    with Harness(sqlite_store) as harness:
+def bot(tmp_path):
+    with Harness(migrated_sqlite(tmp_path)) as harness:
         yield harness
 
 
@@ -72,8 +74,6 @@ def test_a_forged_or_stale_request_gets_401_and_changes_nothing(bot, forgery):
 
 
 def test_a_request_without_signature_headers_gets_401(bot):
-    from tests.slack_signing import post
-
     body = b'payload={"type":"block_actions"}'
     reply = post(bot.sender.url, body, {"Content-Type": "application/x-www-form-urlencoded"})
     assert reply.status == 401 and bot.slack.calls == []
@@ -183,8 +183,6 @@ def test_members_of_the_triage_usergroup_may_triage(sqlite_store):
 
 
 def test_start_up_warns_when_everyone_may_triage(sqlite_store, caplog):
-    from tests.fakes.slack_api import FakeSlack
-
     with FakeSlack() as slack, caplog.at_level(logging.WARNING, logger="bot.app"):
         build_app(settings_for(slack, sqlite_store, slack_triagers=[], slack_triage_usergroup=None), sqlite_store)
         assert "everyone in the workspace may triage" in caplog.text

@@ -10,14 +10,14 @@ from sqlmodel import select
 
 from bot.triage import suppress
 from detection.store import AuditEntry, IdentityMapping, PollState, SuppressionRow, utcnow
-from tests.slack_harness import ACCOUNT, OUTSIDER, Harness, answer_text, cloudtrail_record, store_signals
+from tests.slack_harness import migrated_sqlite, ACCOUNT, OUTSIDER, Harness, answer_text, cloudtrail_record, store_signals
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 
 
 @pytest.fixture
-def bot(sqlite_store):
-    with Harness(sqlite_store) as harness:
+def bot(tmp_path):
+    with Harness(migrated_sqlite(tmp_path)) as harness:
         yield harness
 
 

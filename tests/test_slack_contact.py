@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from bot.contact import escalate_overdue, sso_email
 from detection.store import AuditEntry, Contact, IdentityMapping
-from tests.slack_harness import CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, sso_identity, store_signals
+from tests.slack_harness import migrated_sqlite, CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, sso_identity, store_signals
 
 CONTACT, ESCALATE = "sesguard.contact_user", "sesguard.escalate"
 YES, NO = "sesguard.answer_yes", "sesguard.answer_no"
@@ -18,8 +18,8 @@ EMAIL = "alice@example.com"
 
 
 @pytest.fixture
-def bot(sqlite_store):
-    with Harness(sqlite_store) as harness:
+def bot(tmp_path):
+    with Harness(migrated_sqlite(tmp_path)) as harness:
         harness.slack.users_by_email[EMAIL] = ALICE
         yield harness
 
