@@ -15,11 +15,10 @@ from sqlmodel import select
 
 from bot.app import build_app
 from detection.store import AuditEntry, PollState, SignalHistory, SuppressionRow, utcnow
-from tests.slack_harness import (
-    migrated_sqlite,
-    ACCOUNT, CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, settings_for, store_signals,
-)
 from tests.fakes.slack_api import FakeSlack
+from tests.slack_harness import (
+    ACCOUNT, CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, settings_for, store_signals,
+)
 from tests.slack_signing import get, post
 
 ESCALATE, CONTACT, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.contact_user", "sesguard.suppress", "sesguard.not_an_issue"
@@ -108,6 +107,30 @@ def test_escalate_updates_the_alert_in_place_and_adds_a_thread_line(bot):
     assert f"Escalated, by <@{TRIAGER}>" in json.dumps(update["blocks"])
     assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE]
     assert thread(bot, ts) == [f":arrow_up: Escalated by <@{TRIAGER}>."]
+
+
+def test_slack_answering_500_and_429_while_updating_the_alert_is_retried(bot):
+    signal_id, ts = posted(bot)
+    bot.slack.fail("chat.update", "server_error")
+    bot.slack.fail("chat.postMessage", "ratelimited", retry_after=1)
+    bot.click(ESCALATE, TRIAGER, CHANNEL, ts)
+    bot.settle()
+    assert [c.fault for c in bot.slack.calls if c.method == "chat.update"] == ["server_error", None]
+    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE]
+    assert thread(bot, ts) == [f":arrow_up: Escalated by <@{TRIAGER}>."]
+    assert bot.alert(signal_id).posted_at >= bot.alert(signal_id).updated_at  # nothing left for the notifier
+
+
+def test_when_slack_stays_down_the_notifier_brings_the_alert_up_to_date_later(bot):
+    signal_id, ts = posted(bot)
+    bot.slack.fail("chat.update", "server_error", times=3)
+    bot.click(ESCALATE, TRIAGER, CHANNEL, ts)
+    bot.executor.drain()
+    assert len(bot.errors) == 1 and bot.alert(signal_id).status == "escalated"  # stored, not shown
+    bot.errors.clear()
+    assert ESCALATE in bot.buttons(CHANNEL, ts)
+    assert bot.post_alerts().updated == 1
+    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE]
 
 
 def test_not_an_issue_closes_the_alert(bot):
