@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from detection.sources.files import FileScan, scan_bytes
 
 LOG_SUFFIXES = (".json", ".json.gz")
+S3_PAGE_SIZE = 1000  # keys a listing request returns (S3's own maximum)
 # Files handed to a worker at once: enough to make the round trip negligible next to reading them,
 # few enough that the last batches still spread over every worker.
 FILES_PER_TASK = 4
@@ -151,7 +152,7 @@ def _bucket_and_prefix(url: str) -> tuple[str, str]:
 def _first_s3_page(url: str) -> dict:
     bucket, prefix = _bucket_and_prefix(url)
     try:
-        return s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=S3_PAGE_SIZE)
     except Exception as exc:  # botocore errors, missing credentials, unreachable endpoint
         raise InputError(f"cannot list {url}: {exc}") from exc
 
@@ -168,7 +169,8 @@ def _s3_objects(url: str, page: dict | None) -> Iterator[Input]:
         if not page.get("IsTruncated") or not token:
             return
         try:
-            page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, ContinuationToken=token)
+            page = s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=S3_PAGE_SIZE,
+                                               ContinuationToken=token)
         except Exception as exc:  # the files listed so far are scanned; the rest is named as missing
             yield ListingFailed(url, reason=f"listing stopped: {exc}")
             return
