@@ -306,11 +306,28 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self.engine.begin() as connection:
+        with self._sqlite_migration_lock(), self.engine.begin() as connection:
             if self.is_postgres:  # two processes starting at once must not both create the tables
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(7290113)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    @contextmanager
+    def _sqlite_migration_lock(self) -> Iterator[None]:
+        """SQLite has no advisory lock: processes starting together (gunicorn's workers, the worker) take
+        turns on a lock file beside the database, or the second one fails with "table … already exists"."""
+        database = self.engine.url.database
+        if self.is_postgres or not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{database}.migrate-lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

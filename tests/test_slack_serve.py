@@ -89,3 +89,11 @@ def test_the_manifest_sets_up_what_the_app_uses():
     assert command["command"] == "/sesguard" and command["url"].endswith("/slack/events")
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+
+
+def test_processes_starting_together_on_one_new_sqlite_file_all_migrate(tmp_path):
+    """gunicorn's workers and the worker start at once on the default SQLite store."""
+    code = f"from detection.store import Store; Store('sqlite:///{tmp_path / 'shared.db'}').migrate()"
+    starts = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [(p, p.communicate(timeout=STARTUP_PATIENCE_SECONDS)[1]) for p in starts]
+    assert [error for p, error in errors if p.returncode != 0] == []
