@@ -13,7 +13,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.listeners import actions, commands, views
-from bot.middleware import Triagers, services
+from bot.middleware import Triagers, reject_replays, services
 from bot.settings import Settings
 from bot.slack_client import slack_client
 from detection.store import Store
@@ -42,6 +42,7 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
         **options,
     )
 
+    app.use(reject_replays(store))
     app.use(services(store, settings, triagers))
     for listeners in (actions, views, commands):
         listeners.register(app)

@@ -8,14 +8,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import Callable
 
-from slack_bolt import Ack, BoltContext, BoltResponse
+import sqlalchemy as sa
+from slack_bolt import Ack, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.settings import Settings
-from detection.store import Store
+from detection.store import SlackRequest, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +100,32 @@ def services(store: Store, settings: Settings, triagers: Triagers) -> Callable:
         next()
 
     return inject_services
+
+
+# Slack refuses timestamps more than five minutes off; a signature is remembered a little longer.
+REPLAY_WINDOW = timedelta(minutes=10)
+
+
+def reject_replays(store: Store) -> Callable:
+    """Global middleware (after Bolt's signature check): a signed request seen before gets 401.
+
+    Remembered in the store, so that every web process (gunicorn's workers, several hosts) knows it.
+    """
+
+    def reject_replayed_requests(req: BoltRequest, next: Callable) -> BoltResponse | None:
+        signature = (req.headers.get("x-slack-signature") or [""])[0]
+        if req.mode == "socket_mode" or not signature:
+            next()
+            return None
+        now = utcnow()
+        with store.session() as session:
+            session.execute(sa.delete(SlackRequest).where(SlackRequest.received_at < now - REPLAY_WINDOW))
+            first = store.insert_ignoring_duplicates(session, SlackRequest, [{"signature": signature, "received_at": now}])
+            session.commit()
+        if not first:
+            log.warning("refused a replayed Slack request")
+            return BoltResponse(status=401, body='{"error": "replayed request"}', headers={"content-type": "application/json"})
+        next()
+        return None
+
+    return reject_replayed_requests

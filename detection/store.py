@@ -186,6 +186,14 @@ class IdentityMapping(SQLModel, table=True):
     set_at: datetime = _time(default_factory=utcnow)
 
 
+class SlackRequest(SQLModel, table=True):
+    """Signatures of the Slack requests already handled: the same signed request twice is a replay."""
+
+    __tablename__ = "slack_requests"
+    signature: str = Field(primary_key=True)
+    received_at: datetime = _time(index=True)
+
+
 class Contact(SQLModel, table=True):
     """A "was this you?" question sent to a person about a signal."""
 

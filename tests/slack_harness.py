@@ -202,11 +202,11 @@ class Harness:
         return [e["action_id"] for b in self.slack.message(channel, ts).blocks
                 for e in b.get("elements", []) if e.get("type") == "button"]
 
-    def click(self, action_id: str, user: str, channel: str, ts: str, value: str | None = None,
-              button: dict | None = None, **kw) -> Reply:
-        """Click a button of a posted message; `button` as seen earlier, for a click on a stale message."""
+    def click_payload(self, action_id: str, user: str, channel: str, ts: str, value: str | None = None,
+                      button: dict | None = None) -> dict:
+        """What Slack sends for a click on a button of a posted message (`button` as seen earlier, for a stale one)."""
         button = button or self.button(channel, ts, action_id)
-        payload = {
+        return {
             "type": "block_actions",
             "team": {"id": "T0TEAM", "domain": "test"},
             "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
@@ -222,7 +222,10 @@ class Harness:
                 "action_ts": "1700000999.000001",
             }],
         }
-        return self.sender.interaction(payload, **kw)
+
+    def click(self, action_id: str, user: str, channel: str, ts: str, value: str | None = None,
+              button: dict | None = None, **kw) -> Reply:
+        return self.sender.interaction(self.click_payload(action_id, user, channel, ts, value, button), **kw)
 
     def submit(self, view: dict, user: str, values: dict, **kw) -> Reply:
         """Submit a modal the app opened, with `values` as {block_id: state of its one element}."""

@@ -8,18 +8,19 @@ import re
 import threading
 import time
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.app import build_app
-from detection.store import AuditEntry, PollState, SignalHistory, SuppressionRow, utcnow
+from detection.store import AuditEntry, PollState, SignalHistory, SlackRequest, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import (
     ACCOUNT, CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, settings_for, store_signals,
 )
-from tests.slack_signing import get, post
+from tests.slack_signing import get, post, signed_headers
 
 ESCALATE, CONTACT, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.contact_user", "sesguard.suppress", "sesguard.not_an_issue"
 
@@ -70,6 +71,28 @@ def test_a_forged_or_stale_request_gets_401_and_changes_nothing(bot, forgery):
     bot.settle()
     assert reply.status == 401
     assert snapshot(bot, signal_id) == before
+
+
+def test_a_replayed_request_gets_401_and_changes_nothing(bot):
+    signal_id, ts = posted(bot)
+    body = urlencode({"payload": json.dumps(bot.click_payload(CLOSE, TRIAGER, CHANNEL, ts))}).encode()
+    headers = signed_headers(bot.sender.secret, body, "application/x-www-form-urlencoded")
+    assert post(bot.sender.url, body, headers).status == 200
+    bot.settle()
+    bot.store.engine.dispose()  # a restart in between changes nothing: the signature is in the store
+    before = snapshot(bot, signal_id)
+    replay = post(bot.sender.url, body, headers)
+    bot.settle()
+    assert replay.status == 401 and snapshot(bot, signal_id) == before
+    assert history(bot, signal_id)[-1] == (TRIAGER, "not an issue", "closed")
+
+
+def test_forged_requests_are_not_remembered(bot):
+    with bot.store.session() as session:
+        assert session.exec(select(sa.func.count()).select_from(SlackRequest)).one() == 0
+    bot.sender.event({"type": "url_verification", "challenge": "c"}, secret="forged")
+    with bot.store.session() as session:
+        assert session.exec(select(sa.func.count()).select_from(SlackRequest)).one() == 0
 
 
 def test_a_request_without_signature_headers_gets_401(bot):

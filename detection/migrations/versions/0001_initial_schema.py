@@ -93,6 +93,14 @@ def upgrade() -> None:
     sa.Column('expires_at', detection.store.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name')
     )
+    op.create_table('slack_requests',
+    sa.Column('signature', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('received_at', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('signature')
+    )
+    with op.batch_alter_table('slack_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_slack_requests_received_at'), ['received_at'], unique=False)
+
     op.create_table('poll_state',
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -211,6 +219,10 @@ def downgrade() -> None:
     op.drop_table('request_slots')
     op.drop_table('poll_state')
     op.drop_table('leases')
+    with op.batch_alter_table('slack_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_slack_requests_received_at'))
+
+    op.drop_table('slack_requests')
     op.drop_table('known_identities')
     op.drop_table('identity_mappings')
     with op.batch_alter_table('events', schema=None) as batch_op:
