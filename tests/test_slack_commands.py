@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from bot.triage import suppress
 from detection.store import AuditEntry, IdentityMapping, PollState, SuppressionRow, utcnow
-from tests.slack_harness import migrated_sqlite, ACCOUNT, OUTSIDER, Harness, answer_text, cloudtrail_record, store_signals
+from tests.slack_harness import ACCOUNT, OUTSIDER, Harness, answer_text, cloudtrail_record, migrated_sqlite, store_signals
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 

@@ -9,7 +9,9 @@ from sqlmodel import select
 
 from bot.contact import escalate_overdue, sso_email
 from detection.store import AuditEntry, Contact, IdentityMapping
-from tests.slack_harness import migrated_sqlite, CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, sso_identity, store_signals
+from tests.slack_harness import (
+    CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, sso_identity, store_signals,
+)
 
 CONTACT, ESCALATE = "sesguard.contact_user", "sesguard.escalate"
 YES, NO = "sesguard.answer_yes", "sesguard.answer_no"
