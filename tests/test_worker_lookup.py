@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from detection.record import parse_time
-from detection.sources.lookup import Backoff, LookupSource
+from detection.sources.lookup import REQUESTS_PER_WINDOW, Backoff, LookupSource, RequestPacer
 from detection.sources.pulled import AccountRegion, SourceError
 from tests import records
 from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls,  # noqa: F401
@@ -18,8 +18,19 @@ FAST = Backoff(base=0.01, cap=0.05)
 HERE = AccountRegion(OWN_ACCOUNT, "us-east-1")
 
 
-def source(store, regions=("us-east-1",), roles=(), backoff=FAST) -> LookupSource:
-    return LookupSource(list(regions), list(roles), store, backoff=backoff)
+# Where the pace is not the subject, the endpoint and the client both allow 20 requests a second so
+# that the suite stays fast; the tests about pacing, throttling and credential lifetimes keep AWS's 2.
+RELAXED_LIMIT = 20
+
+
+@pytest.fixture
+def relaxed(aws):
+    aws.api.limit = RELAXED_LIMIT
+    return RELAXED_LIMIT
+
+
+def source(store, regions=("us-east-1",), roles=(), backoff=FAST, limit=REQUESTS_PER_WINDOW) -> LookupSource:
+    return LookupSource(list(regions), list(roles), store, backoff=backoff, pacer=RequestPacer(store, limit=limit))
 
 
 def pull(src: LookupSource, place=HERE, start_minutes=60):
@@ -32,7 +43,7 @@ def ids(pulled) -> set[str]:
     return {call.event_id for call in pulled.calls}
 
 
-def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store):
+def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store, relaxed):
     inside = ses_calls(user("alice"), 120, minutes_ago=5)
     quotas = [records.service_quotas(user("bob"), time=call["eventTime"]) for call in inside[:3]]
     other_service = [records.service_quotas(user("carol"), service_code="ec2", time=inside[0]["eventTime"])]
@@ -40,7 +51,7 @@ def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store):
     other_region = ses_calls(user("erin"), 2, region="eu-west-1")
     aws.api.add_events(*inside, *quotas, *other_service, *too_old, *other_region)
 
-    pulled = pull(source(sqlite_store))
+    pulled = pull(source(sqlite_store, limit=relaxed))
 
     assert ids(pulled) == {r["eventID"] for r in inside + quotas}
     lookups = aws.api.lookups()
@@ -52,19 +63,19 @@ def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store):
     assert pulled.reads == 4 and pulled.records == len(inside) + len(quotas) + len(other_service)
 
 
-def test_pages_come_newest_first_and_the_result_does_not_depend_on_it(aws, sqlite_store):
+def test_pages_come_newest_first_and_the_result_does_not_depend_on_it(aws, sqlite_store, relaxed):
     calls = ses_calls(user("alice"), 60, minutes_ago=2)
     aws.api.add_events(*reversed(calls))
-    pulled = pull(source(sqlite_store))
+    pulled = pull(source(sqlite_store, limit=relaxed))
     times = [call.event_time for call in pulled.calls]
     assert times == sorted(times, reverse=True)  # as the endpoint sent them, across both pages
     assert ids(pulled) == {r["eventID"] for r in calls}
 
 
-def test_the_window_bounds_are_inclusive_and_sent_as_given(aws, sqlite_store):
+def test_the_window_bounds_are_inclusive_and_sent_as_given(aws, sqlite_store, relaxed):
     calls = ses_calls(user("alice"), 3, minutes_ago=30)
     aws.api.add_events(*calls)
-    src = source(sqlite_store)
+    src = source(sqlite_store, limit=relaxed)
     src.places()
     start, end = parse_time(calls[-1]["eventTime"]), parse_time(calls[0]["eventTime"])
     pulled = src.pull(HERE, start, end, lambda: None)
@@ -102,46 +113,46 @@ def test_throttling_answers_are_backed_off_and_retried(aws, sqlite_store):
     assert answers == ["throttle"] * 3 + [None] * 3
 
 
-def test_persistent_throttling_fails_the_read(aws, sqlite_store):
+def test_persistent_throttling_fails_the_read(aws, sqlite_store, relaxed):
     aws.api.inject("throttle", times=10)
     with pytest.raises(SourceError, match="ThrottlingException.*gave up after 2 retries"):
-        pull(source(sqlite_store, backoff=Backoff(base=0.01, cap=0.02, throttled_retries=2)))
+        pull(source(sqlite_store, backoff=Backoff(base=0.01, cap=0.02, throttled_retries=2), limit=relaxed))
     assert len(aws.api.lookups()) == 3
 
 
-def test_server_errors_and_malformed_answers_are_retried(aws, sqlite_store):
+def test_server_errors_and_malformed_answers_are_retried(aws, sqlite_store, relaxed):
     calls = ses_calls(user("alice"), 5)
     aws.api.add_events(*calls)
     aws.api.inject("error500")
     aws.api.inject("malformed")
-    pulled = pull(source(sqlite_store))
+    pulled = pull(source(sqlite_store, limit=relaxed))
     assert ids(pulled) == {r["eventID"] for r in calls}
     assert [r.error for r in aws.api.lookups()] == ["error500", "malformed", None, None]
 
 
-def test_a_malformed_answer_that_persists_is_an_error_never_an_empty_page(aws, sqlite_store):
+def test_a_malformed_answer_that_persists_is_an_error_never_an_empty_page(aws, sqlite_store, relaxed):
     aws.api.add_events(*ses_calls(user("alice"), 5))
     aws.api.inject("malformed", times=10)
     with pytest.raises(SourceError, match="no Events list|ResponseParserError"):
-        pull(source(sqlite_store))
+        pull(source(sqlite_store, limit=relaxed))
 
 
-def test_hostile_entries_are_counted_as_bad_records(aws, sqlite_store):
+def test_hostile_entries_are_counted_as_bad_records(aws, sqlite_store, relaxed):
     good = ses_calls(user("alice"), 2)
     broken = records.record(user("mallory"), time=good[0]["eventTime"])
     broken["userIdentity"] = "not an object"
     aws.api.add_events(*good, broken)
-    pulled = pull(source(sqlite_store))
+    pulled = pull(source(sqlite_store, limit=relaxed))
     assert ids(pulled) == {r["eventID"] for r in good}
     assert len(pulled.bad) == 1 and "userIdentity" in pulled.bad[0]
 
 
-def test_a_second_account_through_assume_role(aws, sqlite_store):
+def test_a_second_account_through_assume_role(aws, sqlite_store, relaxed):
     aws.api.add_role(ROLE_ARN)
     own = ses_calls(user("alice"), 2)
     theirs = ses_calls(user("bob", ROLE_ACCOUNT), 3, account=ROLE_ACCOUNT, region="eu-west-1")
     aws.api.add_events(*own, *theirs)
-    src = source(sqlite_store, regions=("us-east-1", "eu-west-1"), roles=(ROLE_ARN,))
+    src = source(sqlite_store, regions=("us-east-1", "eu-west-1"), roles=(ROLE_ARN,), limit=relaxed)
 
     places = src.places()
     assert places == [AccountRegion(a, r) for a in (OWN_ACCOUNT, ROLE_ACCOUNT) for r in ("us-east-1", "eu-west-1")]
@@ -156,11 +167,11 @@ def test_a_second_account_through_assume_role(aws, sqlite_store):
     assert len(role_lookups) == 4 and all(r.access_key.startswith("ASIA") and r.status == 200 for r in role_lookups)
 
 
-def test_expired_role_credentials_are_renewed_and_the_page_retried(aws, sqlite_store):
+def test_expired_role_credentials_are_renewed_and_the_page_retried(aws, sqlite_store, relaxed):
     aws.api.add_role(ROLE_ARN)
     theirs = ses_calls(user("bob", ROLE_ACCOUNT), 3, account=ROLE_ACCOUNT)
     aws.api.add_events(*theirs)
-    src = source(sqlite_store, roles=(ROLE_ARN,))
+    src = source(sqlite_store, roles=(ROLE_ARN,), limit=relaxed)
     place = AccountRegion(ROLE_ACCOUNT, "us-east-1")
     assert len(pull(src, place).calls) == 3
     aws.api.expire_sessions()
@@ -186,10 +197,10 @@ def test_role_credentials_are_renewed_before_they_expire(aws, sqlite_store):
     assert len({r.access_key for r in lookups}) >= 2
 
 
-def test_a_role_that_cannot_be_assumed_fails_its_account_only(aws, sqlite_store):
+def test_a_role_that_cannot_be_assumed_fails_its_account_only(aws, sqlite_store, relaxed):
     denied = f"arn:aws:iam::{ROLE_ACCOUNT}:role/not-trusted"
     aws.api.add_events(*ses_calls(user("alice"), 1))
-    src = source(sqlite_store, roles=(denied,))
+    src = source(sqlite_store, roles=(denied,), limit=relaxed)
     assert len(pull(src).calls) == 1
     with pytest.raises(SourceError, match="cannot assume .*AccessDenied"):
         pull(src, AccountRegion(ROLE_ACCOUNT, "us-east-1"))

@@ -60,7 +60,7 @@ def days_ago(days: float) -> datetime:
 
 
 def poll(store, url=f"s3://{BUCKET}/trail", **overrides):
-    settings = worker_settings(database_url=store.url, source=url, backfill_days=30, **overrides)
+    settings = worker_settings(database_url=store.url, source=url, backfill_days=8, **overrides)
     return poll_once(settings, store, notify=False)
 
 
@@ -70,16 +70,16 @@ def signals(store) -> list[SignalRow]:
 
 
 def test_backfill_from_the_bucket_then_one_alert_per_new_identity(s3, store):
-    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(20), "a"), ses_calls(user("alice"), 3, days_ago=20))
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(6), "a"), ses_calls(user("alice"), 3, days_ago=6))
     deliver(s3, log_key(OWN_ACCOUNT, "eu-west-1", days_ago(3), "b"), ses_calls(user("alice"), 2, days_ago=3, region="eu-west-1"))
-    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(40), "old"), ses_calls(user("mallory"), 1, days_ago=40))
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(10), "old"), ses_calls(user("mallory"), 1, days_ago=10))
 
     first = poll(store)
     assert first.ok and {(str(o.place), o.backfill) for o in first.places} == {
         (f"{OWN_ACCOUNT}/eu-west-1", True), (f"{OWN_ACCOUNT}/us-east-1", True)}
     assert signals(store) == []
     with store.session() as session:
-        assert len(list(session.exec(select(EventRow)))) == 5  # the 40-day-old file is beyond the backfill
+        assert len(list(session.exec(select(EventRow)))) == 5  # the 10-day-old file is beyond the 8-day backfill
 
     today = deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "c"),
                     ses_calls(user("mallory"), 2) + ses_calls(user("alice"), 1))

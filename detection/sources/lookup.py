@@ -40,9 +40,9 @@ PAGE_SIZE = 50  # the API's maximum
 HISTORY = timedelta(days=90)  # LookupEvents reaches no further back
 REQUESTS_PER_WINDOW = 2
 WINDOW_SECONDS = 1.0
-# Requests are booked this much further apart than the limit needs: a request's arrival at AWS drifts
-# from its send time by the network's jitter, and two processes' clocks may differ slightly.
-SAFETY_MARGIN_SECONDS = 0.1
+# Requests are booked this much further apart than the limit needs: a request reaches AWS later than
+# its booked time by a thread's wake-up delay and the network's jitter, and not always by the same amount.
+SAFETY_MARGIN_SECONDS = 0.2
 ROLE_SESSION_NAME = "sesguard"
 ROLE_SESSION_SECONDS = 3600
 # Assumed-role credentials are renewed when less than this is left (or half their lifetime, if shorter).

@@ -246,7 +246,7 @@ class FakeCloudTrail:
         requests do not count, as a token bucket takes no token for them)."""
         accepted = [r for r in self.requests if r.service == "cloudtrail" and r.account == record.account
                     and r.region == record.region and r.error is None and r is not record
-                    and record.at - r.at < WINDOW]
+                    and 0 <= record.at - r.at < WINDOW]
         return len(accepted) >= self.limit
 
     def _lookup(self, record: Recorded, account: str, params: dict) -> tuple[int, dict, bytes]:
