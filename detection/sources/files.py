@@ -15,9 +15,12 @@ duplicate keys and look-alike text elsewhere in a record decide exactly as the r
 
 from __future__ import annotations
 
+import io
+import itertools
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 import msgspec
 import orjson
@@ -32,6 +35,13 @@ except ImportError:  # pragma: no cover - exercised only where isal has no wheel
 
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WINDOW = 31  # zlib's wbits for a gzip header and trailer
+# Memory: JSON Lines are read a block at a time; any other file is read whole, up to this many inflated
+# bytes (CloudTrail writes a few megabytes a file), so that no file, however large or however well it
+# compresses, costs more memory than about twice this.
+WHOLE_FILE_LIMIT = 32 * 1024 * 1024
+READ_BLOCK = 1024 * 1024  # bytes read from a file or from S3 at a time
+INFLATE_BLOCK = 4 * 1024 * 1024  # inflated bytes made at a time
+LEADING_BLANKS = b"\xef\xbb\xbf \t\r\n"  # a UTF-8 byte order mark and blank space, before the JSON
 EVENT_SOURCES = rule.EVENT_SOURCES
 # A verdict for a record the pre-check could not read (msgspec rejects a number orjson accepts, say):
 # it gets the full parse, so that doubt never drops a record.
@@ -85,37 +95,106 @@ class FileScan:
 def decompress(data: bytes) -> tuple[bytes, str | None]:
     """Inflate gzip data (every member of a concatenated file); a damaged or truncated stream yields
     what could be read before the damage, and says so."""
-    if not data.startswith(GZIP_MAGIC):
-        return data, None
-    parts: list[bytes] = []
-    rest = data
-    while rest:
+    inflated = Inflated(io.BytesIO(data).read)
+    return b"".join(inflated), inflated.error
+
+
+class Inflated:
+    """A file's bytes, inflated a block at a time when they are gzip (every member of a concatenated
+    file), as they are otherwise. Once the blocks are exhausted, `error` says whether the stream was
+    damaged or cut, the blocks holding what came before."""
+
+    def __init__(self, read: Callable[[int], bytes]):
+        self.read = read
+        self.error: str | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = self.read(READ_BLOCK)
+        if not pending.startswith(GZIP_MAGIC):
+            while pending:
+                yield pending
+                pending = self.read(READ_BLOCK)
+            return
         inflater = _inflate.decompressobj(GZIP_WINDOW)
-        try:
-            parts.append(inflater.decompress(rest))
-        except (_inflate.error, zlib.error) as exc:
-            return b"".join(parts), f"not a readable gzip stream ({exc})"
-        if not inflater.eof:
-            return b"".join(parts), "gzip stream is truncated"
-        rest = inflater.unused_data
-        if rest and not rest.startswith(GZIP_MAGIC):
-            if rest.strip(b"\0"):  # zero padding after the last member is common and harmless
-                return b"".join(parts), "unexpected bytes after the gzip stream"
-            break
-    return b"".join(parts), None
+        while True:
+            if not pending:
+                pending = self.read(READ_BLOCK)
+                if not pending:
+                    if not inflater.eof:
+                        self.error = "gzip stream is truncated"
+                    return
+            if inflater.eof:  # another member follows, or padding, or junk
+                if not pending.startswith(GZIP_MAGIC):
+                    if pending.strip(b"\0") or self.read(READ_BLOCK).strip(b"\0"):
+                        self.error = "unexpected bytes after the gzip stream"
+                    return  # zero padding after the last member is common and harmless
+                inflater = _inflate.decompressobj(GZIP_WINDOW)
+            try:
+                block = inflater.decompress(pending, INFLATE_BLOCK)
+            except (_inflate.error, zlib.error) as exc:
+                self.error = f"not a readable gzip stream ({exc})"
+                return
+            pending = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            if block:
+                yield block
 
 
 def scan_bytes(name: str, data: bytes, identity_mode: str = "principal", precheck: bool = True) -> FileScan:
     """Every matching, evaluable call in one file's bytes, with counts; never raises on bad input.
 
     `precheck=False` parses every record, for the tests that prove the pre-check changes nothing."""
-    result = FileScan(name)
     text, gzip_error = decompress(data)
+    return _scan_text(name, text, gzip_error, identity_mode, precheck)
+
+
+def scan_file(name: str, read: Callable[[int], bytes], identity_mode: str = "principal",
+              precheck: bool = True) -> FileScan:
+    """`scan_bytes` for a file read through `read(size)`, in bounded memory: JSON Lines are read a block
+    of lines at a time, whatever their size; a JSON document is read whole up to WHOLE_FILE_LIMIT inflated
+    bytes (CloudTrail writes a few megabytes a file), and one larger than that is skipped and named."""
+    inflated = Inflated(read)
+    blocks = iter(inflated)
+    head: deque[bytes] = deque()
+    size = 0
+    for block in blocks:
+        head.append(block)
+        size += len(block)
+        if _json_lines_ahead(head):
+            return _scan_json_lines(name, head, blocks, inflated, identity_mode, precheck)
+        if size > WHOLE_FILE_LIMIT:
+            return FileScan(name, error=f"too large to read whole (a JSON document over "
+                                        f"{WHOLE_FILE_LIMIT // 2**20} MB inflated); split it, or write it as JSON Lines")
+    text = head[0] if len(head) == 1 else b"".join(head)  # one block (the usual case): no copy
+    head.clear()
+    return _scan_text(name, text, inflated.error, identity_mode, precheck)
+
+
+def _json_lines_ahead(head: deque[bytes]) -> bool:
+    """Is this JSON Lines, with a line after the first: what reading it whole would take line by line?
+    (The first line an object, complete, and more than blank space after it.)"""
+    while head:  # what reading it whole strips from the start
+        head[0] = head[0].lstrip(LEADING_BLANKS)
+        if head[0]:
+            break
+        head.popleft()
+    first: list[bytes] = []
+    for index, block in enumerate(head):
+        before, newline, after = block.partition(b"\n")
+        first.append(before)
+        if newline:
+            more = after.strip() or any(later.strip() for later in itertools.islice(head, index + 1, None))
+            return bool(more) and _is_object(_validated(b"".join(first).strip()))
+    return False
+
+
+def _scan_text(name: str, text: bytes, gzip_error: str | None, identity_mode: str, precheck: bool) -> FileScan:
+    result = FileScan(name)
     try:
         if gzip_error and not text:
             raise CorruptFile(gzip_error)
         # A truncated stream can only be trusted line by line.
         records = _json_lines(text, truncated=True) if gzip_error else _split(text)
+        del text  # the records hold what they need of it
         result.records = records.count
         for number, outcome in records.to_evaluate(precheck):
             _evaluate(result, number, outcome, identity_mode)
@@ -123,6 +202,42 @@ def scan_bytes(name: str, data: bytes, identity_mode: str = "principal", prechec
     except CorruptFile as exc:
         result.error = str(exc)
     return result
+
+
+def _scan_json_lines(name: str, head: deque[bytes], blocks: Iterator[bytes], inflated: Inflated,
+                     identity_mode: str, precheck: bool) -> FileScan:
+    """JSON Lines, one block of complete lines at a time: the answers of reading it whole, in the memory
+    of a block."""
+    result = FileScan(name)
+
+    def in_order() -> Iterator[bytes]:
+        while head:  # each block is let go once read
+            yield head.popleft()
+        yield from blocks
+
+    numbered = 0
+    carry = b""
+    for block in in_order():
+        complete, _, carry = (carry + block).rpartition(b"\n")
+        numbered = _scan_lines(result, complete.split(b"\n"), numbered, identity_mode, precheck)
+    if inflated.error and carry:
+        carry = b"\0"  # the line the cut went through: counted, and reported bad
+    result.records = _scan_lines(result, [carry], numbered, identity_mode, precheck)
+    result.error = inflated.error
+    return result
+
+
+def _scan_lines(result: FileScan, lines: list[bytes], numbered: int, identity_mode: str, precheck: bool) -> int:
+    """Evaluate some JSON Lines lines; returns how many records have been numbered so far."""
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        numbered += 1
+        outcome, source = _line(line)
+        if isinstance(outcome, str) or not precheck or source in EVENT_SOURCES:
+            _evaluate(result, numbered, outcome, identity_mode)
+    return numbered
 
 
 # What each record comes to before the rule: a raw JSON object to parse, or why it is bad (a str).
@@ -159,7 +274,7 @@ class _Listed:
 
 
 def _split(text: bytes) -> _Probed | _Listed:
-    body = text.lstrip(b"\xef\xbb\xbf \t\r\n")
+    body = text.lstrip(LEADING_BLANKS)
     if not body:
         raise CorruptFile("empty file")
     if body[:1] == b"[":

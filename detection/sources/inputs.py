@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 from urllib.parse import urlparse
 
-from detection.sources.files import FileScan, scan_bytes
+from detection.sources.files import FileScan, scan_file
 
 LOG_SUFFIXES = (".json", ".json.gz")
 S3_PAGE_SIZE = 1000  # keys a listing request returns (S3's own maximum)
@@ -55,11 +55,10 @@ class Input:
     bucket: str | None = None
     key: str | None = None
 
-    def read(self) -> bytes:
+    def open(self) -> BinaryIO:
         if self.bucket is None:
-            with open(self.name, "rb") as file:
-                return file.read()
-        return s3_client().get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+            return open(self.name, "rb")
+        return s3_client().get_object(Bucket=self.bucket, Key=self.key)["Body"]
 
 
 @dataclass(frozen=True)
@@ -176,14 +175,32 @@ def _s3_objects(url: str, page: dict | None) -> Iterator[Input]:
             return
 
 
+class _ReadFailed(Exception):
+    pass
+
+
 def scan_input(source: Input, identity_mode: str) -> FileScan:
+    """One file, read as a stream (memory stays bounded however large it is); a file that cannot be
+    opened or read to the end is skipped and named, never fatal."""
     if isinstance(source, ListingFailed):
         return FileScan(source.name, error=source.reason)
     try:
-        data = source.read()
-    except Exception as exc:  # an unreadable file is skipped and named, never fatal
+        stream = source.open()
+    except Exception as exc:  # missing, unreadable, S3 refusing: botocore raises its own types
         return FileScan(source.name, error=f"cannot read: {exc}")
-    return scan_bytes(source.name, data, identity_mode)
+
+    def read(size: int) -> bytes:
+        try:
+            return stream.read(size)
+        except Exception as exc:  # a disk or network failure part-way (botocore's are not OSErrors)
+            raise _ReadFailed(exc) from exc
+
+    try:
+        return scan_file(source.name, read, identity_mode)
+    except _ReadFailed as failure:
+        return FileScan(source.name, error=f"cannot read: {failure.__cause__}")
+    finally:
+        stream.close()
 
 
 def _scan_batch(batch: list[Input], identity_mode: str) -> list[FileScan]:
