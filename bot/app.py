@@ -7,7 +7,7 @@ each listener module registers its handlers with `register(app)`.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -20,6 +20,12 @@ from detection.store import Store
 
 log = logging.getLogger(__name__)
 
+# Bolt runs each listener on this pool and acks from inside it, so a request whose listener waits for a
+# free thread misses Slack's 3-second deadline. Bolt's default of 5 threads is filled at once by
+# listeners waiting on a Slack that hangs (each call may wait for the client's time-out); with this
+# many, acks keep coming while Slack is slow. Threads are started only when all are busy.
+LISTENER_THREADS = 200
+
 
 def build_app(settings: Settings, store: Store, *, client: WebClient | None = None,
               listener_executor: Executor | None = None, socket_mode: bool = False) -> App:
@@ -31,7 +37,8 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
     if triagers.everyone:
         log.warning("neither SLACK_TRIAGERS nor SLACK_TRIAGE_USERGROUP is set: everyone in the workspace may "
                     "triage sesguard alerts")
-    options = {"listener_executor": listener_executor} if listener_executor is not None else {}
+    listener_executor = listener_executor or ThreadPoolExecutor(max_workers=LISTENER_THREADS,
+                                                                thread_name_prefix="bolt-listener")
     app = App(
         client=client or slack_client(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
@@ -39,11 +46,11 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
         # Start without calling Slack (auth.test runs on the first request), so that a Slack outage
         # never keeps the web process from starting and answering /healthz.
         token_verification_enabled=False,
-        **options,
+        listener_executor=listener_executor,
     )
 
     app.use(reject_replays(store))
-    app.use(services(store, settings, triagers))
+    app.use(services(store, settings, triagers, listener_executor))
     for listeners in (actions, views, commands):
         listeners.register(app)
     return app

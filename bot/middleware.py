@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Executor
 from datetime import timedelta
 from typing import Callable
 
@@ -81,8 +82,20 @@ def triagers_only(body: dict, client: WebClient, context: BoltContext, ack: Ack,
         return ack(response_action="errors", errors={first_input: REFUSAL} if first_input else {})
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
     if channel and user:
-        client.chat_postEphemeral(channel=channel, user=user, text=REFUSAL)
+        after_ack(context, client.chat_postEphemeral, channel=channel, user=user, text=REFUSAL)
     return ack()
+
+
+def after_ack(context: BoltContext, call: Callable, **kwargs) -> None:
+    """Run a Slack call on the listener pool: middleware runs before the ack, and a slow Slack must not delay it."""
+
+    def run() -> None:
+        try:
+            call(**kwargs)
+        except Exception as exc:
+            log.warning("%s failed after the ack: %s", getattr(call, "__name__", "a Slack call"), exc)
+
+    context["background"].submit(run)
 
 
 def next_input_block(body: dict) -> str | None:
@@ -90,13 +103,15 @@ def next_input_block(body: dict) -> str | None:
     return next(iter(values), None)
 
 
-def services(store: Store, settings: Settings, triagers: Triagers) -> Callable:
-    """Global middleware: handlers find `store`, `settings` and `triagers` in their context."""
+def services(store: Store, settings: Settings, triagers: Triagers, background: Executor) -> Callable:
+    """Global middleware: handlers find `store`, `settings`, `triagers` and the listener pool (`background`)
+    in their context."""
 
     def inject_services(context: BoltContext, next: Callable) -> None:
         context["store"] = store
         context["settings"] = settings
         context["triagers"] = triagers
+        context["background"] = background
         next()
 
     return inject_services

@@ -2,7 +2,9 @@
 
 - A signal is claimed before it is posted (a conditional `UPDATE` of its claim columns, which only one
   process can win, on SQLite and PostgreSQL alike), so that two workers never post the same signal.
-  A claim expires, so that a crashed worker's signals are taken over.
+  A claim lasts SESGUARD_LEASE_SECONDS and is renewed while its post is under way (retries and
+  `Retry-After` waits included), so that a worker killed mid-post stops renewing it and its alert is
+  taken over that soon after a restart, not minutes later.
 - Each alert carries Slack message metadata with its signal id. Before a signal is posted again (an
   earlier attempt failed, crashed, or lost its answer), the channel's history is searched for that
   metadata: a post that went through is recorded, not repeated.
@@ -17,10 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
@@ -32,14 +36,13 @@ from bot.ids import ALERT_EVENT_TYPE, Status
 from bot.settings import Settings
 from bot.slack_client import is_transient, slack_client
 from bot.triage import active_suppressions
+from detection.sources.lookup import RequestPacer
 from detection.store import SignalHistory, SignalRow, Store, signal_from_row, utcnow
 from detection.suppression import first_covering
 
 log = logging.getLogger(__name__)
 
-# Longer than any one post can take with its retries; a crashed worker's claim lapses after this.
-CLAIM = timedelta(minutes=10)
-# Slack allows about one message a second per channel (short bursts aside).
+# Slack allows about one message a second per channel (short bursts aside); shared by every pass and process.
 POST_INTERVAL_SECONDS = 1.0
 POST_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.5
@@ -72,8 +75,8 @@ class NotifyResult:
                 f"{self.suppressed} suppressed, {self.failed} failed, {self.pending} pending")
 
 
-class _Stop(Exception):
-    """Slack is unreachable or refuses every message: end the pass, keep the rest pending."""
+class _Stopping(Exception):
+    """The process is stopping (SIGTERM) and this post has not gone out: it stays pending."""
 
 
 def _pending_clause():
@@ -96,7 +99,7 @@ def _candidates(store: Store) -> list[str]:
         ).all())
 
 
-def _claim(store: Store, signal_id: str, worker: str, now: datetime) -> SignalRow | None:
+def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: timedelta) -> SignalRow | None:
     """Win the signal for this pass, or None when another process holds it or it needs nothing."""
     unposted, grown = _pending_clause()
     with store.session() as session:
@@ -104,11 +107,39 @@ def _claim(store: Store, signal_id: str, worker: str, now: datetime) -> SignalRo
             sa.update(SignalRow)
             .where(SignalRow.signal_id == signal_id, sa.or_(unposted, grown),
                    sa.or_(SignalRow.post_claimed_until.is_(None), SignalRow.post_claimed_until < now))
-            .values(post_claimed_by=worker, post_claimed_until=now + CLAIM,
+            .values(post_claimed_by=worker, post_claimed_until=now + claim,
                     post_attempts=SignalRow.post_attempts + sa.case((SignalRow.slack_ts.is_(None), 1), else_=0))
         ).rowcount
         session.commit()
         return session.get(SignalRow, signal_id) if won == 1 else None
+
+
+class _ClaimKeeper:
+    """Renews this pass's claim every third of its length while the pass runs: a live worker keeps
+    the alert it is posting however long Slack makes it wait; a dead one lets go after one claim length."""
+
+    def __init__(self, store: Store, worker: str, claim: timedelta):
+        self.store, self.worker, self.claim = store, worker, claim
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew_until_done, name="outbox-claim", daemon=True)
+
+    def __enter__(self) -> "_ClaimKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _renew_until_done(self) -> None:
+        while not self._done.wait(self.claim.total_seconds() / 3):
+            try:
+                with self.store.session() as session:
+                    session.execute(sa.update(SignalRow).where(SignalRow.post_claimed_by == self.worker)
+                                    .values(post_claimed_until=utcnow() + self.claim))
+                    session.commit()
+            except Exception as exc:  # the database is away: the claim lapses unless it comes back in time
+                log.warning("cannot renew the claim on the alert being posted: %s", _describe(exc))
 
 
 def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | None = None, **values) -> None:
@@ -140,22 +171,16 @@ def find_posted(client: WebClient, channel: str, row: SignalRow) -> str | None:
     return None
 
 
-class _Pacer:
-    """At most one post per interval into the channel."""
-
-    def __init__(self, interval: float):
-        self.interval = interval
-        self.last: float | None = None
-
-    def wait(self) -> None:
-        if self.last is not None:
-            delay = self.interval - (time.monotonic() - self.last)
-            if delay > 0:
-                time.sleep(delay)
-        self.last = time.monotonic()
+def channel_pacer(store: Store, channel: str, interval: float) -> Callable[[], None]:
+    """Waits for this channel's next posting slot: one post per `interval`, booked in the store, so that
+    concurrent passes (the poll's and the outbox job's, or another process's) share Slack's limit."""
+    pacer = RequestPacer(store, limit=1, window=interval, margin=0.0)
+    key = f"slack:chat.postMessage:{channel}"
+    return lambda: pacer.wait_turn(key)
 
 
-def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow, pacer: _Pacer) -> tuple[str, bool]:
+def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow,
+               wait_turn: Callable[[], None]) -> tuple[str, bool]:
     """(ts, found): posts the alert unless an earlier attempt already did; retries transient failures."""
     found = rendered_alert = None
     for attempt in range(POST_ATTEMPTS):
@@ -171,7 +196,7 @@ def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow, pa
                 return found, True
         rendered_alert = rendered_alert or rendered(store, row.signal_id)
         _, blocks, text = rendered_alert
-        pacer.wait()
+        wait_turn()
         try:
             answer = client.chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata(row.signal_id),
                                              unfurl_links=False, unfurl_media=False)
@@ -206,18 +231,38 @@ def _mark_suppressed(store: Store, row: SignalRow, worker: str, suppression_id: 
 
 
 def post_pending(store: Store, settings: Settings, client: WebClient | None = None, *,
-                 interval: float = POST_INTERVAL_SECONDS) -> NotifyResult:
-    """One pass over the outbox. Never raises for Slack trouble: it is counted in `.failed` and `.errors`."""
+                 interval: float = POST_INTERVAL_SECONDS, stop: threading.Event | None = None) -> NotifyResult:
+    """One pass over the outbox. Never raises for Slack trouble: it is counted in `.failed` and `.errors`.
+
+    `stop` (set on SIGTERM) ends the pass between two posts; the rest stays pending for the next one.
+    """
     settings.require("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL")
     client = client or slack_client(settings)
-    channel = settings.slack_alert_channel
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    claim = timedelta(seconds=settings.lease_seconds)
+    with _ClaimKeeper(store, worker, claim):
+        paced = channel_pacer(store, settings.slack_alert_channel, interval)
+
+        def wait_turn() -> None:  # a stop that came during the wait keeps this post from starting
+            paced()
+            if stop is not None and stop.is_set():
+                raise _Stopping()
+
+        result = _post_each(store, settings, client, worker, claim, wait_turn, stop)
+    result.pending = pending_count(store)
+    return result
+
+
+def _post_each(store: Store, settings: Settings, client: WebClient, worker: str, claim: timedelta,
+               wait_turn: Callable[[], None], stop: threading.Event | None) -> NotifyResult:
+    channel = settings.slack_alert_channel
     result = NotifyResult()
-    pacer = _Pacer(interval)
     rules = [row.as_rule() for row in active_suppressions(store)]
     for signal_id in _candidates(store):
+        if stop is not None and stop.is_set():
+            break
         now = utcnow()  # posted_at: the message shows the signal as stored at this moment
-        row = _claim(store, signal_id, worker, now)
+        row = _claim(store, signal_id, worker, now, claim)
         if row is None:
             continue  # another process has it, or it needs nothing any more
         try:
@@ -227,7 +272,7 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
                     _mark_suppressed(store, row, worker, covering.id)
                     result.suppressed += 1
                     continue
-                ts, found = _post_once(store, client, channel, row, pacer)
+                ts, found = _post_once(store, client, channel, row, wait_turn)
                 note = SignalHistory(signal_id=signal_id, actor="sesguard", action="posted", status=row.status,
                                      detail=f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else ""))
                 _release(store, signal_id, worker, note, slack_channel=channel, slack_ts=ts, posted_at=now)
@@ -237,6 +282,9 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
                 _update(store, client, row)
                 _release(store, signal_id, worker, posted_at=now)
                 result.updated += 1
+        except _Stopping:
+            _release(store, signal_id, worker)
+            break
         except SlackApiError as exc:
             # A message deleted in Slack is not updated again (the signal stays in the store).
             gone = row.slack_ts is not None and _error_code(exc) in GONE_ERRORS
@@ -246,7 +294,6 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
         except Exception as exc:  # Slack unreachable, or the database: stop, the rest stays pending
             _fail(store, signal_id, worker, exc, result)
             break
-    result.pending = pending_count(store)
     return result
 
 

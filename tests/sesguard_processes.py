@@ -1,0 +1,248 @@
+"""`sesguard serve`, `worker` and `poll --once` as real processes, the way a deployment runs them, for the
+reliability tests: environment in, output captured to a file (to look for secrets in it), and waits that
+end on a condition, never on a guessed sleep.
+
+The secrets are distinctive strings, so that finding one in any output is unambiguous.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pytest
+from sqlmodel import select
+
+from detection.store import PollState, SignalRow, Store
+from tests.misbehaving_slack import MisbehavingSlack
+from tests.slack_harness import migrated_sqlite
+from tests.slack_signing import Reply, SlackSender, get
+from tests.worker_fixtures import OWN_ACCOUNT, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
+
+# Bounds on waiting for something that takes a second or two: they only stop a broken test from hanging.
+PATIENCE_SECONDS = 60
+
+BOT_TOKEN = "xoxb-1111-2222-SeCrEtBoTtOkEnNeVeRlOgGeD"
+SIGNING_SECRET = "sIgNiNgSeCrEt0123456789abcdefNEVERLOG"
+APP_TOKEN = "xapp-1-A0SESG-3333-SeCrEtApPtOkEnNeVeRlOgGeD"
+AWS_SECRET = "AwSsEcReTkEyNeVeRlOgGeD0123456789abcdefXY"
+DB_PASSWORD = "DbPa55w0rdNeVeRlOgGeD"
+SECRETS = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_APP_TOKEN": APP_TOKEN,
+           "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "database password": DB_PASSWORD}
+
+CHANNEL = "C0ALERTS"
+TRIAGER = "UTRIAGER1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connections to it are refused at once."""
+    return free_port()
+
+
+def wait_for(condition: Callable[[], object], what: str, processes: Iterable["Running"] = ()) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while not condition():
+        for process in processes:
+            assert process.alive, f"{process.name} exited ({process.returncode}) while waiting for {what}:\n{process.output()}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def sesguard_env(aws_env: dict[str, str], slack_api_url: str, database_url: str, **settings: str) -> dict[str, str]:
+    """A deployment's environment: the local stand-ins, the distinctive secrets, short decimal durations."""
+    return subprocess_env(aws_env, {
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": slack_api_url, "SLACK_ALERT_CHANNEL": CHANNEL,
+        "SLACK_TRIAGERS": TRIAGER, "DATABASE_URL": database_url, "AWS_REGIONS": "us-east-1",
+        "SESGUARD_POLL_SECONDS": "0.3", "SESGUARD_LEASE_SECONDS": "1.5", "SESGUARD_BACKFILL_DAYS": "30",
+        "SESGUARD_LEARNING_DAYS": "7",
+    }, settings)
+
+
+@dataclass
+class Running:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.poll()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is cleaned up."""
+        self.process.kill()
+        self.process.wait()
+
+    def terminate(self) -> int:
+        """SIGTERM, as a platform stops a process; its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=PATIENCE_SECONDS)
+
+    def stop(self) -> None:
+        if self.alive:
+            self.kill()
+
+
+def start(args: list[str], env: dict[str, str], folder: Path, name: str) -> Running:
+    log_path = folder / f"{name}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=folder, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    return Running(name, process, log_path)
+
+
+def run(args: list[str], env: dict[str, str], folder: Path) -> subprocess.CompletedProcess:
+    """A command to its end: exit status, stdout and stderr."""
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=folder, env=env, capture_output=True, text=True,
+                          timeout=PATIENCE_SECONDS)
+
+
+@dataclass
+class Served:
+    running: Running
+    base: str
+    sender: SlackSender
+
+    def command(self, text: str, user: str, response_url: str, **kw) -> Reply:
+        return self.sender.command(text, user, response_url, **kw)
+
+
+def start_serve(env: dict[str, str], folder: Path, name: str = "serve") -> Served:
+    """`sesguard serve --port N`, once it answers HTTP (/healthz may say 503 while polling fails)."""
+    port = free_port()
+    running = start(["serve", "--port", str(port)], env, folder, name)
+    base = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        try:
+            return get(f"{base}/healthz").status in (200, 503)
+        except OSError:
+            return False
+
+    wait_for(answering, "sesguard serve to answer", [running])
+    return Served(running, base, SlackSender(f"{base}/slack/events", env["SLACK_SIGNING_SECRET"]))
+
+
+def leaked_secrets(*texts: str) -> dict[str, int]:
+    """Which secrets appear in these texts, and how often (empty: none)."""
+    joined = "\n".join(texts)
+    return {name: joined.count(value) for name, value in SECRETS.items() if value in joined}
+
+
+def stop_all(*running: Running) -> None:
+    for process in running:
+        process.stop()
+
+
+def child_env(env: dict[str, str], **changes: str | None) -> dict[str, str]:
+    """A copy of `env` with variables changed (None: removed)."""
+    out = dict(env)
+    for name, value in changes.items():
+        if value is None:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+
+# ── a deployment: the stand-ins, a store, and the processes started against them ─────────────────────
+
+
+@dataclass
+class Deployment:
+    aws: LocalAws
+    slack: MisbehavingSlack
+    store: Store
+    folder: Path
+    env: dict[str, str]
+    started: list[Running] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)  # output of processes run to their end
+
+    def worker(self, name: str = "worker", **changes: str | None) -> Running:
+        running = start(["worker"], child_env(self.env, **changes), self.folder, name)
+        self.started.append(running)
+        return running
+
+    def serve(self, name: str = "serve", **changes: str | None) -> Served:
+        served = start_serve(child_env(self.env, **changes), self.folder, name)
+        self.started.append(served.running)
+        return served
+
+    def poll_once(self, **changes: str | None) -> subprocess.CompletedProcess:
+        done = run(["poll", "--once"], child_env(self.env, **changes), self.folder)
+        self.finished += [done.stdout, done.stderr]
+        return done
+
+    def outputs(self) -> list[str]:
+        return [running.output() for running in self.started] + self.finished
+
+    # ── what landed in the store and in the channel ─────────────────────────────────────────────
+
+    def rows(self, model) -> list:
+        with self.store.session() as session:
+            return list(session.exec(select(model)))
+
+    def signals(self) -> list[SignalRow]:
+        return sorted(self.rows(SignalRow), key=lambda row: row.identity)
+
+    def poll_state(self, account: str = OWN_ACCOUNT, region: str = "us-east-1") -> PollState | None:
+        with self.store.session() as session:
+            return session.get(PollState, ("lookup", account, region))
+
+    def watermark(self):
+        state = self.poll_state()
+        return state.watermark if state else None
+
+    def polled_since(self, moment) -> bool:
+        state = self.poll_state()
+        return bool(state and state.last_success_at and state.last_success_at > moment)
+
+    def alerts_in_channel(self) -> dict[str, list[str]]:
+        """signal id → the ts of every alert message in the channel carrying it."""
+        found: dict[str, list[str]] = {}
+        for message in self.slack.channel_messages(CHANNEL):
+            signal_id = ((message.metadata or {}).get("event_payload") or {}).get("signal_id")
+            found.setdefault(signal_id, []).append(message.ts)
+        return found
+
+    def assert_each_alert_once(self) -> None:
+        """Every stored signal is in the channel exactly once, and the store holds that message's ts."""
+        posted = self.alerts_in_channel()
+        rows = [row for row in self.signals() if row.status != "suppressed"]
+        assert sorted(posted) == sorted(row.signal_id for row in rows), (posted, rows)
+        assert {row.signal_id: [row.slack_ts] for row in rows} == posted
+
+
+@pytest.fixture
+def deployment(aws, tmp_path):  # noqa: F811 - `aws` is the fixture imported above
+    """The stand-ins, a migrated SQLite store, and the environment a deployment would have."""
+    with MisbehavingSlack(token=BOT_TOKEN) as slack:
+        store = migrated_sqlite(tmp_path)
+        env = sesguard_env(aws.env, slack.api_url, store.url)
+        running = Deployment(aws, slack, store, tmp_path, env)
+        try:
+            yield running
+        finally:
+            stop_all(*running.started)
+            store.engine.dispose()
