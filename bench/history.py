@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identities", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=300, help="random look-ups timed per backend")
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
+    parser.add_argument("--sqlite", type=Path, default=DATA / "history.db", help="the SQLite file (default %(default)s)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep bench/data/history.db when it already holds this many events (SQLite only)")
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL",
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     QUERIES[:] = terms(population, args.lookups) + heaviest(population)
     results = {}
     for backend in args.backends:
-        url, cleanup = _backend_url(backend, args.postgres, args.reuse)
+        url, cleanup = _backend_url(backend, args.postgres, args.reuse, args.sqlite)
         try:
             store = Store(url)
             store.migrate()
@@ -233,11 +234,10 @@ def _event_count(store: Store) -> int:
         return connection.execute(sa.select(sa.func.count()).select_from(EventRow.__table__)).scalar_one()
 
 
-def _backend_url(backend: str, server: str, reuse: bool):
+def _backend_url(backend: str, server: str, reuse: bool, path: Path):
     if backend == "sqlite":
-        DATA.mkdir(exist_ok=True)
-        path = DATA / "history.db"
-        for stale in DATA.glob("history.db*") if not reuse else []:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(path.name + "*") if not reuse else []:
             stale.unlink()
         return f"sqlite:///{path}", lambda: None
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")

@@ -562,7 +562,10 @@ def _sesguard_records(run: Measured) -> int:
 def tools(trail: Generated, data: Path, jobs: list[int]) -> list[Tool]:
     listing = b"\0".join(str(path).encode() for path in trail.files)
     target = str(data / "AWSLogs")
-    found = [
+    empty = data / "empty"
+    empty.mkdir(exist_ok=True)
+    found = [Tool("sesguard start-up only", [*sesguard_command(), "scan", "--json", str(empty)], b"", lambda run: None)]
+    found += [
         Tool(f"sesguard scan --jobs {n}", [*sesguard_command(), "scan", "--json", "--jobs", str(n), target], b"",
              _sesguard_matched)
         for n in jobs
@@ -610,12 +613,17 @@ def report(trail: Generated, selected: list[Tool], cores: int) -> None:
     ours = next(tool for tool in selected if tool.label == f"sesguard scan --jobs {cores}")
     print(f"\n{'tool':<24} {'wall s':>8} {'records/s':>12} {'MB/s (raw)':>11} {'vs sesguard':>12} {'peak RSS MB':>12}  matching")
     for tool in selected:
+        if tool.label == "sesguard start-up only":
+            print(f"{tool.label:<24} {tool.seconds:>8.3f} {'':>12} {'':>11} {tool.seconds / ours.seconds:>11.2f}x "
+                  f"{tool.peak_mb:>12,.0f}")
+            continue
         found = tool.found
         shown = "-" if found == {None} else ", ".join(f"{n:,}" for n in sorted(found))
         print(f"{tool.label:<24} {tool.seconds:>8.3f} {trail.records / tool.seconds:>12,.0f} "
               f"{trail.raw_bytes / 1e6 / tool.seconds:>11,.0f} {tool.seconds / ours.seconds:>11.2f}x "
               f"{tool.peak_mb:>12,.0f}  {shown}")
-    print(f"\n(median of {len(ours.runs)} runs; {cores} cores; generator's answer: {trail.matching:,} matching records)")
+    print(f"\n(median of {len(ours.runs)} runs; {cores} cores; generator's answer: {trail.matching:,} matching records; "
+          "start-up only: the same command on an empty folder, Python and imports)")
 
 
 def check(trail: Generated, selected: list[Tool]) -> int:
@@ -624,7 +632,7 @@ def check(trail: Generated, selected: list[Tool]) -> int:
         found = tool.found - {None}
         if found and found != {trail.matching}:
             failures.append(f"{tool.label} found {sorted(found)} matching records, the trail has {trail.matching}")
-        if tool.label.startswith("sesguard"):
+        if tool.label.startswith("sesguard scan"):
             records = {_sesguard_records(run) for run in tool.runs}
             if records != {trail.records}:
                 failures.append(f"{tool.label} counted {sorted(records)} records, the trail has {trail.records}")
