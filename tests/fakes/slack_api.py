@@ -35,6 +35,7 @@ class ApiCall:
     params: dict[str, Any]
     token: str | None
     fault: str | None = None
+    at: float = field(default_factory=time.time)  # arrival (time.time()), for pacing and back-off checks
 
 
 @dataclass
