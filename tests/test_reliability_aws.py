@@ -1,0 +1,95 @@
+"""CloudTrail misbehaving under a real `sesguard worker`, watched through a real `sesguard serve` (SPEC §3).
+
+Throttling is backed off and retried within the pass. For each lasting fault — expired credentials, an
+unreachable endpoint, a malformed answer (after a good first page) — new events arrive while it
+lasts; the worker backs off, keeps its watermark (nothing it has not stored is passed over), `/healthz`
+turns 503 and `/sesguard status` shows the error; when CloudTrail recovers, every event is stored once
+and every new identity is alerted once.
+"""
+
+from __future__ import annotations
+
+from detection.store import EventRow
+from tests.cuttable_link import CuttableLink
+from tests.sesguard_processes import CHANNEL, TRIAGER, aws, deployment, leaked_secrets, wait_for  # noqa: F401
+from tests.slack_signing import get
+from tests.worker_fixtures import ses_calls, user
+
+LOOKUP_PAGE = 50
+
+
+def stored_event_ids(deployment) -> set[str]:
+    return {row.event_id for row in deployment.rows(EventRow)}
+
+
+def clear_faults(api) -> None:
+    with api._lock:  # the stand-in takes faults under this lock
+        api.faults.clear()
+
+
+def status_answer(deployment, served, name: str) -> str:
+    url = deployment.slack.response_url(name)
+    assert served.command("status", TRIAGER, url).status == 200
+    wait_for(lambda: any(key == name for key, _ in deployment.slack.responses), f"the answer to {name}")
+    return next(body["text"] for key, body in deployment.slack.responses if key == name)
+
+
+def throttling_is_backed_off_and_retried_within_the_pass(deployment, worker) -> None:
+    api = deployment.aws.api
+    api.inject("throttle", times=3)
+    api.add_events(*ses_calls(user("bob"), 2))
+    wait_for(lambda: any(row.identity.endswith("bob") and row.slack_ts for row in deployment.signals()),
+             "bob's alert", [worker])
+    lookups = api.lookups()
+    throttled = [i for i, request in enumerate(lookups) if request.error == "throttle"]
+    assert len(throttled) == 3 and throttled == list(range(throttled[0], throttled[0] + 3))
+    gaps = [lookups[i + 1].at - lookups[i].at for i in throttled]
+    # Exponential back-off with jitter: at least half of 0.5 s, 1 s, 2 s (as the stand-in saw them arrive).
+    assert [gap >= 0.25 * 2 ** n for n, gap in enumerate(gaps)] == [True] * 3, gaps
+    assert deployment.poll_state().consecutive_failures == 0  # retried within the pass: no failure
+
+
+def test_each_cloudtrail_fault_keeps_the_watermark_shows_in_status_and_loses_nothing(deployment):
+    api = deployment.aws.api
+    host, port = deployment.aws.url.rsplit("/", 1)[-1].split(":")
+    with CuttableLink(host, int(port)) as link:
+        api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+        worker = deployment.worker(AWS_ENDPOINT_URL_CLOUDTRAIL=f"http://127.0.0.1:{link.port}")
+        served = deployment.serve()
+        wait_for(deployment.watermark, "the backfill", [worker])
+        throttling_is_backed_off_and_retried_within_the_pass(deployment, worker)
+
+        faults = {  # fault → (how it starts, what the error says, whose calls arrive meanwhile, how many)
+            "expired credentials": (lambda: api.inject("expired", times=1000), "ExpiredTokenException", "mallory", 2),
+            "unreachable endpoint": (link.cut, "Could not connect", "oscar", 2),
+            "malformed answer after a good page": (lambda: (api.inject("pass"), api.inject("malformed", times=1000)),
+                                                   "MalformedAnswer", "peggy", LOOKUP_PAGE + 1),
+        }
+        for name, (start_fault, error, identity, count) in faults.items():
+            watermark = deployment.watermark()
+            calls = ses_calls(user(identity), count)
+            start_fault()
+            api.add_events(*calls)
+            wait_for(lambda: get(f"{served.base}/healthz").status == 503, f"/healthz failing ({name})", [worker])
+            state = deployment.poll_state()
+            assert error in state.last_error and state.consecutive_failures >= 1, (name, state.last_error)
+            assert deployment.watermark() == watermark, name
+            assert not {c["eventID"] for c in calls} & stored_event_ids(deployment), name
+            assert all(not row.identity.endswith(identity) for row in deployment.signals()), name
+            status = status_answer(deployment, served, f"status-{identity}")
+            assert "FAILING" in status and error in status, (name, status)
+
+            clear_faults(api)
+            link.restore()
+            wait_for(lambda: any(row.identity.endswith(identity) and row.slack_ts for row in deployment.signals()),
+                     f"{identity}'s alert after {name}", [worker])
+            assert {c["eventID"] for c in calls} <= stored_event_ids(deployment), name
+            assert deployment.watermark() > watermark, name
+            wait_for(lambda: get(f"{served.base}/healthz").status == 200, f"/healthz recovered ({name})", [worker])
+        assert worker.terminate() == 0
+
+    rows = {row.identity.rsplit("/", 1)[-1]: row.event_count for row in deployment.signals()}
+    assert rows == {"bob": 2, "mallory": 2, "oscar": 2, "peggy": LOOKUP_PAGE + 1}
+    assert deployment.aws.api.busiest_window() <= 2
+    deployment.assert_each_alert_once()
+    assert leaked_secrets(*deployment.outputs()) == {}
