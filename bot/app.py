@@ -62,11 +62,11 @@ def run_socket_mode() -> int:
 
     from bot.settings import load_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     settings.require("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN")
     store = Store(settings.database_url)
-    store.migrate()
+    store.migrate()  # before logging is set up: an unusable store is one line, without migration chatter
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = build_app(settings, store, socket_mode=True)
     SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
     return 0

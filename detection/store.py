@@ -336,7 +336,14 @@ class Store:
             return
         import fcntl
 
-        with open(f"{database}.migrate-lock", "a") as handle:
+        try:
+            lock_file = open(f"{database}.migrate-lock", "a")
+        except OSError:  # a folder that is missing or read-only: SQLite itself says so, in one line
+            lock_file = None
+        if lock_file is None:
+            yield
+            return
+        with lock_file as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -12,9 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import pytest
 from sqlmodel import select
@@ -234,15 +235,21 @@ class Deployment:
         assert {row.signal_id: [row.slack_ts] for row in rows} == posted
 
 
-@pytest.fixture
-def deployment(aws, tmp_path):  # noqa: F811 - `aws` is the fixture imported above
-    """The stand-ins, a migrated SQLite store, and the environment a deployment would have."""
+@contextmanager
+def deployed(aws: LocalAws, folder: Path, store: Store, database_url: str | None = None) -> Iterator[Deployment]:
+    """The stand-ins and a migrated store; the processes reach the store at `database_url` (default: its own)."""
     with MisbehavingSlack(token=BOT_TOKEN) as slack:
-        store = migrated_sqlite(tmp_path)
-        env = sesguard_env(aws.env, slack.api_url, store.url)
-        running = Deployment(aws, slack, store, tmp_path, env)
+        env = sesguard_env(aws.env, slack.api_url, database_url or store.url)
+        running = Deployment(aws, slack, store, folder, env)
         try:
             yield running
         finally:
             stop_all(*running.started)
             store.engine.dispose()
+
+
+@pytest.fixture
+def deployment(aws, tmp_path):  # noqa: F811 - `aws` is the fixture imported above
+    """The stand-ins, a migrated SQLite store, and the environment a deployment would have."""
+    with deployed(aws, tmp_path, migrated_sqlite(tmp_path)) as running:
+        yield running
