@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import boto3
@@ -117,8 +118,15 @@ def s3(monkeypatch):
     server.stop()
 
 
-def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(s3, monkeypatch):
+@pytest.mark.parametrize("threaded", [False, True], ids=["forked workers", "spawned workers"])
+def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(s3, monkeypatch, threaded):
+    """With another thread running (a host application's), workers are fresh interpreters: they must
+    still see this process's environment as it is now (the S3 endpoint set by this test)."""
     monkeypatch.setattr(inputs, "S3_PAGE_SIZE", 3)
+    if threaded:
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait, daemon=True)
+        thread.start()
     s3.create_bucket(Bucket="trail")
     trail = r.realistic_trail()
     for index in range(10):
@@ -126,10 +134,14 @@ def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(s3, monkeypatch
                       Body=gzip.compress(r.encode(trail[index::10], "log")))
     s3.put_object(Bucket="trail", Key="AWSLogs/1/digest.txt", Body=b"not a log")
     s3.put_object(Bucket="trail", Key="other/part.json", Body=b"{}")
-    found = list(scan_inputs(expand(["s3://trail/AWSLogs/"]), "principal", jobs=2))
+    try:
+        found = list(scan_inputs(expand(["s3://trail/AWSLogs/"]), "principal", jobs=2))
+    finally:
+        if threaded:
+            stop.set()
     assert [scanned.name for scanned in found] == [f"s3://trail/AWSLogs/1/part-{i:02d}.json.gz" for i in range(10)]
+    assert [scanned.error for scanned in found] == [None] * 10
     assert sum(scanned.records for scanned in found) == len(trail)
-    assert all(scanned.error is None for scanned in found)
 
 
 def test_an_s3_listing_that_fails_part_way_is_named_and_what_was_listed_is_read(s3, monkeypatch):

@@ -11,6 +11,9 @@ sources is done at that point: its records are counted and nothing more. Only a 
 split into raw record slices (a second msgspec pass), and only the candidates are parsed by orjson and
 run through the rule. The pre-check reads the decoded value, so escapes (`ses\\u002eamazonaws.com`),
 duplicate keys and look-alike text elsewhere in a record decide exactly as the rule would.
+
+Memory (`scan_file`): files are read as streams; JSON Lines a block of lines at a time, whatever their
+size; any other document whole, up to WHOLE_FILE_LIMIT inflated bytes, and named past it.
 """
 
 from __future__ import annotations

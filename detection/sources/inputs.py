@@ -251,8 +251,8 @@ def _batches(first: list[Input], rest: Iterator[Input]) -> Iterator[list[Input]]
 
 def _process_context():
     """fork where it is safe (no other thread that a child could inherit mid-way through holding a
-    lock): workers start at once, with everything already imported. Elsewhere a fresh interpreter."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    lock): workers start at once, with everything already imported. Elsewhere a fresh interpreter per
+    worker, started from this process as it is now (its environment: AWS endpoints, credentials)."""
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return multiprocessing.get_context("spawn")
