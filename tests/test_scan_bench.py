@@ -4,6 +4,7 @@ here is timed: the figures are the benchmarks' business, run by hand.)"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,9 @@ from tests.records import REPO
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL", "AWS_"))}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**env, "PYTHONPATH": str(REPO)})
 
 
 def test_the_scan_benchmark_generates_a_trail_and_every_tool_agrees(tmp_path):
@@ -29,3 +32,18 @@ def test_the_history_benchmark_fills_a_store_and_answers(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3,000 matching events over 300 identities" in done.stdout
     assert "heaviest identity" in done.stdout and "with calls in the last 90 days" in done.stdout
+
+
+def test_a_local_scan_without_a_store_imports_no_database_aws_or_slack_library(tmp_path):
+    """Start-up is most of a short scan's time: `scan` of local files without --db must not pay for
+    SQLAlchemy, boto3 or Slack's SDK (half a second and more)."""
+    from tests import records as r
+
+    r.write(tmp_path / "trail" / "part.json", r.realistic_trail(), "log", gzipped=True)
+    heavy = ("sqlalchemy", "sqlmodel", "alembic", "boto3", "botocore", "slack_bolt", "slack_sdk")
+    code = ("import sys; from bot.cli import main; status = main(sys.argv[1:]); "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(status)")
+    done = run("-c", code, "scan", "--json", str(tmp_path / "trail"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+    assert "scanned 52 records in 1 files" in done.stderr
