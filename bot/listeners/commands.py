@@ -130,4 +130,10 @@ def sesguard_command(ack: Ack, body: dict, respond: Respond, client: WebClient, 
 
 
 def _answer(respond: Respond, lines: list[str]) -> None:
-    respond(response_type="ephemeral", text="\n".join(lines)[:blocks.FALLBACK_TEXT_LIMIT], blocks=blocks.text_blocks(lines))
+    try:
+        respond(response_type="ephemeral", text="\n".join(lines)[:blocks.FALLBACK_TEXT_LIMIT],
+                blocks=blocks.text_blocks(lines))
+    except Exception as exc:
+        # Slack's response URL is unreachable (or missing). Raising here, right after the ack, would make
+        # Bolt drop that ack and answer 404 three seconds later: the user would see an error for nothing.
+        log.warning("the answer to /sesguard could not be delivered: %s", exc)

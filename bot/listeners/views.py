@@ -25,7 +25,12 @@ def register(app: App) -> None:
 
 
 def _input(view: dict, field: Field) -> dict:
-    return (((view.get("state") or {}).get("values") or {}).get(field.value) or {}).get(field.value) or {}
+    """The state of one input; {} when the payload lacks it or has it in another shape."""
+    state = view.get("state") if isinstance(view, dict) else None
+    values = state.get("values") if isinstance(state, dict) else None
+    block = values.get(field.value) if isinstance(values, dict) else None
+    element = block.get(field.value) if isinstance(block, dict) else None
+    return element if isinstance(element, dict) else {}
 
 
 def _selected(view: dict, field: Field) -> str | None:
