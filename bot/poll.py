@@ -118,16 +118,16 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
     for outcome in result.places:
         log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
     if notify and not stop.is_set():
-        result.notified, result.notify_error = notify_pending(store, settings)
+        result.notified, result.notify_error = notify_pending(store, settings, stop)
     return result
 
 
-def notify_pending(store: Store, settings: Settings) -> tuple[Any, str | None]:
-    """The one place the poll hands over to Slack: post the outbox. (result, error)"""
+def notify_pending(store: Store, settings: Settings, stop: threading.Event | None = None) -> tuple[Any, str | None]:
+    """The one place the poll hands over to Slack: post the outbox, until `stop` is set. (result, error)"""
     from bot.notifier import post_pending
 
     try:
-        notified = post_pending(store, settings)
+        notified = post_pending(store, settings, stop=stop)
     except Exception as exc:  # a notifier bug must not stop the polling; it is reported and exits 1
         log.exception("the notifier pass failed")
         return None, f"{type(exc).__name__}: {exc}"

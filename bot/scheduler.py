@@ -130,7 +130,7 @@ class Worker:
 
     def post_outbox(self) -> None:
         if not self.stop.is_set():
-            notify_pending(self.store, self.settings)
+            notify_pending(self.store, self.settings, self.stop)
 
     def escalate_overdue_contacts(self) -> None:
         from bot.contact import escalate_overdue

@@ -18,6 +18,11 @@ import orjson
 from detection import rule
 
 IDENTITY_KEYS = ("principal", "arn")
+# Fields that are keys of the store's indexes, and the most bytes each may have. PostgreSQL refuses an
+# index entry over about 2.7 KB, and one such record would fail the whole batch it came in, pass after
+# pass. AWS keeps them far shorter (an ARN has at most 2,048 characters, an account ID 12 digits), so a
+# longer one is a bad record, counted and skipped.
+KEY_FIELD_BYTES = {"event_id": 256, "account_id": 64, "identity": 2048, "arn": 2048, "source_ip": 512}
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 CONSOLE_USER_AGENT_PREFIX = "aws-internal/"
 
@@ -160,4 +165,7 @@ def to_call(record: dict, mode: str = "principal") -> Call:
     )
     if not call.event_id:  # de-duplication needs a key; the same record always gets the same one
         call.event_id = "synthetic-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    for name, limit in KEY_FIELD_BYTES.items():
+        if len(getattr(call, name).encode("utf-8", "surrogatepass")) > limit:
+            raise BadRecord(f"{name} longer than {limit} bytes")
     return call

@@ -7,6 +7,8 @@ process inside the window instead of racing a sleep against it.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from bot.lease import Lease
@@ -62,3 +64,29 @@ def test_a_worker_killed_mid_post_leaves_every_alert_once_in_the_channel(deploym
     assert len(notes) == len(NEW_PEOPLE)
     assert sum("found in the channel after a lost answer" in note for note in notes) == (1 if lost_answer else 0)
     assert leaked_secrets(*deployment.outputs()) == {}
+def test_sigterm_stops_the_worker_between_two_posts_and_a_restart_posts_the_rest(deployment):
+    backfilled(deployment)
+    worker = deployment.worker()
+    wait_for(deployment.watermark, "the backfill", [worker])
+    hold = deployment.slack.hold_answer("chat.postMessage")
+    names = ("mallory", "oscar", "peggy", "trent", "victor")
+    new_identities(deployment, *names)
+    wait_for(hold.reached.is_set, "the first post", [worker])
+
+    worker.process.send_signal(signal.SIGTERM)  # while a post is under way
+    hold.release.set()
+    assert worker.process.wait(timeout=60) == 0
+    assert "stopped" in worker.output()
+
+    rows = deployment.signals()
+    posted = [row for row in rows if row.slack_ts]
+    # The post under way finished and was recorded; no further post started; no claim is left behind.
+    assert len(posted) == 1 and len(deployment.slack.channel_messages(CHANNEL)) == 1
+    assert all(row.post_claimed_by is None for row in rows)
+    assert Lease(deployment.store, SCHEDULER_LEASE, 1).current_holder() is None
+
+    restarted = deployment.worker("worker-restarted")
+    wait_for(lambda: all(row.slack_ts for row in deployment.signals()), "the other alerts", [restarted])
+    assert restarted.terminate() == 0
+    deployment.assert_each_alert_once()
+    assert len(deployment.alerts_in_channel()) == len(names)
