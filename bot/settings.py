@@ -82,9 +82,9 @@ class Settings(BaseSettings):
     @field_validator("role_arns")
     @classmethod
     def _role_arns(cls, value: list[str]) -> list[str]:
-        for arn in value:
-            if not arn.startswith("arn:") or ":role/" not in arn:
-                raise ValueError(f"not an IAM role ARN: {arn[:80]}")
+        for number, arn in enumerate(value, 1):
+            if not arn.startswith("arn:") or ":role/" not in arn:  # not echoed: a pasted secret would be
+                raise ValueError(f"entry {number} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
         return value
 
     @field_validator("aws_regions")

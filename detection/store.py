@@ -301,6 +301,10 @@ def event_values(call: Call, signal_id: str | None) -> dict:
 class Store:
     def __init__(self, url: str = DEFAULT_DATABASE_URL, **engine_options: Any):
         self.url = url
+        try:
+            sa.engine.make_url(url)
+        except ValueError:  # e.g. a port that is not a number; the URL is not echoed: it may hold a password
+            raise sa.exc.ArgumentError("could not parse the URL") from None
         if url.startswith("sqlite"):
             engine_options.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         else:
