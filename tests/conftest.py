@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from detection.store import Store
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "cloudtrail"
+# The public CloudTrail samples (records written by others; origins in _sources.json), kept with the tests.
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "public"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
