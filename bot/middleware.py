@@ -22,8 +22,12 @@ from detection.store import SlackRequest, Store, utcnow
 
 log = logging.getLogger(__name__)
 
-# Usergroup membership is looked up at most this often (one Web API call, not one per click).
+# Usergroup membership is looked up at most this often (one Web API call, not one per click). The lookup
+# runs before a click is acknowledged, so it may take this long at most, and a failed one is repeated only
+# after a pause: a slow or unreachable Slack must not hold every click past Slack's 3 seconds.
 USERGROUP_CACHE_SECONDS = 60.0
+USERGROUP_LOOKUP_TIMEOUT_SECONDS = 1.5
+USERGROUP_RETRY_SECONDS = 10.0
 REFUSAL = ("Only triagers may act on sesguard alerts (SLACK_TRIAGERS, SLACK_TRIAGE_USERGROUP). "
            "Nothing was changed.")
 
@@ -35,7 +39,8 @@ class Triagers:
         self.users = frozenset(settings.slack_triagers)
         self.usergroup = settings.slack_triage_usergroup
         self._members: frozenset[str] = frozenset()
-        self._fetched_at: float | None = None
+        self._looked_up_at: float | None = None
+        self._known = False  # the last lookup succeeded
         self._lock = threading.Lock()
 
     @property
@@ -51,15 +56,19 @@ class Triagers:
 
     def _group_members(self, client: WebClient) -> frozenset[str]:
         with self._lock:
-            fresh = self._fetched_at is not None and time.monotonic() - self._fetched_at < USERGROUP_CACHE_SECONDS
-            if not fresh:
-                try:
-                    users = client.usergroups_users_list(usergroup=self.usergroup)["users"]
-                    self._members, self._fetched_at = frozenset(users), time.monotonic()
-                except SlackApiError as exc:
-                    # Keep the last known members; with none known, nobody from the group gets in.
-                    log.warning("usergroups.users.list failed (%s); using the last known members",
-                                exc.response.get("error"))
+            now = time.monotonic()
+            patience = USERGROUP_CACHE_SECONDS if self._known else USERGROUP_RETRY_SECONDS
+            if self._looked_up_at is not None and now - self._looked_up_at < patience:
+                return self._members
+            self._looked_up_at = now
+            quick = WebClient(token=client.token, base_url=client.base_url, timeout=USERGROUP_LOOKUP_TIMEOUT_SECONDS,
+                              retry_handlers=[])
+            try:
+                self._members, self._known = frozenset(quick.usergroups_users_list(usergroup=self.usergroup)["users"]), True
+            except Exception as exc:  # refused, slow or unreachable: keep the last known members (none: nobody)
+                self._known = False
+                reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+                log.warning("usergroups.users.list failed (%s); using the last known members", reason)
             return self._members
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.notifier import post_pending
 from bot.settings import load_settings
+from tests.cuttable_link import CuttableLink
 from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, TRIAGER, aws, deployment, leaked_secrets,  # noqa: F401
                                       wait_for)
 from tests.slack_harness import cloudtrail_record, store_signals
@@ -61,11 +62,25 @@ def _timed(call) -> tuple[int, float]:
     return reply.status, time.monotonic() - started
 
 
-def test_fifty_concurrent_commands_are_acknowledged_in_time_also_while_slack_hangs(deployment):
+def _posted_alert(deployment) -> str:
     [signal_id] = store_signals(deployment.store, cloudtrail_record(user="mallory"))
     settings = load_settings(_env_file=None, slack_bot_token=BOT_TOKEN, slack_alert_channel=CHANNEL,
                              slack_api_url=deployment.slack.api_url, database_url=deployment.store.url)
     assert post_pending(deployment.store, settings, interval=0).posted == 1
+    return signal_id
+
+
+def _click(signal_id: str, ts: str, user: str) -> dict:
+    """A click on the alert's Escalate button, as Slack sends it."""
+    return {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0TEAM"}, "api_app_id": "A0SESGUARD",
+            "trigger_id": f"t-{user}", "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
+            "channel": {"id": CHANNEL}, "message": {"ts": ts},
+            "actions": [{"type": "button", "action_id": "sesguard.escalate", "value": signal_id, "block_id": "triage",
+                         "action_ts": "1.0"}]}
+
+
+def test_fifty_concurrent_commands_are_acknowledged_in_time_also_while_slack_hangs(deployment):
+    signal_id = _posted_alert(deployment)
     ts = deployment.signals()[0].slack_ts
     served = deployment.serve()
     slack = deployment.slack
@@ -88,13 +103,7 @@ def test_fifty_concurrent_commands_are_acknowledged_in_time_also_while_slack_han
     stalls = [slack.stall(target) for target in ("response_url", "chat.postEphemeral", "chat.update",
                                                    "chat.postMessage", "views.open")]
     hanging = fifty("hanging")
-    payload = lambda user: {  # noqa: E731 - a click on the alert's Escalate button
-        "type": "block_actions", "user": {"id": user}, "team": {"id": "T0TEAM"}, "api_app_id": "A0SESGUARD",
-        "trigger_id": "t-1", "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
-        "channel": {"id": CHANNEL}, "message": {"ts": ts},
-        "actions": [{"type": "button", "action_id": "sesguard.escalate", "value": signal_id, "block_id": "triage",
-                     "action_ts": "1.0"}]}
-    clicks = [_timed(lambda u=u: served.sender.interaction(payload(u))) for u in (TRIAGER, "UOUTSIDER")]
+    clicks = [_timed(lambda u=u: served.sender.interaction(_click(signal_id, ts, u))) for u in (TRIAGER, "UOUTSIDER")]
     assert all(status == 200 for status, _ in hanging + clicks)
     assert max(seconds for _, seconds in hanging + clicks) < SLACK_ACK_DEADLINE_SECONDS, hanging + clicks
     assert len(slack.responses) == CONCURRENT_COMMANDS  # nothing got through while Slack hung
@@ -104,4 +113,31 @@ def test_fifty_concurrent_commands_are_acknowledged_in_time_also_while_slack_han
     wait_for(lambda: len(slack.responses) == 2 * CONCURRENT_COMMANDS, "the answers once Slack is back")
     wait_for(lambda: deployment.signals()[0].status == "escalated", "the triager's click applied")
     assert [c["user"] for c in slack.calls_to("chat.postEphemeral")] == ["UOUTSIDER"]  # the refusal
+    assert leaked_secrets(*deployment.outputs()) == {}
+
+
+def test_clicks_are_acknowledged_while_slack_hangs_or_is_unreachable_also_for_usergroup_members(deployment):
+    """The triage usergroup is looked up before a click is acknowledged: a hanging or unreachable Slack
+    must neither delay the ack past 3 seconds nor turn it into a 500."""
+    signal_id = _posted_alert(deployment)
+    slack = deployment.slack
+    slack.usergroups["S0TRIAGE"] = ["UMEMBER01"]
+    host, port = slack.base.rsplit("/", 1)[-1].split(":")
+    with CuttableLink(host, int(port)) as link:
+        served = deployment.serve(SLACK_TRIAGE_USERGROUP="S0TRIAGE",
+                                  SLACK_API_URL=f"http://127.0.0.1:{link.port}/api/")
+        ts = deployment.signals()[0].slack_ts
+        hang = [slack.stall(method) for method in ("usergroups.users.list", "chat.postEphemeral", "chat.update",
+                                                   "chat.postMessage")]
+        hanging = [_timed(lambda: served.sender.interaction(_click(signal_id, ts, "UMEMBER01")))]
+        for stall in hang:
+            stall.release.set()
+        link.cut()  # Slack unreachable: every connection refused
+        unreachable = [_timed(lambda u=u: served.sender.interaction(_click(signal_id, ts, u)))
+                       for u in ("UMEMBER02", "UOUTSIDER", TRIAGER)]
+        unreachable.append(_timed(lambda: served.command("status", TRIAGER, slack.response_url("down"))))
+    assert all(status == 200 for status, _ in hanging + unreachable), hanging + unreachable
+    assert max(seconds for _, seconds in hanging + unreachable) < SLACK_ACK_DEADLINE_SECONDS, hanging + unreachable
+    wait_for(lambda: deployment.signals()[0].status == "escalated", "the triager's click applied in the store")
+    assert "Traceback" not in served.running.output()
     assert leaked_secrets(*deployment.outputs()) == {}
