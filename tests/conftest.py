@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from detection.store import Store
 
 # The public CloudTrail samples (records written by others; origins in _sources.json), kept with the tests.
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "public"
+SAMPLES = Path(__file__).resolve().parent / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
