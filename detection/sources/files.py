@@ -39,9 +39,10 @@ except ImportError:  # pragma: no cover - exercised only where isal has no wheel
 GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WINDOW = 31  # zlib's wbits for a gzip header and trailer
 # Memory: JSON Lines are read a block at a time; any other file is read whole, up to this many inflated
-# bytes (CloudTrail writes a few megabytes a file), so that no file, however large or however well it
-# compresses, costs more memory than about twice this.
-WHOLE_FILE_LIMIT = 32 * 1024 * 1024
+# bytes, so that no file, however well it compresses (a gzip bomb), costs more memory than about twice
+# this. CloudTrail writes a few megabytes a file; the limit sits far above any real log file, because a
+# skipped file could hide the one call that matters.
+WHOLE_FILE_LIMIT = 256 * 1024 * 1024
 READ_BLOCK = 1024 * 1024  # bytes read from a file or from S3 at a time
 INFLATE_BLOCK = 4 * 1024 * 1024  # inflated bytes made at a time
 LEADING_BLANKS = b"\xef\xbb\xbf \t\r\n"  # a UTF-8 byte order mark and blank space, before the JSON
@@ -92,7 +93,7 @@ class FileScan:
     records: int = 0
     calls: list[Call] = field(default_factory=list)
     bad: list[str] = field(default_factory=list)  # "record N: reason"
-    error: str | None = None  # set when the file (or its tail) could not be read
+    error: str | None = None  # set when the file could not be read: it was skipped whole
 
 
 def decompress(data: bytes) -> tuple[bytes, str | None]:
@@ -193,15 +194,13 @@ def _json_lines_ahead(head: deque[bytes]) -> bool:
 def _scan_text(name: str, text: bytes, gzip_error: str | None, identity_mode: str, precheck: bool) -> FileScan:
     result = FileScan(name)
     try:
-        if gzip_error and not text:
+        if gzip_error:  # a damaged or cut file is corrupt: skipped whole and named, never half-read
             raise CorruptFile(gzip_error)
-        # A truncated stream can only be trusted line by line.
-        records = _json_lines(text, truncated=True) if gzip_error else _split(text)
+        records = _split(text)
         del text  # the records hold what they need of it
         result.records = records.count
         for number, outcome in records.to_evaluate(precheck):
             _evaluate(result, number, outcome, identity_mode)
-        result.error = gzip_error
     except CorruptFile as exc:
         result.error = str(exc)
     return result
@@ -223,10 +222,9 @@ def _scan_json_lines(name: str, head: deque[bytes], blocks: Iterator[bytes], inf
     for block in in_order():
         complete, _, carry = (carry + block).rpartition(b"\n")
         numbered = _scan_lines(result, complete.split(b"\n"), numbered, identity_mode, precheck)
-    if inflated.error and carry:
-        carry = b"\0"  # the line the cut went through: counted, and reported bad
+    if inflated.error:  # as when read whole: a damaged or cut file is skipped and named
+        return FileScan(name, error=inflated.error)
     result.records = _scan_lines(result, [carry], numbered, identity_mode, precheck)
-    result.error = inflated.error
     return result
 
 
@@ -302,7 +300,7 @@ def _split(text: bytes) -> _Probed | _Listed:
     except msgspec.ValidationError as exc:
         raise CorruptFile(f"unexpected layout ({exc})") from None
     except (msgspec.DecodeError, RecursionError):
-        return _json_lines(body, truncated=False)
+        return _json_lines(body)
     if envelope.Records is not None:
         return _objects(envelope.Records)
     if envelope.Events is not None:
@@ -322,13 +320,10 @@ def _source(raw: msgspec.Raw | bytes) -> Any:
         return UNKNOWN_SOURCE
 
 
-def _json_lines(text: bytes, truncated: bool) -> _Listed:
+def _json_lines(text: bytes) -> _Listed:
     """JSON Lines: one record a line. The first line must be an object, or this is not JSON Lines."""
-    lines = [line.strip() for line in text.split(b"\n")]
-    if truncated and not text.endswith(b"\n"):
-        lines[-1] = b"\0"  # the line the cut went through: counted, and reported bad
-    lines = [line for line in lines if line]
-    if not truncated and not _is_object(_validated(lines[0]) if lines else None):
+    lines = [line for line in (line.strip() for line in text.split(b"\n")) if line]
+    if not _is_object(_validated(lines[0]) if lines else None):
         raise CorruptFile("not valid JSON (a truncated or damaged file?)")
     return _Listed(map(_line, lines), len(lines))
 
