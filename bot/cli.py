@@ -142,8 +142,8 @@ def report_problems(summary: ScanSummary) -> None:
         print(f"sesguard: skipped file {problem}", file=sys.stderr)
     for problem in summary.bad_records[:MAX_NAMED_PROBLEMS]:
         print(f"sesguard: skipped {problem}", file=sys.stderr)
-    if len(summary.bad_records) > MAX_NAMED_PROBLEMS:
-        print(f"sesguard: … and {len(summary.bad_records) - MAX_NAMED_PROBLEMS} more bad records", file=sys.stderr)
+    if summary.bad_count > MAX_NAMED_PROBLEMS:
+        print(f"sesguard: … and {summary.bad_count - MAX_NAMED_PROBLEMS} more bad records", file=sys.stderr)
 
 
 def signal_table(signals: list[Signal]) -> str:

@@ -20,25 +20,32 @@ if TYPE_CHECKING:  # the store (SQLAlchemy) is imported only by callers that use
     from detection.store import Store
 
 
+# An archive can hold millions of bad records: all are counted, the first ones named.
+MAX_BAD_RECORDS_KEPT = 1000
+
+
 @dataclass
 class ScanSummary:
     records: int = 0
     files: int = 0
     matched: int = 0
     signals: int = 0
-    bad_records: list[str] = field(default_factory=list)  # "file: record N: reason"
+    bad_count: int = 0
+    bad_records: list[str] = field(default_factory=list)  # the first ones: "file: record N: reason"
     corrupt_files: list[str] = field(default_factory=list)  # "file: reason"
 
     def line(self) -> str:
         return (
             f"scanned {self.records} records in {self.files} files: {self.matched} matched, "
-            f"{self.signals} signals, {len(self.bad_records)} bad records skipped"
+            f"{self.signals} signals, {self.bad_count} bad records skipped"
         )
 
     def add(self, scanned: FileScan) -> None:
         self.files += 1
         self.records += scanned.records
-        self.bad_records.extend(f"{scanned.name}: {problem}" for problem in scanned.bad)
+        self.bad_count += len(scanned.bad)
+        room = MAX_BAD_RECORDS_KEPT - len(self.bad_records)
+        self.bad_records.extend(f"{scanned.name}: {problem}" for problem in scanned.bad[:max(0, room)])
         if scanned.error:
             self.corrupt_files.append(f"{scanned.name}: {scanned.error}")
 

@@ -26,7 +26,7 @@ TRAIL = r.realistic_trail()
 def run(folder: Path):
     signals, summary = scan(expand([str(folder)]), Tuning())
     return [s.to_dict() for s in signals], (summary.records, summary.matched, summary.signals,
-                                            len(summary.bad_records))
+                                            summary.bad_count)
 
 
 def write_split(folder: Path, records: list[dict], owners: list[int], layouts: list[str], zipped: list[bool]):
