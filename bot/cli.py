@@ -10,7 +10,8 @@ from typing import Sequence
 import orjson
 
 from bot.progress import ScanProgress
-from bot.settings import SettingsError, load_settings
+from bot.errors import SettingsError
+from bot.scan_settings import scan_settings
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
 from detection.scan import ScanSummary, scan
@@ -78,7 +79,7 @@ def _sqlalchemy():
 def _database_url(args: argparse.Namespace) -> str:
     """The URL in use, its password hidden."""
     sa = _sqlalchemy()
-    url = getattr(args, "db", None) or load_settings().database_url
+    url = getattr(args, "db", None) or _load_settings().database_url
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
@@ -96,12 +97,17 @@ def _non_negative(parser_name: str, value: float | None) -> float | None:
     return value
 
 
+def _load_settings():
+    from bot.settings import load_settings  # pydantic: only for the commands that need every setting
+
+    return load_settings()
+
+
 def run_scan(args: argparse.Namespace) -> int:
-    settings = load_settings()
+    tuning, identity_key = scan_settings()
     learning = _non_negative("--learning-days", args.learning_days)
     forget = _non_negative("--forget-days", args.forget_days)
     group = _non_negative("--group-minutes", args.group_minutes)
-    tuning = settings.tuning
     tuning = Tuning(
         learning=timedelta(days=learning) if learning is not None else tuning.learning,
         forget=timedelta(days=forget) if forget is not None else tuning.forget,
@@ -121,7 +127,7 @@ def run_scan(args: argparse.Namespace) -> int:
     # A progress bar only for a person watching: never in --json output, never into a pipe or a file.
     progress = None if args.json or not sys.stderr.isatty() else ScanProgress(sys.stderr, inputs.count_local)
     try:
-        signals, summary = scan(inputs, tuning, args.identity_key or settings.identity_key, store,
+        signals, summary = scan(inputs, tuning, args.identity_key or identity_key, store,
                                 max(1, args.jobs), progress)
     finally:
         if progress is not None:

@@ -12,20 +12,10 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
 from detection import DEFAULT_DATABASE_URL
-
-
-class SettingsError(SystemExit):
-    """One clear line, then exit status 2."""
-
-    def __init__(self, message: str):
-        super().__init__(2)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _csv(value: object) -> object:

@@ -1,0 +1,47 @@
+"""The detection settings `scan` reads, without pydantic.
+
+`scan` is a command-line tool that often runs on a laptop over a folder; loading pydantic for four
+numbers would double its start-up. The names, defaults, ranges and the one-line errors are those of
+`bot.settings.Settings`, from the environment and a `.env` file (the environment wins).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import timedelta
+
+from dotenv import dotenv_values
+
+from bot.errors import SettingsError
+from detection.baseline import Tuning
+from detection.record import IDENTITY_KEYS
+
+DEFAULTS = Tuning()
+
+
+def _number(env: dict, name: str, default: float, positive: bool = False) -> float:
+    text = env.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"sesguard: invalid setting {name}: not a number") from None
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise SettingsError(f"sesguard: invalid setting {name}: must be {'above' if positive else 'at least'} 0")
+    return value
+
+
+def scan_settings() -> tuple[Tuning, str]:
+    """(tuning, identity key) from the environment and `.env`."""
+    env = {**dotenv_values(".env"), **os.environ}
+    identity_key = (env.get("SESGUARD_IDENTITY_KEY") or "principal").strip()
+    if identity_key not in IDENTITY_KEYS:
+        raise SettingsError(f"sesguard: invalid setting SESGUARD_IDENTITY_KEY: must be one of {', '.join(IDENTITY_KEYS)}")
+    tuning = Tuning(
+        learning=timedelta(days=_number(env, "SESGUARD_LEARNING_DAYS", DEFAULTS.learning / timedelta(days=1))),
+        forget=timedelta(days=_number(env, "SESGUARD_FORGET_DAYS", DEFAULTS.forget / timedelta(days=1), positive=True)),
+        group=timedelta(minutes=_number(env, "SESGUARD_GROUP_MINUTES", DEFAULTS.group / timedelta(minutes=1))),
+    )
+    return tuning, identity_key
