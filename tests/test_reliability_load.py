@@ -19,7 +19,7 @@ from tests.sesguard_processes import BOT_TOKEN, CHANNEL, aws, deployment, leaked
 from tests.slack_harness import NO_LEARNING, cloudtrail_record
 
 SIGNALS = 1000
-PACED_POSTS = 4
+PACED_POSTS = 3
 # Slack's limit is about one message a second per channel; arrival times jitter by a few milliseconds.
 ABOUT_ONE_SECOND = 0.9
 
