@@ -92,8 +92,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def _non_negative(parser_name: str, value: float | None) -> float | None:
-    if value is not None and value < 0:
-        raise SettingsError(f"sesguard scan: {parser_name} must not be negative")
+    if value is not None and not 0 <= value < float("inf"):  # also refuses nan
+        raise SettingsError(f"sesguard scan: {parser_name} must be a number, not negative")
     return value
 
 
