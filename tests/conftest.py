@@ -76,3 +76,15 @@ def sqlite_store(tmp_path):
     store.migrate()
     yield store
     store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 over real HTTP on a free local port, for the s3:// input and the S3 source."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -12,7 +12,6 @@ from pathlib import Path
 import boto3
 import orjson
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlmodel import func, select
 
 from bot.cli import main
@@ -251,15 +250,6 @@ def test_db_state_carries_over_between_runs_and_a_second_run_adds_nothing(tmp_pa
 
 
 # ── S3 ───────────────────────────────────────────────────────────────────────────────────────────────
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlmodel import select
 
 from bot.poll import poll_once
@@ -19,18 +18,9 @@ BUCKET = "org-trail"
 ORG = "o-a1b2c3d4e5"
 
 
-@pytest.fixture(scope="module")
-def s3_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(s3_url, monkeypatch, tmp_path):
-    for name, value in {"AWS_ENDPOINT_URL_S3": s3_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+def s3(s3_endpoint, monkeypatch, tmp_path):
+    for name, value in {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
                         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():
         monkeypatch.setenv(name, value)
