@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from detection.record import Call
+from detection.record import Call, Sighting
 from detection.signals import Signal
 
 
@@ -37,14 +37,27 @@ class Baseline:
     # (account, identity) → its latest signal, which later calls of the burst join
     latest_signals: dict[tuple[str, str], Signal] = field(default_factory=dict)
 
-    def observe_all(self, calls: Iterable[Call], learn_only: bool = False) -> list[Signal]:
-        """Evaluate in eventTime order, whatever order the calls arrived in; the signals raised or grown."""
+    def observe_all(self, calls: Iterable[Call], learn_only: bool = False,
+                    sightings: Iterable[Sighting] = ()) -> list[Signal]:
+        """Evaluate in eventTime order, whatever order the calls arrived in; the signals raised or grown.
+
+        `sightings` (excluded callers' matching calls) only say since when an account has been observed."""
+        calls = sorted(calls, key=lambda c: (c.event_time, c.event_id, c.arn))
+        self._start_observing([*calls, *sightings])
         touched: dict[str, Signal] = {}
-        for call in sorted(calls, key=lambda c: (c.event_time, c.event_id, c.arn)):
+        for call in calls:
             signal = self.observe(call, learn_only)
             if signal is not None:
                 touched[signal.signal_id] = signal
         return list(touched.values())
+
+    def _start_observing(self, matched: list[Call | Sighting]) -> None:
+        """An account not observed before is observed since its first matching record, whoever made it."""
+        starts: dict[str, datetime] = {}
+        for item in matched:
+            if item.account_id not in self.scopes:
+                starts[item.account_id] = min(item.event_time, starts.get(item.account_id, item.event_time))
+        self.scopes.update(starts)
 
     def observe(self, call: Call, learn_only: bool = False) -> Signal | None:
         """One call, in eventTime order; returns the signal it raised or joined."""

@@ -135,6 +135,37 @@ class Call:
         return self.access_key_id.startswith("AKIA")
 
 
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A matching call by an excluded caller. It never signals and is never learned, but it is a matching
+    record: it counts as matched, and it shows that the account was observed then (SPEC §1)."""
+
+    event_id: str
+    event_time: datetime
+    account_id: str
+
+
+def _account(record: dict) -> str:
+    account = _text(record.get("recipientAccountId")) or _text(_object(record.get("userIdentity")).get("accountId"))
+    if not account:
+        raise BadRecord("no account (recipientAccountId missing)")
+    return account
+
+
+def _event_id(record: dict) -> str:
+    """The eventID; de-duplication needs a key, so a record without one gets one from its content."""
+    return _text(record.get("eventID")) or (
+        "synthetic-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32])
+
+
+def to_sighting(record: dict) -> Sighting | None:
+    """A matching record of an excluded caller; None when it has no time or account."""
+    try:
+        return Sighting(_event_id(record), parse_time(record.get("eventTime")), _account(record))
+    except BadRecord:
+        return None
+
+
 def to_call(record: dict, mode: str = "principal") -> Call:
     """A matching, non-excluded record as a Call; BadRecord when it cannot be evaluated."""
     moment = parse_time(record.get("eventTime"))
@@ -144,11 +175,9 @@ def to_call(record: dict, mode: str = "principal") -> Call:
     identity = identity_key(user_identity, mode)
     if identity is None:
         raise BadRecord("no usable identity (userIdentity.arn missing)")
-    account = _text(record.get("recipientAccountId")) or _text(user_identity.get("accountId"))
-    if not account:
-        raise BadRecord("no account (recipientAccountId missing)")
+    account = _account(record)
     call = Call(
-        event_id=_text(record.get("eventID")),
+        event_id=_event_id(record),
         event_time=moment,
         account_id=account,
         identity=identity,
@@ -163,8 +192,6 @@ def to_call(record: dict, mode: str = "principal") -> Call:
         error_code=_text(record.get("errorCode")),
         from_console=is_console_call(record),
     )
-    if not call.event_id:  # de-duplication needs a key; the same record always gets the same one
-        call.event_id = "synthetic-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
     for name, limit in KEY_FIELD_BYTES.items():
         if len(getattr(call, name).encode("utf-8", "surrogatepass")) > limit:
             raise BadRecord(f"{name} longer than {limit} bytes")

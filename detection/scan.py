@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from detection.baseline import Baseline, Tuning
-from detection.record import Call
+from detection.record import Call, Sighting
 from detection.signals import Signal
 from detection.sources.files import FileScan
 from detection.sources.inputs import Input, scan_inputs
@@ -57,15 +57,18 @@ def detect(
     baseline: Baseline | None = None,
     learn_only: bool = False,
     now: datetime | None = None,
+    sightings: Iterable[Sighting] = (),
 ) -> tuple[list[Signal], list[Call]]:
-    """Evaluate new calls; with a store, against its state and saved back. (signals touched, calls taken)."""
+    """Evaluate new calls; with a store, against its state and saved back. (signals touched, calls taken)
+
+    `sightings`, the excluded callers' matching calls, only mark when observation of an account began."""
     unique = distinct(calls)
     if store is None:
         baseline = baseline or Baseline(tuning)
-        return baseline.observe_all(unique, learn_only), unique
+        return baseline.observe_all(unique, learn_only, sightings), unique
     fresh = store.new_calls(unique)
     baseline = store.load_baseline(fresh, tuning)
-    signals = baseline.observe_all(fresh, learn_only)
+    signals = baseline.observe_all(fresh, learn_only, sightings)
     store.save_detection(baseline, fresh, signals, now)
     return signals, fresh
 
@@ -99,13 +102,15 @@ def scan(
     (CloudTrail files are not ordered, and the answer must not depend on the order they come in)."""
     summary = ScanSummary()
     calls: list[Call] = []
+    sightings: dict[str, Sighting] = {}  # by eventID, as calls are
     for scanned in scan_inputs(inputs, identity_mode, jobs):
         summary.add(scanned)
         calls.extend(scanned.calls)
+        sightings.update((seen.event_id, seen) for seen in scanned.sightings)
         if progress is not None:
             progress(summary)
-    signals, taken = detect(calls, tuning, store)
-    summary.matched = len(taken)
+    signals, taken = detect(calls, tuning, store, sightings=sightings.values())
+    summary.matched = len(taken) + len(sightings)
     signals.sort(key=lambda s: (s.first_seen, s.account_id, s.identity))
     summary.signals = len(signals)
     return signals, summary

@@ -261,7 +261,7 @@ def detect_records(records: list[dict], tuning=None, mode: str = "principal") ->
 
     scanned = scan_bytes("synthetic.jsonl", encode(records, "lines"), mode)
     assert scanned.error is None and scanned.bad == [], (scanned.error, scanned.bad)
-    signals, _ = detect(scanned.calls, tuning or Tuning())
+    signals, _ = detect(scanned.calls, tuning or Tuning(), sightings=scanned.sightings)
     return sorted(signals, key=lambda s: (s.first_seen, s.account_id, s.identity))
 
 

@@ -44,6 +44,15 @@ def test_learning_starts_at_the_first_matching_record_of_the_scope_not_the_first
     assert detect_records(trail) == []  # day 5 of observation: still learning
 
 
+def test_an_excluded_callers_matching_record_starts_the_observation_too():
+    # SPEC §1: observation starts at the first matching record of the scope; Trusted Advisor's call is one
+    # (excluded callers never signal and are never learned, but they match)
+    noise = [r.record(r.trusted_advisor(), time=at(days=-2))]
+    trail = noise + learned(ALICE) + [r.record(MALLORY, time=at(days=5, hours=1))]
+    assert identities(detect_records(trail)) == ["mallory"]  # day 7 of observation, 1 hour past learning
+    assert detect_records(learned(ALICE) + [r.record(MALLORY, time=at(days=5, hours=1))]) == []
+
+
 def test_learning_ends_exactly_learning_days_after_the_start():
     tuning = Tuning(learning=timedelta(days=7))
     start = learned(ALICE)  # first matching record at T0

@@ -54,7 +54,7 @@ def test_the_trail_tells_its_stories():
                    (r.iam_user("alice")["arn"], "high", 1)]
     assert EXPECTED_SIGNALS[1]["regions"] == ["ap-south-1", "eu-west-1", "sa-east-1", "us-east-1"]
     assert EXPECTED_SIGNALS[1]["error_codes"] == ["AccessDenied"]
-    assert EXPECTED_SUMMARY == (len(TRAIL), 28, 4, 2)
+    assert EXPECTED_SUMMARY == (len(TRAIL), 47, 4, 2)  # 19 of the matched by excluded callers
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -29,7 +29,7 @@ import msgspec
 import orjson
 
 from detection import rule
-from detection.record import BadRecord, Call, to_call
+from detection.record import BadRecord, Call, Sighting, to_call, to_sighting
 
 try:  # ISA-L inflates about twice as fast as the standard zlib, which stays the fallback.
     from isal import isal_zlib as _inflate
@@ -92,6 +92,7 @@ class FileScan:
     name: str
     records: int = 0
     calls: list[Call] = field(default_factory=list)
+    sightings: list[Sighting] = field(default_factory=list)  # matching calls by excluded callers
     bad: list[str] = field(default_factory=list)  # "record N: reason"
     error: str | None = None  # set when the file could not be read: it was skipped whole
 
@@ -386,8 +387,11 @@ def _evaluate(result: FileScan, number: int, outcome: Outcome, identity_mode: st
         return
     try:
         record = _parse(outcome)
-        if not rule.matches(record) or rule.is_excluded_caller(record):
+        if not rule.matches(record):
             return
-        result.calls.append(to_call(record, identity_mode))
+        if not rule.is_excluded_caller(record):
+            result.calls.append(to_call(record, identity_mode))
+        elif (seen := to_sighting(record)) is not None:  # AWS's own broken records are not worth a count
+            result.sightings.append(seen)
     except BadRecord as exc:
         result.bad.append(f"record {number}: {exc}")
