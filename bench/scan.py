@@ -102,7 +102,7 @@ class Trail:
     def __init__(self, seed: int, ses_share: float):
         self.rng = random.Random(seed)
         self.ses_share = ses_share
-        self.matching = 0  # records the rule matches and that are not excluded callers: the expected answer
+        self.matching = 0  # records the rule matches (excluded callers' included, as `matched` counts them)
 
     # -- identities --------------------------------------------------------------------------------
     def identity(self, account: str, moment: datetime) -> tuple[dict, str]:
@@ -196,13 +196,13 @@ class Trail:
         rng = self.rng
         roll = rng.random()
         identity, agent = self.identity(account, moment)
-        if identity["type"] == "AWSService" or roll < 0.10:  # Trusted Advisor checking quotas: excluded
+        if identity["type"] == "AWSService" or roll < 0.10:  # Trusted Advisor: matches, an excluded caller
             session = _hex(rng, 20)
             identity = self._assumed(account, "role/aws-service-role/trustedadvisor.amazonaws.com/AWSServiceRoleForTrustedAdvisor",
                                      "AWSServiceRoleForTrustedAdvisor", session, moment, long_term=False)
             identity.pop("accessKeyId")
             agent = "trustedadvisor.amazonaws.com"
-            source, name, request, counts = "ses.amazonaws.com", "GetSendQuota", None, False
+            source, name, request, counts = "ses.amazonaws.com", "GetSendQuota", None, True
         elif roll < 0.20:  # SES reads that are not enumeration
             source, name, request, counts = "ses.amazonaws.com", rng.choice(SES_OTHER), {"identities": ["example.com"]}, False
         elif roll < 0.30:  # Service Quotas: ses counts, other services do not
@@ -387,11 +387,11 @@ def generate(data: Path, records: int, ses_share: float, seed: int = 20250314) -
 
 
 # --------------------------------------------------------------------------------------------------
-# The same rule for jq and DuckDB (detection/rule.py: matches() and not is_excluded_caller())
+# The same rule for jq and DuckDB (detection/rule.py: matches()); they count what `matched` counts, and are
+# spared the exclusions and identity keys that sesguard works out besides
 # --------------------------------------------------------------------------------------------------
 
 SES_CALLS = ", ".join(f'"{name}"' for name in SES_ENUMERATION["ses.amazonaws.com"])
-CONSOLE = '"signin.amazonaws.com", "console.amazonaws.com"'
 
 JQ_FILTER = f"""
 def obj: if type == "object" then . else {{}} end;
@@ -399,15 +399,7 @@ def matching:
   (.eventSource == "ses.amazonaws.com" and (.eventName | IN({SES_CALLS})))
   or (.eventSource == "servicequotas.amazonaws.com" and .eventName == "ListServiceQuotas"
       and (.requestParameters | obj | .serviceCode) == "ses");
-def excluded:
-  (.userIdentity | obj) as $u
-  | $u.type == "AWSService"
-    or (($u.invokedBy | type) == "string" and ($u.invokedBy | endswith(".amazonaws.com"))
-        and ($u.invokedBy | IN({CONSOLE}) | not))
-    or ($u.type == "AssumedRole"
-        and ((($u.sessionContext | obj | .sessionIssuer | obj | .arn) // "") | tostring
-             | contains(":role/aws-service-role/")));
-.Records[] | select(matching and (excluded | not)) | .eventID
+.Records[] | select(matching) | .eventID
 """
 
 DUCKDB_SQL = f"""
@@ -416,17 +408,12 @@ WITH records AS (
   FROM read_json($files, columns = {{'Records': 'JSON[]'}}, format = 'auto', compression = 'gzip')
 ), fields AS (
   SELECT r->>'$.eventSource' AS source, r->>'$.eventName' AS name,
-         r->>'$.requestParameters.serviceCode' AS service_code,
-         r->>'$.userIdentity.type' AS identity_type, r->>'$.userIdentity.invokedBy' AS invoked_by,
-         r->>'$.userIdentity.sessionContext.sessionIssuer.arn' AS issuer
+         r->>'$.requestParameters.serviceCode' AS service_code
   FROM records
 )
 SELECT count(*) FROM fields
 WHERE ((source = 'ses.amazonaws.com' AND name IN ({SES_CALLS.replace('"', "'")}))
        OR (source = 'servicequotas.amazonaws.com' AND name = 'ListServiceQuotas' AND service_code = 'ses'))
-  AND NOT (coalesce(identity_type = 'AWSService', false)
-           OR coalesce(invoked_by LIKE '%.amazonaws.com' AND invoked_by NOT IN ({CONSOLE.replace('"', "'")}), false)
-           OR coalesce(identity_type = 'AssumedRole' AND issuer LIKE '%:role/aws-service-role/%', false))
 """
 
 DUCKDB_SCRIPT = """
