@@ -41,8 +41,6 @@ from detection.rule import METADATA
 # Slack's limits (https://api.slack.com/reference/block-kit/blocks), with room to spare where we join parts.
 SECTION_TEXT_LIMIT = 3000
 FIELD_TEXT_LIMIT = 2000
-CONTEXT_TEXT_LIMIT = 2000
-MODAL_TEXT_LIMIT = 3000
 FALLBACK_TEXT_LIMIT = 3000  # `text` may be 40,000, but a notification only shows the start
 # Long lists (a burst from hundreds of IPs) are shown in part; the store keeps them all.
 LIST_FIELD_LIMIT = 600

@@ -9,7 +9,6 @@ from datetime import datetime
 from detection.record import Call, format_time
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
-SEVERITIES = (HIGH, MEDIUM, LOW)
 
 
 def signal_id_for(account_id: str, identity: str, first_seen: datetime) -> str:
