@@ -31,21 +31,9 @@ def _time(moment: datetime) -> str:
 
 
 def sso_user(account: str, email: str) -> dict:
-    role = "AWSReservedSSO_AdministratorAccess_0123456789abcdef"
-    return {
-        "type": "AssumedRole",
-        "principalId": f"AROAEXAMPLESSO:{email}",
-        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{email}",
-        "accountId": account,
-        "accessKeyId": "ASIA" + uuid.UUID(int=rng.getrandbits(128)).hex[:16].upper(),
-        "sessionContext": {
-            "sessionIssuer": {
-                "type": "Role", "principalId": "AROAEXAMPLESSO", "accountId": account, "userName": role,
-                "arn": f"arn:aws:iam::{account}:role/aws-reserved/sso.amazonaws.com/eu-west-1/{role}",
-            },
-            "attributes": {"creationDate": _time(START), "mfaAuthenticated": "false"},
-        },
-    }
+    """An IAM Identity Center session: the session name is the person's e-mail."""
+    return role_session(account, "AWSReservedSSO_AdministratorAccess_0123456789abcdef", email,
+                        path="/aws-reserved/sso.amazonaws.com/eu-west-1/")
 
 
 def role_session(account: str, role: str, session: str, path: str = "/") -> dict:
