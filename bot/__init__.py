@@ -1,1 +1,3 @@
-"""sesguard's application: settings, the Slack app, the notifier, the worker and the command line."""
+"""sesguard's application: settings, the Slack app (`bot.slack`), the worker (`bot.worker`) and the command line."""
+
+__version__ = "0.2.0"

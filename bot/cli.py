@@ -1,4 +1,5 @@
-"""`sesguard` (and `python -m bot`): the command line of SPEC §2."""
+"""`sesguard` (and `python -m bot`): the command line of SPEC §2. Each command imports what it needs when
+it runs, so that `scan` on a laptop never loads Slack, pydantic or a database it does not use."""
 
 from __future__ import annotations
 
@@ -7,37 +8,37 @@ import sys
 from datetime import timedelta
 from typing import Sequence
 
-import orjson
-
-from bot.progress import ScanProgress
+from bot import __version__
 from bot.errors import SettingsError
-from bot.scan_settings import scan_settings
-from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
-from detection.scan import ScanSummary, scan
-from detection.signals import Signal
-from detection.sources.inputs import InputError, default_jobs, expand
-
-# Bad records are named on stderr; past this many a run says how many more there were.
-MAX_NAMED_PROBLEMS = 50
+from detection.sources.inputs import default_jobs
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sesguard", description="Amazon SES enumeration by new identities, triaged in Slack.")
+    parser.add_argument("--version", action="version", version=f"sesguard {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    scan_cmd = commands.add_parser("scan", help="detect over CloudTrail log files, folders or s3://bucket/prefix")
-    scan_cmd.add_argument("paths", nargs="+", metavar="PATH_OR_URL")
+    scan_cmd = commands.add_parser("scan", help="detect over CloudTrail log files, folders or s3://bucket/prefix",
+                                   description="Detection over CloudTrail logs; signals on stdout, a summary on stderr.")
+    scan_cmd.add_argument("paths", nargs="+", metavar="PATH_OR_URL",
+                          help="files, folders (walked for *.json, *.jsonl, *.ndjson, each optionally .gz) or s3://bucket/prefix")
     scan_cmd.add_argument("--json", action="store_true", help="one JSON object per signal per line")
     scan_cmd.add_argument("--db", metavar="URL", help="read and update this store (default: in memory)")
-    scan_cmd.add_argument("--learning-days", type=float, default=None)
-    scan_cmd.add_argument("--forget-days", type=float, default=None)
-    scan_cmd.add_argument("--group-minutes", type=float, default=None)
-    scan_cmd.add_argument("--identity-key", choices=IDENTITY_KEYS, default=None)
-    scan_cmd.add_argument("--jobs", type=int, default=default_jobs(),
+    scan_cmd.add_argument("--learning-days", type=float, default=None, metavar="DAYS",
+                          help="learn silently this long after an account's first call (default: SESGUARD_LEARNING_DAYS, else 7)")
+    scan_cmd.add_argument("--forget-days", type=float, default=None, metavar="DAYS",
+                          help="an identity unseen for longer is new again (default: SESGUARD_FORGET_DAYS, else 28)")
+    scan_cmd.add_argument("--group-minutes", type=float, default=None, metavar="MINUTES",
+                          help="calls within this of a signal's first call join it (default: SESGUARD_GROUP_MINUTES, else 60)")
+    scan_cmd.add_argument("--identity-key", choices=IDENTITY_KEYS, default=None,
+                          help="principal: a role's sessions are one identity; arn: every session ARN is (default: SESGUARD_IDENTITY_KEY, else principal)")
+    scan_cmd.add_argument("--jobs", type=int, default=default_jobs(), metavar="N",
                           help="files scanned in parallel (default: the cores this process may use)")
 
-    commands.add_parser("demo", help="the whole pipeline on bundled sample logs (no Slack, no AWS)")
+    demo_cmd = commands.add_parser("demo", help="the whole pipeline on the bundled sample trail (no Slack, no AWS)",
+                                   description="Scan the bundled trail into a fresh SQLite store and show the alerts it would post.")
+    demo_cmd.add_argument("--blocks", action="store_true", help="also print each alert's Block Kit JSON")
 
     serve_cmd = commands.add_parser("serve", help="the Slack app over HTTP: POST /slack/events, GET /healthz")
     serve_cmd.add_argument("--port", type=int, default=None, help="listen on this port (default: PORT, else 3000)")
@@ -78,8 +79,10 @@ def _sqlalchemy():
 
 def _database_url(args: argparse.Namespace) -> str:
     """The URL in use, its password hidden."""
+    from bot.settings import load_settings
+
     sa = _sqlalchemy()
-    url = getattr(args, "db", None) or _load_settings().database_url
+    url = getattr(args, "db", None) or load_settings().database_url
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
@@ -97,13 +100,16 @@ def _non_negative(parser_name: str, value: float | None) -> float | None:
     return value
 
 
-def _load_settings():
-    from bot.settings import load_settings  # pydantic: only for the commands that need every setting
-
-    return load_settings()
-
-
 def run_scan(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bot.progress import ScanProgress
+    from bot.scan_settings import scan_settings
+    from bot.terminal import printable, report_problems, signal_table, terminal_width
+    from detection.baseline import Tuning
+    from detection.scan import scan
+    from detection.sources.inputs import InputError, expand
+
     tuning, identity_key = scan_settings()
     learning = _non_negative("--learning-days", args.learning_days)
     forget = _non_negative("--forget-days", args.forget_days)
@@ -116,7 +122,7 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         inputs = expand(args.paths)
     except InputError as exc:
-        print(f"sesguard scan: {exc}", file=sys.stderr)
+        print(f"sesguard scan: {printable(exc)}", file=sys.stderr)
         return 2
     store = None
     if args.db:
@@ -132,78 +138,40 @@ def run_scan(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    for folder in inputs.empty_folders():
+        print(f"sesguard scan: warning: no *.json, *.jsonl or *.ndjson files (optionally .gz) in {printable(folder)}",
+              file=sys.stderr)
     out = sys.stdout
     if args.json:
         for signal in signals:
             out.write(orjson.dumps(signal.to_dict()).decode() + "\n")
     else:
-        out.write(signal_table(signals))
+        out.write(signal_table(signals, terminal_width(out)))
     report_problems(summary)
     print(summary.line(), file=sys.stderr)
     return 0
 
 
-def report_problems(summary: ScanSummary) -> None:
-    for problem in summary.corrupt_files:
-        print(f"sesguard: skipped file {problem}", file=sys.stderr)
-    for problem in summary.bad_records[:MAX_NAMED_PROBLEMS]:
-        print(f"sesguard: skipped {problem}", file=sys.stderr)
-    if summary.bad_count > MAX_NAMED_PROBLEMS:
-        print(f"sesguard: … and {summary.bad_count - MAX_NAMED_PROBLEMS} more bad records", file=sys.stderr)
-
-
-def signal_table(signals: list[Signal]) -> str:
-    """A readable table for a terminal; one row a signal."""
-    if not signals:
-        return "no signals\n"
-    header = ("FIRST SEEN", "SEVERITY", "ACCOUNT", "IDENTITY", "CALLS", "REGIONS", "SOURCE IPS", "STATUS")
-    rows = [
-        (
-            s.to_dict()["first_seen"], s.severity, s.account_id, _clip_start(s.identity, 80),
-            f"{s.event_count} ({', '.join(s.event_names)})", ",".join(s.regions) or "-",
-            _clip(",".join(s.source_ips), 40) or "-", s.status,
-        )
-        for s in signals
-    ]
-    widths = [max(len(_printable(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(_printable(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
-    return "\n".join(lines) + "\n"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip_start(text: str, limit: int) -> str:
-    """Keep the end of an ARN: the user, role or session name is what a reader looks for."""
-    return text if len(text) <= limit else "…" + text[-(limit - 1):]
-
-
-def _printable(text: str) -> str:
-    """No terminal escape sequences from attacker-written fields."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
-
-
 def run_demo(args: argparse.Namespace) -> int:
     from bot.demo import run
 
-    return run()
+    return run(show_blocks=args.blocks)
 
 
 def run_poll(args: argparse.Namespace) -> int:
-    from bot.poll import command
+    from bot.worker.poll import command
 
     return command(once=args.once)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    from bot.scheduler import command
+    from bot.worker.scheduler import command
 
     return command()
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from bot.web import serve
+    from bot.slack.web import serve
 
     if args.port is not None and not 1 <= args.port <= 65535:
         raise SettingsError("sesguard serve: --port must be between 1 and 65535")
@@ -211,7 +179,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_socket(args: argparse.Namespace) -> int:
-    from bot.app import run_socket_mode
+    from bot.slack.app import run_socket_mode
 
     return run_socket_mode()
 

@@ -13,9 +13,9 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
+from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
-from detection import DEFAULT_DATABASE_URL
 
 
 def _csv(value: object) -> object:

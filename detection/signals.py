@@ -5,10 +5,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 
 from detection.record import Call, format_time
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
+
+
+class Status(str, Enum):
+    """Where the triage of a signal stands (`signals.status`). Detection sets `new` or `suppressed`;
+    the Slack triage moves it on (`bot.slack.triage.states` says which action applies from which)."""
+
+    NEW = "new"
+    CONTACTING = "contacting"  # the person behind the identity was asked
+    CONFIRMED = "confirmed"  # the person said it was them
+    ESCALATED = "escalated"
+    CLOSED = "closed"  # not an issue
+    SUPPRESSED = "suppressed"
 
 
 def signal_id_for(account_id: str, identity: str, first_seen: datetime) -> str:
@@ -38,7 +51,7 @@ class Signal:
     root_caller: bool = False
     long_term_keys_outside_console: list[str] = field(default_factory=list)
     all_from_console: bool = True
-    status: str = "new"
+    status: str = Status.NEW.value
     suppression_id: int | None = None
     # event_ids as a set: an attacker's burst can be thousands of calls, and each is checked once
     _seen_event_ids: set[str] = field(default_factory=set, init=False, repr=False, compare=False)

@@ -1,8 +1,10 @@
-"""The store: tables (SQLModel on SQLAlchemy 2) and the queries detection, the worker and the bot share.
+"""The store: detection's tables (SQLModel on SQLAlchemy 2) and the `Store` every part of sesguard shares.
 
-SQLite by default, PostgreSQL for deployments with separate web and worker processes. The schema is
-owned by the Alembic migrations in `detection/migrations`, applied by `Store.migrate()` at start-up.
-Every write that two processes could race on is an idempotent insert on a unique key.
+SQLite by default, PostgreSQL for deployments with separate web and worker processes. Each room keeps
+its own tables beside its code (`bot.slack.tables`, `bot.worker.tables`, `detection.pacing`, the S3
+source's), all on one metadata; the schema is owned by the one Alembic history in
+`detection/migrations`, applied by `Store.migrate()` at start-up. Every write that two processes could
+race on is an idempotent insert on a unique key.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine, sele
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Baseline, Known, Tuning
 from detection.record import Call
-from detection.signals import Signal
+from detection.signals import Signal, Status
 from detection.suppression import SuppressionRule, first_covering
 
 
@@ -44,11 +46,11 @@ class UTCDateTime(sa.TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _time(**kw: Any) -> Any:
+def utc_time(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)
 
 
-def _json_list() -> Any:
+def json_list() -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
@@ -58,15 +60,15 @@ def _json_list() -> Any:
 class Scope(SQLModel, table=True):
     __tablename__ = "scopes"
     account_id: str = Field(primary_key=True)
-    observed_since: datetime = _time()
+    observed_since: datetime = utc_time()
 
 
 class KnownIdentity(SQLModel, table=True):
     __tablename__ = "known_identities"
     account_id: str = Field(primary_key=True)
     identity: str = Field(primary_key=True)
-    first_seen: datetime = _time()
-    last_seen: datetime = _time()
+    first_seen: datetime = utc_time()
+    last_seen: datetime = utc_time()
 
 
 class EventRow(SQLModel, table=True):
@@ -87,7 +89,7 @@ class EventRow(SQLModel, table=True):
     # last path segments, lower-cased, so that `/sesguard history alice` finds arn:…:user/Alice by index
     identity_name: str
     arn_name: str
-    event_time: datetime = _time(index=True)
+    event_time: datetime = utc_time(index=True)
     event_source: str
     event_name: str
     region: str
@@ -106,34 +108,34 @@ class SignalRow(SQLModel, table=True):
     identity: str = Field(index=True)
     identity_type: str
     arn: str
-    first_seen: datetime = _time(index=True)
-    last_seen: datetime = _time()
-    event_names: list = _json_list()
+    first_seen: datetime = utc_time(index=True)
+    last_seen: datetime = utc_time()
+    event_names: list = json_list()
     event_count: int = 0
-    regions: list = _json_list()
-    source_ips: list = _json_list()
-    user_agents: list = _json_list()
-    access_key_ids: list = _json_list()
-    error_codes: list = _json_list()
-    event_ids: list = _json_list()
+    regions: list = json_list()
+    source_ips: list = json_list()
+    user_agents: list = json_list()
+    access_key_ids: list = json_list()
+    error_codes: list = json_list()
+    event_ids: list = json_list()
     severity: str
-    reasons: list = _json_list()
+    reasons: list = json_list()
     root_caller: bool = False
-    long_term_keys_outside_console: list = _json_list()
+    long_term_keys_outside_console: list = json_list()
     all_from_console: bool = True
-    # new → (suppressed | escalated | contacting | confirmed | closed); see bot for the triage states
-    status: str = Field(default="new", index=True)
+    # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
+    status: str = Field(default=Status.NEW.value, index=True)
     suppression_id: int | None = None
-    created_at: datetime = _time(default_factory=utcnow)
-    updated_at: datetime = _time(default_factory=utcnow)
+    created_at: datetime = utc_time(default_factory=utcnow)
+    updated_at: datetime = utc_time(default_factory=utcnow)
     # the outbox: unposted while slack_ts is empty
     slack_channel: str | None = None
     slack_ts: str | None = None
-    posted_at: datetime | None = _time(default=None, nullable=True)
+    posted_at: datetime | None = utc_time(default=None, nullable=True)
     # the notifier's claim on a signal it is posting (several processes share one outbox), and how
     # many posts were attempted: after a failed or interrupted attempt, Slack is searched before posting again
     post_claimed_by: str | None = None
-    post_claimed_until: datetime | None = _time(default=None, nullable=True)
+    post_claimed_until: datetime | None = utc_time(default=None, nullable=True)
     post_attempts: int = 0
 
 
@@ -143,7 +145,7 @@ class SignalHistory(SQLModel, table=True):
     __tablename__ = "signal_history"
     id: int | None = Field(default=None, primary_key=True)
     signal_id: str = Field(index=True)
-    at: datetime = _time(default_factory=utcnow)
+    at: datetime = utc_time(default_factory=utcnow)
     actor: str  # a Slack user ID, or "sesguard"
     action: str
     status: str
@@ -158,9 +160,9 @@ class SuppressionRow(SQLModel, table=True):
     source_cidr: str | None = None
     author: str
     reason: str
-    created_at: datetime = _time(default_factory=utcnow)
-    expires_at: datetime | None = _time(default=None, nullable=True)
-    lifted_at: datetime | None = _time(default=None, nullable=True)
+    created_at: datetime = utc_time(default_factory=utcnow)
+    expires_at: datetime | None = utc_time(default=None, nullable=True)
+    lifted_at: datetime | None = utc_time(default=None, nullable=True)
     lifted_by: str | None = None
 
     def as_rule(self) -> SuppressionRule:
@@ -172,92 +174,11 @@ class AuditEntry(SQLModel, table=True):
 
     __tablename__ = "audit_log"
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = _time(default_factory=utcnow)
+    at: datetime = utc_time(default_factory=utcnow)
     actor: str
     action: str
     subject: str
     detail: str = ""
-
-
-# ── Slack ────────────────────────────────────────────────────────────────────────────────────────────
-
-
-class IdentityMapping(SQLModel, table=True):
-    """`/sesguard map <arn> <@user>`: who to ask about an identity."""
-
-    __tablename__ = "identity_mappings"
-    identity: str = Field(primary_key=True)
-    slack_user_id: str
-    set_by: str
-    set_at: datetime = _time(default_factory=utcnow)
-
-
-class SlackRequest(SQLModel, table=True):
-    """Signatures of the Slack requests already handled: the same signed request twice is a replay."""
-
-    __tablename__ = "slack_requests"
-    signature: str = Field(primary_key=True)
-    received_at: datetime = _time(index=True)
-
-
-class Contact(SQLModel, table=True):
-    """A "was this you?" question sent to a person about a signal."""
-
-    __tablename__ = "contacts"
-    id: int | None = Field(default=None, primary_key=True)
-    signal_id: str = Field(index=True)
-    slack_user_id: str
-    asked_by: str
-    asked_at: datetime = _time(default_factory=utcnow)
-    deadline: datetime = _time(index=True)
-    dm_channel: str | None = None
-    dm_ts: str | None = None
-    answer: str | None = None  # "yes" | "no" | "timeout"
-    answered_at: datetime | None = _time(default=None, nullable=True)
-
-
-# ── worker ───────────────────────────────────────────────────────────────────────────────────────────
-
-
-class PollState(SQLModel, table=True):
-    """Per source, account and region: the watermark and the health of polling."""
-
-    __tablename__ = "poll_state"
-    source: str = Field(primary_key=True)  # "lookup" or the s3:// URL
-    account_id: str = Field(primary_key=True)
-    region: str = Field(primary_key=True)
-    watermark: datetime | None = _time(default=None, nullable=True)
-    backfilled_at: datetime | None = _time(default=None, nullable=True)
-    last_success_at: datetime | None = _time(default=None, nullable=True)
-    last_error: str | None = None
-    last_error_at: datetime | None = _time(default=None, nullable=True)
-    consecutive_failures: int = 0
-
-
-class S3Object(SQLModel, table=True):
-    """A CloudTrail log file already read from S3 (each is read once)."""
-
-    __tablename__ = "s3_objects"
-    key: str = Field(primary_key=True)
-    processed_at: datetime = _time(default_factory=utcnow)
-
-
-class Lease(SQLModel, table=True):
-    """Which worker runs the scheduled jobs; others wait and take over once it expires."""
-
-    __tablename__ = "leases"
-    name: str = Field(primary_key=True)
-    holder: str
-    expires_at: datetime = _time()
-
-
-class RequestSlots(SQLModel, table=True):
-    """When the latest API requests of one rate-limited key (e.g. LookupEvents for an account and region)
-    were, or are booked to be, sent: every process of a deployment paces its requests through this row."""
-
-    __tablename__ = "request_slots"
-    key: str = Field(primary_key=True)
-    recent: list = _json_list()  # epoch seconds, oldest first
 
 
 # ── conversions ──────────────────────────────────────────────────────────────────────────────────────
@@ -370,6 +291,17 @@ class Store:
             inserted += session.execute(statement, rows[start:start + 500]).rowcount or 0
         return inserted
 
+    def active_suppressions(self, now: datetime | None = None) -> list[SuppressionRow]:
+        """Suppressions neither lifted nor expired, oldest first."""
+        now = now or utcnow()
+        with self.session() as session:
+            return list(session.exec(
+                select(SuppressionRow)
+                .where(SuppressionRow.lifted_at.is_(None),
+                       sa.or_(SuppressionRow.expires_at.is_(None), SuppressionRow.expires_at > now))
+                .order_by(SuppressionRow.id)
+            ).all())
+
     # ── detection state ───────────────────────────────────────────────────────────────────────────
 
     def new_calls(self, calls: Iterable[Call]) -> list[Call]:
@@ -444,7 +376,7 @@ class Store:
                 if row is None:
                     covering = first_covering(rules, signal, now)
                     if covering is not None:
-                        signal.status, signal.suppression_id = "suppressed", covering.id
+                        signal.status, signal.suppression_id = Status.SUPPRESSED.value, covering.id
                     inserted = self.insert_ignoring_duplicates(session, SignalRow, [signal_values(signal)])
                     if inserted:
                         created.append(signal)

@@ -20,7 +20,8 @@ from typing import Callable, Iterable, Iterator
 import pytest
 from sqlmodel import select
 
-from detection.store import PollState, SignalRow, Store
+from bot.worker.tables import PollState
+from detection.store import SignalRow, Store
 from tests.misbehaving_slack import MisbehavingSlack
 from tests.slack_harness import migrated_sqlite
 from tests.slack_signing import Reply, SlackSender, get

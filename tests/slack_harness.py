@@ -19,10 +19,10 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from bot.app import build_app
-from bot.notifier import post_pending
+from bot.slack.app import build_app
+from bot.worker.notifier import post_pending
 from bot.settings import Settings
-from bot.web import create_wsgi_app
+from bot.slack.web import create_wsgi_app
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect

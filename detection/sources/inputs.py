@@ -18,13 +18,15 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
-from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 from urllib.parse import urlparse
 
 from detection.sources.files import FileScan, scan_file
 
-LOG_SUFFIXES = (".json", ".json.gz")
+# What a folder or an S3 prefix is walked for (SPEC §2): CloudTrail's own `.json`, and the usual names of
+# JSON Lines exports (CloudTrail Lake, SIEMs), each optionally gzipped. A file named explicitly is read
+# whatever its name.
+LOG_SUFFIXES = tuple(f"{name}{gz}" for name in (".json", ".jsonl", ".ndjson") for gz in ("", ".gz"))
 S3_PAGE_SIZE = 1000  # keys a listing request returns (S3's own maximum)
 # Files handed to a worker at once: enough to make the round trip negligible next to reading them,
 # few enough that the last batches still spread over every worker.
@@ -76,7 +78,7 @@ def s3_client():
 
 
 def is_log_file(name: str) -> bool:
-    return name.endswith(LOG_SUFFIXES)
+    return name.lower().endswith(LOG_SUFFIXES)
 
 
 class Inputs:
@@ -85,21 +87,38 @@ class Inputs:
     def __init__(self, targets: list[str], first_pages: dict[str, dict]):
         self.targets = targets
         self._first_pages = first_pages  # the S3 listing page fetched to check the target
+        self._empty: set[str] = set()
 
     def __iter__(self) -> Iterator[Input]:
         for target in self.targets:
             if target.startswith("s3://"):
-                yield from _s3_objects(target, self._first_pages.get(target))
+                found = yield from _counted(_s3_objects(target, self._first_pages.get(target)))
             elif os.path.isdir(target):
-                yield from _walk(target, set())
+                found = yield from _counted(_walk(target, set()))
             else:
                 yield Input(target)  # named explicitly: read whatever its name
+                continue
+            if not found:
+                self._empty.add(target)
+
+    def empty_folders(self) -> list[str]:
+        """The folder and S3 targets that held no log file, once the inputs have been read."""
+        return [target for target in self.targets if target in self._empty]
 
     def count_local(self) -> int | None:
         """How many files there are, when every target is local (for a progress bar); None otherwise."""
         if any(target.startswith("s3://") for target in self.targets):
             return None
         return sum(1 for _ in self)
+
+
+def _counted(inputs: Iterator[Input]) -> Iterator[Input]:
+    """`yield from` these inputs; returns how many log files there were (listing failures aside)."""
+    found = 0
+    for source in inputs:
+        found += not isinstance(source, ListingFailed)
+        yield source
+    return found
 
 
 def expand(targets: list[str]) -> Inputs:

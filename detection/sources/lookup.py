@@ -25,19 +25,26 @@ from typing import Any, Callable
 
 import boto3
 import orjson
-import sqlalchemy as sa
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from detection.pacing import RequestPacer
 from detection.sources.files import scan_bytes
-from detection.sources.pulled import AccountRegion, BetweenRequests, Pulled, SourceError, describe_aws_error
-from detection.store import RequestSlots, Store
+from detection.sources.pulled import (
+    AccountRegion,
+    BetweenRequests,
+    Pulled,
+    SourceError,
+    describe_aws_error,
+)
+from detection.store import Store
 
 log = logging.getLogger(__name__)
 
 EVENT_SOURCES = ("ses.amazonaws.com", "servicequotas.amazonaws.com")
 PAGE_SIZE = 50  # the API's maximum
 HISTORY = timedelta(days=90)  # LookupEvents reaches no further back
+# LookupEvents' hard limit, per account and region, for the whole deployment.
 REQUESTS_PER_WINDOW = 2
 WINDOW_SECONDS = 1.0
 # Requests are booked this much further apart than the limit needs: a request reaches AWS later than
@@ -61,47 +68,9 @@ class MalformedAnswer(ValueError):
     """A 200 answer that is not a LookupEvents page (botocore reads unparsable JSON as an empty page)."""
 
 
-# ── pacing ───────────────────────────────────────────────────────────────────────────────────────────
-
-
-class RequestPacer:
-    """At most `limit` requests in any `window` seconds per key, across every process sharing the store.
-
-    A request books its send time in the key's row while holding the row's write lock: no earlier than
-    `window` (plus a margin) after the request `limit` places before it. It then sleeps until that time.
-    Times are the database server's clock on PostgreSQL (one clock for all hosts), this host's on SQLite.
-    """
-
-    def __init__(self, store: Store, limit: int = REQUESTS_PER_WINDOW, window: float = WINDOW_SECONDS,
-                 margin: float = SAFETY_MARGIN_SECONDS, sleep: Callable[[float], None] = time.sleep):
-        self.store, self.limit, self.spacing, self.sleep = store, limit, window + margin, sleep
-
-    def wait_turn(self, key: str) -> float:
-        """Block until this request may be sent; returns the seconds waited."""
-        delay = self._book(key)
-        if delay > 0:
-            self.sleep(delay)
-        return max(delay, 0.0)
-
-    def _book(self, key: str) -> float:
-        table = RequestSlots.__table__
-        with self.store.session() as session:
-            self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
-            # A no-op write takes the row's lock (PostgreSQL) or the database's write lock (SQLite) first,
-            # so that the read below sees every booking made before ours and none can slip in after it.
-            session.execute(sa.update(table).where(table.c.key == key).values(key=key))
-            recent = session.execute(sa.select(table.c.recent).where(table.c.key == key)).scalar_one()
-            now = self._clock(session)
-            recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
-            send_at = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
-            session.execute(sa.update(table).where(table.c.key == key).values(recent=(recent + [send_at])[-self.limit:]))
-            session.commit()
-        return send_at - now
-
-    def _clock(self, session) -> float:
-        if self.store.is_postgres:
-            return float(session.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
-        return time.time()
+def lookup_pacer(store: Store, limit: int = REQUESTS_PER_WINDOW, sleep: Callable[[float], None] = time.sleep) -> RequestPacer:
+    """LookupEvents' pace: `limit` requests a second per account and region, booked with a margin."""
+    return RequestPacer(store, limit, WINDOW_SECONDS, SAFETY_MARGIN_SECONDS, sleep=sleep)
 
 
 @dataclass(frozen=True)
@@ -204,7 +173,7 @@ class LookupSource:
                  sleep: Callable[[float], None] = time.sleep):
         self.regions, self.role_arns, self.identity_mode = list(regions), list(role_arns), identity_mode
         self.backoff, self.sleep = backoff, sleep
-        self.pacer = pacer or RequestPacer(store, sleep=sleep)
+        self.pacer = pacer or lookup_pacer(store, sleep=sleep)
         self.base = boto3.Session()
         self.sts_region = self.base.region_name or regions[0]
         self._accounts: dict[str, AccountAccess] = {}

@@ -17,16 +17,30 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlmodel import select
+from sqlmodel import Field, SQLModel, select
 
 from detection.sources.files import scan_bytes
 from detection.sources.inputs import is_log_file
-from detection.sources.pulled import AccountRegion, BetweenRequests, Pulled, SourceError, describe_aws_error
-from detection.store import S3Object, Store
+from detection.sources.pulled import (
+    AccountRegion,
+    BetweenRequests,
+    Pulled,
+    SourceError,
+    describe_aws_error,
+)
+from detection.store import Store, utc_time, utcnow
 
 _ACCOUNT = re.compile(r"\d{12}")
 _ORGANISATION = re.compile(r"o-[a-z0-9]{10,32}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+class S3Object(SQLModel, table=True):
+    """A CloudTrail log file already read from S3 (each is read once)."""
+
+    __tablename__ = "s3_objects"
+    key: str = Field(primary_key=True)
+    processed_at: datetime = utc_time(default_factory=utcnow)
 
 
 class S3TrailSource:

@@ -1,0 +1,1 @@
+"""The alert: its message (`blocks`) and keeping the posted message current in Slack (`message`)."""

@@ -1,0 +1,158 @@
+"""The alert message (SPEC §4) and the lines of its thread: pure Block Kit builders, no I/O.
+
+`alert_message` renders a stored `SignalRow` (or a `Signal`): what happened, who, where, the calls, the
+severity and reasons, the rule's triage steps, the status with who and when, and the buttons that still
+apply in that status (`triage.states`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.slack.blocks import (
+    FALLBACK_TEXT_LIMIT,
+    LIST_FIELD_LIMIT,
+    SECTION_TEXT_LIMIT,
+    dicts,
+    listing,
+    md,
+    mention,
+    text,
+    when,
+)
+from bot.slack.ids import Action
+from bot.slack.triage.states import buttons_for
+from detection.rule import METADATA
+from detection.signals import Status
+
+USER_AGENT_LIMIT = 300
+USER_AGENTS_SHOWN = 5
+
+SEVERITY_ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
+
+STATUS_WORDS = {
+    Status.NEW: "New: waiting for triage",
+    Status.CONTACTING: "Waiting for the person's answer",
+    Status.CONFIRMED: "The person confirmed it was them",
+    Status.ESCALATED: "Escalated",
+    Status.CLOSED: "Closed: not an issue",
+    Status.SUPPRESSED: "Suppressed",
+}
+BUTTON_LABELS = {
+    Action.ESCALATE: ("Escalate", "danger"),
+    Action.CONTACT_USER: ("Contact user", None),
+    Action.SUPPRESS: ("Suppress…", None),
+    Action.NOT_AN_ISSUE: ("Not an issue", "primary"),
+}
+
+
+def status_line(status: str, last_action: Any = None) -> str:
+    """`Status: Escalated, by <@U1> at …` from the signal's status and its latest history row."""
+    words = STATUS_WORDS.get(status, text(status, 40))
+    line = f"*Status:* {words}"
+    if last_action is not None and getattr(last_action, "actor", "sesguard") != "sesguard":
+        line += f", by {mention(last_action.actor)} at {when(last_action.at)}"
+    elif last_action is not None and getattr(last_action, "action", "") not in ("", "detected"):
+        line += f", at {when(last_action.at)}"
+    return line
+
+
+def _calls(signal: Any, call_counts: Mapping[str, int] | None) -> str:
+    if call_counts:
+        ordered = sorted(call_counts.items(), key=lambda item: (-item[1], item[0]))
+        return listing([f"{name} ×{count}" for name, count in ordered], SECTION_TEXT_LIMIT - 100)
+    return listing(signal.event_names, SECTION_TEXT_LIMIT - 100)
+
+
+def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None) -> list[Block]:
+    severity = str(signal.severity)
+    reasons = "\n".join(f"• {text(reason, 400)}" for reason in signal.reasons[:10])
+    agents = signal.user_agents[:USER_AGENTS_SHOWN]
+    more_agents = len(signal.user_agents) - len(agents)
+    agent_lines = "\n".join(f"• {text(agent, USER_AGENT_LIMIT)}" for agent in agents) or "-"
+    if more_agents > 0:
+        agent_lines += f"\n… {more_agents} more"
+    who = [("Identity (full ARN)", text(signal.arn, LIST_FIELD_LIMIT))] if signal.arn == signal.identity else [
+        ("Identity", text(signal.identity, LIST_FIELD_LIMIT)), ("Full ARN", text(signal.arn, LIST_FIELD_LIMIT))]
+    fields = [
+        *who,
+        ("Account", text(signal.account_id, 100)),
+        ("Identity type", text(signal.identity_type, 100)),
+        ("First seen", when(signal.first_seen)),
+        ("Last seen", when(signal.last_seen)),
+        ("Regions", listing(signal.regions, LIST_FIELD_LIMIT)),
+        ("Source IPs", listing(signal.source_ips, LIST_FIELD_LIMIT)),
+        ("Access keys", listing(signal.access_key_ids, LIST_FIELD_LIMIT)),
+        ("Errors", listing(signal.error_codes, LIST_FIELD_LIMIT)),
+    ]
+    triage = "\n".join(f"{n}. {step}" for n, step in enumerate(METADATA["triage"], 1))
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=f":rotating_light: {METADATA['title']}"[:150])),
+        SectionBlock(text=md(
+            f"{SEVERITY_ICONS.get(severity, '')} *Severity: {text(severity.upper(), 20)}*\n{reasons}"
+        )),
+        SectionBlock(fields=[md(f"*{label}*\n{value}") for label, value in fields]),
+        SectionBlock(text=md(f"*API calls* ({int(signal.event_count)}): {_calls(signal, call_counts)}")),
+        SectionBlock(text=md(f"*User agents*\n{agent_lines}")),
+        SectionBlock(text=md(f"*Triage steps*\n{triage}"[:SECTION_TEXT_LIMIT])),
+        DividerBlock(),
+        ContextBlock(elements=[md(status_line(signal.status, last_action))]),
+    ]
+    buttons = alert_buttons(signal.status, signal.signal_id)
+    if buttons:
+        blocks.append(ActionsBlock(block_id="triage", elements=buttons))
+    mitre = METADATA["mitre"]
+    blocks.append(ContextBlock(elements=[md(
+        f"Rule {METADATA['id']} · MITRE {mitre['tactic']} / {mitre['technique']} · signal {text(signal.signal_id, 80)}"
+    )]))
+    return blocks
+
+
+def alert_buttons(status: str, signal_id: str) -> list[ButtonElement]:
+    buttons = []
+    for action in buttons_for(status):
+        label, style = BUTTON_LABELS[action]
+        buttons.append(ButtonElement(text=label, action_id=action.value, value=signal_id, style=style))
+    return buttons
+
+
+def alert_message(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None) -> list[dict]:
+    """The alert's blocks (SPEC §4) for a stored `SignalRow` or a `Signal`, as Slack's JSON."""
+    return dicts(alert_blocks(signal, call_counts, last_action))
+
+
+def alert_text(signal: Any, call_counts: Mapping[str, int] | None = None) -> str:
+    """The plain-text fallback (notifications, screen readers, a terminal): escaped like the blocks."""
+    lines = [
+        f"[{str(signal.severity).upper()}] {METADATA['title']}",
+        f"Identity: {text(signal.identity, 300)}",
+        f"ARN: {text(signal.arn, 300)}",
+        f"Account: {text(signal.account_id, 40)}",
+        f"Calls ({int(signal.event_count)}): {_calls(signal, call_counts)[:600]}",
+        f"Regions: {listing(signal.regions, 300)}",
+        f"Source IPs: {listing(signal.source_ips, 300)}",
+        f"Seen: {when(signal.first_seen)} to {when(signal.last_seen)}",
+        f"Status: {STATUS_WORDS.get(signal.status, text(signal.status, 40))}",
+    ]
+    lines += [f"Reason: {text(reason, 300)}" for reason in signal.reasons[:10]]
+    return "\n".join(lines)[:FALLBACK_TEXT_LIMIT]
+
+
+def thread_line(action: str, actor: str, detail: str = "", channel_mention: bool = False) -> str:
+    """One line per triage step, e.g. `:arrow_up: Escalated by <@U1>.` Detail is escaped."""
+    prefix = "<!channel> " if channel_mention else ""
+    line = f"{prefix}{action} by {mention(actor)}." if actor != "sesguard" else f"{prefix}{action}."
+    if detail:
+        line += f" {text(detail, 2500)}"
+    return line

@@ -1,0 +1,78 @@
+"""The alert message of a stored signal: what it shows (from the store) and keeping it current in Slack.
+
+The message is always rendered from the store, never patched from a payload, so that whoever renders it
+(the notifier, a button, the contact time-out) shows the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+from sqlmodel import Session, select
+
+from bot.slack.alert.blocks import alert_message, alert_text
+from bot.slack.ids import ALERT_EVENT_TYPE
+from detection.store import EventRow, SignalHistory, SignalRow, Store, utcnow
+
+log = logging.getLogger(__name__)
+
+# History rows that are bookkeeping, not a triage step worth showing as "by whom, when".
+BOOKKEEPING_ACTIONS = ("detected", "posted")
+
+
+def call_counts(session: Session, signal_id: str) -> dict[str, int]:
+    rows = session.exec(
+        select(EventRow.event_name, sa.func.count()).where(EventRow.signal_id == signal_id).group_by(EventRow.event_name)
+    ).all()
+    return {name: count for name, count in rows}
+
+
+def last_action(session: Session, signal_id: str) -> SignalHistory | None:
+    return session.exec(
+        select(SignalHistory)
+        .where(SignalHistory.signal_id == signal_id, SignalHistory.action.not_in(BOOKKEEPING_ACTIONS))
+        .order_by(SignalHistory.at.desc(), SignalHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
+def rendered(store: Store, signal_id: str) -> tuple[SignalRow, list[dict], str] | None:
+    """The signal row, its blocks and its fallback text; None when no such signal is stored."""
+    with store.session() as session:
+        row = session.get(SignalRow, signal_id)
+        if row is None:
+            return None
+        counts = call_counts(session, signal_id)
+        action = last_action(session, signal_id)
+    return row, alert_message(row, counts, action), alert_text(row, counts)
+
+
+def metadata(signal_id: str) -> dict:
+    """Slack message metadata: finds the post again in the channel's history after a lost answer."""
+    return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"signal_id": signal_id}}
+
+
+def refresh_alert(store: Store, client: WebClient, signal_id: str) -> SignalRow | None:
+    """Re-render the posted alert in place from the store (a no-op while it is not posted yet)."""
+    started = utcnow()
+    found = rendered(store, signal_id)
+    if found is None:
+        return None
+    row, blocks, text = found
+    if row.slack_channel and row.slack_ts:
+        client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text,
+                           metadata=metadata(signal_id))
+        # The message shows the store as of `started`; if this update fails, the notifier re-renders it.
+        with store.session() as session:
+            session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(posted_at=started))
+            session.commit()
+    return row
+
+
+def post_in_thread(client: WebClient, row: SignalRow, line: str) -> None:
+    """A line in the alert's thread; mentions in `line` are the bot's own, values in it are escaped."""
+    if row.slack_channel and row.slack_ts:
+        client.chat_postMessage(channel=row.slack_channel, thread_ts=row.slack_ts, text=line,
+                                unfurl_links=False, unfurl_media=False)

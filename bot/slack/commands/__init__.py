@@ -1,0 +1,1 @@
+"""`/sesguard`: the slash command's sub-commands (`listeners`) and their answers (`blocks`)."""

@@ -1,0 +1,185 @@
+"""Bolt middleware: the store and settings in every request's context, replayed requests refused, the
+triager check, and the signal behind an alert's button.
+
+Cross-cutting concerns live here instead of being repeated in every handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Executor
+from datetime import timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from slack_bolt import Ack, BoltContext, BoltRequest, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.settings import Settings
+from bot.slack.replies import channel_of, tell, user_of
+from bot.slack.tables import SlackRequest
+from detection.store import SignalRow, Store, utcnow
+
+log = logging.getLogger(__name__)
+
+# Usergroup membership is looked up at most this often (one Web API call, not one per click). The lookup
+# runs before a click is acknowledged, so it may take this long at most, and a failed one is repeated only
+# after a pause: a slow or unreachable Slack must not hold every click past Slack's 3 seconds.
+USERGROUP_CACHE_SECONDS = 60.0
+USERGROUP_LOOKUP_TIMEOUT_SECONDS = 1.5
+USERGROUP_RETRY_SECONDS = 10.0
+REFUSAL = ("Only triagers may act on sesguard alerts (SLACK_TRIAGERS, SLACK_TRIAGE_USERGROUP). "
+           "Nothing was changed.")
+
+
+class Triagers:
+    """Who may triage: the union of SLACK_TRIAGERS and the members of SLACK_TRIAGE_USERGROUP."""
+
+    def __init__(self, settings: Settings):
+        self.users = frozenset(settings.slack_triagers)
+        self.usergroup = settings.slack_triage_usergroup
+        self._members: frozenset[str] = frozenset()
+        self._looked_up_at: float | None = None
+        self._known = False  # the last lookup succeeded
+        self._lock = threading.Lock()
+
+    @property
+    def everyone(self) -> bool:
+        return not self.users and not self.usergroup
+
+    def allows(self, client: WebClient, user_id: str | None) -> bool:
+        if not user_id:
+            return False
+        if self.everyone or user_id in self.users:
+            return True
+        return bool(self.usergroup) and user_id in self._group_members(client)
+
+    def _group_members(self, client: WebClient) -> frozenset[str]:
+        with self._lock:
+            now = time.monotonic()
+            patience = USERGROUP_CACHE_SECONDS if self._known else USERGROUP_RETRY_SECONDS
+            if self._looked_up_at is not None and now - self._looked_up_at < patience:
+                return self._members
+            self._looked_up_at = now
+            quick = WebClient(token=client.token, base_url=client.base_url, timeout=USERGROUP_LOOKUP_TIMEOUT_SECONDS,
+                              retry_handlers=[])
+            try:
+                self._members, self._known = frozenset(quick.usergroups_users_list(usergroup=self.usergroup)["users"]), True
+            except Exception as exc:  # refused, slow or unreachable: keep the last known members (none: nobody)
+                self._known = False
+                reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+                log.warning("usergroups.users.list failed (%s); using the last known members", reason)
+            return self._members
+
+
+def triagers_only(body: dict, client: WebClient, context: BoltContext, ack: Ack, next: Callable) -> BoltResponse | None:
+    """Listener middleware: non-triagers get an ephemeral refusal, and nothing changes.
+
+    Returning the ack's response (instead of calling `next`) ends the request there.
+    """
+    user = user_of(body)
+    if context["triagers"].allows(client, user):
+        next()
+        return None
+    log.info("refused %s from %s: not a triager", body.get("type"), user)
+    if body.get("type") == "view_submission":
+        first_input = next_input_block(body)
+        return ack(response_action="errors", errors={first_input: REFUSAL} if first_input else {})
+    if channel_of(body) and user:
+        after_ack(context, tell, client=client, body=body, text=REFUSAL)
+    return ack()
+
+
+def clicked(body: dict) -> dict:
+    """The button of a block_actions payload ({} when the payload has none)."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return first if isinstance(first, dict) else {}
+
+
+def clicked_signal(store: Store, body: dict) -> tuple[SignalRow | None, str]:
+    """The stored signal the button names, or None and why not: a button's value is never trusted."""
+    signal_id = str(clicked(body).get("value") or "")
+    with store.session() as session:
+        row = session.get(SignalRow, signal_id) if signal_id else None
+    if row is None:
+        return None, "This alert is not known to sesguard. Nothing was changed."
+    message_ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
+    if row.slack_ts and message_ts and message_ts != row.slack_ts:
+        return None, "This button does not belong to that alert. Nothing was changed."
+    return row, ""
+
+
+def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ack, next: Callable) -> BoltResponse | None:
+    """Listener middleware of the alert's buttons: the signal the button names, re-read from the store and
+    from its own message, in `context["signal"]`; otherwise an ephemeral note, and the handler never runs."""
+    row, problem = clicked_signal(context["store"], body)
+    if row is not None:
+        context["signal"] = row
+        next()
+        return None
+    after_ack(context, tell, client=client, body=body, text=problem)
+    return ack()
+
+
+def after_ack(context: BoltContext, call: Callable, **kwargs) -> None:
+    """Run a Slack call on the listener pool: middleware runs before the ack, and a slow Slack must not delay it."""
+
+    def run() -> None:
+        try:
+            call(**kwargs)
+        except Exception as exc:
+            log.warning("%s failed after the ack: %s", getattr(call, "__name__", "a Slack call"), exc)
+
+    context["background"].submit(run)
+
+
+def next_input_block(body: dict) -> str | None:
+    values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+    return next(iter(values), None)
+
+
+def services(store: Store, settings: Settings, triagers: Triagers, background: Executor) -> Callable:
+    """Global middleware: handlers find `store`, `settings`, `triagers` and the listener pool (`background`)
+    in their context."""
+
+    def inject_services(context: BoltContext, next: Callable) -> None:
+        context["store"] = store
+        context["settings"] = settings
+        context["triagers"] = triagers
+        context["background"] = background
+        next()
+
+    return inject_services
+
+
+# Slack refuses timestamps more than five minutes off; a signature is remembered a little longer.
+REPLAY_WINDOW = timedelta(minutes=10)
+
+
+def reject_replays(store: Store) -> Callable:
+    """Global middleware (after Bolt's signature check): a signed request seen before gets 401.
+
+    Remembered in the store, so that every web process (gunicorn's workers, several hosts) knows it.
+    """
+
+    def reject_replayed_requests(req: BoltRequest, next: Callable) -> BoltResponse | None:
+        signature = (req.headers.get("x-slack-signature") or [""])[0]
+        if req.mode == "socket_mode" or not signature:
+            next()
+            return None
+        now = utcnow()
+        with store.session() as session:
+            session.execute(sa.delete(SlackRequest).where(SlackRequest.received_at < now - REPLAY_WINDOW))
+            first = store.insert_ignoring_duplicates(session, SlackRequest, [{"signature": signature, "received_at": now}])
+            session.commit()
+        if not first:
+            log.warning("refused a replayed Slack request")
+            return BoltResponse(status=401, body='{"error": "replayed request"}', headers={"content-type": "application/json"})
+        next()
+        return None
+
+    return reject_replayed_requests

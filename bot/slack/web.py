@@ -1,0 +1,134 @@
+"""The HTTP face of the Slack app, as a WSGI application (gunicorn: `bot.slack.web:create_wsgi_app()`).
+
+- `POST /slack/events`: events (incl. `url_verification`), slash commands and interactivity, all
+  verified by Bolt against `SLACK_SIGNING_SECRET` (bad signature or stale timestamp: 401).
+- `GET /healthz`: 200 and a JSON health summary; 503 when polling is failing or the store is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable
+
+import orjson
+from slack_bolt import App, BoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.logs import configure_logging
+from bot.settings import Settings, load_settings
+from bot.slack.app import build_app
+from bot.worker.health import health
+from detection.store import Store
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+# Slack's payloads are a few kilobytes; anything far larger is not from Slack.
+MAX_BODY_BYTES = 1 << 20
+
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+           413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {REASONS.get(status, 'Unknown')}"
+
+
+class SlackWSGI:
+    def __init__(self, app: App, store: Store, settings: Settings):
+        self.app = app
+        self.store = store
+        self.settings = settings
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == HEALTH_PATH:
+            if method not in ("GET", "HEAD"):
+                return _reply(start_response, 405, b'{"error": "method not allowed"}')
+            return self._health(start_response, method == "HEAD")
+        if path == EVENTS_PATH:
+            if method != "POST":
+                return _reply(start_response, 405, b'{"error": "method not allowed"}')
+            return self._slack(environ, start_response)
+        return _reply(start_response, 404, b'{"error": "not found"}')
+
+    def _health(self, start_response: Callable, head_only: bool) -> Iterable[bytes]:
+        try:
+            report = health(self.store, self.settings)
+            status, body = (200 if report.ok else 503), orjson.dumps(report.as_dict())
+        except Exception as exc:  # the store is unreachable: unhealthy, said without a traceback
+            log.warning("health check failed: %s", exc)
+            status, body = 503, orjson.dumps({"ok": False, "error": f"store unreachable: {type(exc).__name__}"})
+        return _reply(start_response, status, b"" if head_only else body)
+
+    def _slack(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _reply(start_response, 400, b'{"error": "bad content length"}')
+        if length > MAX_BODY_BYTES:
+            return _reply(start_response, 413, b'{"error": "payload too large"}')
+        body = environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
+        headers = {
+            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        try:
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
+        except (ValueError, TypeError, AttributeError):  # Bolt reads the payload here: not what Slack sends
+            if not self._signed(body, headers):
+                return _reply(start_response, 401, b'{"error": "invalid signature"}')
+            log.warning("refused a signed request whose payload is not a Slack payload")
+            return _reply(start_response, 400, b'{"error": "malformed payload"}')
+        response = self.app.dispatch(request)
+        out_headers = [(name, value) for name, values in response.headers.items() for value in values]
+        start_response(_status_line(response.status), out_headers)
+        return [response.body.encode() if isinstance(response.body, str) else response.body]
+
+
+    def _signed(self, body: str, headers: dict) -> bool:
+        secret = self.settings.slack_signing_secret
+        return secret is not None and SignatureVerifier(secret.get_secret_value()).is_valid(
+            body, headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature"))
+
+
+def _reply(start_response: Callable, status: int, body: bytes) -> Iterable[bytes]:
+    start_response(_status_line(status), [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def create_wsgi_app(settings: Settings | None = None, store: Store | None = None, app: App | None = None) -> SlackWSGI:
+    """The WSGI app; with no arguments, from the environment (and `.env`), the store migrated."""
+    if settings is None:  # a process of its own (gunicorn): log to stderr
+        configure_logging()
+        settings = load_settings()
+    settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    if store is None:
+        store = Store(settings.database_url)
+        store.migrate()
+    return SlackWSGI(app or build_app(settings, store), store, settings)
+
+
+def serve(port: int | None = None) -> int:
+    """`sesguard serve`: the WSGI app under gunicorn (threads, as the Procfile's `web` line)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = load_settings()
+    settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+    Store(settings.database_url).migrate()  # a bad DATABASE_URL stops here, with one line
+    bind = f"0.0.0.0:{port or settings.port}"
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 8,
+                                "timeout": 30, "graceful_timeout": 10, "accesslog": "-"}.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> SlackWSGI:
+            return create_wsgi_app()
+
+    Server().run()
+    return 0

@@ -1,0 +1,103 @@
+"""How the polling is doing, per source, account and region: for `GET /healthz` and `/sesguard status`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from bot.settings import Settings
+from bot.worker.tables import PollState
+from detection.signals import Status
+from detection.store import SignalRow, Store, utcnow
+
+# Polling counts as failing once it has not succeeded for this many poll intervals.
+FAILING_AFTER_INTERVALS = 3
+
+
+@dataclass
+class SourceHealth:
+    source: str
+    account_id: str
+    region: str
+    last_success_at: datetime | None
+    lag_seconds: float | None  # how far behind now the watermark is
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    failing: bool
+
+    def line(self) -> str:
+        where = f"{self.account_id}/{self.region} ({self.source})"
+        success = _ago(self.last_success_at) if self.last_success_at else "never"
+        lag = f"{self.lag_seconds / 60:.1f} min" if self.lag_seconds is not None else "-"
+        text = f"{'FAILING' if self.failing else 'ok'} {where}: last poll {success}, lag {lag}"
+        if self.last_error:
+            text += f", last error {_ago(self.last_error_at)}: {self.last_error[:200]}"
+        return text
+
+
+@dataclass
+class Health:
+    checked_at: datetime
+    sources: list[SourceHealth] = field(default_factory=list)
+    pending_alerts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(source.failing for source in self.sources)
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "checked_at": self.checked_at.isoformat(),
+            "pending_alerts": self.pending_alerts,
+            "sources": [
+                {
+                    "source": s.source, "account_id": s.account_id, "region": s.region,
+                    "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
+                    "lag_seconds": s.lag_seconds, "last_error": s.last_error,
+                    "last_error_at": s.last_error_at.isoformat() if s.last_error_at else None,
+                    "consecutive_failures": s.consecutive_failures, "failing": s.failing,
+                }
+                for s in self.sources
+            ],
+        }
+
+    def lines(self) -> list[str]:
+        if not self.sources:
+            return ["no poll has run yet"]
+        return [source.line() for source in self.sources] + [f"{self.pending_alerts} alerts waiting to be posted"]
+
+
+def health(store: Store, settings: Settings, now: datetime | None = None) -> Health:
+    now = now or utcnow()
+    patience = timedelta(seconds=settings.poll_seconds * FAILING_AFTER_INTERVALS)
+    report = Health(checked_at=now)
+    with store.session() as session:
+        rows = session.exec(select(PollState).order_by(PollState.source, PollState.account_id, PollState.region)).all()
+        report.pending_alerts = session.exec(
+            select(sa.func.count()).where(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
+        ).one()
+    for row in rows:
+        # A poll runs once an interval: without any success yet, count the failed polls instead.
+        failing = row.consecutive_failures > 0 and (
+            now - row.last_success_at > patience if row.last_success_at
+            else row.consecutive_failures >= FAILING_AFTER_INTERVALS
+        )
+        report.sources.append(SourceHealth(
+            source=row.source, account_id=row.account_id, region=row.region,
+            last_success_at=row.last_success_at,
+            lag_seconds=(now - row.watermark).total_seconds() if row.watermark else None,
+            last_error=row.last_error, last_error_at=row.last_error_at,
+            consecutive_failures=row.consecutive_failures, failing=failing,
+        ))
+    return report
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")

@@ -1,0 +1,314 @@
+"""The outbox: post every stored, unposted, unsuppressed signal to `SLACK_ALERT_CHANNEL`, exactly once.
+
+- A signal is claimed before it is posted (a conditional `UPDATE` of its claim columns, which only one
+  process can win, on SQLite and PostgreSQL alike), so that two workers never post the same signal.
+  A claim lasts SESGUARD_LEASE_SECONDS and is renewed while its post is under way (retries and
+  `Retry-After` waits included), so that a worker killed mid-post stops renewing it and its alert is
+  taken over that soon after a restart, not minutes later.
+- Each alert carries Slack message metadata with its signal id. Before a signal is posted again (an
+  earlier attempt failed, crashed, or lost its answer), the channel's history is searched for that
+  metadata: a post that went through is recorded, not repeated.
+- 429s are retried by slack-sdk, honouring `Retry-After`; a 5xx or a dropped connection while posting is
+  retried here, after that search. When Slack stays unreachable, the pass stops and the signals stay
+  pending for the next one: an outage delays alerts, it never loses them.
+- A posted signal that grew since (later calls joined it) gets its message updated in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlmodel import select
+
+from bot.settings import Settings
+from bot.slack.alert.message import metadata, rendered
+from bot.slack.client import is_transient, slack_client
+from bot.slack.ids import ALERT_EVENT_TYPE
+from bot.worker.lease import holder_name
+from detection.pacing import RequestPacer
+from detection.signals import Status
+from detection.store import SignalHistory, SignalRow, Store, signal_from_row, utcnow
+from detection.suppression import first_covering
+
+log = logging.getLogger(__name__)
+
+# Slack allows about one message a second per channel (short bursts aside); shared by every pass and process.
+POST_INTERVAL_SECONDS = 1.0
+POST_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 0.5
+# How far the history search reaches back before the signal was stored, and how many pages it reads.
+HISTORY_MARGIN = timedelta(minutes=5)
+HISTORY_PAGES = 20
+# Errors that say Slack (or our configuration) is down for every message, not just this one.
+STOP_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+               "channel_not_found", "not_in_channel", "is_archived", "ratelimited", "missing_scope"}
+# Errors of chat.update that say the message is gone.
+GONE_ERRORS = {"message_not_found", "cant_update_message"}
+
+
+@dataclass
+class NotifyResult:
+    posted: int = 0  # new messages in the channel
+    found: int = 0  # earlier posts whose answer was lost, found again and recorded
+    updated: int = 0  # messages brought up to date with a grown signal
+    suppressed: int = 0  # pending signals a suppression made since now covers
+    failed: int = 0
+    pending: int = 0  # still waiting to be posted after this pass
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def line(self) -> str:
+        return (f"notifier: {self.posted} posted, {self.found} found already posted, {self.updated} updated, "
+                f"{self.suppressed} suppressed, {self.failed} failed, {self.pending} pending")
+
+
+class _Stopping(Exception):
+    """The process is stopping (SIGTERM) and this post has not gone out: it stays pending."""
+
+
+def _pending_clause():
+    unposted = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
+    grown = sa.and_(SignalRow.slack_ts.is_not(None), SignalRow.updated_at > SignalRow.posted_at)
+    return unposted, grown
+
+
+def pending_count(store: Store) -> int:
+    unposted, _ = _pending_clause()
+    with store.session() as session:
+        return session.exec(select(sa.func.count()).select_from(SignalRow).where(unposted)).one()
+
+
+def _candidates(store: Store) -> list[str]:
+    unposted, grown = _pending_clause()
+    with store.session() as session:
+        return list(session.exec(
+            select(SignalRow.signal_id).where(sa.or_(unposted, grown)).order_by(SignalRow.created_at, SignalRow.signal_id)
+        ).all())
+
+
+def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: timedelta) -> SignalRow | None:
+    """Win the signal for this pass, or None when another process holds it or it needs nothing."""
+    unposted, grown = _pending_clause()
+    with store.session() as session:
+        won = session.execute(
+            sa.update(SignalRow)
+            .where(SignalRow.signal_id == signal_id, sa.or_(unposted, grown),
+                   sa.or_(SignalRow.post_claimed_until.is_(None), SignalRow.post_claimed_until < now))
+            .values(post_claimed_by=worker, post_claimed_until=now + claim,
+                    post_attempts=SignalRow.post_attempts + sa.case((SignalRow.slack_ts.is_(None), 1), else_=0))
+        ).rowcount
+        session.commit()
+        return session.get(SignalRow, signal_id) if won == 1 else None
+
+
+class _ClaimKeeper:
+    """Renews this pass's claim every third of its length while the pass runs: a live worker keeps
+    the alert it is posting however long Slack makes it wait; a dead one lets go after one claim length."""
+
+    def __init__(self, store: Store, worker: str, claim: timedelta):
+        self.store, self.worker, self.claim = store, worker, claim
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew_until_done, name="outbox-claim", daemon=True)
+
+    def __enter__(self) -> "_ClaimKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _renew_until_done(self) -> None:
+        while not self._done.wait(self.claim.total_seconds() / 3):
+            try:
+                with self.store.session() as session:
+                    session.execute(sa.update(SignalRow).where(SignalRow.post_claimed_by == self.worker)
+                                    .values(post_claimed_until=utcnow() + self.claim))
+                    session.commit()
+            except Exception as exc:  # the database is away: the claim lapses unless it comes back in time
+                log.warning("cannot renew the claim on the alert being posted: %s", _describe(exc))
+
+
+def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | None = None, **values) -> None:
+    """Give the claim back, storing what the attempt achieved (`values`) and its history line."""
+    with store.session() as session:
+        session.execute(
+            sa.update(SignalRow).where(SignalRow.signal_id == signal_id, SignalRow.post_claimed_by == worker)
+            .values(post_claimed_by=None, post_claimed_until=None, **values)
+        )
+        if note is not None:
+            session.add(note)
+        session.commit()
+
+
+def find_posted(client: WebClient, channel: str, row: SignalRow) -> str | None:
+    """The ts of this signal's alert if it is already in the channel (searched by message metadata)."""
+    oldest = (row.created_at - HISTORY_MARGIN).timestamp()
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
+                                            limit=200, cursor=cursor)
+        for message in page.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == ALERT_EVENT_TYPE and (meta.get("event_payload") or {}).get("signal_id") == row.signal_id:
+                return message["ts"]
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not page.get("has_more") or not cursor:
+            return None
+    return None
+
+
+def channel_pacer(store: Store, channel: str, interval: float) -> Callable[[], None]:
+    """Waits for this channel's next posting slot: one post per `interval`, booked in the store, so that
+    concurrent passes (the poll's and the outbox job's, or another process's) share Slack's limit."""
+    if interval <= 0:  # no pace to keep (tests, drills): nothing to book
+        return lambda: None
+    pacer = RequestPacer(store, limit=1, window=interval)
+    key = f"slack:chat.postMessage:{channel}"
+    return lambda: pacer.wait_turn(key)
+
+
+def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow,
+               wait_turn: Callable[[], None]) -> tuple[str, bool]:
+    """(ts, found): posts the alert unless an earlier attempt already did; retries transient failures."""
+    found = rendered_alert = None
+    for attempt in range(POST_ATTEMPTS):
+        if attempt or row.post_attempts > 1:
+            try:
+                found = find_posted(client, channel, row)
+            except SlackApiError as exc:
+                if exc.response.get("error") != "missing_scope":
+                    raise
+                # Without channels:history we cannot look; a possible duplicate beats a lost alert.
+                log.warning("cannot search %s for earlier posts (missing_scope); posting %s again", channel, row.signal_id)
+            if found:
+                return found, True
+        rendered_alert = rendered_alert or rendered(store, row.signal_id)
+        _, blocks, text = rendered_alert
+        wait_turn()
+        try:
+            answer = client.chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata(row.signal_id),
+                                             unfurl_links=False, unfurl_media=False)
+            return answer["ts"], False
+        except Exception as exc:  # only transient failures are retried, after searching the channel
+            if not is_transient(exc) or attempt == POST_ATTEMPTS - 1:
+                raise
+            log.warning("posting %s failed (%s); looking in the channel before retrying", row.signal_id, _describe(exc))
+            time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _update(store: Store, client: WebClient, row: SignalRow) -> None:
+    _, blocks, text = rendered(store, row.signal_id)
+    client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text, metadata=metadata(row.signal_id))
+
+
+def _covered(row: SignalRow, rules, now: datetime):
+    return first_covering(rules, signal_from_row(row), now)
+
+
+def _mark_suppressed(store: Store, row: SignalRow, worker: str, suppression_id: int) -> None:
+    with store.session() as session:
+        session.execute(
+            sa.update(SignalRow).where(SignalRow.signal_id == row.signal_id, SignalRow.post_claimed_by == worker)
+            .values(status=Status.SUPPRESSED.value, suppression_id=suppression_id,
+                    post_claimed_by=None, post_claimed_until=None)
+        )
+        session.add(SignalHistory(signal_id=row.signal_id, actor="sesguard", action="suppressed before posting",
+                                  status=Status.SUPPRESSED.value, detail=f"suppression #{suppression_id}"))
+        session.commit()
+
+
+def post_pending(store: Store, settings: Settings, client: WebClient | None = None, *,
+                 interval: float = POST_INTERVAL_SECONDS, stop: threading.Event | None = None) -> NotifyResult:
+    """One pass over the outbox. Never raises for Slack trouble: it is counted in `.failed` and `.errors`.
+
+    `stop` (set on SIGTERM) ends the pass between two posts; the rest stays pending for the next one.
+    """
+    settings.require("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL")
+    client = client or slack_client(settings)
+    worker = holder_name()
+    claim = timedelta(seconds=settings.lease_seconds)
+    with _ClaimKeeper(store, worker, claim):
+        paced = channel_pacer(store, settings.slack_alert_channel, interval)
+
+        def wait_turn() -> None:  # a stop that came during the wait keeps this post from starting
+            paced()
+            if stop is not None and stop.is_set():
+                raise _Stopping()
+
+        result = _post_each(store, settings, client, worker, claim, wait_turn, stop)
+    result.pending = pending_count(store)
+    return result
+
+
+def _post_each(store: Store, settings: Settings, client: WebClient, worker: str, claim: timedelta,
+               wait_turn: Callable[[], None], stop: threading.Event | None) -> NotifyResult:
+    channel = settings.slack_alert_channel
+    result = NotifyResult()
+    rules = [row.as_rule() for row in store.active_suppressions()]
+    for signal_id in _candidates(store):
+        if stop is not None and stop.is_set():
+            break
+        now = utcnow()  # posted_at: the message shows the signal as stored at this moment
+        row = _claim(store, signal_id, worker, now, claim)
+        if row is None:
+            continue  # another process has it, or it needs nothing any more
+        try:
+            if row.slack_ts is None:
+                covering = _covered(row, rules, now)
+                if covering is not None:
+                    _mark_suppressed(store, row, worker, covering.id)
+                    result.suppressed += 1
+                    continue
+                ts, found = _post_once(store, client, channel, row, wait_turn)
+                note = SignalHistory(signal_id=signal_id, actor="sesguard", action="posted", status=row.status,
+                                     detail=f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else ""))
+                _release(store, signal_id, worker, note, slack_channel=channel, slack_ts=ts, posted_at=now)
+                result.found += found
+                result.posted += not found
+            else:
+                _update(store, client, row)
+                _release(store, signal_id, worker, posted_at=now)
+                result.updated += 1
+        except _Stopping:
+            _release(store, signal_id, worker)
+            break
+        except SlackApiError as exc:
+            # A message deleted in Slack is not updated again (the signal stays in the store).
+            gone = row.slack_ts is not None and _error_code(exc) in GONE_ERRORS
+            _fail(store, signal_id, worker, exc, result, **({"posted_at": now} if gone else {}))
+            if is_transient(exc) or _error_code(exc) in STOP_ERRORS:
+                break
+        except Exception as exc:  # Slack unreachable, or the database: stop, the rest stays pending
+            _fail(store, signal_id, worker, exc, result)
+            break
+    return result
+
+
+def _fail(store: Store, signal_id: str, worker: str, error: BaseException, result: NotifyResult, **values) -> None:
+    _release(store, signal_id, worker, **values)
+    result.failed += 1
+    result.errors.append(f"{signal_id}: {_describe(error)}")
+    log.warning("alert %s not posted or updated: %s", signal_id, _describe(error))
+
+
+def _error_code(error: BaseException) -> str | None:
+    return error.response.get("error") if isinstance(error, SlackApiError) else None
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SlackApiError):
+        return f"HTTP {error.response.status_code} {error.response.get('error')}"
+    return f"{type(error).__name__}: {error}"[:300]

@@ -1,0 +1,306 @@
+"""One poll pass (SPEC §3): pull CloudTrail per account and region, detect, store, then post what is pending.
+
+- The first poll of an account/region is its backfill: SESGUARD_BACKFILL_DAYS of history, learned without
+  alerts; the account's start of observation becomes the start of that history, so that alerting starts
+  at once when the backfill covers the learning period.
+- Every later poll reads [watermark − SESGUARD_LOOKBACK_MINUTES, now]; the store drops eventIDs it has
+  already, so a late event is caught once and nothing is processed twice. An event first fetched by a
+  later poll is detected normally, whatever its eventTime.
+- The watermark moves only after the pulled events are stored: a pass that dies half-way is repeated.
+- One process at a time polls an account (a lease per source and account): all of an account's
+  regions are detected together, so that one identity calling in two regions at once is one signal.
+- Per account/region health goes to `poll_state` (last success, last error, consecutive failures);
+  `bot.worker.health` reads it for `/healthz` and `/sesguard status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+from typing import Any, Callable
+
+from bot.logs import configure_logging
+from bot.settings import Settings, load_settings
+from bot.worker.lease import Lease
+from bot.worker.process import start, stop_on_signals
+from bot.worker.tables import PollState
+from detection.scan import detect
+from detection.sources.pulled import (
+    AccountRegion,
+    Interrupted,
+    Pulled,
+    Source,
+    SourceError,
+)
+from detection.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+# poll_state's row for a failure of the source as a whole (e.g. credentials that name no account).
+WHOLE_SOURCE = AccountRegion("*", "*")
+MAX_PARALLEL_READS = 8
+
+
+@dataclass
+class PlaceOutcome:
+    place: AccountRegion
+    backfill: bool = False
+    start: datetime | None = None
+    end: datetime | None = None
+    records: int = 0
+    new_calls: int = 0
+    signals: int = 0
+    bad: int = 0
+    error: str | None = None
+    skipped: str | None = None  # why this pass left it alone (not an error)
+
+    def line(self, source: str) -> str:
+        where = f"{source} {self.place}"
+        if self.skipped:
+            return f"{where}: skipped ({self.skipped})"
+        if self.error:
+            return f"{where}: FAILED: {self.error}"
+        kind = "backfill (learned silently)" if self.backfill else "poll"
+        return (f"{where}: {kind} {self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M}Z: {self.records} records, "
+                f"{self.new_calls} new matching calls, {self.signals} signals, {self.bad} bad records skipped")
+
+
+@dataclass
+class PollResult:
+    source: str
+    places: list[PlaceOutcome] = field(default_factory=list)
+    source_error: str | None = None
+    notified: Any = None  # bot.worker.notifier.NotifyResult
+    notify_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The pass completed: every source read and every Slack post went through."""
+        notified_ok = self.notified is None or self.notified.ok
+        return (self.source_error is None and not any(p.error for p in self.places)
+                and self.notify_error is None and notified_ok)
+
+    def lines(self) -> list[str]:
+        lines = [f"{self.source}: FAILED: {self.source_error}"] if self.source_error else []
+        lines += [outcome.line(self.source) for outcome in self.places]
+        if self.notify_error:
+            lines.append(f"notifier: FAILED: {self.notify_error}")
+        elif self.notified is not None:
+            lines.append(self.notified.line())
+        return lines
+
+
+def make_source(settings: Settings, store: Store) -> Source:
+    if settings.source == "lookup":
+        from detection.sources.lookup import LookupSource
+
+        return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key)
+    from detection.sources.s3_trail import S3TrailSource
+
+    return S3TrailSource(settings.source, store, settings.identity_key)
+
+
+def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
+              stop: threading.Event | None = None, notify: bool = True) -> PollResult:
+    """Pull every account and region, detect and store; then, with `notify`, one notifier pass."""
+    source = source or make_source(settings, store)
+    stop = stop or threading.Event()
+    result = PollResult(source.name)
+    try:
+        places = sorted(source.places())
+    except SourceError as exc:
+        result.source_error = str(exc)
+        _record_failure(store, source.name, WHOLE_SOURCE, str(exc))
+        places = []
+    else:
+        _forget(store, source.name, WHOLE_SOURCE)
+    for account, group in groupby(places, key=lambda place: place.account_id):
+        if stop.is_set():
+            break
+        result.places += _poll_account(settings, store, source, account, [p.region for p in group], stop)
+    for outcome in result.places:
+        log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
+    if notify and not stop.is_set():
+        result.notified, result.notify_error = notify_pending(store, settings, stop)
+    return result
+
+
+def notify_pending(store: Store, settings: Settings, stop: threading.Event | None = None) -> tuple[Any, str | None]:
+    """The one place the poll hands over to Slack: post the outbox, until `stop` is set. (result, error)"""
+    from bot.worker.notifier import post_pending
+
+    try:
+        notified = post_pending(store, settings, stop=stop)
+    except Exception as exc:  # a notifier bug must not stop the polling; it is reported and exits 1
+        log.exception("the notifier pass failed")
+        return None, f"{type(exc).__name__}: {exc}"
+    log.log(logging.INFO if notified.ok else logging.WARNING, "%s", notified.line())
+    return notified, None
+
+
+# ── the command ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def command(once: bool) -> int:
+    """`sesguard poll [--once]`: one pass (exit 0 when it completed, 1 when a source or Slack failed),
+    or passes every SESGUARD_POLL_SECONDS in the foreground until stopped."""
+    settings = load_settings()
+    store = start(settings)
+    configure_logging(logging.WARNING if once else logging.INFO)
+    source = make_source(settings, store)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    while True:
+        result = poll_once(settings, store, source, stop=stop)
+        if once:
+            for line in result.lines():
+                print(line, file=sys.stderr)
+            return 0 if result.ok else 1
+        if stop.wait(settings.poll_seconds):
+            return 0
+
+
+# ── one account ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def _poll_account(settings: Settings, store: Store, source: Source, account: str, regions: list[str],
+                  stop: threading.Event) -> list[PlaceOutcome]:
+    outcomes = [PlaceOutcome(AccountRegion(account, region)) for region in regions]
+    lease = Lease(store, f"poll:{source.name}:{account}", settings.lease_seconds)
+    if not lease.acquire():
+        for outcome in outcomes:
+            outcome.skipped = "another process is polling this account"
+        return outcomes
+    try:
+        _pull_and_detect(settings, store, source, outcomes, lease, stop)
+    finally:
+        lease.release()
+    return outcomes
+
+
+def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes: list[PlaceOutcome],
+                     lease: Lease, stop: threading.Event) -> None:
+    now = utcnow()
+    watermarks = _watermarks(store, source.name, [o.place for o in outcomes])
+    for outcome in outcomes:
+        watermark = watermarks.get(outcome.place)
+        outcome.backfill = watermark is None
+        outcome.start = now - timedelta(days=settings.backfill_days) if outcome.backfill \
+            else watermark - timedelta(minutes=settings.lookback_minutes)
+        if source.history is not None:
+            outcome.start = max(outcome.start, now - source.history)
+        outcome.end = now
+
+    def between_requests() -> None:
+        if stop.is_set():
+            raise Interrupted()
+        if not lease.keep_alive():
+            raise SourceError("another process took over this account's poll lease")
+
+    def pull(outcome: PlaceOutcome) -> Pulled | None:
+        try:
+            return source.pull(outcome.place, outcome.start, outcome.end, between_requests)
+        except Interrupted:
+            outcome.skipped = "interrupted: the process is stopping"
+        except SourceError as exc:
+            outcome.error = str(exc)
+        except Exception as exc:  # an unexpected failure of one place must not stop the others
+            log.exception("reading %s %s failed", source.name, outcome.place)
+            outcome.error = f"{type(exc).__name__}: {exc}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_READS, len(outcomes))) as pool:
+        pulled = dict(zip(map(id, outcomes), pool.map(pull, outcomes)))
+
+    # History first (learned silently), then what is new, each batch in eventTime order.
+    for backfill in (True, False):
+        batch = [o for o in outcomes if o.backfill == backfill and pulled[id(o)] is not None]
+        if batch:
+            _detect_and_store(settings, store, source, batch, [pulled[id(o)] for o in batch], backfill)
+    for outcome in outcomes:
+        if outcome.error:
+            _record_failure(store, source.name, outcome.place, outcome.error)
+
+
+def _detect_and_store(settings: Settings, store: Store, source: Source, outcomes: list[PlaceOutcome],
+                      pulls: list[Pulled], backfill: bool) -> None:
+    account = outcomes[0].place.account_id
+    calls = [call for pulled in pulls for call in pulled.calls]
+    try:
+        if backfill:
+            store.set_observed_since(account, min(o.start for o in outcomes))
+        signals, fresh = detect(calls, settings.tuning, store, learn_only=backfill)
+        for pulled in pulls:
+            source.remember(pulled)
+    except Exception as exc:  # the database went away, …: nothing moved, the next pass repeats this one
+        log.exception("storing %s %s failed", source.name, account)
+        for outcome in outcomes:
+            outcome.error = f"storing the events failed: {type(exc).__name__}: {str(exc)[:300]}"
+        return
+    fresh_ids = {call.event_id for call in fresh}
+    for outcome, pulled in zip(outcomes, pulls):
+        outcome.records, outcome.bad = pulled.records, len(pulled.bad)
+        outcome.new_calls = sum(1 for call in pulled.calls if call.event_id in fresh_ids)
+        outcome.signals = len({s.signal_id for s in signals if outcome.place.region in s.regions})
+        for problem in pulled.bad[:20]:
+            log.warning("skipped %s", problem)
+        _record_success(store, source.name, outcome.place, watermark=outcome.end, backfill=backfill)
+
+
+# ── poll_state ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def _key(source: str, place: AccountRegion) -> dict:
+    return {"source": source, "account_id": place.account_id, "region": place.region}
+
+
+def _watermarks(store: Store, source: str, places: list[AccountRegion]) -> dict[AccountRegion, datetime]:
+    with store.session() as session:
+        rows = [session.get(PollState, (source, p.account_id, p.region)) for p in places]
+    return {place: row.watermark for place, row in zip(places, rows) if row is not None and row.watermark is not None}
+
+
+def _update_state(store: Store, source: str, place: AccountRegion, change: Callable[[PollState], None]) -> None:
+    with store.session() as session:
+        store.insert_ignoring_duplicates(session, PollState, [{**_key(source, place), "consecutive_failures": 0}])
+        row = session.get(PollState, (source, place.account_id, place.region), with_for_update=store.is_postgres)
+        change(row)
+        session.add(row)
+        session.commit()
+
+
+def _record_success(store: Store, source: str, place: AccountRegion, watermark: datetime, backfill: bool) -> None:
+    now = utcnow()
+
+    def change(row: PollState) -> None:
+        row.watermark = max(row.watermark, watermark) if row.watermark else watermark
+        row.backfilled_at = row.backfilled_at or (now if backfill else None)
+        row.last_success_at = now
+        row.consecutive_failures = 0
+
+    _update_state(store, source, place, change)
+
+
+def _record_failure(store: Store, source: str, place: AccountRegion, error: str) -> None:
+    now = utcnow()
+
+    def change(row: PollState) -> None:
+        row.last_error = error[:1000]
+        row.last_error_at = now
+        row.consecutive_failures = (row.consecutive_failures or 0) + 1
+
+    _update_state(store, source, place, change)
+
+
+def _forget(store: Store, source: str, place: AccountRegion) -> None:
+    """A whole-source failure is over: its row would otherwise report it for ever."""
+    with store.session() as session:
+        row = session.get(PollState, (source, place.account_id, place.region))
+        if row is not None:
+            session.delete(row)
+            session.commit()

@@ -1,0 +1,185 @@
+"""`sesguard worker` (SPEC §3): an APScheduler 3 BlockingScheduler running the poll, the alert outbox,
+contact time-outs and housekeeping.
+
+Only one worker runs the jobs: the one holding the `scheduler` lease. Others wait, asking again every
+third of SESGUARD_LEASE_SECONDS, and take over once the holder stops renewing (it died, or lost the
+database). A holder that finds its lease taken stops its jobs and goes back to waiting. Every job runs
+coalesced with at most one instance, so a slow pass is never stacked behind itself.
+
+SIGTERM and Ctrl-C stop the worker cleanly: no new job starts, a running poll ends between two
+requests (its account/region is simply read again next time), the lease is handed back, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from bot.logs import configure_logging
+from bot.settings import Settings, load_settings
+from bot.worker.lease import Lease
+from bot.worker.poll import make_source, notify_pending, poll_once
+from bot.worker.process import start, stop_on_signals
+from detection.sources.pulled import Source
+from detection.sources.s3_trail import S3Object
+from detection.store import EventRow, KnownIdentity, Store, utcnow
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_LEASE = "scheduler"
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+HOUSEKEEPING_SECONDS = 3600.0
+# The outbox and contact deadlines are looked at at least this often, however long the poll interval.
+OUTBOX_SECONDS = 30.0
+# Stored events are kept at least this long, whatever the retention says: de-duplication needs them.
+MIN_RETENTION = timedelta(days=2)
+# Forgotten identities are deleted a day after they count as forgotten (a late event may still touch them).
+FORGET_MARGIN = timedelta(days=1)
+
+
+class _Quiet(logging.Filter):
+    """A poll that outlasts its interval is normal (coalesce); APScheduler's warning about it is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+class Worker:
+    def __init__(self, settings: Settings, store: Store, source: Source | None = None,
+                 stop: threading.Event | None = None):
+        self.settings, self.store = settings, store
+        self.source = source or make_source(settings, store)
+        self.stop = stop or threading.Event()
+        self.lease = Lease(store, SCHEDULER_LEASE, settings.lease_seconds)
+        self.renew_every = settings.lease_seconds / 3
+
+    def run(self) -> int:
+        log.info("worker %s started; waiting for the scheduler lease", self.lease.holder)
+        while not self.stop.is_set():
+            if self._acquire():
+                log.info("worker %s holds the scheduler lease: running the jobs", self.lease.holder)
+                self._run_jobs()
+                if not self.stop.is_set():
+                    log.warning("worker %s lost the scheduler lease; waiting to take it again", self.lease.holder)
+            else:
+                self.stop.wait(self.renew_every)
+        log.info("worker %s stopped", self.lease.holder)
+        return 0
+
+    def _acquire(self) -> bool:
+        try:
+            return self.lease.acquire()
+        except Exception:  # the database is unreachable: keep waiting, it may come back
+            log.exception("cannot reach the database to take the scheduler lease")
+            return False
+
+    # ── the scheduler ────────────────────────────────────────────────────────────────────────────
+
+    def _run_jobs(self) -> None:
+        scheduler = BlockingScheduler(job_defaults=JOB_DEFAULTS, timezone=timezone.utc)
+        now = datetime.now(timezone.utc)
+        poll_seconds = self.settings.poll_seconds
+        contact_seconds = min(OUTBOX_SECONDS, poll_seconds, max(0.1, self.settings.contact_timeout_minutes * 60 / 4))
+        jobs = [
+            (self.poll, poll_seconds),
+            (self.post_outbox, min(OUTBOX_SECONDS, poll_seconds)),
+            (self.escalate_overdue_contacts, contact_seconds),
+            (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
+        ]
+        for job, seconds in jobs:
+            scheduler.add_job(job, "interval", seconds=seconds, next_run_time=now, id=job.__name__,
+                              name=job.__name__)
+        started = threading.Event()
+        scheduler.add_listener(lambda _: started.set(), EVENT_SCHEDULER_STARTED)
+        keeper = threading.Thread(target=self._keep_lease, args=(scheduler, started), name="lease-keeper", daemon=True)
+        keeper.start()
+        scheduler.start()  # returns once the keeper has shut it down
+        keeper.join()
+
+    def _keep_lease(self, scheduler: BlockingScheduler, started: threading.Event) -> None:
+        """Renew the lease while the jobs run; on stop or a lost lease, shut the scheduler down, waiting
+        for the running jobs (which is what makes the stop fall between jobs), then hand the lease back."""
+        started.wait()
+        held = True
+        last_renewed = utcnow()
+        while not self.stop.wait(self.renew_every):
+            try:
+                held = self.lease.renew()
+                last_renewed = utcnow() if held else last_renewed
+            except Exception:  # the database is away: we still hold the lease until it would lapse
+                log.exception("cannot renew the scheduler lease")
+                held = utcnow() - last_renewed < timedelta(seconds=self.settings.lease_seconds)
+            if not held:
+                break
+        scheduler.shutdown(wait=True)
+        if held:
+            try:
+                self.lease.release()
+            except Exception:
+                log.exception("cannot hand the scheduler lease back; it lapses by itself")
+
+    # ── the jobs ─────────────────────────────────────────────────────────────────────────────────
+
+    def poll(self) -> None:
+        try:
+            poll_once(self.settings, self.store, self.source, stop=self.stop)
+        except Exception:
+            log.exception("the poll pass failed")
+
+    def post_outbox(self) -> None:
+        if not self.stop.is_set():
+            notify_pending(self.store, self.settings, self.stop)
+
+    def escalate_overdue_contacts(self) -> None:
+        from bot.slack.contact.questions import escalate_overdue
+
+        try:
+            escalated = escalate_overdue(self.store, self.settings)
+        except Exception:
+            log.exception("escalating overdue contacts failed")
+            return
+        if escalated:
+            log.info("escalated %d signals whose person did not answer in time", escalated)
+
+    def housekeeping(self) -> None:
+        try:
+            pruned = housekeeping(self.store, self.settings)
+        except Exception:
+            log.exception("housekeeping failed")
+            return
+        log.info("housekeeping: %s", ", ".join(f"{count} {what}" for what, count in pruned.items()))
+
+
+def housekeeping(store: Store, settings: Settings, now: datetime | None = None) -> dict[str, int]:
+    """Delete stored events (and remembered S3 objects) past the retention, and identities forgotten
+    for a day; how many rows of each went."""
+    now = now or utcnow()
+    keep_since = now - max(timedelta(days=settings.event_retention_days), MIN_RETENTION)
+    forgotten_before = now - timedelta(days=settings.forget_days) - FORGET_MARGIN
+    statements = {
+        "events past the retention": sa.delete(EventRow).where(EventRow.event_time < keep_since),
+        "S3 objects past the retention": sa.delete(S3Object).where(S3Object.processed_at < keep_since),
+        "forgotten identities": sa.delete(KnownIdentity).where(KnownIdentity.last_seen < forgotten_before),
+    }
+    pruned = {}
+    with store.session() as session:
+        for what, statement in statements.items():
+            pruned[what] = session.execute(statement).rowcount or 0
+        session.commit()
+    return pruned
+
+
+def command() -> int:
+    """`sesguard worker`."""
+    settings = load_settings()
+    store = start(settings)
+    configure_logging()
+    logging.getLogger("apscheduler.scheduler").addFilter(_Quiet())
+    worker = Worker(settings, store)
+    stop_on_signals(worker.stop)
+    return worker.run()

@@ -1,0 +1,65 @@
+"""Request pacing shared by every process of a deployment: at most N requests in any window per key.
+
+Used for CloudTrail's LookupEvents (2 a second per account and region) and for Slack's posting pace (one
+message a second per channel). The bookings live in the store's `request_slots` table, so processes that
+share the database share the budget.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from detection.store import Store, json_list
+
+
+class RequestSlots(SQLModel, table=True):
+    """When the latest requests of one rate-limited key (e.g. LookupEvents for an account and region)
+    were, or are booked to be, sent: every process of a deployment paces its requests through this row."""
+
+    __tablename__ = "request_slots"
+    key: str = Field(primary_key=True)
+    recent: list = json_list()  # epoch seconds, oldest first
+
+
+class RequestPacer:
+    """At most `limit` requests in any `window` seconds per key, across every process sharing the store.
+
+    A request books its send time in the key's row while holding the row's write lock: no earlier than
+    `window` (plus a margin) after the request `limit` places before it. It then sleeps until that time.
+    Times are the database server's clock on PostgreSQL (one clock for all hosts), this host's on SQLite.
+    """
+
+    def __init__(self, store: Store, limit: int, window: float, margin: float = 0.0,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.store, self.limit, self.spacing, self.sleep = store, limit, window + margin, sleep
+
+    def wait_turn(self, key: str) -> float:
+        """Block until this request may be sent; returns the seconds waited."""
+        delay = self._book(key)
+        if delay > 0:
+            self.sleep(delay)
+        return max(delay, 0.0)
+
+    def _book(self, key: str) -> float:
+        table = RequestSlots.__table__
+        with self.store.session() as session:
+            self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
+            # A no-op write takes the row's lock (PostgreSQL) or the database's write lock (SQLite) first,
+            # so that the read below sees every booking made before ours and none can slip in after it.
+            session.execute(sa.update(table).where(table.c.key == key).values(key=key))
+            recent = session.execute(sa.select(table.c.recent).where(table.c.key == key)).scalar_one()
+            now = self._clock(session)
+            recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
+            send_at = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
+            session.execute(sa.update(table).where(table.c.key == key).values(recent=(recent + [send_at])[-self.limit:]))
+            session.commit()
+        return send_at - now
+
+    def _clock(self, session) -> float:
+        if self.store.is_postgres:
+            return float(session.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+        return time.time()

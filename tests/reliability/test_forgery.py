@@ -1,0 +1,200 @@
+"""Forged, replayed and edited Slack requests against a real `sesguard serve` process (SPEC §4).
+
+Bad signatures, missing headers, stale or future timestamps, tampered bodies and replays get 401 and
+change nothing; signed requests from the wrong people, with edited button values or with garbage in them
+are acknowledged, refused, and change nothing. "Nothing" is checked in the store (signals, their
+history, suppressions, contacts, the audit log) and on the wire (what the app asked Slack to do).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import urlencode
+
+import pytest
+from sqlmodel import select
+
+from bot.worker.notifier import post_pending
+from bot.settings import load_settings
+from bot.slack.tables import Contact
+from detection.store import AuditEntry, SignalHistory, SignalRow, Store, SuppressionRow
+from tests.misbehaving_slack import MisbehavingSlack
+from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, SIGNING_SECRET, TRIAGER, leaked_secrets, sesguard_env,
+                                      start_serve, wait_for)
+from tests.slack_harness import cloudtrail_record, migrated_sqlite, sso_identity, store_signals
+from tests.slack_signing import post, signature, signed_headers
+
+ESCALATE, CONTACT, YES = "sesguard.escalate", "sesguard.contact_user", "sesguard.answer_yes"
+OUTSIDER, ALICE, EMAIL = "UOUTSIDER", "UALICE001", "alice@example.com"
+FORM = "application/x-www-form-urlencoded"
+
+
+class App:
+    """One `sesguard serve` for the module, with two posted alerts (an IAM user's and an SSO user's)."""
+
+    def __init__(self, slack: MisbehavingSlack, store: Store, served):
+        self.slack, self.store, self.served = slack, store, served
+        self.url = served.sender.url
+
+    def signal(self, identity_end: str) -> SignalRow:
+        with self.store.session() as session:
+            return next(row for row in session.exec(select(SignalRow)) if row.identity.endswith(identity_end))
+
+    def snapshot(self) -> tuple:
+        with self.store.session() as session:
+            return (
+                sorted((row.signal_id, row.status, row.slack_ts) for row in session.exec(select(SignalRow))),
+                len(session.exec(select(SignalHistory)).all()), len(session.exec(select(SuppressionRow)).all()),
+                sorted((c.id, c.answer) for c in session.exec(select(Contact))), len(session.exec(select(AuditEntry)).all()),
+                [c.method for c in self.slack.calls if c.method != "chat.postEphemeral"],
+            )
+
+    def click_body(self, action_id: str, user: str, row: SignalRow, value: str | None = None,
+                   channel: str = CHANNEL, ts: str | None = None) -> bytes:
+        ts = ts or row.slack_ts
+        payload = {
+            "type": "block_actions", "user": {"id": user, "team_id": "T0TEAM"}, "team": {"id": "T0TEAM"},
+            "api_app_id": "A0SESGUARD", "trigger_id": f"trigger-{time.monotonic_ns()}",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+            "channel": {"id": channel}, "message": {"ts": ts},
+            "response_url": self.slack.response_url(f"click-{time.monotonic_ns()}"),
+            "actions": [{"type": "button", "action_id": action_id, "block_id": "triage", "action_ts": "1.0",
+                         "value": row.signal_id if value is None else value}],
+        }
+        return urlencode({"payload": json.dumps(payload)}).encode()
+
+    def send(self, body: bytes, **kw) -> int:
+        return post(self.url, body, signed_headers(SIGNING_SECRET, body, FORM, **kw)).status
+
+    def ephemerals(self, user: str) -> list[str]:
+        return [c["text"] for c in self.slack.calls_to("chat.postEphemeral") if c.get("user") == user]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("forgery")
+    with MisbehavingSlack(token=BOT_TOKEN) as slack:
+        slack.users_by_email[EMAIL] = ALICE
+        store = migrated_sqlite(folder)
+        store_signals(store, cloudtrail_record(user="mallory"))
+        store_signals(store, cloudtrail_record(identity=sso_identity(EMAIL)))
+        env = sesguard_env({}, slack.api_url, store.url)
+        settings = load_settings(_env_file=None, slack_bot_token=BOT_TOKEN, slack_alert_channel=CHANNEL,
+                                 slack_api_url=slack.api_url, database_url=store.url)
+        assert post_pending(store, settings, interval=0).posted == 2
+        served = start_serve(env, folder)
+        try:
+            yield App(slack, store, served)
+        finally:
+            served.running.stop()
+            assert leaked_secrets(served.running.output()) == {}
+            store.engine.dispose()
+
+
+def _unsigned(body: bytes) -> dict:
+    return {"Content-Type": FORM}
+
+
+FORGERIES = {
+    "wrong signing secret": lambda body: signed_headers("not-the-signing-secret", body, FORM),
+    "no signature headers": _unsigned,
+    "signature without timestamp": lambda body: {"Content-Type": FORM,
+                                                 "X-Slack-Signature": signature(SIGNING_SECRET, "0", body)},
+    "timestamp 5 minutes and 1 second old": lambda body: signed_headers(SIGNING_SECRET, body, FORM,
+                                                                         int(time.time()) - 301),
+    "timestamp 6 minutes ahead": lambda body: signed_headers(SIGNING_SECRET, body, FORM, int(time.time()) + 360),
+    "body changed after signing": lambda body: {
+        **signed_headers(SIGNING_SECRET, body.replace(b"UTRIAGER1", b"UOUTSIDER"), FORM)},
+    "signature of another timestamp": lambda body: {
+        **signed_headers(SIGNING_SECRET, body, FORM), "X-Slack-Request-Timestamp": str(int(time.time()) - 1)},
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_forged_and_stale_requests_get_401_and_change_nothing(app, forgery):
+    row = app.signal("mallory")
+    body = app.click_body(ESCALATE, TRIAGER, row)
+    before = app.snapshot()
+    reply = post(app.url, body, FORGERIES[forgery](body))
+    assert reply.status == 401
+    assert app.snapshot() == before
+
+
+def test_a_replayed_request_gets_401_and_changes_nothing(app):
+    row = app.signal("mallory")
+    body = urlencode({"command": "/sesguard", "text": "status", "user_id": TRIAGER, "team_id": "T0TEAM",
+                      "response_url": app.slack.response_url("replayed")}).encode()
+    headers = signed_headers(SIGNING_SECRET, body, FORM)
+    assert post(app.url, body, headers).status == 200
+    wait_for(lambda: any(name == "replayed" for name, _ in app.slack.responses), "the first answer")
+    before = app.snapshot()
+    assert post(app.url, body, headers).status == 401
+    assert app.snapshot() == before
+    assert [name for name, _ in app.slack.responses].count("replayed") == 1
+    assert row.status == app.signal("mallory").status
+
+
+def test_non_triagers_and_edited_button_values_are_refused_and_change_nothing(app):
+    mallory, sso = app.signal("mallory"), app.signal(EMAIL)
+    before = app.snapshot()
+    attempts = [
+        app.click_body(ESCALATE, OUTSIDER, mallory),  # not a triager
+        app.click_body(ESCALATE, TRIAGER, mallory, value=sso.signal_id),  # the value of another alert
+        app.click_body(ESCALATE, TRIAGER, mallory, value="x' OR '1'='1'; DROP TABLE signals; --"),
+        app.click_body(ESCALATE, TRIAGER, mallory, value="<!channel>" * 500),
+        app.click_body(ESCALATE, TRIAGER, mallory, ts="1234567890.000001"),  # a message that is not the alert
+    ]
+    assert [app.send(body) for body in attempts] == [200] * len(attempts)
+    wait_for(lambda: len(app.ephemerals(OUTSIDER)) == 1 and len(app.ephemerals(TRIAGER)) >= 4, "the refusals")
+    assert app.snapshot() == before
+    assert "Only triagers" in app.ephemerals(OUTSIDER)[0]
+    assert all("Nothing was changed" in text for text in app.ephemerals(TRIAGER))
+    assert all("<!channel>" not in text for text in app.ephemerals(TRIAGER))
+
+
+def test_only_the_contacted_person_may_answer_the_dm(app):
+    sso = app.signal(EMAIL)
+    assert app.send(app.click_body(CONTACT, TRIAGER, sso)) == 200
+    wait_for(lambda: any(c.get("thread_ts") == sso.slack_ts for c in app.slack.calls_to("chat.postMessage")),
+             "the DM sent and noted in the alert's thread")
+    with app.store.session() as session:
+        [question] = session.exec(select(Contact)).all()
+    dm = next(m for m in app.slack.messages if m.channel == question.dm_channel)
+    before = app.snapshot()
+    for someone_else in (OUTSIDER, TRIAGER):
+        assert app.send(app.click_body(YES, someone_else, sso, value=str(question.id), channel=dm.channel,
+                                       ts=dm.ts)) == 200
+    wait_for(lambda: app.ephemerals(OUTSIDER) and len(app.ephemerals(TRIAGER)) >= 1, "the refusals")
+    assert app.snapshot() == before
+    assert f"Only <@{ALICE}> can answer" in app.ephemerals(OUTSIDER)[-1]
+    assert app.send(app.click_body(YES, ALICE, sso, value=str(question.id), channel=dm.channel, ts=dm.ts)) == 200
+    wait_for(lambda: any("yes, this was me" in c.get("text", "") and c.get("thread_ts") == sso.slack_ts
+                         for c in app.slack.calls_to("chat.postMessage")), "Alice's answer in the alert's thread")
+    assert app.signal(EMAIL).status == "confirmed"
+
+
+GARBAGE = {  # signed garbage → what it gets (never a 500, never a change)
+    "payload not JSON": (b"payload=not-json", 400),
+    "payload an empty object": (b"payload=%7B%7D", 404),  # matches no listener
+    "payload a list": (b"payload=%5B1%2C2%5D", 400),
+    "payload with fields of the wrong types": (urlencode({"payload": json.dumps(
+        {"type": "block_actions", "actions": "nope", "user": 7})}).encode(), 400),
+    "modal submission without values": (urlencode({"payload": json.dumps(
+        {"type": "view_submission", "user": {"id": TRIAGER},
+         "view": {"type": "modal", "callback_id": "sesguard.suppress_modal", "state": {"values": []}}})}).encode(), 200),
+    "command with control characters": (urlencode(
+        {"command": "/sesguard", "text": "\x00\u202e" * 10, "user_id": OUTSIDER}).encode(), 200),
+    "command without a user or a response URL": (urlencode(
+        {"command": "/sesguard", "text": "status", "user_id": ""}).encode(), 200),
+    "not UTF-8 (so not what was signed once decoded)": (b"\xff\xfe\x00garbage", 401),
+    "empty body": (b"", 404),
+}
+
+
+@pytest.mark.parametrize("case", GARBAGE)
+def test_signed_garbage_never_crashes_the_app_or_changes_anything(app, case):
+    body, expected = GARBAGE[case]
+    before = app.snapshot()
+    assert app.send(body) == expected
+    assert app.snapshot() == before

@@ -1,0 +1,143 @@
+"""Slack misbehaving under real `sesguard worker` and `sesguard serve` processes (SPEC §3–§4).
+
+- Posting through an invalid token, 429s with Retry-After, 500s, dropped connections and a lost answer:
+  every alert lands in the channel exactly once when Slack recovers.
+- Slack hanging altogether: `serve` still acknowledges 50 concurrent slash commands (and button clicks)
+  within Slack's 3 seconds; the answers follow once Slack is back.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bot.worker.notifier import post_pending
+from bot.settings import load_settings
+from tests.cuttable_link import CuttableLink
+from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, TRIAGER, aws, deployment, leaked_secrets,  # noqa: F401
+                                      wait_for)
+from tests.slack_harness import cloudtrail_record, store_signals
+from tests.worker_fixtures import ses_calls, user
+
+# Slack shows "operation_timeout" to the user when the app has not answered within 3 seconds.
+SLACK_ACK_DEADLINE_SECONDS = 3.0
+CONCURRENT_COMMANDS = 50
+
+
+def test_alerts_survive_an_invalid_token_429_500_a_dropped_connection_and_a_lost_answer(deployment):
+    deployment.aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+    revoked = deployment.worker("worker-revoked-token", SLACK_BOT_TOKEN="xoxb-revoked-0000")
+    wait_for(deployment.watermark, "the backfill", [revoked])
+    names = ("mallory", "oscar", "peggy")
+    deployment.aws.api.add_events(*[call for name in names for call in ses_calls(user(name), 2)])
+    wait_for(lambda: revoked.output().count("invalid_auth") >= 2, "two passes refused", [revoked])
+    assert deployment.slack.channel_messages(CHANNEL) == []
+    assert revoked.terminate() == 0
+
+    # The operator fixes the token; Slack then rate-limits, fails, drops and loses an answer, in turn.
+    slack = deployment.slack
+    slack.fail("chat.postMessage", "ratelimited", times=1, retry_after=1)
+    slack.fail("chat.postMessage", "server_error", times=1)
+    slack.fail("chat.postMessage", "drop", times=1)
+    slack.fail("chat.postMessage", "lost_answer", times=1)
+    fixed = deployment.worker("worker")
+    wait_for(lambda: len(deployment.signals()) == len(names) and all(r.slack_ts for r in deployment.signals()),
+             "every alert posted", [fixed])
+    assert fixed.terminate() == 0
+
+    deployment.assert_each_alert_once()
+    faults = [call.fault for call in slack.calls if call.method == "chat.postMessage" and call.fault]
+    assert faults == ["ratelimited", "server_error", "drop", "lost_answer"]
+    # The post after the 429 came no sooner than its Retry-After second (as the stand-in saw them arrive).
+    posts = [call for call in slack.calls if call.method == "chat.postMessage"]
+    limited = next(call for call in posts if call.fault == "ratelimited")
+    retried = next(call for call in posts if call.at > limited.at and call.params["metadata"] == limited.params["metadata"])
+    assert retried.at - limited.at >= 1.0
+    assert leaked_secrets(*deployment.outputs()) == {}
+
+
+def _timed(call) -> tuple[int, float]:
+    started = time.monotonic()
+    reply = call()
+    return reply.status, time.monotonic() - started
+
+
+def _posted_alert(deployment) -> str:
+    [signal_id] = store_signals(deployment.store, cloudtrail_record(user="mallory"))
+    settings = load_settings(_env_file=None, slack_bot_token=BOT_TOKEN, slack_alert_channel=CHANNEL,
+                             slack_api_url=deployment.slack.api_url, database_url=deployment.store.url)
+    assert post_pending(deployment.store, settings, interval=0).posted == 1
+    return signal_id
+
+
+def _click(signal_id: str, ts: str, user: str) -> dict:
+    """A click on the alert's Escalate button, as Slack sends it."""
+    return {"type": "block_actions", "user": {"id": user}, "team": {"id": "T0TEAM"}, "api_app_id": "A0SESGUARD",
+            "trigger_id": f"t-{user}", "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
+            "channel": {"id": CHANNEL}, "message": {"ts": ts},
+            "actions": [{"type": "button", "action_id": "sesguard.escalate", "value": signal_id, "block_id": "triage",
+                         "action_ts": "1.0"}]}
+
+
+def test_fifty_concurrent_commands_are_acknowledged_in_time_also_while_slack_hangs(deployment):
+    signal_id = _posted_alert(deployment)
+    ts = deployment.signals()[0].slack_ts
+    served = deployment.serve()
+    slack = deployment.slack
+    commands = ["status", "help", "history mallory", "suppressions", "history 203.0.113.7 7"]
+
+    def fifty(round_name: str) -> list[tuple[int, float]]:
+        def one(n: int) -> tuple[int, float]:
+            url = slack.response_url(f"{round_name}-{n}")
+            return _timed(lambda: served.command(commands[n % len(commands)], TRIAGER, url))
+
+        with ThreadPoolExecutor(CONCURRENT_COMMANDS) as pool:
+            return list(pool.map(one, range(CONCURRENT_COMMANDS)))
+
+    healthy = fifty("healthy")
+    assert all(status == 200 for status, _ in healthy)
+    assert max(seconds for _, seconds in healthy) < SLACK_ACK_DEADLINE_SECONDS, healthy
+    wait_for(lambda: len(slack.responses) == CONCURRENT_COMMANDS, "the fifty answers")
+
+    # Slack hangs: every API call and response URL waits until released.
+    stalls = [slack.stall(target) for target in ("response_url", "chat.postEphemeral", "chat.update",
+                                                   "chat.postMessage", "views.open")]
+    hanging = fifty("hanging")
+    clicks = [_timed(lambda u=u: served.sender.interaction(_click(signal_id, ts, u))) for u in (TRIAGER, "UOUTSIDER")]
+    assert all(status == 200 for status, _ in hanging + clicks)
+    assert max(seconds for _, seconds in hanging + clicks) < SLACK_ACK_DEADLINE_SECONDS, hanging + clicks
+    assert len(slack.responses) == CONCURRENT_COMMANDS  # nothing got through while Slack hung
+
+    for stall in stalls:
+        stall.release.set()
+    wait_for(lambda: len(slack.responses) == 2 * CONCURRENT_COMMANDS, "the answers once Slack is back")
+    wait_for(lambda: deployment.signals()[0].status == "escalated", "the triager's click applied")
+    assert [c["user"] for c in slack.calls_to("chat.postEphemeral")] == ["UOUTSIDER"]  # the refusal
+    assert leaked_secrets(*deployment.outputs()) == {}
+
+
+def test_clicks_are_acknowledged_while_slack_hangs_or_is_unreachable_also_for_usergroup_members(deployment):
+    """The triage usergroup is looked up before a click is acknowledged: a hanging or unreachable Slack
+    must neither delay the ack past 3 seconds nor turn it into a 500."""
+    signal_id = _posted_alert(deployment)
+    slack = deployment.slack
+    slack.usergroups["S0TRIAGE"] = ["UMEMBER01"]
+    host, port = slack.base.rsplit("/", 1)[-1].split(":")
+    with CuttableLink(host, int(port)) as link:
+        served = deployment.serve(SLACK_TRIAGE_USERGROUP="S0TRIAGE",
+                                  SLACK_API_URL=f"http://127.0.0.1:{link.port}/api/")
+        ts = deployment.signals()[0].slack_ts
+        hang = [slack.stall(method) for method in ("usergroups.users.list", "chat.postEphemeral", "chat.update",
+                                                   "chat.postMessage")]
+        hanging = [_timed(lambda: served.sender.interaction(_click(signal_id, ts, "UMEMBER01")))]
+        for stall in hang:
+            stall.release.set()
+        link.cut()  # Slack unreachable: every connection refused
+        unreachable = [_timed(lambda u=u: served.sender.interaction(_click(signal_id, ts, u)))
+                       for u in ("UMEMBER02", "UOUTSIDER", TRIAGER)]
+        unreachable.append(_timed(lambda: served.command("status", TRIAGER, slack.response_url("down"))))
+    assert all(status == 200 for status, _ in hanging + unreachable), hanging + unreachable
+    assert max(seconds for _, seconds in hanging + unreachable) < SLACK_ACK_DEADLINE_SECONDS, hanging + unreachable
+    wait_for(lambda: deployment.signals()[0].status == "escalated", "the triager's click applied in the store")
+    assert "Traceback" not in served.running.output()
+    assert leaked_secrets(*deployment.outputs()) == {}

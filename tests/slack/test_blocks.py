@@ -1,0 +1,130 @@
+"""The Block Kit builders on their own: escaping, Slack's limits, the buttons that apply to each state."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.slack import blocks
+from bot.slack.alert.blocks import alert_message, alert_text, status_line
+from bot.slack.contact.blocks import pick_person_modal
+from bot.slack.ids import Action
+from bot.slack.triage.blocks import suppress_modal
+from detection.signals import Status
+from detection.record import to_call
+from detection.signals import Signal
+from tests.slack_harness import cloudtrail_record
+
+HOSTILE = ["<!channel>", "<@U123>", "<https://evil.example|click>", "<!here|here>", "a & b > c"]
+LONG_AGENT = "Mozilla/5.0 " + "A" * 4988  # 5,000 characters
+
+
+def signal_from(*records: dict) -> Signal:
+    calls = [to_call(r) for r in records]
+    signal = Signal.start(calls[0])
+    for call in calls[1:]:
+        signal.add(call)
+    return signal
+
+
+def hostile_signal() -> Signal:
+    records = [
+        cloudtrail_record("GetSendQuota", user=f"x{value}", ip=value, user_agent=value, region=value)
+        for value in HOSTILE
+    ]
+    # Same identity for all, so that they form one signal: hostile values in the ARN too.
+    identity = dict(records[0]["userIdentity"], arn="arn:aws:iam::111122223333:user/<!channel>", accessKeyId="AKIA<@U123>")
+    for record in records:
+        record["userIdentity"] = identity
+    records.append(cloudtrail_record("ListIdentities", user_agent=LONG_AGENT, identity=identity, errorCode="<https://evil|x>"))
+    return signal_from(*records)
+
+
+def _raw_brackets(text: str) -> list[str]:
+    """Every `<…>` Slack would interpret in a message."""
+    return re.findall(r"<[^<>]*>", text)
+
+
+def test_cloudtrail_values_are_escaped_everywhere_in_the_alert():
+    signal = hostile_signal()
+    message = json.dumps(alert_message(signal)) + alert_text(signal)
+    assert _raw_brackets(message) == []
+    assert "&lt;!channel&gt;" in message and "&lt;@U123&gt;" in message
+    assert "&lt;https://evil.example|click&gt;" in message
+    assert "a &amp; b &gt; c" in message
+
+
+def test_text_objects_with_cloudtrail_values_are_verbatim_so_slack_does_not_linkify():
+    for block in alert_message(hostile_signal()):
+        for obj in [block.get("text")] + block.get("fields", []) + block.get("elements", []):
+            if obj and obj.get("type") == "mrkdwn":
+                assert obj.get("verbatim") is True, block
+
+
+def test_a_5000_character_user_agent_is_cut_to_fit_slack_limits():
+    message = alert_message(hostile_signal())  # to_dict() validated every limit
+    agents = next(b for b in message if "User agents" in b.get("text", {}).get("text", ""))["text"]["text"]
+    assert len(agents) <= blocks.SECTION_TEXT_LIMIT
+    assert "Mozilla/5.0 AAAA" in agents and "A" * 400 not in agents and "…" in agents
+    for block in message:
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= blocks.FIELD_TEXT_LIMIT
+
+
+def test_cutting_never_splits_an_entity():
+    cut = blocks.text("&" * 100, 22)
+    assert cut == "&amp;" * 4 + "…" and len(cut) <= 22
+
+
+def test_control_and_bidi_characters_are_shown_as_question_marks():
+    assert blocks.escape("evil\u202etxt.exe\nnext\u200b") == "evil?txt.exe?next?"
+
+
+def test_long_lists_say_how_many_more_there_were():
+    shown = blocks.listing([f"198.51.100.{n}" for n in range(255)], 200)
+    assert len(shown) <= 200 and shown.endswith("more") and shown.startswith("198.51.100.0, ")
+
+
+@pytest.mark.parametrize("status, expected", [
+    (Status.NEW, [Action.ESCALATE, Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE]),
+    (Status.CONTACTING, [Action.ESCALATE, Action.SUPPRESS, Action.NOT_AN_ISSUE]),
+    (Status.ESCALATED, [Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE]),
+    (Status.CLOSED, [Action.SUPPRESS]),
+    (Status.SUPPRESSED, []),
+])
+def test_only_the_buttons_that_still_apply_are_shown(status, expected):
+    signal = signal_from(cloudtrail_record())
+    signal.status = status.value
+    shown = [e["action_id"] for b in alert_message(signal) if b["type"] == "actions" for e in b["elements"]]
+    assert shown == [a.value for a in expected]
+    assert all(e["value"] == signal.signal_id for b in alert_message(signal) if b["type"] == "actions"
+               for e in b["elements"])
+
+
+def test_the_alert_says_what_happened_who_where_and_what_to_do():
+    signal = signal_from(cloudtrail_record("GetSendQuota"), cloudtrail_record("ListIdentities", region="eu-west-1"))
+    message = json.dumps(alert_message(signal, {"GetSendQuota": 1, "ListIdentities": 1}), ensure_ascii=False)
+    for expected in ("arn:aws:iam::111122223333:user/alice", "111122223333", "eu-west-1", "us-east-1", "203.0.113.7",
+                     "aws-cli/2.15.0", "GetSendQuota ×1", "ListIdentities ×1", "Severity: HIGH", "calls in 2 regions",
+                     "Triage steps", "Escalate", "Contact user", "Suppress…", "Not an issue"):
+        assert expected in message, expected
+    assert signal.first_seen.strftime("%Y-%m-%d %H:%M:%S UTC") in message
+
+
+def test_status_line_names_who_acted_and_when():
+    class Step:
+        actor, action, at = "UTRIAGER1", "escalated", datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    assert status_line("escalated", Step()) == "*Status:* Escalated, by <@UTRIAGER1> at 2025-01-02 03:04:05 UTC"
+    Step.actor = "<!channel>"  # never from Slack, but a mention is only ever made of a well-formed user ID
+    assert "<!channel>" not in status_line("escalated", Step())
+
+
+def test_modals_fit_slack_limits_and_carry_the_signal_id():
+    signal = hostile_signal()
+    for view in (suppress_modal(signal), pick_person_modal(signal)):
+        assert view["private_metadata"] == signal.signal_id
+        assert _raw_brackets(json.dumps(view["blocks"])) == []

@@ -1,0 +1,99 @@
+"""`sesguard serve` as the deployment runs it: a gunicorn process on a port, signed requests over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_harness import SECRET, TOKEN
+from tests.slack_signing import SlackSender, get
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STARTUP_PATIENCE_SECONDS = 60  # a bound on waiting for the process, not a measurement
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    with FakeSlack(token=TOKEN) as slack:
+        port = _free_port()
+        env = dict(os.environ, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url,
+                   SLACK_ALERT_CHANNEL="C0ALERTS", SLACK_TRIAGERS="UTRIAGER1",
+                   DATABASE_URL=f"sqlite:///{tmp_path / 'sesguard.db'}", PORT="1")
+        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        give_up = time.monotonic() + STARTUP_PATIENCE_SECONDS
+        while True:
+            try:
+                if get(f"{base}/healthz").status == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > give_up:
+                process.kill()
+                pytest.fail("sesguard serve did not start:\n" + process.stdout.read())
+            time.sleep(0.1)
+        yield base, process, slack
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
+    base, process, slack = served
+    health = get(f"{base}/healthz")
+    assert health.status == 200 and health.json()["ok"] is True and health.json()["pending_alerts"] == 0
+    sender = SlackSender(f"{base}/slack/events", SECRET)
+    challenge = sender.event({"type": "url_verification", "challenge": "c-123", "token": "t"})
+    assert challenge.status == 200 and challenge.json()["challenge"] == "c-123"
+    assert sender.event({"type": "url_verification", "challenge": "c-123"}, secret="forged").status == 401
+    assert sender.event({"type": "url_verification", "challenge": "c-123"}, timestamp=int(time.time()) - 301).status == 401
+    help_reply = sender.command("help", "UOUTSIDER", slack.response_url("serve-help"))
+    assert help_reply.status == 200
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=STARTUP_PATIENCE_SECONDS)
+    assert process.returncode == 0, output
+    assert "everyone" not in output and SECRET not in output and TOKEN not in output
+
+
+@pytest.mark.parametrize("command, missing", [("serve", "SLACK_SIGNING_SECRET"), ("socket", "SLACK_APP_TOKEN")])
+def test_a_missing_secret_stops_start_up_with_one_line(tmp_path, command, missing):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update(SLACK_BOT_TOKEN=TOKEN, DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}")
+    done = subprocess.run([sys.executable, "-m", "bot", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=STARTUP_PATIENCE_SECONDS)
+    assert done.returncode == 2 and done.stderr.strip() == f"sesguard: {missing} is not set (see .env.example)"
+
+
+def test_the_manifest_sets_up_what_the_app_uses():
+    with open(os.path.join(ROOT, "manifest.yml")) as f:
+        manifest = yaml.safe_load(f)
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"chat:write", "commands", "im:write", "users:read", "users:read.email", "usergroups:read",
+            "channels:history", "groups:history"} <= scopes
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/sesguard" and command["url"].endswith("/slack/events")
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/events")
+
+
+def test_processes_starting_together_on_one_new_sqlite_file_all_migrate(tmp_path):
+    """gunicorn's workers and the worker start at once on the default SQLite store."""
+    code = f"from detection.store import Store; Store('sqlite:///{tmp_path / 'shared.db'}').migrate()"
+    starts = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [(p, p.communicate(timeout=STARTUP_PATIENCE_SECONDS)[1]) for p in starts]
+    assert [error for p, error in errors if p.returncode != 0] == []

@@ -1,0 +1,171 @@
+"""The outbox against the Slack stand-in: each alert in the channel exactly once, whatever Slack does."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from bot.worker.notifier import post_pending
+from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
+from tests.fakes.slack_api import FakeSlack
+from tests.slack_harness import CHANNEL, TOKEN, cloudtrail_record, settings_for, store_signals
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack(token=TOKEN) as fake:
+        yield fake
+
+
+def _signals(store, *users: str) -> list[str]:
+    return [sid for user in users for sid in store_signals(store, cloudtrail_record(user=user))]
+
+
+def _row(store, signal_id: str) -> SignalRow:
+    with store.session() as session:
+        return session.get(SignalRow, signal_id)
+
+
+def _alerts_in_channel(slack: FakeSlack) -> dict[str, list[str]]:
+    """signal id → ts of each alert message carrying it."""
+    found: dict[str, list[str]] = {}
+    for message in slack.channel_messages(CHANNEL):
+        found.setdefault(message.metadata["event_payload"]["signal_id"], []).append(message.ts)
+    return found
+
+
+def _notify(store, slack, **overrides):
+    return post_pending(store, settings_for(slack, store, **overrides), interval=0)
+
+
+def test_each_pending_signal_is_posted_once_with_its_id_in_message_metadata(store, slack):
+    ids = _signals(store, "alice", "bob")
+    result = _notify(store, slack)
+    assert (result.posted, result.failed, result.pending) == (2, 0, 0)
+    posted = _alerts_in_channel(slack)
+    assert sorted(posted) == sorted(ids) and all(len(ts) == 1 for ts in posted.values())
+    for signal_id in ids:
+        row = _row(store, signal_id)
+        assert (row.slack_channel, row.slack_ts) == (CHANNEL, posted[signal_id][0]) and row.posted_at is not None
+    for call in slack.calls_to("chat.postMessage"):
+        assert call["unfurl_links"] is False and call["unfurl_media"] is False
+        assert call["metadata"]["event_type"] == "sesguard_alert"
+    again = _notify(store, slack)
+    assert (again.posted, again.pending) == (0, 0) and len(slack.channel_messages(CHANNEL)) == 2
+    with store.session() as session:
+        assert session.exec(select(sa.func.count()).where(SignalHistory.action == "posted")).one() == 2
+
+
+def test_a_429_is_retried_after_retry_after_and_posts_once(store, slack):
+    [signal_id] = _signals(store, "alice")
+    slack.fail("chat.postMessage", "ratelimited", times=1, retry_after=1)
+    result = _notify(store, slack)
+    assert (result.posted, result.failed) == (1, 0)
+    assert [c.fault for c in slack.calls if c.method == "chat.postMessage"] == ["ratelimited", None]
+    assert list(_alerts_in_channel(slack)) == [signal_id]
+
+
+@pytest.mark.parametrize("fault", ["server_error", "drop"])
+def test_a_500_or_dropped_connection_is_retried_after_looking_in_the_channel(store, slack, fault):
+    [signal_id] = _signals(store, "alice")
+    slack.fail("chat.postMessage", fault, times=1)
+    result = _notify(store, slack)
+    assert (result.posted, result.found, result.failed) == (1, 0, 0)
+    assert slack.methods() == ["chat.postMessage", "conversations.history", "chat.postMessage"]
+    assert slack.calls_to("conversations.history")[0]["include_all_metadata"] in ("1", "true", True)
+    assert _alerts_in_channel(slack) == {signal_id: [_row(store, signal_id).slack_ts]}
+
+
+def test_a_post_whose_answer_was_lost_is_found_again_not_posted_twice(store, slack):
+    [signal_id] = _signals(store, "alice")
+    slack.fail("chat.postMessage", "lost_answer", times=1)
+    result = _notify(store, slack)
+    assert (result.posted, result.found, result.failed) == (0, 1, 0)
+    assert _alerts_in_channel(slack) == {signal_id: [_row(store, signal_id).slack_ts]}
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_an_outage_leaves_alerts_pending_and_the_next_pass_posts_them_once(store, slack):
+    ids = _signals(store, "alice", "bob")
+    slack.fail("chat.postMessage", "server_error", times=3)
+    result = _notify(store, slack)
+    assert (result.posted, result.failed, result.pending) == (0, 1, 2)
+    assert "HTTP 500" in result.errors[0]
+    # The pass stopped at the first failure: the second signal was not tried against a Slack that is down.
+    assert len(slack.calls_to("chat.postMessage")) == 3 and slack.channel_messages(CHANNEL) == []
+    recovered = _notify(store, slack)
+    assert (recovered.posted, recovered.pending) == (2, 0)
+    assert sorted(_alerts_in_channel(slack)) == sorted(ids)
+
+
+def test_invalid_auth_fails_the_pass_and_keeps_the_alert(store, slack):
+    [signal_id] = _signals(store, "alice")
+    result = _notify(store, slack, slack_bot_token="xoxb-revoked")
+    assert (result.posted, result.failed, result.pending) == (0, 1, 1) and "invalid_auth" in result.errors[0]
+    assert _row(store, signal_id).slack_ts is None
+    assert _notify(store, slack).posted == 1
+
+
+def test_a_crashed_workers_claim_lapses_and_its_post_is_found_in_the_channel(store, slack):
+    [signal_id] = _signals(store, "alice")
+    # A worker claimed the signal, posted it, and died before recording the ts.
+    answer = slack.handle("chat.postMessage", {"channel": CHANNEL, "text": "alert", "metadata": {
+        "event_type": "sesguard_alert", "event_payload": {"signal_id": signal_id}}})
+    with store.session() as session:
+        session.execute(sa.update(SignalRow).values(post_claimed_by="dead-worker", post_attempts=1,
+                                                    post_claimed_until=utcnow() + timedelta(minutes=5)))
+        session.commit()
+    assert _notify(store, slack).posted == 0  # still claimed: nobody touches it
+    with store.session() as session:
+        session.execute(sa.update(SignalRow).values(post_claimed_until=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    result = _notify(store, slack)
+    assert (result.posted, result.found) == (0, 1)
+    assert _row(store, signal_id).slack_ts == answer["ts"] and len(slack.channel_messages(CHANNEL)) == 1
+
+
+def test_two_notifiers_at_once_never_post_the_same_signal(store, slack):
+    ids = _signals(store, *[f"user{n}" for n in range(12)])
+    results = []
+    start = threading.Barrier(2)
+
+    def run():
+        start.wait()
+        results.append(_notify(store, slack))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.posted for r in results) == 12 and all(r.failed == 0 for r in results)
+    posted = _alerts_in_channel(slack)
+    assert sorted(posted) == sorted(ids) and all(len(ts) == 1 for ts in posted.values())
+
+
+def test_a_grown_signal_gets_its_message_updated_in_place(store, slack):
+    first = cloudtrail_record(user="alice")
+    [signal_id] = store_signals(store, first)
+    _notify(store, slack)
+    ts = _row(store, signal_id).slack_ts
+    later = cloudtrail_record("ListIdentities", user="alice", region="eu-west-1")
+    store_signals(store, later)
+    result = _notify(store, slack)
+    assert (result.posted, result.updated) == (0, 1)
+    [update] = slack.calls_to("chat.update")
+    assert update["ts"] == ts and "eu-west-1" in str(update["blocks"]) and "ListIdentities" in str(update["blocks"])
+    assert _notify(store, slack).updated == 0
+
+
+def test_a_suppression_made_while_an_alert_waited_keeps_it_out_of_the_channel(store, slack):
+    [waiting] = _signals(store, "alice")
+    with store.session() as session:  # e.g. from an alert of the same identity in another account
+        session.add(SuppressionRow(identity=_row(store, waiting).identity, author="UTRIAGER1", reason="pen-test"))
+        session.commit()
+    result = _notify(store, slack)
+    assert (result.posted, result.suppressed, result.pending) == (0, 1, 0)
+    assert _row(store, waiting).status == "suppressed" and slack.calls_to("chat.postMessage") == []

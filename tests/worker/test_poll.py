@@ -1,0 +1,253 @@
+"""Poll passes against the local CloudTrail endpoint: backfill, watermark, look-back, health, exit codes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from bot.cli import main
+from bot.worker.lease import Lease
+from bot.worker.poll import poll_once
+from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
+from bot.worker.tables import PollState
+from detection.store import EventRow, Scope, SignalHistory, SignalRow
+from tests.fakes.slack_api import FakeSlack
+from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls,  # noqa: F401
+                                   subprocess_env, user, worker_settings)
+
+CHANNEL = "C0ALERTS"
+FAST = Backoff(base=0.01, cap=0.05)
+# The pace is not the subject here (test_worker_lookup proves it): the passes run in-process with the
+# endpoint and the client both allowing 20 requests a second, so that a test of 4 passes takes no 4 s.
+# The `sesguard poll` runs keep the real client's pace of 2.
+RELAXED_LIMIT = 20
+
+
+@pytest.fixture(autouse=True)
+def relaxed_endpoint(aws):
+    aws.api.limit = RELAXED_LIMIT
+
+
+def settings_for(store, **overrides):
+    values = dict(database_url=store.url, backfill_days=30, learning_days=7, lookback_minutes=20,
+                  aws_regions=["us-east-1"])
+    values.update(overrides)
+    return worker_settings(**values)
+
+
+def passes(settings, store, source=None):
+    source = source or LookupSource(settings.aws_regions, settings.role_arns, store, backoff=FAST,
+                                    pacer=lookup_pacer(store, limit=RELAXED_LIMIT))
+    return lambda: poll_once(settings, store, source, notify=False)
+
+
+def signals(store) -> list[SignalRow]:
+    with store.session() as session:
+        return list(session.exec(select(SignalRow).order_by(SignalRow.first_seen)))
+
+
+def state(store, account=OWN_ACCOUNT, region="us-east-1") -> PollState | None:
+    with store.session() as session:
+        return session.get(PollState, ("lookup", account, region))
+
+
+def stored_event_ids(store) -> list[str]:
+    with store.session() as session:
+        return list(session.exec(select(EventRow.event_id)))
+
+
+def test_backfill_is_silent_then_each_new_identity_alerts_once(aws, store):
+    history = (ses_calls(user("alice"), 40, days_ago=20) + ses_calls(user("alice"), 5, days_ago=2)
+               + ses_calls(user("ci"), 30, days_ago=10, region="us-east-1"))
+    aws.api.add_events(*history)
+    settings = settings_for(store)
+    poll = passes(settings, store)
+
+    first = poll()
+    assert first.ok and [o.backfill for o in first.places] == [True]
+    assert signals(store) == [] and len(stored_event_ids(store)) == len(history)
+    with store.session() as session:
+        observed = session.get(Scope, OWN_ACCOUNT).observed_since
+    assert abs(observed - (now() - timedelta(days=30))) < timedelta(minutes=1)
+    after_backfill = state(store)
+    assert after_backfill.backfilled_at is not None and after_backfill.consecutive_failures == 0
+
+    burst = ses_calls(user("mallory"), 3, minutes_ago=2) + ses_calls(user("mallory"), 2, minutes_ago=2)
+    aws.api.add_events(*burst, *ses_calls(user("alice"), 2, minutes_ago=1), *ses_calls(user("trent"), 1))
+    second = poll()
+    watermark = state(store).watermark
+    third = poll()
+
+    assert second.ok and third.ok and [o.backfill for o in second.places] == [False]
+    assert sorted(s.identity for s in signals(store)) == [
+        f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory", f"arn:aws:iam::{OWN_ACCOUNT}:user/trent"]
+    mallory = next(s for s in signals(store) if s.identity.endswith("mallory"))
+    assert mallory.event_count == 5 and mallory.slack_ts is None  # stored, waiting in the outbox
+    with store.session() as session:
+        assert len(list(session.exec(select(SignalHistory).where(SignalHistory.action == "detected")))) == 2
+    # Later polls read from the watermark minus the look-back, never the whole history again.
+    last = aws.api.lookups()[-1].params
+    # (botocore sends whole or fractional epoch seconds, depending on its version)
+    assert abs(float(last["StartTime"]) - (watermark - timedelta(minutes=20)).timestamp()) < 1
+    assert state(store).watermark > watermark
+    assert third.places[0].new_calls == 0
+
+
+def test_a_backfill_shorter_than_the_learning_period_keeps_learning(aws, store):
+    aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=1))
+    poll = passes(settings_for(store, backfill_days=2), store)
+    poll()
+    aws.api.add_events(*ses_calls(user("mallory"), 1))
+    poll()
+    assert signals(store) == []  # 2 days observed of 7 learning: mallory is learned, not alerted
+
+
+def test_events_arriving_late_inside_the_look_back_are_detected_once(aws, store):
+    aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=10))
+    poll = passes(settings_for(store), store)
+    poll()
+    poll()
+    # Delivered only now, although they happened before the last poll: one inside the look-back,
+    # one before the backfill ended (a first fetch by a later poll is detected normally).
+    late = ses_calls(user("mallory"), 1, minutes_ago=10) + ses_calls(user("oscar"), 1, minutes_ago=0.05)
+    aws.api.add_events(*late)
+    poll()
+    poll()
+    assert sorted(s.identity.rsplit("/", 1)[-1] for s in signals(store)) == ["mallory", "oscar"]
+    assert sorted(stored_event_ids(store)).count(late[0]["eventID"]) == 1
+
+
+def test_a_failing_source_keeps_the_watermark_and_reports_health(aws, store):
+    aws.api.add_events(*ses_calls(user("alice"), 2, days_ago=3))
+    poll = passes(settings_for(store), store)
+    poll()
+    watermark = state(store).watermark
+    aws.api.inject("error500", times=4)  # the request and its 3 retries
+    failed = poll()
+    assert not failed.ok and "InternalFailure" in failed.places[0].error
+    failing = state(store)
+    assert failing.watermark == watermark and failing.consecutive_failures == 1
+    assert "InternalFailure" in failing.last_error and failing.last_error_at is not None
+    aws.api.add_events(*ses_calls(user("mallory"), 1, minutes_ago=3))
+    recovered = poll()
+    assert recovered.ok and state(store).consecutive_failures == 0 and state(store).watermark > watermark
+    assert [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["mallory"]
+
+
+def test_an_account_polled_by_another_process_is_left_alone(aws, store):
+    settings = settings_for(store)
+    other = Lease(store, f"poll:lookup:{OWN_ACCOUNT}", 60)
+    assert other.acquire()
+    result = passes(settings, store)()
+    assert result.ok and result.places[0].skipped and aws.api.lookups() == []
+    other.release()
+    assert passes(settings, store)().places[0].backfill
+
+
+def test_two_accounts_each_backfill_then_alert(aws, store):
+    aws.api.add_role(ROLE_ARN)
+    aws.api.add_events(*ses_calls(user("alice"), 2, days_ago=9),
+                       *ses_calls(user("bob", ROLE_ACCOUNT), 2, days_ago=9, account=ROLE_ACCOUNT, region="eu-west-1"))
+    poll = passes(settings_for(store, role_arns=[ROLE_ARN], aws_regions=["us-east-1", "eu-west-1"]), store)
+    first = poll()
+    assert first.ok and len(first.places) == 4 and all(o.backfill for o in first.places)
+    # the same person's identity in the other account is new there
+    aws.api.add_events(*ses_calls(user("alice", ROLE_ACCOUNT), 1, account=ROLE_ACCOUNT, region="eu-west-1"),
+                       *ses_calls(user("alice"), 1))
+    assert poll().ok
+    assert [(s.account_id, s.identity) for s in signals(store)] == [
+        (ROLE_ACCOUNT, f"arn:aws:iam::{ROLE_ACCOUNT}:user/alice")]
+
+
+# ── the command ──────────────────────────────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def command_env(aws, slack, sqlite_store, monkeypatch):
+    """`sesguard poll --once` as an operator runs it: everything from the environment."""
+    env = {"DATABASE_URL": sqlite_store.url, "SLACK_BOT_TOKEN": slack.token, "SLACK_ALERT_CHANNEL": CHANNEL,
+           "SLACK_API_URL": slack.api_url, "SESGUARD_BACKFILL_DAYS": "30", "SESGUARD_POLL_SECONDS": "0.2",
+           "AWS_REGIONS": "us-east-1", "SESGUARD_LEASE_SECONDS": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    yield env
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+
+
+def test_poll_once_posts_each_alert_once_and_exits_0(aws, slack, sqlite_store, command_env, capsys):
+    aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+    assert main(["poll", "--once"]) == 0
+    aws.api.add_events(*ses_calls(user("mallory"), 2))
+    assert main(["poll", "--once"]) == 0
+    assert main(["poll", "--once"]) == 0
+    posted = slack.channel_messages(CHANNEL)
+    assert len(posted) == 1 and "mallory" in str(posted[0].blocks)
+    [row] = signals(sqlite_store)
+    assert row.slack_ts == posted[0].ts
+    assert "backfill (learned silently)" in capsys.readouterr().err
+
+
+def test_poll_once_exits_1_when_slack_fails_and_posts_on_the_next_pass(aws, slack, sqlite_store, command_env):
+    aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+    assert main(["poll", "--once"]) == 0
+    aws.api.add_events(*ses_calls(user("mallory"), 1))
+    slack.fail("chat.postMessage", "invalid_auth")
+    assert main(["poll", "--once"]) == 1
+    assert slack.channel_messages(CHANNEL) == []
+    assert main(["poll", "--once"]) == 0
+    assert len(slack.channel_messages(CHANNEL)) == 1
+
+
+def test_poll_once_exits_1_when_cloudtrail_fails(aws, slack, sqlite_store, command_env, capsys):
+    aws.api.inject("error500", times=20)
+    assert main(["poll", "--once"]) == 1
+    assert "FAILED" in capsys.readouterr().err
+    assert state(sqlite_store).consecutive_failures == 1 and state(sqlite_store).watermark is None
+
+
+def test_poll_once_without_slack_settings_stops_with_one_line(aws, sqlite_store, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", sqlite_store.url)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    assert main(["poll", "--once"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["sesguard: SLACK_BOT_TOKEN is not set (see .env.example)"]
+
+
+def test_a_pass_killed_half_way_loses_nothing_and_repeats_nothing(aws, slack, sqlite_store, command_env):
+    """A real `sesguard poll --once` is killed while it pages through new events; the next pass
+    finishes the job: every event stored once, one alert per new identity."""
+    aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+    assert main(["poll", "--once"]) == 0
+    new = ses_calls(user("mallory"), 60, minutes_ago=3) + ses_calls(user("oscar"), 60, minutes_ago=2)
+    aws.api.add_events(*new)
+    already = len(aws.api.lookups())
+    aws.api.inject("pass")  # the first request of the pass goes through; the second is held
+    release = aws.api.inject("hold")
+    process = subprocess.Popen([sys.executable, "-m", "bot", "poll", "--once"], env=subprocess_env(aws.env, command_env),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while len(aws.api.lookups()) < already + 2:  # waiting for the process to reach the held request
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    release.set()
+    time.sleep(1.1)  # the killed process's poll lease (SESGUARD_LEASE_SECONDS=1) lapses: nobody renews it
+    assert len(stored_event_ids(sqlite_store)) == 3  # the killed pass stored nothing half-way
+    assert main(["poll", "--once"]) == 0
+    stored = stored_event_ids(sqlite_store)
+    assert len(stored) == 3 + len(new) and {r["eventID"] for r in new} <= set(stored)
+    assert sorted(s.identity.rsplit("/", 1)[-1] for s in signals(sqlite_store)) == ["mallory", "oscar"]
+    assert len(slack.channel_messages(CHANNEL)) == 2

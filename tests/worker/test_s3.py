@@ -1,0 +1,128 @@
+"""The S3 source against moto's S3 server (real HTTP, reached through AWS_ENDPOINT_URL_S3)."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from sqlmodel import select
+
+from bot.worker.poll import poll_once
+from bot.worker.tables import PollState
+from detection.sources.s3_trail import S3Object
+from detection.store import EventRow, SignalRow
+from tests import records
+from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, now, ses_calls, user, worker_settings
+
+BUCKET = "org-trail"
+ORG = "o-a1b2c3d4e5"
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch, tmp_path):
+    for name, value in {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def log_key(account: str, region: str, day: datetime, name: str, prefix: str = "trail", org: str | None = ORG) -> str:
+    middle = f"{org}/{account}" if org else account
+    return (f"{prefix}/AWSLogs/{middle}/CloudTrail/{region}/{day:%Y/%m/%d}/"
+            f"{account}_CloudTrail_{region}_{day:%Y%m%dT%H%MZ}_{name}.json.gz")
+
+
+def deliver(client, key: str, calls: list[dict]) -> str:
+    client.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(records.encode(calls, "log")))
+    return key
+
+
+def days_ago(days: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(days=days)
+
+
+def poll(store, url=f"s3://{BUCKET}/trail", **overrides):
+    settings = worker_settings(database_url=store.url, source=url, backfill_days=8, **overrides)
+    return poll_once(settings, store, notify=False)
+
+
+def signals(store) -> list[SignalRow]:
+    with store.session() as session:
+        return list(session.exec(select(SignalRow).order_by(SignalRow.first_seen)))
+
+
+def test_backfill_from_the_bucket_then_one_alert_per_new_identity(s3, store):
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(6), "a"), ses_calls(user("alice"), 3, days_ago=6))
+    deliver(s3, log_key(OWN_ACCOUNT, "eu-west-1", days_ago(3), "b"), ses_calls(user("alice"), 2, days_ago=3, region="eu-west-1"))
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(10), "old"), ses_calls(user("mallory"), 1, days_ago=10))
+
+    first = poll(store)
+    assert first.ok and {(str(o.place), o.backfill) for o in first.places} == {
+        (f"{OWN_ACCOUNT}/eu-west-1", True), (f"{OWN_ACCOUNT}/us-east-1", True)}
+    assert signals(store) == []
+    with store.session() as session:
+        assert len(list(session.exec(select(EventRow)))) == 5  # the 10-day-old file is beyond the 8-day backfill
+
+    today = deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "c"),
+                    ses_calls(user("mallory"), 2) + ses_calls(user("alice"), 1))
+    second = poll(store)
+    assert second.ok and [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["mallory"]
+
+    # Each file is read once: the same key with other content is not read again.
+    deliver(s3, today, ses_calls(user("oscar"), 1))
+    assert poll(store).ok and len(signals(store)) == 1
+    with store.session() as session:
+        remembered = set(session.exec(select(S3Object.key)))
+    assert f"s3://{BUCKET}/{today}" in remembered and len(remembered) == 3
+
+
+def test_accounts_inside_and_outside_an_organisation_folder(s3, store):
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(1), "a"), ses_calls(user("alice"), 1, days_ago=1))
+    deliver(s3, log_key(ROLE_ACCOUNT, "ap-southeast-2", days_ago(1), "b", org=None),
+            ses_calls(user("bob", ROLE_ACCOUNT), 1, days_ago=1, account=ROLE_ACCOUNT, region="ap-southeast-2"))
+    s3.put_object(Bucket=BUCKET, Key=f"trail/AWSLogs/{ORG}/{OWN_ACCOUNT}/CloudTrail-Digest/us-east-1/x.json.gz", Body=b"x")
+    s3.put_object(Bucket=BUCKET, Key="trail/AWSLogs/not-an-account/CloudTrail/us-east-1/y.json.gz", Body=b"x")
+    result = poll(store, url=f"s3://{BUCKET}/trail/AWSLogs")
+    assert result.ok and sorted(str(o.place) for o in result.places) == [
+        f"{OWN_ACCOUNT}/us-east-1", f"{ROLE_ACCOUNT}/ap-southeast-2"]
+    with store.session() as session:
+        assert len(list(session.exec(select(EventRow)))) == 2
+
+
+def test_later_polls_list_from_the_watermarks_day_only(s3, store):
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
+    assert poll(store).ok
+    # A file that turns up in an old day folder after the backfill is outside every later listing.
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(4), "late"), ses_calls(user("mallory"), 1, days_ago=4))
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "now"), ses_calls(user("oscar"), 1))
+    assert poll(store).ok
+    assert [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["oscar"]
+
+
+def test_a_corrupt_file_is_skipped_counted_and_not_read_again(s3, store):
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
+    assert poll(store).ok
+    s3.put_object(Bucket=BUCKET, Key=log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "bad"), Body=b"\x1f\x8bnot gzip")
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "good"), ses_calls(user("oscar"), 1))
+    result = poll(store)
+    assert result.ok and result.places[0].bad == 1 and len(signals(store)) == 1
+    assert poll(store).places[0].bad == 0
+
+
+def test_a_missing_bucket_fails_the_source_and_says_so(s3, store):
+    result = poll(store, url="s3://no-such-bucket/trail")
+    assert not result.ok and "NoSuchBucket" in result.source_error
+    with store.session() as session:
+        row = session.get(PollState, ("s3://no-such-bucket/trail", "*", "*"))
+    assert row.consecutive_failures == 1 and "NoSuchBucket" in row.last_error
+    assert now() - row.last_error_at < timedelta(minutes=1)
