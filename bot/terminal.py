@@ -18,7 +18,7 @@ MAX_NAMED_PROBLEMS = 50
 HEADER = ("FIRST SEEN", "SEVERITY", "ACCOUNT", "IDENTITY", "CALLS", "REGIONS", "SOURCE IPS", "STATUS")
 # Columns that give up room, in this order, when the table is wider than the terminal; and how narrow
 # each may get.
-SHRINKABLE = {"CALLS": 16, "SOURCE IPS": 12, "REGIONS": 9, "IDENTITY": 24}
+SHRINKABLE = {"CALLS": 5, "SOURCE IPS": 7, "REGIONS": 7, "IDENTITY": 20}
 IDENTITY_LIMIT = 80  # even on a wide terminal: the name is at the end, the account at the start
 GAP = "  "
 

@@ -11,6 +11,11 @@ from bot.terminal import printable
 
 BUILDER = "https://app.slack.com/block-kit-builder/#"
 _BOLD = re.compile(r"\*([^*\n]+)\*")
+# The emoji codes sesguard's own messages use, as Slack draws them; any other code stays as written.
+EMOJI = {":rotating_light:": "🚨", ":red_circle:": "🔴", ":large_orange_circle:": "🟠", ":large_yellow_circle:": "🟡",
+         ":arrow_up:": "⬆️", ":white_check_mark:": "✅", ":mute:": "🔇", ":speech_balloon:": "💬", ":warning:": "⚠️",
+         ":hourglass:": "⌛"}
+_EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")
 
 
 def builder_url(blocks: list[dict]) -> str:
@@ -20,7 +25,8 @@ def builder_url(blocks: list[dict]) -> str:
 
 def _shown(mrkdwn: str) -> str:
     """mrkdwn as Slack displays it: `*bold*` without its stars, `&lt;` as `<`; still no terminal escapes."""
-    return "\n".join(printable(line) for line in html.unescape(_BOLD.sub(r"\1", mrkdwn)).split("\n"))
+    drawn = _EMOJI_CODE.sub(lambda code: EMOJI.get(code.group(0), code.group(0)), _BOLD.sub(r"\1", mrkdwn))
+    return "\n".join(printable(line) for line in html.unescape(drawn).split("\n"))
 
 
 def _text(part: dict | None) -> str:
@@ -33,7 +39,7 @@ def readable(blocks: list[dict]) -> str:
     for block in blocks:
         kind = block.get("type")
         if kind == "header":
-            out.append(_text(block.get("text")).upper())
+            out.append(_text(block.get("text")))
         elif kind == "section":
             if block.get("text"):
                 out.append(_text(block["text"]))

@@ -280,3 +280,39 @@ def test_s3_prefix_input_reads_every_log_file_under_the_prefix(tmp_path, s3_endp
 
     missing = sesguard("scan", "s3://no-such-bucket/AWSLogs/", cwd=tmp_path, env=env)
     assert missing.returncode == 2 and "s3://no-such-bucket/AWSLogs/" in missing.stderr
+
+
+def test_folders_are_walked_for_json_lines_exports_too(tmp_path):
+    """SPEC §2: *.json, *.jsonl, *.ndjson, each optionally .gz (CloudTrail Lake and SIEM exports)."""
+    attackers = {name: r.record(r.iam_user(name), time=at(days=9)) for name in ("lake", "siem", "plain", "packed")}
+    baseline = [r.record(r.iam_user("alice"))]
+    folder = tmp_path / "exports"
+    r.write(folder / "baseline.json", baseline)
+    (folder / "lake.jsonl").parent.mkdir(parents=True, exist_ok=True)
+    (folder / "lake.jsonl").write_bytes(r.encode([attackers["lake"]], "lines"))
+    (folder / "siem.ndjson.gz").write_bytes(gzip.compress(r.encode([attackers["siem"]], "lines")))
+    (folder / "deeper").mkdir()
+    (folder / "deeper" / "plain.ndjson").write_bytes(r.encode([attackers["plain"]], "lines"))
+    (folder / "deeper" / "packed.JSONL.GZ").write_bytes(gzip.compress(r.encode([attackers["packed"]], "lines")))
+    (folder / "deeper" / "notes.txt").write_bytes(r.encode([r.record(r.iam_user("ignored"), time=at(days=9))], "lines"))
+    done = sesguard("scan", "--json", str(folder), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    found = {orjson.loads(line)["identity"].rsplit("/", 1)[-1] for line in done.stdout.splitlines()}
+    assert found == set(attackers)
+    assert SUMMARY.match(done.stderr.splitlines()[-1]).group(2) == "5"
+    assert "warning" not in done.stderr
+
+
+def test_a_folder_without_log_files_is_named_in_a_warning(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "readme.txt").write_text("no logs here")
+    r.write(tmp_path / "logs" / "trail.json", [r.record(r.iam_user("alice"))])
+    done = sesguard("scan", str(tmp_path / "empty"), str(tmp_path / "logs"), str(tmp_path / "other"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        f"sesguard scan: warning: no *.json, *.jsonl or *.ndjson files (optionally .gz) in {tmp_path / 'empty'}",
+        f"sesguard scan: warning: no *.json, *.jsonl or *.ndjson files (optionally .gz) in {tmp_path / 'other'}",
+    ]
+    assert SUMMARY.match(done.stderr.splitlines()[-1]).group(2) == "1"
