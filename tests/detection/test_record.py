@@ -127,14 +127,21 @@ def test_an_old_eventversion_1_02_record_with_few_fields_is_read():
     assert to_call(dict(rec)).event_id == call.event_id  # the same record always gets the same key
 
 
-@pytest.mark.parametrize("field, value", [("awsRegion", 7), ("sourceIPAddress", {"ip": 1}), ("userAgent", None),
-                                          ("errorCode", ["AccessDenied"]), ("readOnly", "true"),
-                                          ("eventID", 12345), ("recipientAccountId", 111122223333)])
-def test_optional_fields_of_the_wrong_type_read_as_empty(field, value):
+@pytest.mark.parametrize("field, value, read_as", [
+    ("awsRegion", 7, lambda call: call.region == ""),
+    ("sourceIPAddress", {"ip": 1}, lambda call: call.source_ip == ""),
+    ("userAgent", None, lambda call: call.user_agent == ""),
+    ("errorCode", ["AccessDenied"], lambda call: call.error_code == ""),
+    ("readOnly", "true", lambda call: call.error_code == "" and call.region == "us-east-1"),  # not read at all
+    ("eventID", 12345, lambda call: call.event_id.startswith("synthetic-")),
+    ("recipientAccountId", 111122223333, lambda call: call.account_id == ACCOUNT),  # from userIdentity.accountId
+])
+def test_optional_fields_of_the_wrong_type_read_as_empty(field, value, read_as):
     rec = r.record(r.iam_user())
     rec[field] = value
     call = to_call(rec)
     assert call.identity == f"arn:aws:iam::{ACCOUNT}:user/alice"
+    assert read_as(call), call
 
 
 @pytest.mark.parametrize("change, message", [
