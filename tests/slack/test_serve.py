@@ -64,6 +64,13 @@ def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
     assert sender.event({"type": "url_verification", "challenge": "c-123"}, timestamp=int(time.time()) - 301).status == 401
     help_reply = sender.command("help", "UOUTSIDER", slack.response_url("serve-help"))
     assert help_reply.status == 200
+    give_up = time.monotonic() + STARTUP_PATIENCE_SECONDS
+    while not any(name == "serve-help" for name, _ in slack.responses):  # answered after the ack
+        assert time.monotonic() < give_up, "no answer to /sesguard help"
+        time.sleep(0.05)
+    answer = next(body for name, body in slack.responses if name == "serve-help")
+    assert answer["response_type"] == "ephemeral" and "/sesguard history" in answer["text"]
+    assert slack.calls_to("chat.postMessage") == []  # help posts nothing to a channel
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=STARTUP_PATIENCE_SECONDS)
     assert process.returncode == 0, output
