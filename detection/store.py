@@ -253,7 +253,7 @@ class Store:
 
     @contextmanager
     def _sqlite_migration_lock(self) -> Iterator[None]:
-        """SQLite has no advisory lock: processes starting together (gunicorn's workers, the worker) take
+        """SQLite has no advisory lock: processes starting together (`serve` and the worker) take
         turns on a lock file beside the database, or the second one fails with "table … already exists"."""
         database = self.engine.url.database
         if self.is_postgres or not database or database == ":memory:":

@@ -38,18 +38,22 @@ class Reply:
         return json.loads(self.body) if self.body else {}
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> Reply:
+# Long enough for any answer; a test that measures a deadline passes a shorter one, to fail in time.
+TIMEOUT_SECONDS = 30
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float = TIMEOUT_SECONDS) -> Reply:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return Reply(response.status, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.read())
 
 
-def get(url: str) -> Reply:
+def get(url: str, timeout: float = TIMEOUT_SECONDS) -> Reply:
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return Reply(response.status, response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.read())
@@ -62,8 +66,9 @@ class SlackSender:
         self.url = url
         self.secret = secret
 
-    def send(self, body: bytes, content_type: str, timestamp: int | None = None, secret: str | None = None) -> Reply:
-        return post(self.url, body, signed_headers(secret or self.secret, body, content_type, timestamp))
+    def send(self, body: bytes, content_type: str, timestamp: int | None = None, secret: str | None = None,
+             timeout: float = TIMEOUT_SECONDS) -> Reply:
+        return post(self.url, body, signed_headers(secret or self.secret, body, content_type, timestamp), timeout)
 
     def event(self, payload: dict, **kw) -> Reply:
         return self.send(json.dumps(payload).encode(), "application/json", **kw)

@@ -163,7 +163,7 @@ REPLAY_WINDOW = timedelta(minutes=10)
 def reject_replays(store: Store) -> Callable:
     """Global middleware (after Bolt's signature check): a signed request seen before gets 401.
 
-    Remembered in the store, so that every web process (gunicorn's workers, several hosts) knows it.
+    Remembered in the store, so that every `serve` process, on any host, knows it.
     """
 
     def reject_replayed_requests(req: BoltRequest, next: Callable) -> BoltResponse | None:

@@ -1,4 +1,4 @@
-"""The HTTP face of the Slack app, as a WSGI application (gunicorn: `bot.slack.web:create_wsgi_app()`).
+"""The HTTP face of the Slack app: a WSGI application, served by `sesguard serve` (the Procfile's `web`).
 
 - `POST /slack/events`: events (incl. `url_verification`), slash commands and interactivity, all
   verified by Bolt against `SLACK_SIGNING_SECRET` (bad signature or stale timestamp: 401).
@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Callable, Iterable
 
 import orjson
@@ -26,6 +27,16 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 # Slack's payloads are a few kilobytes; anything far larger is not from Slack.
 MAX_BODY_BYTES = 1 << 20
+
+# The server is waitress. Its event loop reads every request whole, head and body, before one of its
+# threads takes it, so a client that sends half a request, or nothing at all, costs a socket and never a
+# thread. Under gunicorn's threads, which read the request themselves, eight such connections held all
+# eight threads and every Slack request timed out; gunicorn's async workers would need gevent to
+# monkey-patch the whole process (psycopg, SQLite, Bolt's listener pool), and its docs put a buffering
+# proxy in front instead. Waitress (Pylons) is pure Python and needs no proxy in front of it.
+REQUEST_THREADS = 16  # requests acknowledged at once; the listeners' work runs on Bolt's own pool
+QUIET_CONNECTION_SECONDS = 10  # an idle connection, or one stalled mid-request, is closed after this long
+OPEN_CONNECTIONS = 500  # slow ones included; beyond, new connections wait in the listen backlog
 
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
            413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -100,35 +111,36 @@ def _reply(start_response: Callable, status: int, body: bytes) -> Iterable[bytes
     return [body]
 
 
-def create_wsgi_app(settings: Settings | None = None, store: Store | None = None, app: App | None = None) -> SlackWSGI:
-    """The WSGI app; with no arguments, from the environment (and `.env`), the store migrated."""
-    if settings is None:  # a process of its own (gunicorn): log to stderr
-        configure_logging()
-        settings = load_settings()
+def create_wsgi_app(settings: Settings, store: Store, app: App | None = None) -> SlackWSGI:
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
-    if store is None:
-        store = Store(settings.database_url)
-        store.migrate()
     return SlackWSGI(app or build_app(settings, store), store, settings)
 
 
+def server_options(port: int) -> dict:
+    """waitress's settings for `sesguard serve`: see REQUEST_THREADS and the two after it."""
+    return {
+        "listen": f"0.0.0.0:{port}",
+        "threads": REQUEST_THREADS,
+        "channel_timeout": QUIET_CONNECTION_SECONDS,
+        "cleanup_interval": 1,  # how often quiet connections are looked for: the bound holds to the second
+        "connection_limit": OPEN_CONNECTIONS,
+        "asyncore_use_poll": True,  # select() cannot watch more than 1,024 sockets
+        "max_request_body_size": MAX_BODY_BYTES,  # refused with 413 before it is buffered
+    }
+
+
 def serve(port: int | None = None) -> int:
-    """`sesguard serve`: the WSGI app under gunicorn (threads, as the Procfile's `web` line)."""
-    from gunicorn.app.base import BaseApplication
+    """`sesguard serve`: the WSGI app under waitress, until SIGTERM (or Ctrl-C); exit 0."""
+    from waitress import create_server
 
     settings = load_settings()
     settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
-    Store(settings.database_url).migrate()  # a bad DATABASE_URL stops here, with one line
-    bind = f"0.0.0.0:{port or settings.port}"
-
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in {"bind": bind, "workers": 1, "worker_class": "gthread", "threads": 8,
-                                "timeout": 30, "graceful_timeout": 10, "accesslog": "-"}.items():
-                self.cfg.set(name, value)
-
-        def load(self) -> SlackWSGI:
-            return create_wsgi_app()
-
-    Server().run()
+    store = Store(settings.database_url)
+    store.migrate()  # before logging is set up: a bad DATABASE_URL is one line, without migration chatter
+    configure_logging()
+    server = create_server(create_wsgi_app(settings, store), **server_options(port or settings.port))
+    # A platform stops a process with SIGTERM: taken as Ctrl-C, which ends waitress's loop and its threads.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    server.print_listen("listening on http://{}:{}")
+    server.run()
     return 0

@@ -1,4 +1,4 @@
-"""`sesguard serve` as the deployment runs it: a gunicorn process on a port, signed requests over HTTP."""
+"""`sesguard serve` as the deployment runs it: a process on a port, signed requests over HTTP."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import time
 import pytest
 import yaml
 
+from bot.slack.web import MAX_BODY_BYTES
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import SECRET, TOKEN
 from tests.slack_signing import SlackSender, get
@@ -71,10 +72,27 @@ def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
     answer = next(body for name, body in slack.responses if name == "serve-help")
     assert answer["response_type"] == "ephemeral" and "/sesguard history" in answer["text"]
     assert slack.calls_to("chat.postMessage") == []  # help posts nothing to a channel
+    assert _status_of_a_post_announcing(base, MAX_BODY_BYTES + 1) == 413
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=STARTUP_PATIENCE_SECONDS)
     assert process.returncode == 0, output
     assert "everyone" not in output and SECRET not in output and TOKEN not in output
+
+
+def _status_of_a_post_announcing(base: str, length: int) -> int:
+    """The status answered to a request head announcing a body of `length` bytes, before any of it is sent."""
+    host, port = base.rsplit("/", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=STARTUP_PATIENCE_SECONDS) as client:
+        client.sendall(f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {length}\r\n\r\n".encode())
+        return int(client.makefile("rb").readline().split()[1])
+
+
+def test_the_procfile_runs_sesguard_serve():
+    """The platform runs the server the tests run, with the same limits and time-outs."""
+    with open(os.path.join(ROOT, "Procfile")) as f:
+        processes = dict(line.strip().split(": ", 1) for line in f if ": " in line)
+    assert processes == {"web": "sesguard serve", "worker": "sesguard worker"}
 
 
 @pytest.mark.parametrize("command, missing", [("serve", "SLACK_SIGNING_SECRET"), ("socket", "SLACK_APP_TOKEN")])
@@ -99,7 +117,7 @@ def test_the_manifest_sets_up_what_the_app_uses():
 
 
 def test_processes_starting_together_on_one_new_sqlite_file_all_migrate(tmp_path):
-    """gunicorn's workers and the worker start at once on the default SQLite store."""
+    """`serve` processes and the worker start at once on the default SQLite store."""
     code = f"from detection.store import Store; Store('sqlite:///{tmp_path / 'shared.db'}').migrate()"
     starts = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     errors = [(p, p.communicate(timeout=STARTUP_PATIENCE_SECONDS)[1]) for p in starts]
