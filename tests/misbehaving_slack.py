@@ -1,7 +1,7 @@
 """The Slack stand-in of `tests/fakes/slack_api.py`, made stricter and slower on purpose.
 
-- **Stalls**: a request (an API method or a `response_url`) waits before Slack looks at it, until the
-  test releases it — a Slack that hangs.
+- **Stalls**: a request (an API method, a `response_url`, or every request) waits before Slack looks at
+  it, until the test releases it — a Slack that hangs.
 - **Held answers**: a call is carried out (the message is in the channel) and its answer is held until
   the test releases it — the window in which a worker can die after Slack posted but before it
   recorded the `ts`. **Held and dropped**: the call waits and is never carried out — the worker died
@@ -38,11 +38,12 @@ PRIVATE_METADATA_LIMIT = 3000
 MODAL_TITLE_LIMIT = 24
 # Generous bound on waiting for the test: it only keeps a broken test from hanging.
 HOLD_PATIENCE_SECONDS = 60
+EVERYTHING = "*"  # a hold's target that every API method and response URL matches
 
 
 @dataclass
 class Hold:
-    target: str  # an API method ("chat.postMessage") or "response_url"
+    target: str  # an API method ("chat.postMessage"), "response_url", or EVERYTHING
     before: bool  # held before Slack carries the call out (else: carried out, its answer held)
     discard: bool = False  # (before only) dropped on release, never carried out
     times: int = 1
@@ -117,6 +118,10 @@ class MisbehavingSlack(FakeSlack):
         """Requests to `target` (a method or "response_url") wait before Slack looks at them, until released."""
         return self._add(Hold(target, before=True, times=times))
 
+    def stall_everything(self) -> Hold:
+        """Every request, whatever it asks, waits before Slack looks at it, until released: Slack down."""
+        return self.stall(EVERYTHING)
+
     def release_all(self) -> None:
         with self._lock:
             for hold in self.holds:
@@ -131,7 +136,7 @@ class MisbehavingSlack(FakeSlack):
     def _take_hold(self, target: str, before: bool) -> Hold | None:
         with self._lock:
             for hold in self.holds:
-                if hold.target == target and hold.times > 0 and hold.before == before:
+                if hold.target in (target, EVERYTHING) and hold.times > 0 and hold.before == before:
                     hold.times -= 1
                     return hold
         return None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Callable
 
 from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
 from bot.settings import Settings
@@ -29,6 +31,23 @@ log = logging.getLogger(__name__)
 LISTENER_THREADS = 200
 
 
+def authorize_with_the_bot_token(settings: Settings) -> Callable[..., AuthorizeResult]:
+    """Bolt's `authorize`: every request runs with SLACK_BOT_TOKEN, known without asking Slack.
+
+    Bolt's own single-workspace authorization calls `auth.test` on the first request and, when that fails,
+    again on every request after: while Slack's Web API hung or refused connections, every slash command
+    and click waited for it and got a 500 (after 15 s, or 2 s). An ack needs only the token. The bot's
+    user and bot IDs, which `auth.test` would have told, stay unknown: Bolt uses them only to drop the
+    bot's own events, and sesguard listens to no event.
+    """
+    token = settings.slack_bot_token.get_secret_value()
+
+    def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
+
+    return authorize
+
+
 def build_app(settings: Settings, store: Store, *, client: WebClient | None = None,
               listener_executor: Executor | None = None, socket_mode: bool = False) -> App:
     """The Bolt app, its Web API client on SLACK_API_URL, its middleware and listeners."""
@@ -42,12 +61,11 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
     listener_executor = listener_executor or ThreadPoolExecutor(max_workers=LISTENER_THREADS,
                                                                 thread_name_prefix="bolt-listener")
     app = App(
-        client=client or slack_client(settings),
+        # Each request's client gets the token from `authorize`; Bolt warns when this one carries it too.
+        client=client or slack_client(settings, with_token=False),
+        authorize=authorize_with_the_bot_token(settings),
         signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
         request_verification_enabled=not socket_mode,
-        # Start without calling Slack (auth.test runs on the first request), so that a Slack outage
-        # never keeps the web process from starting and answering /healthz.
-        token_verification_enabled=False,
         listener_executor=listener_executor,
     )
 

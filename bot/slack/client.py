@@ -60,8 +60,8 @@ def retry_handlers() -> list[RetryHandler]:
     ]
 
 
-def slack_client(settings: Settings) -> WebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+def slack_client(settings: Settings, with_token: bool = True) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token and with_token else None
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     return WebClient(token=token, base_url=base_url, timeout=TIMEOUT_SECONDS, retry_handlers=retry_handlers())
 

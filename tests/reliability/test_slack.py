@@ -4,6 +4,8 @@
   every alert lands in the channel exactly once when Slack recovers.
 - Slack hanging altogether: `serve` still acknowledges 50 concurrent slash commands (and button clicks)
   within Slack's 3 seconds; the answers follow once Slack is back.
+- Slack's Web API down (hanging, or refusing connections) when `serve` starts: nothing it acknowledges
+  waits for Slack, so `/sesguard help` and a click are acknowledged in time from the first request on.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from bot.worker.notifier import post_pending
 from bot.settings import load_settings
 from tests.cuttable_link import CuttableLink
-from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, TRIAGER, aws, deployment, leaked_secrets,  # noqa: F401
-                                      wait_for)
+from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, TRIAGER, aws, closed_port, deployment,  # noqa: F401
+                                      leaked_secrets, wait_for)
 from tests.slack_harness import cloudtrail_record, store_signals
 from tests.worker_fixtures import ses_calls, user
 
@@ -56,10 +60,13 @@ def test_alerts_survive_an_invalid_token_429_500_a_dropped_connection_and_a_lost
     assert leaked_secrets(*deployment.outputs()) == {}
 
 
-def _timed(call) -> tuple[int, float]:
+def _timed(call) -> tuple[int | str, float]:
     started = time.monotonic()
-    reply = call()
-    return reply.status, time.monotonic() - started
+    try:
+        status = call().status
+    except OSError as error:  # no answer at all: the test says so instead of hanging
+        status = type(error).__name__
+    return status, time.monotonic() - started
 
 
 def _posted_alert(deployment) -> str:
@@ -139,5 +146,33 @@ def test_clicks_are_acknowledged_while_slack_hangs_or_is_unreachable_also_for_us
     assert all(status == 200 for status, _ in hanging + unreachable), hanging + unreachable
     assert max(seconds for _, seconds in hanging + unreachable) < SLACK_ACK_DEADLINE_SECONDS, hanging + unreachable
     wait_for(lambda: deployment.signals()[0].status == "escalated", "the triager's click applied in the store")
+    assert "Traceback" not in served.running.output()
+    assert leaked_secrets(*deployment.outputs()) == {}
+
+
+@pytest.mark.parametrize("slack_down", ["hanging", "refusing connections"])
+def test_serve_started_while_slack_is_down_acknowledges_help_and_clicks_in_time(deployment, slack_down):
+    """Nothing before an ack asks Slack who the bot is: a cold start during a Slack outage answers at once."""
+    signal_id = _posted_alert(deployment)
+    ts = deployment.signals()[0].slack_ts
+    slack = deployment.slack
+    if slack_down == "hanging":
+        outage = slack.stall_everything()
+        served = deployment.serve()
+    else:
+        served = deployment.serve(SLACK_API_URL=f"http://127.0.0.1:{closed_port()}/api/")
+    patience = 2 * SLACK_ACK_DEADLINE_SECONDS  # a broken ack fails the test in time instead of hanging it
+    acks = {"/sesguard help": _timed(lambda: served.command("help", "UOUTSIDER", slack.response_url("help"),
+                                                            timeout=patience)),
+            "Escalate": _timed(lambda: served.sender.interaction(_click(signal_id, ts, TRIAGER), timeout=patience))}
+    assert {what: status for what, (status, _) in acks.items()} == dict.fromkeys(acks, 200), acks
+    assert max(seconds for _, seconds in acks.values()) < SLACK_ACK_DEADLINE_SECONDS, acks
+    wait_for(lambda: deployment.signals()[0].status == "escalated", "the click applied in the store")
+
+    if slack_down == "hanging":
+        outage.release.set()
+        wait_for(lambda: any(call["ts"] == ts for call in slack.calls_to("chat.update", answered_only=True)),
+                 "the alert updated in place once Slack is back")
+    wait_for(lambda: [name for name, _ in slack.responses] == ["help"], "the help text delivered")
     assert "Traceback" not in served.running.output()
     assert leaked_secrets(*deployment.outputs()) == {}
