@@ -1,7 +1,8 @@
 """The HTTP face of the Slack app: a WSGI application, served by `sesguard serve` (the Procfile's `web`).
 
 - `POST /slack/events`: events (incl. `url_verification`), slash commands and interactivity, all
-  verified by Bolt against `SLACK_SIGNING_SECRET` (bad signature or stale timestamp: 401).
+  verified against `SLACK_SIGNING_SECRET` before anything in them is parsed (bad signature or stale
+  timestamp: 401); a signed payload unlike what Slack sends gets 400 (`bot.slack.payloads`).
 - `GET /healthz`: 200 and a JSON health summary; 503 when polling is failing or the store is unreachable.
 """
 
@@ -17,6 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.logs import configure_logging
 from bot.settings import Settings, load_settings
+from bot.slack import payloads
 from bot.slack.app import build_app
 from bot.worker.health import health
 from detection.store import Store
@@ -82,28 +84,44 @@ class SlackWSGI:
         if length > MAX_BODY_BYTES:
             return _reply(start_response, 413, b'{"error": "payload too large"}')
         body = environ["wsgi.input"].read(length).decode("utf-8", errors="replace") if length else ""
-        headers = {
-            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = environ["CONTENT_TYPE"]
-        try:
-            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""), headers=headers)
-        except (ValueError, TypeError, AttributeError):  # Bolt reads the payload here: not what Slack sends
-            if not self._signed(body, headers):
-                return _reply(start_response, 401, b'{"error": "invalid signature"}')
-            log.warning("refused a signed request whose payload is not a Slack payload")
+        headers = _headers(environ)
+        # Nothing of an unsigned body is parsed: it can be anything (150,000 nested brackets made the JSON
+        # parser raise RecursionError, a 500 and a traceback every time). Bolt checks the signature again.
+        if not self._signed(body, headers):
+            log.info("refused a request without a valid Slack signature")
+            return _reply(start_response, 401, b'{"error": "invalid signature"}')
+        request, problem = _bolt_request(body, environ.get("QUERY_STRING", ""), headers)
+        if request is None:
+            log.warning("refused a signed request whose payload is not a Slack payload: %s", problem)
             return _reply(start_response, 400, b'{"error": "malformed payload"}')
         response = self.app.dispatch(request)
         out_headers = [(name, value) for name, values in response.headers.items() for value in values]
         start_response(_status_line(response.status), out_headers)
         return [response.body.encode() if isinstance(response.body, str) else response.body]
 
-
     def _signed(self, body: str, headers: dict) -> bool:
         secret = self.settings.slack_signing_secret
         return secret is not None and SignatureVerifier(secret.get_secret_value()).is_valid(
             body, headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature"))
+
+
+def _headers(environ: dict) -> dict[str, str]:
+    """The request's headers, named as Bolt names them (lower case, with dashes)."""
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    return headers
+
+
+def _bolt_request(body: str, query: str, headers: dict) -> tuple[BoltRequest | None, str]:
+    """The request as Bolt reads it, or None and why it is not a Slack payload."""
+    try:
+        # Bolt parses the body here and reads its context (user, team, channel…) out of it.
+        request = BoltRequest(body=body, query=query, headers=headers)
+    except (ValueError, RecursionError, TypeError, AttributeError, LookupError) as error:
+        return None, f"unreadable ({type(error).__name__})"
+    problem = payloads.problem(request.body)
+    return (None, problem) if problem else (request, "")
 
 
 def _reply(start_response: Callable, status: int, body: bytes) -> Iterable[bytes]:

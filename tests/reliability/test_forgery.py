@@ -67,6 +67,9 @@ class App:
     def send(self, body: bytes, **kw) -> int:
         return post(self.url, body, signed_headers(SIGNING_SECRET, body, FORM, **kw)).status
 
+    def log(self) -> str:
+        return self.served.running.output()
+
     def ephemerals(self, user: str) -> list[str]:
         return [c["text"] for c in self.slack.calls_to("chat.postEphemeral") if c.get("user") == user]
 
@@ -174,6 +177,27 @@ def test_only_the_contacted_person_may_answer_the_dm(app):
     assert app.signal(EMAIL).status == "confirmed"
 
 
+DEEP = b"[" * 150_000 + b"]" * 150_000  # within the 1 MB body limit; JSON parsers recurse into each level
+DEEP_JSON = b'{"type": "event_callback", "event": ' + DEEP + b"}"  # a JSON body (Bolt reads any "{…" as JSON)
+
+
+def _payload(payload: dict) -> bytes:
+    return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def _click(**changes) -> dict:
+    """A click on an alert's Escalate button, with some fields replaced."""
+    return {"type": "block_actions", "user": {"id": TRIAGER}, "team": {"id": "T0TEAM"}, "trigger_id": "t-1",
+            "channel": {"id": CHANNEL}, "container": {"type": "message", "message_ts": "1.0", "channel_id": CHANNEL},
+            "actions": [{"type": "button", "action_id": ESCALATE, "block_id": "triage", "value": "s-1"}], **changes}
+
+
+def _suppress_modal(**view_changes) -> dict:
+    view = {"type": "modal", "callback_id": "sesguard.suppress_modal", "private_metadata": "s-1",
+            "state": {"values": {}}, **view_changes}
+    return {"type": "view_submission", "user": {"id": TRIAGER}, "team": {"id": "T0TEAM"}, "view": view}
+
+
 GARBAGE = {  # signed garbage → what it gets (never a 500, never a change)
     "payload not JSON": (b"payload=not-json", 400),
     "payload an empty object": (b"payload=%7B%7D", 404),  # matches no listener
@@ -182,19 +206,55 @@ GARBAGE = {  # signed garbage → what it gets (never a 500, never a change)
         {"type": "block_actions", "actions": "nope", "user": 7})}).encode(), 400),
     "modal submission without values": (urlencode({"payload": json.dumps(
         {"type": "view_submission", "user": {"id": TRIAGER},
-         "view": {"type": "modal", "callback_id": "sesguard.suppress_modal", "state": {"values": []}}})}).encode(), 200),
+         "view": {"type": "modal", "callback_id": "sesguard.suppress_modal", "state": {"values": {}}}})}).encode(), 200),
     "command with control characters": (urlencode(
         {"command": "/sesguard", "text": "\x00\u202e" * 10, "user_id": OUTSIDER}).encode(), 200),
     "command without a user or a response URL": (urlencode(
         {"command": "/sesguard", "text": "status", "user_id": ""}).encode(), 200),
     "not UTF-8 (so not what was signed once decoded)": (b"\xff\xfe\x00garbage", 401),
     "empty body": (b"", 404),
+    "click whose user is a string": (_payload(_click(user=TRIAGER)), 400),
+    "click whose actions are a string": (_payload(_click(actions="x")), 400),
+    "click without actions": (_payload(_click(actions=[])), 400),
+    "click whose action is a string": (_payload(_click(actions=["x"])), 400),
+    "modal submission whose state is a string": (_payload(_suppress_modal(state="x")), 400),
+    "modal submission whose values are a list": (_payload(_suppress_modal(state={"values": []})), 400),
+    "JSON nested 150,000 deep": (DEEP_JSON, 400),
+    "payload nested 150,000 deep": (b"payload=" + DEEP, 400),
 }
 
 
 @pytest.mark.parametrize("case", GARBAGE)
 def test_signed_garbage_never_crashes_the_app_or_changes_anything(app, case):
     body, expected = GARBAGE[case]
-    before = app.snapshot()
+    before, log_before = app.snapshot(), app.log()
     assert app.send(body) == expected
     assert app.snapshot() == before
+    added = app.log()[len(log_before):]
+    assert "Traceback" not in added and len(added.splitlines()) <= 2, added[:2000]
+
+
+UNSIGNED_DEEP_REQUESTS = 200
+UNSIGNED_DEEP = {
+    "JSON, no signature headers": (DEEP_JSON, "application/json", _unsigned),
+    "payload=, no signature headers": (b"payload=" + DEEP, FORM, _unsigned),
+    "JSON, wrong signing secret": (DEEP_JSON, "application/json", FORGERIES["wrong signing secret"]),
+    "payload=, wrong signing secret": (b"payload=" + DEEP, FORM, FORGERIES["wrong signing secret"]),
+}
+# One short line for each refusal at most: never the body, never a traceback.
+LOG_BYTES_PER_REFUSAL = 200
+
+
+def test_unsigned_bodies_nested_150000_deep_get_401_without_being_parsed(app):
+    before, log_before = app.snapshot(), app.log()
+    kinds = list(UNSIGNED_DEEP.values())
+    statuses = []
+    for n in range(UNSIGNED_DEEP_REQUESTS):
+        body, content_type, headers = kinds[n % len(kinds)]
+        statuses.append(post(app.url, body, {**headers(body), "Content-Type": content_type}).status)
+    assert statuses == [401] * UNSIGNED_DEEP_REQUESTS
+    assert app.snapshot() == before
+    added = app.log()[len(log_before):]
+    assert "Traceback" not in added and "[[[" not in added, added[:2000]
+    assert len(added.splitlines()) <= UNSIGNED_DEEP_REQUESTS, added[:2000]
+    assert len(added) <= UNSIGNED_DEEP_REQUESTS * LOG_BYTES_PER_REFUSAL, len(added)
