@@ -9,6 +9,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel, func, select
 
+# Every room's tables, as the migrations' env.py imports them for autogenerate: run alone, this file
+# would otherwise compare the schema with detection's tables only.
+import bot.slack.tables  # noqa: F401
+import bot.worker.tables  # noqa: F401
+import detection.pacing  # noqa: F401
+import detection.sources.s3_trail  # noqa: F401
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
