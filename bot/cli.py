@@ -4,6 +4,7 @@ it runs, so that `scan` on a laptop never loads Slack, pydantic or a database it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import timedelta
 from typing import Sequence
@@ -106,7 +107,6 @@ def run_scan(args: argparse.Namespace) -> int:
     from bot.progress import ScanProgress
     from bot.scan_settings import scan_settings
     from bot.terminal import printable, report_problems, signal_table, terminal_width
-    from detection.baseline import Tuning
     from detection.scan import scan
     from detection.sources.inputs import InputError, expand
 
@@ -114,7 +114,8 @@ def run_scan(args: argparse.Namespace) -> int:
     learning = _non_negative("--learning-days", args.learning_days)
     forget = _non_negative("--forget-days", args.forget_days)
     group = _non_negative("--group-minutes", args.group_minutes)
-    tuning = Tuning(
+    tuning = dataclasses.replace(
+        tuning,
         learning=timedelta(days=learning) if learning is not None else tuning.learning,
         forget=timedelta(days=forget) if forget is not None else tuning.forget,
         group=timedelta(minutes=group) if group is not None else tuning.group,

@@ -1,7 +1,7 @@
 """The detection settings `scan` reads, without pydantic.
 
-`scan` is a command-line tool that often runs on a laptop over a folder; loading pydantic for four
-numbers would double its start-up. The names, defaults, ranges and the one-line errors are those of
+`scan` is a command-line tool that often runs on a laptop over a folder; loading pydantic for five
+values would double its start-up. The names, defaults, ranges and the one-line errors are those of
 `bot.settings.Settings`, from the environment and a `.env` file (the environment wins).
 """
 
@@ -33,6 +33,14 @@ def _number(env: dict, name: str, default: float, positive: bool = False) -> flo
     return value
 
 
+def _prefixes(env: dict, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated, as `Settings` reads lists; set but empty means none."""
+    text = env.get(name)
+    if text is None:
+        return default
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def scan_settings() -> tuple[Tuning, str]:
     """(tuning, identity key) from the environment and `.env`."""
     env = {**dotenv_values(".env"), **os.environ}
@@ -43,5 +51,6 @@ def scan_settings() -> tuple[Tuning, str]:
         learning=timedelta(days=_number(env, "SESGUARD_LEARNING_DAYS", DEFAULTS.learning / timedelta(days=1))),
         forget=timedelta(days=_number(env, "SESGUARD_FORGET_DAYS", DEFAULTS.forget / timedelta(days=1), positive=True)),
         group=timedelta(minutes=_number(env, "SESGUARD_GROUP_MINUTES", DEFAULTS.group / timedelta(minutes=1))),
+        exercise_user_agents=_prefixes(env, "SESGUARD_EXERCISE_USER_AGENTS", DEFAULTS.exercise_user_agents),
     )
     return tuning, identity_key

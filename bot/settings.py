@@ -16,6 +16,7 @@ from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the 
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Tuning
 from detection.record import IDENTITY_KEYS
+from detection.signals import EXERCISE_USER_AGENTS
 
 
 def _csv(value: object) -> object:
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
     forget_days: float = Field(28, alias="SESGUARD_FORGET_DAYS", gt=0)
     group_minutes: float = Field(60, alias="SESGUARD_GROUP_MINUTES", ge=0)
+    # User-agent prefixes of attack-simulation tools; empty: none.
+    exercise_user_agents: CommaSeparated = Field(default_factory=lambda: list(EXERCISE_USER_AGENTS),
+                                                 alias="SESGUARD_EXERCISE_USER_AGENTS")
     poll_seconds: float = Field(300, alias="SESGUARD_POLL_SECONDS", gt=0)
     lookback_minutes: float = Field(20, alias="SESGUARD_LOOKBACK_MINUTES", ge=0)
     backfill_days: float = Field(90, alias="SESGUARD_BACKFILL_DAYS", ge=0, le=90)
@@ -60,7 +64,8 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(60, alias="SESGUARD_LEASE_SECONDS", gt=0)
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
 
-    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", mode="before")(_csv)
+    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
+                                  mode="before")(_csv)
 
     @field_validator("identity_key")
     @classmethod
@@ -90,6 +95,7 @@ class Settings(BaseSettings):
             learning=timedelta(days=self.learning_days),
             forget=timedelta(days=self.forget_days),
             group=timedelta(minutes=self.group_minutes),
+            exercise_user_agents=tuple(self.exercise_user_agents),
         )
 
     def require(self, *names: str) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from detection.record import Call, Sighting
-from detection.signals import Signal
+from detection.signals import EXERCISE_USER_AGENTS, Signal
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class Tuning:
     learning: timedelta = timedelta(days=7)
     forget: timedelta = timedelta(days=28)
     group: timedelta = timedelta(minutes=60)
+    # a call whose user agent starts with one of these adds the reason "red-team exercise tool"
+    exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS
 
 
 @dataclass
@@ -65,14 +67,14 @@ class Baseline:
         key = (call.account_id, call.identity)
         signal = self.latest_signals.get(key)
         if signal is not None and self._joins(signal, call):
-            signal.add(call)
+            signal.add(call, self.tuning.exercise_user_agents)
             self._seen(key, call.event_time)
             return signal
         is_known = self.is_known(key, call.event_time)
         self._seen(key, call.event_time)
         if is_known or learn_only or call.event_time < start + self.tuning.learning:
             return None
-        signal = Signal.start(call)
+        signal = Signal.start(call, self.tuning.exercise_user_agents)
         self.latest_signals[key] = signal
         return signal
 

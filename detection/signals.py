@@ -10,6 +10,9 @@ from enum import Enum
 from detection.record import Call, format_time
 
 HIGH, MEDIUM, LOW = "high", "medium", "low"
+# User agents of attack-simulation tools (`SESGUARD_EXERCISE_USER_AGENTS`): Stratus Red Team's detonations
+# send `stratus-red-team_<uuid>`. Their calls still alert, only a person decides an exercise was authorised.
+EXERCISE_USER_AGENTS = ("stratus-red-team_",)
 
 
 class Status(str, Enum):
@@ -51,6 +54,7 @@ class Signal:
     root_caller: bool = False
     long_term_keys_outside_console: list[str] = field(default_factory=list)
     all_from_console: bool = True
+    exercise_tool: bool = False
     status: str = Status.NEW.value
     suppression_id: int | None = None
     # event_ids as a set: an attacker's burst can be thousands of calls, and each is checked once
@@ -60,7 +64,7 @@ class Signal:
         self._seen_event_ids.update(self.event_ids)
 
     @classmethod
-    def start(cls, call: Call) -> "Signal":
+    def start(cls, call: Call, exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS) -> "Signal":
         signal = cls(
             signal_id=signal_id_for(call.account_id, call.identity, call.event_time),
             account_id=call.account_id,
@@ -70,10 +74,10 @@ class Signal:
             first_seen=call.event_time,
             last_seen=call.event_time,
         )
-        signal.add(call)
+        signal.add(call, exercise_user_agents)
         return signal
 
-    def add(self, call: Call) -> None:
+    def add(self, call: Call, exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS) -> None:
         if call.event_id and call.event_id in self._seen_event_ids:
             return
         self.event_count += 1
@@ -94,6 +98,7 @@ class Signal:
         if call.long_term_key and not call.from_console:
             _insert(self.long_term_keys_outside_console, call.access_key_id)
         self.all_from_console = self.all_from_console and call.from_console
+        self.exercise_tool = self.exercise_tool or call.user_agent.startswith(exercise_user_agents)
 
     @property
     def reasons(self) -> list[str]:
@@ -110,6 +115,8 @@ class Signal:
                 reasons.append("every call came from an AWS console session")
             else:
                 reasons.append("calls made with programmatic credentials, outside the console")
+        if self.exercise_tool:  # said, never decided: the severity stays what the calls earned
+            reasons.append("red-team exercise tool")
         return reasons
 
     @property

@@ -123,6 +123,7 @@ class SignalRow(SQLModel, table=True):
     root_caller: bool = False
     long_term_keys_outside_console: list = json_list()
     all_from_console: bool = True
+    exercise_tool: bool = False
     # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
     status: str = Field(default=Status.NEW.value, index=True)
     suppression_id: int | None = None
@@ -186,7 +187,7 @@ class AuditEntry(SQLModel, table=True):
 _SIGNAL_FIELDS = (
     "signal_id account_id identity identity_type arn first_seen last_seen event_names event_count regions "
     "source_ips user_agents access_key_ids error_codes event_ids root_caller long_term_keys_outside_console "
-    "all_from_console status suppression_id"
+    "all_from_console exercise_tool status suppression_id"
 ).split()
 
 

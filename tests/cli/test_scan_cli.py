@@ -197,6 +197,23 @@ def test_group_minutes_from_the_flag_or_the_setting_and_decimal_durations(tmp_pa
     assert counts("--learning-days", "2.5") == []
 
 
+def test_exercise_tools_are_named_by_the_setting_and_still_alert(tmp_path, cli):
+    trail = [r.record(r.iam_user("alice")),
+             r.record(r.ec2_role(), time=at(days=9), agent="stratus-red-team_4fcf7a5b-fa9b-4ab5-a2ea-2f1dc5cd6bda"),
+             r.record(r.iam_user("pentester", key=r.SESSION_KEY), time=at(days=9), agent="pacu/1.5.3")]
+    r.write(tmp_path / "trail.json", trail)
+
+    def exercises(env=None) -> dict[str, bool]:
+        status, out, err = cli("--json", str(tmp_path / "trail.json"), env=env)
+        assert status == 0, err
+        return {s["identity"].rsplit("/", 1)[-1]: "red-team exercise tool" in s["reasons"] for s in json_lines(out)}
+
+    assert exercises() == {"app-server": True, "pentester": False}
+    assert exercises({"SESGUARD_EXERCISE_USER_AGENTS": "pacu/,stratus-red-team_"}) == {"app-server": True,
+                                                                                       "pentester": True}
+    assert exercises({"SESGUARD_EXERCISE_USER_AGENTS": ""}) == {"app-server": False, "pentester": False}
+
+
 @pytest.mark.parametrize("args", [["scan"], ["scan", "--identity-key", "session", "x.json"],
                                   ["scan", "--learning-days", "-1", "x.json"],
                                   ["scan", "--forget-days", "soon", "x.json"], ["frobnicate"]])

@@ -13,7 +13,8 @@ from bot.settings import load_settings
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
-    for name in ("SESGUARD_LEARNING_DAYS", "SESGUARD_FORGET_DAYS", "SESGUARD_GROUP_MINUTES", "SESGUARD_IDENTITY_KEY"):
+    for name in ("SESGUARD_LEARNING_DAYS", "SESGUARD_FORGET_DAYS", "SESGUARD_GROUP_MINUTES", "SESGUARD_IDENTITY_KEY",
+                 "SESGUARD_EXERCISE_USER_AGENTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return monkeypatch
@@ -23,6 +24,22 @@ def test_defaults_are_those_of_the_full_settings(clean_env):
     tuning, identity_key = scan_settings()
     settings = load_settings()
     assert tuning == settings.tuning and identity_key == settings.identity_key == "principal"
+
+
+def test_the_default_exercise_tool_is_stratus_red_team(clean_env):
+    tuning, _ = scan_settings()
+    assert tuning.exercise_user_agents == ("stratus-red-team_",) == tuple(load_settings().exercise_user_agents)
+
+
+@pytest.mark.parametrize("value, prefixes", [
+    ("pacu/", ("pacu/",)),
+    (" stratus-red-team_ , pacu/,", ("stratus-red-team_", "pacu/")),
+    ("", ()),  # set but empty: no exercise tool at all
+])
+def test_exercise_user_agents_are_comma_separated_prefixes(clean_env, value, prefixes):
+    clean_env.setenv("SESGUARD_EXERCISE_USER_AGENTS", value)
+    tuning, _ = scan_settings()
+    assert tuning.exercise_user_agents == prefixes == load_settings().tuning.exercise_user_agents
 
 
 def test_dot_env_is_read_and_the_environment_wins(clean_env, tmp_path):

@@ -164,3 +164,54 @@ def test_severity_is_scored_again_when_later_calls_join_the_signal():
     signal.add(to_call(r.record(person, time=at(minutes=4), region="ap-southeast-2")))
     assert signal.severity == "high"
     assert signal.to_dict()["severity"] == "high"
+
+
+# ── red-team exercise tools ──────────────────────────────────────────────────────────────────────────
+
+# The user agent a Stratus Red Team detonation sends (aws.discovery.ses-enumerate).
+STRATUS_AGENT = "stratus-red-team_4fcf7a5b-fa9b-4ab5-a2ea-2f1dc5cd6bda"
+EXERCISE = "red-team exercise tool"
+
+
+def test_a_red_team_tool_adds_its_reason_and_still_alerts_at_the_severity_its_calls_earned():
+    signal = signal_of(r.record(r.ec2_role(), agent=STRATUS_AGENT))
+    assert signal.severity == "medium"
+    assert signal.reasons == ["calls made with programmatic credentials, outside the console", EXERCISE]
+
+
+def test_one_exercise_call_in_a_burst_joins_every_high_reason_that_held():
+    root = r.root(key=r.LONG_TERM_KEY)
+    signal = signal_of(r.record(root, region="us-east-1"),
+                       r.record(root, time=at(minutes=2), region="us-west-2", agent=STRATUS_AGENT))
+    assert signal.severity == "high"
+    assert signal.reasons == [
+        "the caller is the account's root user",
+        f"long-term access key {r.LONG_TERM_KEY} used outside a console session",
+        "calls in 2 regions: us-east-1, us-west-2",
+        EXERCISE,
+    ]
+    assert signal.to_dict()["reasons"] == signal.reasons
+
+
+@pytest.mark.parametrize("agent", [
+    f"aws-cli/2.15.30 {STRATUS_AGENT}",  # the prefix must start the user agent
+    STRATUS_AGENT.upper(),
+    "stratus-red-team",
+    r.CLI_AGENT,
+])
+def test_only_a_user_agent_starting_with_an_exercise_prefix_is_an_exercise_tool(agent):
+    assert EXERCISE not in signal_of(r.record(r.ec2_role(), agent=agent)).reasons
+
+
+def test_the_exercise_prefixes_are_tunable_and_may_be_none():
+    calls = [r.record(r.iam_user("pentester", key=r.SESSION_KEY), agent="pacu/1.5.3 boto3"),
+             r.record(r.ec2_role(), agent=STRATUS_AGENT)]
+
+    def reasons(prefixes: tuple[str, ...]) -> list[list[str]]:
+        tuning = Tuning(learning=timedelta(0), exercise_user_agents=prefixes)
+        return [[reason for reason in s.reasons if reason == EXERCISE]
+                for s in sorted(detect_records(calls, tuning), key=lambda s: s.identity)]
+
+    assert reasons(("pacu/", "stratus-red-team_")) == [[EXERCISE], [EXERCISE]]  # the role, then the user
+    assert reasons(("pacu/",)) == [[], [EXERCISE]]
+    assert reasons(()) == [[], []]

@@ -178,3 +178,13 @@ def test_a_signal_reads_back_from_the_store_as_it_was_saved(store):
                            "calls in 2 regions: eu-west-1, us-west-2"]
     assert row.error_codes == ["AccessDenied"] and row.first_seen == moment(days=9)
     assert row.slack_ts is None and row.posted_at is None  # waiting in the outbox
+
+
+def test_an_exercise_tool_seen_in_one_batch_stays_a_reason_when_later_calls_join(store):
+    stratus = "stratus-red-team_4fcf7a5b-fa9b-4ab5-a2ea-2f1dc5cd6bda"
+    run(store, [r.record(ALICE), r.record(MALLORY, time=at(days=9), agent=stratus)])
+    run(store, [r.record(MALLORY, "ListIdentities", time=at(days=9, minutes=5))])
+    (row,) = stored_signals(store)
+    assert row.event_count == 2 and row.exercise_tool
+    assert row.reasons == [f"long-term access key {r.LONG_TERM_KEY} used outside a console session",
+                           "red-team exercise tool"]

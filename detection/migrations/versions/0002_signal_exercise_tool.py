@@ -1,0 +1,23 @@
+"""signals remember whether a red-team exercise tool made a call (SPEC §1 "Severity", reason only)
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('signals') as batch_op:
+        batch_op.add_column(sa.Column('exercise_tool', sa.Boolean(), nullable=False, server_default=sa.false()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('signals') as batch_op:
+        batch_op.drop_column('exercise_tool')
