@@ -53,6 +53,18 @@ def test_an_excluded_callers_matching_record_starts_the_observation_too():
     assert detect_records(learned(ALICE) + [r.record(MALLORY, time=at(days=5, hours=1))]) == []
 
 
+def test_excluded_callers_are_never_learned():
+    """SPEC §1: calls an AWS service made on an identity's behalf during learning do not make the identity
+    known; its own first call after learning still signals."""
+    trail = learned(ALICE) + [
+        r.record(r.invoked_by(r.ec2_role(), "cloudformation.amazonaws.com"), time=at(days=1)),
+        r.record(r.invoked_by(MALLORY, "config.amazonaws.com"), time=at(days=2)),
+        r.record(r.ec2_role(), time=at(days=10)),
+        r.record(MALLORY, time=at(days=10)),
+    ]
+    assert sorted(identities(detect_records(trail))) == ["app-server", "mallory"]
+
+
 def test_learning_ends_exactly_learning_days_after_the_start():
     tuning = Tuning(learning=timedelta(days=7))
     start = learned(ALICE)  # first matching record at T0
