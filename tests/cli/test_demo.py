@@ -15,8 +15,14 @@ from tests.records import moment, sesguard
 LINK = re.compile(re.escape(BUILDER) + r"(\S+)")
 
 
+# Slack, AWS and a configured store all unreachable: the demo needs none of them (SPEC §2).
+NOTHING_LISTENS = "http://127.0.0.1:9"
+UNREACHABLE = {"SLACK_BOT_TOKEN": "", "SLACK_API_URL": f"{NOTHING_LISTENS}/api/", "AWS_ACCESS_KEY_ID": "",
+               "AWS_ENDPOINT_URL": NOTHING_LISTENS, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"}
+
+
 def test_the_demo_shows_each_alert_as_slack_would_and_links_it_to_the_builder(tmp_path):
-    done = sesguard("demo", cwd=tmp_path, env={"SLACK_BOT_TOKEN": "", "AWS_ACCESS_KEY_ID": ""})
+    done = sesguard("demo", cwd=tmp_path, env=UNREACHABLE)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "scanned 2143 records in 52 files: 180 matched, 4 signals, 0 bad records skipped" in out

@@ -236,6 +236,27 @@ def _counts(url: str) -> tuple[int, int, int]:
         store.engine.dispose()
 
 
+def test_without_db_the_state_is_in_memory_and_no_store_is_read_or_written(tmp_path):
+    """SPEC §2: without --db nothing is kept, whatever DATABASE_URL says: a second run tells the same story
+    as the first, and neither the configured store nor the default sesguard.db is touched."""
+    configured = Store(f"sqlite:///{tmp_path / 'configured.db'}")
+    configured.migrate()
+    configured.engine.dispose()
+    before = (tmp_path / "configured.db").read_bytes()
+    # named on the command line, a file is read whatever its name
+    r.write(tmp_path / "export.log", [r.record(r.iam_user("alice")), r.record(r.iam_user("mallory"), time=at(days=9))],
+            "lines")
+    files = sorted(tmp_path.iterdir())
+    env = {"DATABASE_URL": configured.url}
+    first, second = (sesguard("scan", "--json", "export.log", cwd=tmp_path, env=env) for _ in range(2))
+    assert first.returncode == second.returncode == 0, first.stderr
+    assert [s["identity"] for s in json_lines(first.stdout)] == [r.iam_user("mallory")["arn"]]
+    assert second.stdout == first.stdout and second.stderr == first.stderr
+    assert summary_of(second.stderr) == (2, 1, 2, 1, 0)
+    assert (tmp_path / "configured.db").read_bytes() == before
+    assert sorted(tmp_path.iterdir()) == files  # no sesguard.db either
+
+
 def test_db_state_carries_over_between_runs_and_a_second_run_adds_nothing(tmp_path, store_url, cli):
     alice, bob, mallory = r.iam_user("alice"), r.iam_user("bob"), r.iam_user("mallory")
     week1 = write_trail(tmp_path / "week1", [r.record(alice, time=at(hours=h)) for h in range(8)])
