@@ -3,7 +3,8 @@
 - `POST /slack/events`: events (incl. `url_verification`), slash commands and interactivity, all
   verified against `SLACK_SIGNING_SECRET` before anything in them is parsed (bad signature or stale
   timestamp: 401); a signed payload unlike what Slack sends gets 400 (`bot.slack.payloads`).
-- `GET /healthz`: 200 and a JSON health summary; 503 when polling is failing or the store is unreachable.
+- `GET /healthz`: 200 and a JSON summary of status and counts; 503 when polling or delivery to Slack is failing,
+  or the store is unreachable.
 """
 
 from __future__ import annotations

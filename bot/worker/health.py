@@ -1,4 +1,8 @@
-"""How the polling is doing, per source, account and region: for `GET /healthz` and `/sesguard status`."""
+"""How polling and delivery are doing: for `GET /healthz` and `/sesguard status`.
+
+`/healthz` answers anyone who can reach the web process (load balancers, uptime checks), so it carries
+status and counts only (SPEC §2); which account, region or error is for triagers, in `/sesguard status`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from bot.worker.tables import PollState
 from detection.signals import Status
 from detection.store import SignalRow, Store, utcnow
 
-# Polling counts as failing once it has not succeeded for this many poll intervals.
+# Polling, or delivery to Slack, counts as failing once it has not succeeded for this many poll intervals.
 FAILING_AFTER_INTERVALS = 3
 
 
@@ -44,43 +48,60 @@ class Health:
     checked_at: datetime
     sources: list[SourceHealth] = field(default_factory=list)
     pending_alerts: int = 0
+    oldest_pending_at: datetime | None = None  # when the alert waiting longest was stored
+    last_post_at: datetime | None = None  # the latest message posted or brought up to date
+    delivery_failing: bool = False
+
+    @property
+    def polling_failing(self) -> bool:
+        return any(source.failing for source in self.sources)
 
     @property
     def ok(self) -> bool:
-        return not any(source.failing for source in self.sources)
+        return not self.polling_failing and not self.delivery_failing
+
+    def problems(self) -> list[str]:
+        return [f"{what} is failing" for what, failing in
+                (("polling", self.polling_failing), ("delivery to Slack", self.delivery_failing)) if failing]
 
     def as_dict(self) -> dict:
+        """The `/healthz` summary: status and counts, nothing a stranger could learn the deployment from."""
         return {
             "ok": self.ok,
             "checked_at": self.checked_at.isoformat(),
+            "sources": len(self.sources),
+            "failing_sources": sum(source.failing for source in self.sources),
             "pending_alerts": self.pending_alerts,
-            "sources": [
-                {
-                    "source": s.source, "account_id": s.account_id, "region": s.region,
-                    "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
-                    "lag_seconds": s.lag_seconds, "last_error": s.last_error,
-                    "last_error_at": s.last_error_at.isoformat() if s.last_error_at else None,
-                    "consecutive_failures": s.consecutive_failures, "failing": s.failing,
-                }
-                for s in self.sources
-            ],
+            "delivery_failing": self.delivery_failing,
         }
 
     def lines(self) -> list[str]:
-        if not self.sources:
-            return ["no poll has run yet"]
-        return [source.line() for source in self.sources] + [f"{self.pending_alerts} alerts waiting to be posted"]
+        polls = [source.line() for source in self.sources] or ["no poll has run yet"]
+        if not self.sources and not self.pending_alerts:
+            return polls
+        waiting = f"{self.pending_alerts} alerts waiting to be posted"
+        if self.delivery_failing:
+            last = _ago(self.last_post_at) if self.last_post_at else "never"
+            waiting = f"FAILING delivery: {waiting}, the oldest since {_ago(self.oldest_pending_at)}, last post {last}"
+        return polls + [waiting]
 
 
 def health(store: Store, settings: Settings, now: datetime | None = None) -> Health:
     now = now or utcnow()
     patience = timedelta(seconds=settings.poll_seconds * FAILING_AFTER_INTERVALS)
     report = Health(checked_at=now)
+    waiting = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
     with store.session() as session:
         rows = session.exec(select(PollState).order_by(PollState.source, PollState.account_id, PollState.region)).all()
-        report.pending_alerts = session.exec(
-            select(sa.func.count()).where(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
-        ).one()
+        report.pending_alerts, report.oldest_pending_at = session.exec(
+            select(sa.func.count(), sa.func.min(SignalRow.created_at)).where(waiting)).one()
+        report.last_post_at = session.exec(select(sa.func.max(SignalRow.posted_at))).one()
+    # Delivery fails when alerts wait while nothing reaches Slack: a backlog being posted at Slack's pace
+    # is not a failure, a Slack outage or a worker that is not running is.
+    report.delivery_failing = (
+        report.oldest_pending_at is not None and now - report.oldest_pending_at > patience
+        and (report.last_post_at is None or now - report.last_post_at > patience)
+    )
     for row in rows:
         # A poll runs once an interval: without any success yet, count the failed polls instead.
         failing = row.consecutive_failures > 0 and (

@@ -98,7 +98,7 @@ def _map(context: BoltContext, user: str, args: list[str]) -> list[str]:
 
 def _status(context: BoltContext, user: str, args: list[str]) -> list[str]:
     report = health(context["store"], context["settings"])
-    title = "*sesguard status*: " + ("ok" if report.ok else ":warning: polling is failing")
+    title = "*sesguard status*: " + ("ok" if report.ok else ":warning: " + " and ".join(report.problems()))
     return [title] + [f"• {text(line, 600)}" for line in report.lines()]
 
 
