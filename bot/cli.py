@@ -95,10 +95,17 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def _non_negative(parser_name: str, value: float | None) -> float | None:
-    if value is not None and not 0 <= value < float("inf"):  # also refuses nan
-        raise SettingsError(f"sesguard scan: {parser_name} must be a number, not negative")
-    return value
+def _duration(flag: str, value: float | None, unit: timedelta, positive: bool = False) -> timedelta | None:
+    """A tuning flag as a duration, in the range of the setting it overrides."""
+    from detection.baseline import LONGEST
+
+    if value is None:
+        return None
+    if not (value > 0 if positive else value >= 0):  # also refuses nan
+        raise SettingsError(f"sesguard scan: {flag} must be a number, {'above 0' if positive else 'not negative'}")
+    if not value <= LONGEST / unit:
+        raise SettingsError(f"sesguard scan: {flag} must be at most {LONGEST / unit:g}")
+    return value * unit
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -111,15 +118,10 @@ def run_scan(args: argparse.Namespace) -> int:
     from detection.sources.inputs import InputError, expand
 
     tuning, identity_key = scan_settings()
-    learning = _non_negative("--learning-days", args.learning_days)
-    forget = _non_negative("--forget-days", args.forget_days)
-    group = _non_negative("--group-minutes", args.group_minutes)
-    tuning = dataclasses.replace(
-        tuning,
-        learning=timedelta(days=learning) if learning is not None else tuning.learning,
-        forget=timedelta(days=forget) if forget is not None else tuning.forget,
-        group=timedelta(minutes=group) if group is not None else tuning.group,
-    )
+    flags = {"learning": _duration("--learning-days", args.learning_days, timedelta(days=1)),
+             "forget": _duration("--forget-days", args.forget_days, timedelta(days=1), positive=True),
+             "group": _duration("--group-minutes", args.group_minutes, timedelta(minutes=1))}
+    tuning = dataclasses.replace(tuning, **{name: value for name, value in flags.items() if value is not None})
     try:
         inputs = expand(args.paths)
     except InputError as exc:

@@ -14,13 +14,14 @@ from datetime import timedelta
 from dotenv import dotenv_values
 
 from bot.errors import SettingsError
-from detection.baseline import Tuning
+from detection.baseline import LONGEST, Tuning
 from detection.record import IDENTITY_KEYS
 
 DEFAULTS = Tuning()
+DAY, MINUTE = timedelta(days=1), timedelta(minutes=1)
 
 
-def _number(env: dict, name: str, default: float, positive: bool = False) -> float:
+def _number(env: dict, name: str, default: float, unit: timedelta, positive: bool = False) -> float:
     text = env.get(name)
     if text is None or not text.strip():
         return default
@@ -30,6 +31,8 @@ def _number(env: dict, name: str, default: float, positive: bool = False) -> flo
         raise SettingsError(f"sesguard: invalid setting {name}: not a number") from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         raise SettingsError(f"sesguard: invalid setting {name}: must be {'above' if positive else 'at least'} 0")
+    if value > LONGEST / unit:
+        raise SettingsError(f"sesguard: invalid setting {name}: must be at most {LONGEST / unit:g}")
     return value
 
 
@@ -48,9 +51,9 @@ def scan_settings() -> tuple[Tuning, str]:
     if identity_key not in IDENTITY_KEYS:
         raise SettingsError(f"sesguard: invalid setting SESGUARD_IDENTITY_KEY: must be one of {', '.join(IDENTITY_KEYS)}")
     tuning = Tuning(
-        learning=timedelta(days=_number(env, "SESGUARD_LEARNING_DAYS", DEFAULTS.learning / timedelta(days=1))),
-        forget=timedelta(days=_number(env, "SESGUARD_FORGET_DAYS", DEFAULTS.forget / timedelta(days=1), positive=True)),
-        group=timedelta(minutes=_number(env, "SESGUARD_GROUP_MINUTES", DEFAULTS.group / timedelta(minutes=1))),
+        learning=timedelta(days=_number(env, "SESGUARD_LEARNING_DAYS", DEFAULTS.learning / DAY, DAY)),
+        forget=timedelta(days=_number(env, "SESGUARD_FORGET_DAYS", DEFAULTS.forget / DAY, DAY, positive=True)),
+        group=timedelta(minutes=_number(env, "SESGUARD_GROUP_MINUTES", DEFAULTS.group / MINUTE, MINUTE)),
         exercise_user_agents=_prefixes(env, "SESGUARD_EXERCISE_USER_AGENTS", DEFAULTS.exercise_user_agents),
     )
     return tuning, identity_key

@@ -6,15 +6,16 @@ pydantic traceback. Secrets are `SecretStr`, so that they never print in logs or
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
 from detection import DEFAULT_DATABASE_URL
-from detection.baseline import Tuning
+from detection.baseline import LONGEST, Tuning
 from detection.record import IDENTITY_KEYS
 from detection.signals import EXERCISE_USER_AGENTS
 
@@ -28,6 +29,14 @@ def _csv(value: object) -> object:
 # Lists are written comma-separated in the environment, not as JSON: parsed by `_csv`, never decoded.
 CommaSeparated = Annotated[list[str], NoDecode]
 
+# Every duration setting and its unit (durations accept decimals, so that tests and drills can shorten them).
+DURATIONS = {
+    "learning_days": timedelta(days=1), "forget_days": timedelta(days=1), "group_minutes": timedelta(minutes=1),
+    "poll_seconds": timedelta(seconds=1), "lookback_minutes": timedelta(minutes=1),
+    "backfill_days": timedelta(days=1), "contact_timeout_minutes": timedelta(minutes=1),
+    "event_retention_days": timedelta(days=1), "lease_seconds": timedelta(seconds=1),
+}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
@@ -36,7 +45,7 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
-    slack_alert_channel: str | None = Field(None, alias="SLACK_ALERT_CHANNEL", pattern=r"^[CGD][A-Z0-9]{2,}$")
+    slack_alert_channel: str | None = Field(None, alias="SLACK_ALERT_CHANNEL")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
     slack_triagers: CommaSeparated = Field(default_factory=list, alias="SLACK_TRIAGERS")
     slack_triage_usergroup: str | None = Field(None, alias="SLACK_TRIAGE_USERGROUP")
@@ -45,7 +54,7 @@ class Settings(BaseSettings):
 
     aws_regions: CommaSeparated = Field(default_factory=lambda: ["us-east-1"],
                                    validation_alias=AliasChoices("AWS_REGIONS"))
-    source: str = Field("lookup", alias="SESGUARD_SOURCE", pattern=r"^(lookup|s3://[^/]+(/.*)?)$")
+    source: str = Field("lookup", alias="SESGUARD_SOURCE")
     role_arns: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ROLE_ARNS")
     identity_key: str = Field("principal", alias="SESGUARD_IDENTITY_KEY")
     learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
@@ -66,6 +75,38 @@ class Settings(BaseSettings):
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
                                   mode="before")(_csv)
+
+    @field_validator("slack_alert_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if not value:  # `SLACK_ALERT_CHANNEL=` in a .env is not set, and `require` says so
+            return None
+        # An ID, not a name: Slack would take a name too, but a renamed channel would then lose the alerts.
+        if not re.fullmatch(r"[CGD][A-Z0-9]{2,}", value):
+            raise ValueError("must be a channel ID such as C0123456789, not its name")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _web_api_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value != "lookup" and not re.fullmatch(r"s3://[^/]+(/.*)?", value):
+            raise ValueError("must be lookup or s3://bucket/prefix")
+        return value
+
+    @field_validator(*DURATIONS)
+    @classmethod
+    def _duration(cls, value: float, info: ValidationInfo) -> float:
+        unit = DURATIONS[info.field_name]
+        if value > LONGEST / unit:  # longer, or infinite, would overflow date arithmetic (nan fails ge/gt)
+            raise ValueError(f"must be at most {LONGEST / unit:g}")
+        return value
 
     @field_validator("identity_key")
     @classmethod
@@ -122,4 +163,6 @@ def load_settings(**overrides: object) -> Settings:
         location = str(error["loc"][0]) if error.get("loc") else "a setting"
         fields = Settings.model_fields
         name = next((_env_name(k, f) for k, f in fields.items() if location in (k, _env_name(k, f))), location)
-        raise SettingsError(f"sesguard: invalid setting {name}: {error['msg']}") from None
+        # a validator's own words, without pydantic's "Value error, " before them
+        reason = error["ctx"]["error"] if error["type"] == "value_error" else error["msg"]
+        raise SettingsError(f"sesguard: invalid setting {name}: {reason}") from None

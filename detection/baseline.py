@@ -14,6 +14,11 @@ from detection.record import Call, Sighting
 from detection.signals import EXERCISE_USER_AGENTS, Signal
 
 
+# The longest any duration of the tuning may be: detection adds them to eventTimes, and a hundred years
+# keeps every date inside what datetime can hold while still meaning "never" to an operator.
+LONGEST = timedelta(days=36_500)
+
+
 @dataclass(frozen=True)
 class Tuning:
     learning: timedelta = timedelta(days=7)

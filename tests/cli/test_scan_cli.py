@@ -216,7 +216,9 @@ def test_exercise_tools_are_named_by_the_setting_and_still_alert(tmp_path, cli):
 
 @pytest.mark.parametrize("args", [["scan"], ["scan", "--identity-key", "session", "x.json"],
                                   ["scan", "--learning-days", "-1", "x.json"],
-                                  ["scan", "--forget-days", "soon", "x.json"], ["frobnicate"]])
+                                  ["scan", "--forget-days", "soon", "x.json"], ["frobnicate"],
+                                  ["scan", "--forget-days", "0", "x.json"], ["scan", "--learning-days", "1e12", "x.json"],
+                                  ["scan", "--group-minutes", "inf", "x.json"]])
 def test_usage_errors_exit_2(tmp_path, cli, args):
     r.write(tmp_path / "x.json", [r.record(r.iam_user())])
     status, out, err = cli(argv=args)

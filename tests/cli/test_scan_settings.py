@@ -53,7 +53,8 @@ def test_dot_env_is_read_and_the_environment_wins(clean_env, tmp_path):
 
 @pytest.mark.parametrize("name, value", [
     ("SESGUARD_LEARNING_DAYS", "seven"), ("SESGUARD_LEARNING_DAYS", "-1"), ("SESGUARD_FORGET_DAYS", "0"),
-    ("SESGUARD_GROUP_MINUTES", "nan"), ("SESGUARD_IDENTITY_KEY", "session"),
+    ("SESGUARD_GROUP_MINUTES", "nan"), ("SESGUARD_IDENTITY_KEY", "session"), ("SESGUARD_LEARNING_DAYS", "inf"),
+    ("SESGUARD_FORGET_DAYS", "1e12"),  # would overflow the date arithmetic
 ])
 def test_an_invalid_setting_is_one_line_naming_it(clean_env, name, value):
     clean_env.setenv(name, value)
