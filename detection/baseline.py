@@ -13,7 +13,6 @@ from typing import Iterable
 from detection.record import Call, Sighting
 from detection.signals import EXERCISE_USER_AGENTS, Signal
 
-
 # The longest any duration of the tuning may be: detection adds them to eventTimes, and a hundred years
 # keeps every date inside what datetime can hold while still meaning "never" to an operator.
 LONGEST = timedelta(days=36_500)

@@ -46,7 +46,7 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
     """`python -m bot ARGS` with only the given settings (and whatever `.env` is in `cwd`)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=PATIENCE_SECONDS, env={**clean, "PYTHONPATH": str(REPO), **(env or {})})
+                          timeout=PATIENCE_SECONDS, env={**clean, "PYTHONPATH": str(REPO), **(env or {})}, check=False)
 
 
 # ── defaults ─────────────────────────────────────────────────────────────────────────────────────────

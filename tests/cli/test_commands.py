@@ -25,7 +25,8 @@ def installed_sesguard(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     if not SCRIPT.exists():
         pytest.skip(f"no sesguard console script beside {sys.executable}: sesguard is not installed here")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL", "AWS_"))}
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=clean)
+    return subprocess.run([str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=clean,
+                          check=False)
 
 
 USAGE_ERRORS = {
