@@ -1,4 +1,5 @@
-"""How the polling is doing, per source, account and region: for `GET /healthz` and `/sesguard status`."""
+"""How the polling is doing, per source, account and region, and how paging is doing: for `GET /healthz`
+and `/sesguard status`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.settings import Settings
-from bot.worker.tables import PollState
+from bot.worker.tables import PAGE_REJECTED, Page, PollState
 from detection.signals import Status
 from detection.store import SignalRow, Store, utcnow
 
 # Polling counts as failing once it has not succeeded for this many poll intervals.
 FAILING_AFTER_INTERVALS = 3
+# Pages PagerDuty rejected are reported this long: each is a configuration or payload problem to fix.
+REJECTED_PAGES_SHOWN = timedelta(days=7)
 
 
 @dataclass
@@ -40,20 +43,44 @@ class SourceHealth:
 
 
 @dataclass
+class PagingHealth:
+    """The pager's outbox, with PAGERDUTY_ROUTING_KEY."""
+
+    pending: int = 0
+    waiting_since: datetime | None = None  # the oldest page still waiting
+    last_error: str | None = None  # PagerDuty's latest refusal or failure
+    rejected: int = 0  # within REJECTED_PAGES_SHOWN
+
+    def lines(self) -> list[str]:
+        line = f"{self.pending} pages waiting for PagerDuty"
+        if self.pending:
+            line += f" (oldest since {_ago(self.waiting_since)})"
+        lines = [line]
+        if self.rejected:
+            lines.append(f"{self.rejected} pages rejected by PagerDuty in the last {REJECTED_PAGES_SHOWN.days} days")
+        if self.last_error and (self.pending or self.rejected):
+            lines.append(f"last PagerDuty error: {self.last_error[:300]}")
+        return lines
+
+
+@dataclass
 class Health:
     checked_at: datetime
     sources: list[SourceHealth] = field(default_factory=list)
     pending_alerts: int = 0
+    paging: PagingHealth | None = None  # None: PagerDuty is not configured
 
     @property
     def ok(self) -> bool:
         return not any(source.failing for source in self.sources)
 
     def as_dict(self) -> dict:
+        paging = {"pending_pages": self.paging.pending, "rejected_pages": self.paging.rejected} if self.paging else {}
         return {
             "ok": self.ok,
             "checked_at": self.checked_at.isoformat(),
             "pending_alerts": self.pending_alerts,
+            **paging,
             "sources": [
                 {
                     "source": s.source, "account_id": s.account_id, "region": s.region,
@@ -67,9 +94,10 @@ class Health:
         }
 
     def lines(self) -> list[str]:
+        paging = self.paging.lines() if self.paging else []
         if not self.sources:
-            return ["no poll has run yet"]
-        return [source.line() for source in self.sources] + [f"{self.pending_alerts} alerts waiting to be posted"]
+            return ["no poll has run yet"] + paging
+        return [source.line() for source in self.sources] + [f"{self.pending_alerts} alerts waiting to be posted"] + paging
 
 
 def health(store: Store, settings: Settings, now: datetime | None = None) -> Health:
@@ -94,7 +122,22 @@ def health(store: Store, settings: Settings, now: datetime | None = None) -> Hea
             last_error=row.last_error, last_error_at=row.last_error_at,
             consecutive_failures=row.consecutive_failures, failing=failing,
         ))
+    if settings.pagerduty_routing_key is not None:
+        report.paging = paging_health(store, now)
     return report
+
+
+def paging_health(store: Store, now: datetime) -> PagingHealth:
+    waiting = Page.outcome.is_(None)
+    rejected = sa.and_(Page.outcome == PAGE_REJECTED, Page.done_at >= now - REJECTED_PAGES_SHOWN)
+    with store.session() as session:
+        pending, since = session.exec(select(sa.func.count(), sa.func.min(Page.created_at)).where(waiting)).one()
+        rejected_count = session.exec(select(sa.func.count()).select_from(Page).where(rejected)).one()
+        last_error = session.exec(
+            select(Page.last_error).where(Page.last_error.is_not(None), sa.or_(waiting, rejected))
+            .order_by(Page.id.desc()).limit(1)
+        ).first()
+    return PagingHealth(pending, since, last_error, rejected_count)
 
 
 def _ago(moment: datetime | None) -> str:

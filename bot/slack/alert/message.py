@@ -7,16 +7,23 @@ The message is always rendered from the store, never patched from a payload, so 
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, select
 
 from bot.slack.alert.blocks import alert_message, alert_text
+from bot.slack.client import CONNECTION_ERRORS
 from bot.slack.ids import ALERT_EVENT_TYPE
 from detection.store import EventRow, SignalHistory, SignalRow, Store, utcnow
 
 log = logging.getLogger(__name__)
+
+# A link to the alert is asked for once, quickly and without retries: whoever needs it (a page) must
+# not wait for Slack, whose outage is when PagerDuty matters most.
+PERMALINK_TIMEOUT_SECONDS = 5
 
 # History rows that are bookkeeping, not a triage step worth showing as "by whom, when".
 BOOKKEEPING_ACTIONS = ("detected", "posted")
@@ -76,3 +83,18 @@ def post_in_thread(client: WebClient, row: SignalRow, line: str) -> None:
     if row.slack_channel and row.slack_ts:
         client.chat_postMessage(channel=row.slack_channel, thread_ts=row.slack_ts, text=line,
                                 unfurl_links=False, unfurl_media=False)
+
+
+def alert_link(client: WebClient, row: SignalRow) -> str | None:
+    """The posted alert's permalink (chat.getPermalink, which needs no scope); when Slack cannot answer,
+    the documented deep link that opens the alert's channel. None while the alert is not posted."""
+    if not (row.slack_channel and row.slack_ts):
+        return None
+    quick = WebClient(token=client.token, base_url=client.base_url, timeout=PERMALINK_TIMEOUT_SECONDS,
+                      retry_handlers=[])
+    try:
+        return str(quick.chat_getPermalink(channel=row.slack_channel, message_ts=row.slack_ts)["permalink"])
+    except (SlackApiError, *CONNECTION_ERRORS) as exc:
+        log.warning("no permalink for the alert of %s (%s); linking its channel instead", row.signal_id,
+                    exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__)
+        return f"https://slack.com/app_redirect?channel={quote(row.slack_channel, safe='')}"
