@@ -14,9 +14,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, select
 
+from bot.settings import Settings
 from bot.slack.alert.blocks import alert_message, alert_text
 from bot.slack.client import CONNECTION_ERRORS
 from bot.slack.ids import ALERT_EVENT_TYPE
+from bot.slack.respond.blocks import HISTORY_ACTIONS, containment_blocks
 from detection.store import EventRow, SignalHistory, SignalRow, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -37,23 +39,37 @@ def call_counts(session: Session, signal_id: str) -> dict[str, int]:
 
 
 def last_action(session: Session, signal_id: str) -> SignalHistory | None:
+    """The step that put the signal in its status (containment changes IAM, not the status)."""
     return session.exec(
         select(SignalHistory)
-        .where(SignalHistory.signal_id == signal_id, SignalHistory.action.not_in(BOOKKEEPING_ACTIONS))
+        .where(SignalHistory.signal_id == signal_id,
+               SignalHistory.action.not_in(BOOKKEEPING_ACTIONS + tuple(HISTORY_ACTIONS)))
         .order_by(SignalHistory.at.desc(), SignalHistory.id.desc())
         .limit(1)
     ).first()
 
 
-def rendered(store: Store, signal_id: str) -> tuple[SignalRow, list[dict], str] | None:
-    """The signal row, its blocks and its fallback text; None when no such signal is stored."""
+def containment_results(session: Session, signal_id: str) -> list[SignalHistory]:
+    return list(session.exec(
+        select(SignalHistory)
+        .where(SignalHistory.signal_id == signal_id, SignalHistory.action.in_(HISTORY_ACTIONS))
+        .order_by(SignalHistory.at, SignalHistory.id)
+    ).all())
+
+
+def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str] | None:
+    """The signal row, its blocks and its fallback text; None when no such signal is stored.
+
+    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons)."""
     with store.session() as session:
         row = session.get(SignalRow, signal_id)
         if row is None:
             return None
         counts = call_counts(session, signal_id)
         action = last_action(session, signal_id)
-    return row, alert_message(row, counts, action), alert_text(row, counts)
+        containment = containment_blocks(row, containment_results(session, signal_id)) \
+            if settings.response_actions else []
+    return row, alert_message(row, counts, action, containment), alert_text(row, counts)
 
 
 def metadata(signal_id: str) -> dict:
@@ -61,10 +77,10 @@ def metadata(signal_id: str) -> dict:
     return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"signal_id": signal_id}}
 
 
-def refresh_alert(store: Store, client: WebClient, signal_id: str) -> SignalRow | None:
+def refresh_alert(store: Store, client: WebClient, signal_id: str, settings: Settings) -> SignalRow | None:
     """Re-render the posted alert in place from the store (a no-op while it is not posted yet)."""
     started = utcnow()
-    found = rendered(store, signal_id)
+    found = rendered(store, signal_id, settings)
     if found is None:
         return None
     row, blocks, text = found
