@@ -14,6 +14,8 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 from sqlmodel import select
 
+from bot.errors import SettingsError
+from bot.settings import load_settings
 from bot.slack.contact import questions
 from bot.slack.tables import Contact
 from bot.slack.triage import changes
@@ -27,7 +29,9 @@ from detection.signals import Status
 from detection.store import SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.pagerduty_api import FakePagerDuty
 from tests.fakes.slack_api import FakeSlack
-from tests.slack_harness import ACCOUNT, CHANNEL, TOKEN, TRIAGER, cloudtrail_record, settings_for, store_signals
+from tests.slack_harness import (
+    ACCOUNT, CHANNEL, TOKEN, TRIAGER, Harness, answer_text, cloudtrail_record, migrated_sqlite, settings_for, store_signals,
+)
 
 ROUTING_KEY = "R0UT1NGKEY0F32CHARACTERSEXACTLY0"
 QUICK = Backoff(base=0.05, cap=0.2, throttled_minimum=0.05)
@@ -266,6 +270,17 @@ def test_an_event_pagerduty_rejects_is_recorded_not_retried_and_shown_in_status(
     assert "routing_key" not in json.dumps(report.as_dict())  # /healthz: counts only
 
 
+def test_sesguard_status_tells_triagers_about_waiting_and_rejected_pages(tmp_path, pagerduty):
+    with Harness(migrated_sqlite(tmp_path), pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pagerduty.url) as bot:
+        for user in ("alice", "bob"):
+            changes.escalate(bot.store, posted_signal(bot.store, bot.settings, user=user), TRIAGER)
+        pagerduty.fail("server_error", times=1)
+        assert page(bot.store, bot.settings).failed == 1
+        answer = answer_text(bot.command("status"))
+        assert "2 pages waiting for PagerDuty (oldest since " in answer
+        assert "last PagerDuty error: HTTP 500 Internal server error" in answer
+
+
 def test_a_trigger_still_waiting_when_the_alert_is_closed_never_wakes_anyone(store, settings, pagerduty):
     signal_id = posted_signal(store, settings)
     changes.escalate(store, signal_id, TRIAGER)
@@ -352,3 +367,11 @@ def test_the_worker_runs_the_pager(store, settings, pagerduty):
     worker.stop.set()
     thread.join(30)
     assert [e["dedup_key"] for e in pagerduty.accepted()] == [signal_id] and not thread.is_alive()
+
+
+def test_a_routing_key_that_is_not_32_characters_stops_start_up_without_echoing_it():
+    with pytest.raises(SettingsError) as refused:
+        load_settings(_env_file=None, PAGERDUTY_ROUTING_KEY="my-secret-but-too-short")
+    assert "invalid setting PAGERDUTY_ROUTING_KEY" in refused.value.message
+    assert "my-secret" not in refused.value.message
+    assert load_settings(_env_file=None, PAGERDUTY_ROUTING_KEY=ROUTING_KEY).pagerduty_routing_key is not None
