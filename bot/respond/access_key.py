@@ -64,8 +64,8 @@ def contain(keys: Keys, iam, now: datetime) -> Outcome:
                   for page in iam.get_paginator("list_access_keys").paginate(UserName=user)
                   for key in page["AccessKeyMetadata"]}
     except (ClientError, BotoCoreError) as exc:
-        return Outcome(FAILED, f"Could not list the access keys of IAM user {user} in account "
-                               f"{keys.user.account_id} (iam:ListAccessKeys): {describe_aws_error(exc)}. Nothing was changed.")
+        return Outcome(FAILED, f"Could not list the access keys of IAM user {user} in account {keys.user.account_id} "
+                               f"(iam:ListAccessKeys): {describe_aws_error(exc)}. Nothing was changed.")
     deactivated, inactive, unknown = [], [], []
     for key in keys.key_ids:
         if key not in status:

@@ -21,10 +21,11 @@ _PATH = r"/(?:[\x21-\x7e]*/)?"
 _PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?|-eusc)?"
 ACCOUNT_ID = re.compile(r"\d{12}")
 LONG_TERM_ACCESS_KEY_ID = re.compile(r"AKIA[A-Z0-9]{16}")
-USER_ARN = re.compile(rf"arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}}):user(?P<path>{_PATH})(?P<name>{_NAME})")
-ROLE_ARN = re.compile(rf"arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}}):role(?P<path>{_PATH})(?P<name>{_NAME})")
-ASSUMED_ROLE_ARN = re.compile(
-    rf"arn:(?P<partition>{_PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/(?P<name>{_NAME})/(?P<session>[A-Za-z0-9_+=,.@-]{{2,64}})")
+_IAM = rf"arn:(?P<partition>{_PARTITION}):iam::(?P<account>\d{{12}})"
+USER_ARN = re.compile(rf"{_IAM}:user(?P<path>{_PATH})(?P<name>{_NAME})")
+ROLE_ARN = re.compile(rf"{_IAM}:role(?P<path>{_PATH})(?P<name>{_NAME})")
+ASSUMED_ROLE_ARN = re.compile(rf"arn:(?P<partition>{_PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/"
+                              rf"(?P<name>{_NAME})/(?P<session>[A-Za-z0-9_+=,.@-]{{2,64}})")
 PATH_LIMIT = 512
 # IAM Identity Center's roles: IAM refuses to change them, their sessions are revoked in Identity Center.
 SSO_ROLE_PREFIX = "AWSReservedSSO_"
@@ -84,8 +85,9 @@ def long_term_keys(access_key_ids: list[str]) -> list[str]:
 
 
 def iam_role(identity: str, arn: str, alert_account: str) -> IamRole:
-    """The role behind an assumed-role identity: from its session ARN (`arn:…:sts::<account>:assumed-role/<name>/<session>`),
-    cross-checked with the role ARN the identity key holds (`arn:…:iam::<account>:role/<path/><name>`)."""
+    """The role behind an assumed-role identity: from its session ARN
+    (`arn:…:sts::<account>:assumed-role/<name>/<session>`), cross-checked with the role ARN the identity
+    key holds (`arn:…:iam::<account>:role/<path/><name>`)."""
     account = account_of_alert(alert_account)
     session = ASSUMED_ROLE_ARN.fullmatch(arn)
     if session is None:

@@ -97,7 +97,8 @@ class Health:
         paging = self.paging.lines() if self.paging else []
         if not self.sources:
             return ["no poll has run yet"] + paging
-        return [source.line() for source in self.sources] + [f"{self.pending_alerts} alerts waiting to be posted"] + paging
+        alerts = f"{self.pending_alerts} alerts waiting to be posted"
+        return [source.line() for source in self.sources] + [alerts] + paging
 
 
 def health(store: Store, settings: Settings, now: datetime | None = None) -> Health:

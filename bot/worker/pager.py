@@ -218,9 +218,10 @@ def _send(store: Store, settings: Settings, client: WebClient, page: Page, routi
     try:
         answer = send(settings.pagerduty_events_url, event)
     except CONNECTION_ERRORS as exc:
-        _reschedule(store, page, worker, f"{type(exc).__name__}: {exc}"[:1000], backoff.delay(page.attempts + 1, False, None))
+        error = f"PagerDuty unreachable: {type(exc).__name__}: {exc}"[:1000]
+        _reschedule(store, page, worker, error, backoff.delay(page.attempts + 1, False, None))
         result.failed += 1
-        result.errors.append(f"page #{page.id} ({page.event_action} {page.signal_id}): PagerDuty unreachable: {type(exc).__name__}")
+        result.errors.append(f"page #{page.id} ({page.event_action} {page.signal_id}): {error}")
         raise _Failed() from exc
     if answer.accepted:
         _finish(store, page, worker, outcome=PAGE_ACCEPTED, done_at=utcnow(), last_error=None)

@@ -28,7 +28,7 @@ def test_valid_user_arns_name_their_user(arn, name):
     f"arn:aws:iam::{ACCOUNT}:user/alice\n",
     f"arn:aws:iam::{ACCOUNT}:root",
     f"arn:aws:sts::{ACCOUNT}:assumed-role/r/s",
-    f"arn:aws:iam::1111222233334:user/alice",
+    "arn:aws:iam::1111222233334:user/alice",
     f"arn:evil:iam::{ACCOUNT}:user/alice",
     f"arn:aws:iam::{ACCOUNT}:user/{'p/' * 300}alice",  # a path over 512 characters
 ])

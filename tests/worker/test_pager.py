@@ -30,7 +30,8 @@ from detection.store import SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.pagerduty_api import FakePagerDuty
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import (
-    ACCOUNT, CHANNEL, TOKEN, TRIAGER, Harness, answer_text, cloudtrail_record, migrated_sqlite, settings_for, store_signals,
+    ACCOUNT, CHANNEL, TOKEN, TRIAGER, Harness, answer_text, cloudtrail_record, migrated_sqlite, settings_for,
+    store_signals,
 )
 
 ROUTING_KEY = "R0UT1NGKEY0F32CHARACTERSEXACTLY0"
@@ -125,7 +126,7 @@ def test_not_an_issue_and_suppress_resolve_the_page(store, settings, pagerduty, 
     else:
         changes.suppress(store, signal_id, TRIAGER, "account", "7d", "a pen-test (SEC-142)")
     assert page(store, settings).accepted == 1
-    trigger, resolve = pagerduty.accepted()
+    _, resolve = pagerduty.accepted()
     assert resolve == {"routing_key": ROUTING_KEY, "event_action": "resolve", "dedup_key": signal_id}
     [incident] = pagerduty.incidents()
     assert incident.resolved and incident.dedup_key == signal_id

@@ -31,7 +31,8 @@ MODULES = {Action.DEACTIVATE_ACCESS_KEY: access_key, Action.REVOKE_ROLE_SESSIONS
 LABELS = {Action.DEACTIVATE_ACCESS_KEY: "Deactivate access key", Action.REVOKE_ROLE_SESSIONS: "Revoke role sessions"}
 # Every history action containment writes, and the outcome it stands for: the alert lists them, and
 # they never stand for its status.
-OUTCOME_OF = {name: kind for module in MODULES.values() for kind, name in zip((DONE, ALREADY, FAILED), module.HISTORY)}
+OUTCOME_OF = {name: kind for module in MODULES.values()
+              for kind, name in zip((DONE, ALREADY, FAILED), module.HISTORY, strict=True)}
 HISTORY_ACTIONS = frozenset(OUTCOME_OF)
 ICONS = {DONE: ":lock:", ALREADY: ":information_source:", FAILED: ":x:"}
 RESULTS_SHOWN = 5

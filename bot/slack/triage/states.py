@@ -29,4 +29,5 @@ def applies(action: Action, status: str) -> bool:
 
 def buttons_for(status: str) -> tuple[Action, ...]:
     """The alert's triage buttons in this status, in the order the table lists them."""
-    return tuple(action for action, statuses in APPLIES_FROM.items() if status in statuses and action not in CONTAINMENT)
+    return tuple(action for action, statuses in APPLIES_FROM.items()
+                 if status in statuses and action not in CONTAINMENT)
