@@ -179,10 +179,12 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
 
 
 def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timedelta) -> bool:
+    """Win a due page for this pass (another process may have sent or rescheduled it since it was read)."""
     with store.session() as session:
         won = session.execute(
             sa.update(Page)
-            .where(Page.id == page_id, _pending(), sa.or_(Page.claimed_until.is_(None), Page.claimed_until < now))
+            .where(Page.id == page_id, _pending(), Page.next_attempt_at <= now,
+                   sa.or_(Page.claimed_until.is_(None), Page.claimed_until < now))
             .values(claimed_by=worker, claimed_until=now + claim, attempts=Page.attempts + 1)
         ).rowcount
         session.commit()

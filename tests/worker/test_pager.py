@@ -211,7 +211,8 @@ def test_an_outage_or_throttling_delays_the_page_and_it_is_sent_once(store, sett
     first = page(store, settings)
     assert (first.accepted, first.failed, first.pending, first.ok) == (0, 1, 1, False)
     [waiting] = pages(store)
-    assert waiting.outcome is None and waiting.last_error and waiting.next_attempt_at > utcnow()
+    assert waiting.outcome is None and waiting.last_error
+    assert waiting.next_attempt_at.timestamp() > pagerduty.received[-1].at  # later, not at once
     until_sent(store, settings, pagerduty, 1)
     assert [r.status for r in pagerduty.received] == [{"server_error": 500, "drop": 0, "throttle": 429}[fault]] * 3 + [202]
     [event] = pagerduty.accepted()
@@ -223,12 +224,12 @@ def test_an_outage_or_throttling_delays_the_page_and_it_is_sent_once(store, sett
 def test_a_429_with_retry_after_waits_that_long(store, settings, pagerduty):
     signal_id = posted_signal(store, settings)
     changes.escalate(store, signal_id, TRIAGER)
-    pagerduty.fail("throttle", times=1, retry_after=1)
+    pagerduty.fail("throttle", times=1, retry_after=2)
     assert page(store, settings).failed == 1
     assert page(store, settings).accepted == 0  # not due yet
     until_sent(store, settings, pagerduty, 1)
     throttled, taken = pagerduty.received
-    assert taken.at - throttled.at >= 1.0
+    assert taken.at - throttled.at >= 2.0
 
 
 def test_a_failure_ends_the_pass_and_the_other_pages_wait_for_the_next(store, settings, pagerduty):

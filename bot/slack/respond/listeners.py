@@ -11,6 +11,7 @@ first is under way is told so, and one after it finds the key already inactive o
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 
 from botocore.exceptions import BotoCoreError, ClientError
 from slack_bolt import Ack, App, BoltContext
@@ -19,6 +20,7 @@ from slack_sdk import WebClient
 from bot.respond import names
 from bot.respond.access import NoAccess, iam_client
 from bot.respond.action import FAILED, Outcome
+from bot.settings import Settings
 from bot.slack.alert.message import post_in_thread, refresh_alert
 from bot.slack.blocks import mention, when
 from bot.slack.ids import Action
@@ -29,11 +31,11 @@ from bot.slack.respond.blocks import LABELS, MODULES, result_line
 from bot.slack.triage.blocks import unchanged
 from bot.slack.triage.states import applies
 from detection.sources.pulled import SourceError, describe_aws_error
-from detection.store import utcnow
+from detection.store import SignalRow, utcnow
 
 log = logging.getLogger(__name__)
 
-TURNED_OFF = ("Containment is turned off (SESGUARD_RESPONSE_ACTIONS is not true). Nothing was changed.")
+TURNED_OFF = "Containment is turned off (SESGUARD_RESPONSE_ACTIONS is not true). Nothing was changed."
 # What reaching the signal's account can fail with: shown in the thread, never swallowed.
 ACCESS_ERRORS = (ClientError, BotoCoreError, NoAccess, SourceError)
 
@@ -73,7 +75,7 @@ def contain(body: dict, client: WebClient, context: BoltContext, action: Action)
         return
     outcome = None
     try:
-        outcome = carry_out(module, row, settings)
+        outcome = carry_out(module, begun.signal, settings)  # as read under the lock: calls may have joined it
     finally:  # even a bug ends the attempt, so that the next click is not told it is under way
         outcome = outcome or Outcome(FAILED, "Failed on sesguard's side; the error is in the app's log. "
                                              "IAM may have been changed: look before trying again.")
@@ -82,7 +84,7 @@ def contain(body: dict, client: WebClient, context: BoltContext, action: Action)
         post_in_thread(client, signal, result_line(module.HISTORY.of(outcome), outcome, user))
 
 
-def carry_out(module, row, settings) -> Outcome:
+def carry_out(module: ModuleType, row: SignalRow, settings: Settings) -> Outcome:
     """The IAM side of one attempt: the checked target, the signal's account, the calls."""
     try:
         target = module.target(row)
