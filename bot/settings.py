@@ -26,6 +26,8 @@ def _csv(value: object) -> object:
     return value
 
 
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
 # Lists are written comma-separated in the environment, not as JSON: parsed by `_csv`, never decoded.
 CommaSeparated = Annotated[list[str], NoDecode]
 
@@ -72,6 +74,13 @@ class Settings(BaseSettings):
     # A worker that stops renewing its scheduler lease for this long is taken over by another.
     lease_seconds: float = Field(60, alias="SESGUARD_LEASE_SECONDS", gt=0)
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
+
+    # ── SPEC §6: paging and containment ──────────────────────────────────────────────────────────
+    # The Events API v2 integration key of the PagerDuty service to page; without it nothing is paged.
+    pagerduty_routing_key: SecretStr | None = Field(None, alias="PAGERDUTY_ROUTING_KEY")
+    pagerduty_events_url: str = Field(PAGERDUTY_EVENTS_URL, alias="PAGERDUTY_EVENTS_URL", pattern=r"^https?://\S+$")
+    # Deactivate access key / Revoke role sessions on the alerts: they change IAM, so they are opt-in.
+    response_actions: bool = Field(False, alias="SESGUARD_RESPONSE_ACTIONS")
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
                                   mode="before")(_csv)
@@ -121,6 +130,13 @@ class Settings(BaseSettings):
         for number, arn in enumerate(value, 1):
             if not arn.startswith("arn:") or ":role/" not in arn:  # not echoed: a pasted secret would be
                 raise ValueError(f"entry {number} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+    @field_validator("pagerduty_routing_key")
+    @classmethod
+    def _routing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", value.get_secret_value()):
+            raise ValueError("must be the 32-character integration key of an Events API v2 integration")
         return value
 
     @field_validator("aws_regions")

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from bot.demo.preview import builder_url, readable
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.terminal import report_problems, signal_table, terminal_width
 from detection.scan import scan
 from detection.signals import Status
@@ -47,19 +47,19 @@ def run(show_blocks: bool = False) -> int:
             print(f"\n{signal.severity.upper()}  {signal.identity}  ({signal.status})")
             for reason in signal.reasons:
                 print(f"  - {reason}")
-        print_alerts(store, signals, show_blocks)
+        print_alerts(store, settings, signals, show_blocks)
         store.engine.dispose()
     return 0
 
 
-def print_alerts(store: Store, signals: list, show_blocks: bool) -> None:
+def print_alerts(store: Store, settings: Settings, signals: list, show_blocks: bool) -> None:
     """What the notifier would post to SLACK_ALERT_CHANNEL, as a person would see it in Slack."""
     from bot.slack.alert.message import rendered
 
     postable = [signal for signal in signals if signal.status != Status.SUPPRESSED]
     print(f"\nThe {len(postable)} alerts sesguard would post to Slack (suppressed signals are stored, not posted):")
     for signal in postable:
-        _, blocks, _ = rendered(store, signal.signal_id)
+        _, blocks, _ = rendered(store, signal.signal_id, settings)
         print("\n" + "─" * 100 + "\n" + readable(blocks))
         print(f"\nOpen it in Slack's Block Kit Builder: {builder_url(blocks)}")
         if show_blocks:

@@ -18,6 +18,9 @@ class Action(str, Enum):
     NOT_AN_ISSUE = "sesguard.not_an_issue"
     ANSWER_YES = "sesguard.answer_yes"  # in the DM to the contacted person
     ANSWER_NO = "sesguard.answer_no"
+    # containment (SPEC §6, with SESGUARD_RESPONSE_ACTIONS)
+    DEACTIVATE_ACCESS_KEY = "sesguard.deactivate_access_key"
+    REVOKE_ROLE_SESSIONS = "sesguard.revoke_role_sessions"
 
 
 class View(str, Enum):

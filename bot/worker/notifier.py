@@ -179,7 +179,7 @@ def channel_pacer(store: Store, channel: str, interval: float) -> Callable[[], N
     return lambda: pacer.wait_turn(key)
 
 
-def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow,
+def _post_once(store: Store, settings: Settings, client: WebClient, channel: str, row: SignalRow,
                wait_turn: Callable[[], None]) -> tuple[str, bool]:
     """(ts, found): posts the alert unless an earlier attempt already did; retries transient failures."""
     found = rendered_alert = None
@@ -194,7 +194,7 @@ def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow,
                 log.warning("cannot search %s for earlier posts (missing_scope); posting %s again", channel, row.signal_id)
             if found:
                 return found, True
-        rendered_alert = rendered_alert or rendered(store, row.signal_id)
+        rendered_alert = rendered_alert or rendered(store, row.signal_id, settings)
         _, blocks, text = rendered_alert
         wait_turn()
         try:
@@ -209,8 +209,8 @@ def _post_once(store: Store, client: WebClient, channel: str, row: SignalRow,
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _update(store: Store, client: WebClient, row: SignalRow) -> None:
-    _, blocks, text = rendered(store, row.signal_id)
+def _update(store: Store, settings: Settings, client: WebClient, row: SignalRow) -> None:
+    _, blocks, text = rendered(store, row.signal_id, settings)
     client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text, metadata=metadata(row.signal_id))
 
 
@@ -272,14 +272,14 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
                     _mark_suppressed(store, row, worker, covering.id)
                     result.suppressed += 1
                     continue
-                ts, found = _post_once(store, client, channel, row, wait_turn)
+                ts, found = _post_once(store, settings, client, channel, row, wait_turn)
                 note = SignalHistory(signal_id=signal_id, actor="sesguard", action="posted", status=row.status,
                                      detail=f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else ""))
                 _release(store, signal_id, worker, note, slack_channel=channel, slack_ts=ts, posted_at=now)
                 result.found += found
                 result.posted += not found
             else:
-                _update(store, client, row)
+                _update(store, settings, client, row)
                 _release(store, signal_id, worker, posted_at=now)
                 result.updated += 1
         except _Stopping:

@@ -77,13 +77,16 @@ class PollResult:
     source_error: str | None = None
     notified: Any = None  # bot.worker.notifier.NotifyResult
     notify_error: str | None = None
+    paged: Any = None  # bot.worker.pager.PageResult
+    page_error: str | None = None
 
     @property
     def ok(self) -> bool:
-        """The pass completed: every source read and every Slack post went through."""
+        """The pass completed: every source read, every Slack post and every page went through."""
         notified_ok = self.notified is None or self.notified.ok
+        paged_ok = self.paged is None or self.paged.ok
         return (self.source_error is None and not any(p.error for p in self.places)
-                and self.notify_error is None and notified_ok)
+                and self.notify_error is None and notified_ok and self.page_error is None and paged_ok)
 
     def lines(self) -> list[str]:
         lines = [f"{self.source}: FAILED: {self.source_error}"] if self.source_error else []
@@ -92,6 +95,10 @@ class PollResult:
             lines.append(f"notifier: FAILED: {self.notify_error}")
         elif self.notified is not None:
             lines.append(self.notified.line())
+        if self.page_error:
+            lines.append(f"pager: FAILED: {self.page_error}")
+        elif self.paged is not None:
+            lines.append(self.paged.line())
         return lines
 
 
@@ -107,7 +114,8 @@ def make_source(settings: Settings, store: Store) -> Source:
 
 def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
               stop: threading.Event | None = None, notify: bool = True) -> PollResult:
-    """Pull every account and region, detect and store; then, with `notify`, one notifier pass."""
+    """Pull every account and region, detect and store; then, with `notify`, one notifier pass and, with
+    PAGERDUTY_ROUTING_KEY, one pager pass."""
     source = source or make_source(settings, store)
     stop = stop or threading.Event()
     result = PollResult(source.name)
@@ -127,6 +135,8 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
     if notify and not stop.is_set():
         result.notified, result.notify_error = notify_pending(store, settings, stop)
+    if notify and not stop.is_set() and settings.pagerduty_routing_key is not None:
+        result.paged, result.page_error = page_pending_pass(store, settings)
     return result
 
 
@@ -141,6 +151,19 @@ def notify_pending(store: Store, settings: Settings, stop: threading.Event | Non
         return None, f"{type(exc).__name__}: {exc}"
     log.log(logging.INFO if notified.ok else logging.WARNING, "%s", notified.line())
     return notified, None
+
+
+def page_pending_pass(store: Store, settings: Settings) -> tuple[Any, str | None]:
+    """One pager pass, reported like the notifier's. (result, error)"""
+    from bot.worker.pager import page_pending
+
+    try:
+        paged = page_pending(store, settings)
+    except Exception as exc:  # a pager bug or a lost database must not stop the polling; it is reported
+        log.exception("the pager pass failed")
+        return None, f"{type(exc).__name__}: {exc}"
+    log.log(logging.INFO if paged.ok else logging.WARNING, "%s", paged.line())
+    return paged, None
 
 
 # ── the command ──────────────────────────────────────────────────────────────────────────────────────

@@ -1,5 +1,5 @@
 """`sesguard worker` (SPEC §3): an APScheduler 3 BlockingScheduler running the poll, the alert outbox,
-contact time-outs and housekeeping.
+contact time-outs, the pager (with PAGERDUTY_ROUTING_KEY) and housekeeping.
 
 Only one worker runs the jobs: the one holding the `scheduler` lease. Others wait, asking again every
 third of SESGUARD_LEASE_SECONDS, and take over once the holder stops renewing (it died, or lost the
@@ -23,7 +23,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from bot.logs import configure_logging
 from bot.settings import Settings, load_settings
 from bot.worker.lease import Lease
-from bot.worker.poll import make_source, notify_pending, poll_once
+from bot.worker.pager import paging_enabled
+from bot.worker.poll import make_source, notify_pending, page_pending_pass, poll_once
 from bot.worker.process import start, stop_on_signals
 from detection.sources.pulled import Source
 from detection.sources.s3_trail import S3Object
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 SCHEDULER_LEASE = "scheduler"
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 HOUSEKEEPING_SECONDS = 3600.0
-# The outbox and contact deadlines are looked at at least this often, however long the poll interval.
+# The outboxes (alerts, pages) and contact deadlines are looked at at least this often, however long
+# the poll interval.
 OUTBOX_SECONDS = 30.0
 # Stored events are kept at least this long, whatever the retention says: de-duplication needs them.
 MIN_RETENTION = timedelta(days=2)
@@ -91,6 +93,8 @@ class Worker:
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
         ]
+        if paging_enabled(self.settings):
+            jobs.append((self.send_pages, min(OUTBOX_SECONDS, poll_seconds)))
         for job, seconds in jobs:
             scheduler.add_job(job, "interval", seconds=seconds, next_run_time=now, id=job.__name__,
                               name=job.__name__)
@@ -134,6 +138,10 @@ class Worker:
     def post_outbox(self) -> None:
         if not self.stop.is_set():
             notify_pending(self.store, self.settings, self.stop)
+
+    def send_pages(self) -> None:
+        if not self.stop.is_set():
+            page_pending_pass(self.store, self.settings)
 
     def escalate_overdue_contacts(self) -> None:
         from bot.slack.contact.questions import escalate_overdue

@@ -178,6 +178,13 @@ class FakeSlack:
                 return {"ok": True, "channel": message.channel, "ts": message.ts}
         return {"ok": False, "error": "message_not_found"}
 
+    def api_chat_getPermalink(self, params: dict) -> dict:
+        for message in self.messages:
+            if message.channel == params.get("channel") and message.ts == params.get("message_ts"):
+                return {"ok": True, "channel": message.channel,
+                        "permalink": f"https://test.slack.com/archives/{message.channel}/p{message.ts.replace('.', '')}"}
+        return {"ok": False, "error": "message_not_found"}
+
     def api_chat_postEphemeral(self, params: dict) -> dict:
         if not params.get("channel") or not params.get("user"):
             return {"ok": False, "error": "channel_not_found"}

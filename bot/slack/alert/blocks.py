@@ -7,7 +7,7 @@ apply in that status (`triage.states`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -75,7 +75,9 @@ def _calls(signal: Any, call_counts: Mapping[str, int] | None) -> str:
     return listing(signal.event_names, SECTION_TEXT_LIMIT - 100)
 
 
-def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None) -> list[Block]:
+def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None,
+                 extra: Sequence[Block] = ()) -> list[Block]:
+    """The alert; `extra` (another capability's part, e.g. containment's buttons) goes below the triage buttons."""
     severity = str(signal.severity)
     reasons = "\n".join(f"• {text(reason, 400)}" for reason in signal.reasons[:10])
     agents = signal.user_agents[:USER_AGENTS_SHOWN]
@@ -112,6 +114,7 @@ def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last
     buttons = alert_buttons(signal.status, signal.signal_id)
     if buttons:
         blocks.append(ActionsBlock(block_id="triage", elements=buttons))
+    blocks.extend(extra)
     mitre = METADATA["mitre"]
     blocks.append(ContextBlock(elements=[md(
         f"Rule {METADATA['id']} · MITRE {mitre['tactic']} / {mitre['technique']} · signal {text(signal.signal_id, 80)}"
@@ -127,9 +130,10 @@ def alert_buttons(status: str, signal_id: str) -> list[ButtonElement]:
     return buttons
 
 
-def alert_message(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None) -> list[dict]:
+def alert_message(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None,
+                  extra: Sequence[Block] = ()) -> list[dict]:
     """The alert's blocks (SPEC §4) for a stored `SignalRow` or a `Signal`, as Slack's JSON."""
-    return dicts(alert_blocks(signal, call_counts, last_action))
+    return dicts(alert_blocks(signal, call_counts, last_action, extra))
 
 
 def alert_text(signal: Any, call_counts: Mapping[str, int] | None = None) -> str:

@@ -7,16 +7,25 @@ The message is always rendered from the store, never patched from a payload, so 
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, select
 
+from bot.settings import Settings
 from bot.slack.alert.blocks import alert_message, alert_text
+from bot.slack.client import CONNECTION_ERRORS
 from bot.slack.ids import ALERT_EVENT_TYPE
+from bot.slack.respond.blocks import HISTORY_ACTIONS, containment_blocks
 from detection.store import EventRow, SignalHistory, SignalRow, Store, utcnow
 
 log = logging.getLogger(__name__)
+
+# A link to the alert is asked for once, quickly and without retries: whoever needs it (a page) must
+# not wait for Slack, whose outage is when PagerDuty matters most.
+PERMALINK_TIMEOUT_SECONDS = 5
 
 # History rows that are bookkeeping, not a triage step worth showing as "by whom, when".
 BOOKKEEPING_ACTIONS = ("detected", "posted")
@@ -30,23 +39,37 @@ def call_counts(session: Session, signal_id: str) -> dict[str, int]:
 
 
 def last_action(session: Session, signal_id: str) -> SignalHistory | None:
+    """The step that put the signal in its status (containment changes IAM, not the status)."""
     return session.exec(
         select(SignalHistory)
-        .where(SignalHistory.signal_id == signal_id, SignalHistory.action.not_in(BOOKKEEPING_ACTIONS))
+        .where(SignalHistory.signal_id == signal_id,
+               SignalHistory.action.not_in(BOOKKEEPING_ACTIONS + tuple(HISTORY_ACTIONS)))
         .order_by(SignalHistory.at.desc(), SignalHistory.id.desc())
         .limit(1)
     ).first()
 
 
-def rendered(store: Store, signal_id: str) -> tuple[SignalRow, list[dict], str] | None:
-    """The signal row, its blocks and its fallback text; None when no such signal is stored."""
+def containment_results(session: Session, signal_id: str) -> list[SignalHistory]:
+    return list(session.exec(
+        select(SignalHistory)
+        .where(SignalHistory.signal_id == signal_id, SignalHistory.action.in_(HISTORY_ACTIONS))
+        .order_by(SignalHistory.at, SignalHistory.id)
+    ).all())
+
+
+def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str] | None:
+    """The signal row, its blocks and its fallback text; None when no such signal is stored.
+
+    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons)."""
     with store.session() as session:
         row = session.get(SignalRow, signal_id)
         if row is None:
             return None
         counts = call_counts(session, signal_id)
         action = last_action(session, signal_id)
-    return row, alert_message(row, counts, action), alert_text(row, counts)
+        containment = containment_blocks(row, containment_results(session, signal_id)) \
+            if settings.response_actions else []
+    return row, alert_message(row, counts, action, containment), alert_text(row, counts)
 
 
 def metadata(signal_id: str) -> dict:
@@ -54,10 +77,10 @@ def metadata(signal_id: str) -> dict:
     return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"signal_id": signal_id}}
 
 
-def refresh_alert(store: Store, client: WebClient, signal_id: str) -> SignalRow | None:
+def refresh_alert(store: Store, client: WebClient, signal_id: str, settings: Settings) -> SignalRow | None:
     """Re-render the posted alert in place from the store (a no-op while it is not posted yet)."""
     started = utcnow()
-    found = rendered(store, signal_id)
+    found = rendered(store, signal_id, settings)
     if found is None:
         return None
     row, blocks, text = found
@@ -76,3 +99,18 @@ def post_in_thread(client: WebClient, row: SignalRow, line: str) -> None:
     if row.slack_channel and row.slack_ts:
         client.chat_postMessage(channel=row.slack_channel, thread_ts=row.slack_ts, text=line,
                                 unfurl_links=False, unfurl_media=False)
+
+
+def alert_link(client: WebClient, row: SignalRow) -> str | None:
+    """The posted alert's permalink (chat.getPermalink, which needs no scope); when Slack cannot answer,
+    the documented deep link that opens the alert's channel. None while the alert is not posted."""
+    if not (row.slack_channel and row.slack_ts):
+        return None
+    quick = WebClient(token=client.token, base_url=client.base_url, timeout=PERMALINK_TIMEOUT_SECONDS,
+                      retry_handlers=[])
+    try:
+        return str(quick.chat_getPermalink(channel=row.slack_channel, message_ts=row.slack_ts)["permalink"])
+    except (SlackApiError, *CONNECTION_ERRORS) as exc:
+        log.warning("no permalink for the alert of %s (%s); linking its channel instead", row.signal_id,
+                    exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__)
+        return f"https://slack.com/app_redirect?channel={quote(row.slack_channel, safe='')}"

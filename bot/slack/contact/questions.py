@@ -79,7 +79,7 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
         session.execute(sa.update(Contact).where(Contact.id == contact.id).values(dm_channel=dm, dm_ts=sent["ts"]))
         session.commit()
     contact.dm_channel, contact.dm_ts = dm, sent["ts"]
-    row = refresh_alert(store, client, signal_id) or row
+    row = refresh_alert(store, client, signal_id, settings) or row
     minutes = f"{settings.contact_timeout_minutes:g}"
     post_in_thread(client, row, thread_line(
         f":speech_balloon: Asked {mention(person)} whether these calls were theirs "
@@ -132,7 +132,7 @@ def answer(store: Store, settings: Settings, client: WebClient, contact_id: str,
         session.commit()
     _close_dm(client, question, row, "You answered *yes, this was me*. Thank you!" if reply == YES else
               "You answered *no, this wasn't me*. The security team has been alerted. Thank you!")
-    row = refresh_alert(store, client, row.signal_id) or row
+    row = refresh_alert(store, client, row.signal_id, settings) or row
     if reply == YES:
         post_in_thread(client, row, f":white_check_mark: {mention(user_id)} answered: *yes, this was me*.")
     else:
@@ -178,7 +178,7 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
         line = f":hourglass: {mention(question.slack_user_id)} did not answer within {minutes} minutes."
         try:
             _close_dm(client, question, row, f"No answer arrived within {minutes} minutes; the security team will follow up.")
-            row = refresh_alert(store, client, row.signal_id) or row
+            row = refresh_alert(store, client, row.signal_id, settings) or row
             post_in_thread(client, row, f"<!channel> {line} Escalated." if escalate else line)
         except Exception as exc:  # the store has the escalation; the notifier re-renders the alert
             log.warning("time-out of contact #%s stored, but Slack was not updated: %s", contact_id, exc)

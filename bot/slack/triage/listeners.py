@@ -45,7 +45,7 @@ def _apply(body: dict, client: WebClient, context: BoltContext, change_status: C
     if not change.changed:
         tell(client, body, blocks.unchanged(change.previous_status, change.last))
         return
-    row = refresh_alert(store, client, change.signal.signal_id) or change.signal
+    row = refresh_alert(store, client, change.signal.signal_id, context["settings"]) or change.signal
     post_in_thread(client, row, thread_line(line, user))
 
 
@@ -90,5 +90,5 @@ def submit_suppression(ack: Ack, body: dict, view: dict, client: WebClient, cont
     if not change.changed:
         tell(client, body, blocks.unchanged(change.previous_status, change.last), row.slack_channel)
         return
-    row = refresh_alert(context["store"], client, row.signal_id) or change.signal
+    row = refresh_alert(context["store"], client, row.signal_id, context["settings"]) or change.signal
     post_in_thread(client, row, thread_line(":mute: Suppressed", user, change.detail))

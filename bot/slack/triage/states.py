@@ -1,7 +1,8 @@
 """The one state table of triage: which action applies from which status.
 
 The store's changes refuse an action from any other status, and the alert shows exactly the buttons
-that still apply (SPEC §4), both read from here.
+that still apply (SPEC §4), both read from here. Containment (SPEC §6) applies while an alert is open;
+its buttons are the respond room's (`bot.slack.respond.blocks`), shown with SESGUARD_RESPONSE_ACTIONS.
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from __future__ import annotations
 from bot.slack.ids import Action
 from detection.signals import Status
 
+OPEN = frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED, Status.ESCALATED})
+
 APPLIES_FROM: dict[Action, frozenset[Status]] = {
     Action.ESCALATE: frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED}),
     Action.CONTACT_USER: frozenset({Status.NEW, Status.ESCALATED}),
     Action.SUPPRESS: frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED, Status.ESCALATED, Status.CLOSED}),
     Action.NOT_AN_ISSUE: frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED, Status.ESCALATED}),
+    Action.DEACTIVATE_ACCESS_KEY: OPEN,
+    Action.REVOKE_ROLE_SESSIONS: OPEN,
 }
+CONTAINMENT = frozenset({Action.DEACTIVATE_ACCESS_KEY, Action.REVOKE_ROLE_SESSIONS})
 
 
 def applies(action: Action, status: str) -> bool:
@@ -22,5 +28,6 @@ def applies(action: Action, status: str) -> bool:
 
 
 def buttons_for(status: str) -> tuple[Action, ...]:
-    """The alert's buttons in this status, in the order the table lists them."""
-    return tuple(action for action, statuses in APPLIES_FROM.items() if status in statuses)
+    """The alert's triage buttons in this status, in the order the table lists them."""
+    return tuple(action for action, statuses in APPLIES_FROM.items()
+                 if status in statuses and action not in CONTAINMENT)
