@@ -23,6 +23,12 @@ IDENTITY_KEYS = ("principal", "arn")
 # pass. AWS keeps them far shorter (an ARN has at most 2,048 characters, an account ID 12 digits), so a
 # longer one is a bad record, counted and skipped.
 KEY_FIELD_BYTES = {"event_id": 256, "account_id": 64, "identity": 2048, "arn": 2048, "source_ip": 512}
+# The eventTimes a record can really carry: AWS began in 2006, and no log written now is dated past 2100.
+# A time outside them is forged or damaged, and near datetime's own limits (years 1 and 9999) it could
+# not take part in the baseline's arithmetic at all: learning, forgetting and grouping add days to it.
+# With every duration at most a hundred years (baseline.LONGEST), that arithmetic stays in range.
+EARLIEST_EVENT_TIME = datetime(2006, 1, 1, tzinfo=timezone.utc)
+LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 CONSOLE_USER_AGENT_PREFIX = "aws-internal/"
 
@@ -37,7 +43,8 @@ class BadRecord(ValueError):
 
 
 def parse_time(value: Any) -> datetime:
-    """CloudTrail `2025-01-20T16:52:14Z`, Panther `2025-01-20 16:52:14.000000000`, offsets; UTC out."""
+    """CloudTrail `2025-01-20T16:52:14Z`, Panther `2025-01-20 16:52:14.000000000`, offsets; UTC out.
+    BadRecord for anything else, and for a time outside EARLIEST_EVENT_TIME … LATEST_EVENT_TIME."""
     if not isinstance(value, str) or len(value) > 64:
         raise BadRecord(f"eventTime is not a timestamp: {str(value)[:40]!r}")
     m = _TIME.fullmatch(value.strip())
@@ -45,17 +52,33 @@ def parse_time(value: Any) -> datetime:
         raise BadRecord(f"eventTime is not a timestamp: {value[:40]!r}")
     year, month, day, hour, minute, second, fraction, zone = m.groups()
     try:
-        moment = datetime(
+        written = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second),
-            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=timezone.utc,
+            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=_zone(zone),
         )
-    except ValueError as exc:
+    except ValueError as exc:  # 30 February, hour 25, an offset of a day or more
         raise BadRecord(f"eventTime is not a date: {value[:40]!r}") from exc
-    if zone and zone.upper() not in ("Z", "UTC"):
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    try:
+        moment = written.astimezone(timezone.utc)
+    except OverflowError:  # the offset took it past year 1 or 9999: outside the range below as well
+        raise _outside_range(value) from None
+    if not EARLIEST_EVENT_TIME <= moment < LATEST_EVENT_TIME:
+        raise _outside_range(value)
     return moment
+
+
+def _zone(zone: str | None) -> timezone:
+    """`Z`, `UTC` or none (CloudTrail writes UTC), `+02:00`, `-0500`."""
+    if not zone or zone.upper() in ("Z", "UTC"):
+        return timezone.utc
+    sign = 1 if zone[0] == "+" else -1
+    digits = zone[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+
+
+def _outside_range(value: str) -> BadRecord:
+    return BadRecord(f"eventTime outside {EARLIEST_EVENT_TIME:%Y}–{LATEST_EVENT_TIME.year - 1} "
+                     f"(forged or damaged): {value[:40]!r}")
 
 
 def format_time(moment: datetime) -> str:

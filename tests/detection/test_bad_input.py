@@ -83,6 +83,39 @@ def test_matching_records_with_a_bad_timestamp_are_skipped_and_counted(tmp_path,
     assert "record 3: eventTime" in summary.bad_records[0]
 
 
+# Times no CloudTrail record can carry, each of which once stopped the whole scan with an OverflowError:
+# the offset carries the first two past year 1 or 9999; the third is a valid datetime, but the learning
+# period after it (the first call of its account) is not.
+OUT_OF_RANGE_TIMES = ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "9999-12-31T00:00:00Z"]
+
+
+def out_of_range_records() -> list[dict]:
+    """SES calls at each out-of-range time, in an account of their own: the first of its calls."""
+    return [r.record(r.iam_user(f"forger{n}", r.OTHER_ACCOUNT), time=time) for n, time in enumerate(OUT_OF_RANGE_TIMES)]
+
+
+@pytest.mark.parametrize("time", OUT_OF_RANGE_TIMES + ["2005-12-31T23:59:59Z", "2006-01-01T00:30:00+01:00",
+                                                       "2100-01-01T00:00:00Z"])
+def test_a_time_outside_what_aws_writes_is_a_bad_record_and_the_scan_goes_on(tmp_path, time):
+    forged = r.record(r.iam_user("forger", r.OTHER_ACCOUNT), time=time)
+    r.write(tmp_path / "forged.json", [forged])
+    r.write(tmp_path / "trail.json", baseline_and_attack())
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert (summary.matched, summary.bad_count) == (2, 1)
+    assert summary.bad_records == [f"{tmp_path / 'forged.json'}: record 1: eventTime outside 2006–2099 "
+                                   f"(forged or damaged): {time!r}"]
+
+
+def test_an_excluded_caller_at_an_impossible_time_starts_no_observation(tmp_path):
+    """Trusted Advisor dated year 1 would have ended its account's learning two thousand years ago, and
+    carol's first call would have alerted."""
+    noisy = r.record(r.trusted_advisor(account=r.OTHER_ACCOUNT), time="0001-01-01T00:00:00Z")
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [noisy, r.record(r.iam_user("carol", r.OTHER_ACCOUNT))])
+    signals, summary = scan_folder(tmp_path)
+    assert identities(signals) == [MALLORY["arn"]] and summary.bad_records == []
+
+
 def test_a_bad_record_that_cannot_match_is_not_inspected(tmp_path):
     """Only records that could be SES enumeration are parsed; an EC2 call with a bad time is just a record."""
     other = r.record(ALICE, "DescribeInstances", source="ec2.amazonaws.com", time="garbage")
@@ -185,6 +218,19 @@ def test_the_cli_names_every_bad_record_and_corrupt_file_and_exits_0(tmp_path):
                for line in stderr)
     assert any(str(trail / "b.json.gz") in line for line in stderr)
     assert any(str(trail / "c.json") in line for line in stderr)
+
+
+def test_the_cli_counts_impossible_times_as_bad_records_and_still_alerts(tmp_path):
+    r.write(tmp_path / "trail" / "a.json", baseline_and_attack())
+    r.write(tmp_path / "trail" / "forged.json", out_of_range_records(), "lines")
+    done = sesguard("scan", "--json", str(tmp_path / "trail"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [orjson.loads(line)["identity"] for line in done.stdout.splitlines()] == [MALLORY["arn"]]
+    stderr = done.stderr.splitlines()
+    assert stderr[-1] == "scanned 5 records in 2 files: 2 matched, 1 signals, 3 bad records skipped"
+    assert [line.split(": ", 2)[2] for line in stderr[:-1]] == [
+        f"record {n}: eventTime outside 2006–2099 (forged or damaged): {time!r}"
+        for n, time in enumerate(OUT_OF_RANGE_TIMES, 1)]
 
 
 def test_the_cli_exits_2_on_an_input_path_that_cannot_be_read(tmp_path):

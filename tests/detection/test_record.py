@@ -31,10 +31,29 @@ def test_parse_time_reads_cloudtrail_and_panther_forms_into_utc(text, expected):
 
 @pytest.mark.parametrize("value", [None, "", "yesterday", "2025-13-01T00:00:00Z", "2025-02-30T00:00:00Z",
                                    "2025-01-20T25:00:00Z", "2025-01-20", 1737391934, 1737391934.0, ["2025"],
-                                   {"t": 1}, "2025-01-20T16:52:14Z" + "0" * 100, "2025-01-20T16:52:14Zjunk"])
+                                   {"t": 1}, "2025-01-20T16:52:14Z" + "0" * 100, "2025-01-20T16:52:14Zjunk",
+                                   "2025-01-20T16:52:14+24:00"])
 def test_parse_time_rejects_what_is_not_a_timestamp(value):
     with pytest.raises(BadRecord):
         parse_time(value)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "9999-12-31T00:00:00Z",
+                                  "0001-01-01T00:00:00Z", "2005-12-31T23:59:59.999Z", "2006-01-01T00:59:59+01:00",
+                                  "2100-01-01T00:00:00Z", "2099-12-31T23:00:00-01:00"])
+def test_parse_time_refuses_times_outside_2006_to_2099_utc(text):
+    with pytest.raises(BadRecord, match=r"^eventTime outside 2006–2099 \(forged or damaged\)"):
+        parse_time(text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2006-01-01T00:00:00Z", datetime(2006, 1, 1, tzinfo=UTC)),
+    ("2005-12-31T23:30:00-01:00", datetime(2006, 1, 1, 0, 30, tzinfo=UTC)),
+    ("2099-12-31T23:59:59.999999Z", datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ("2100-01-01T00:30:00+01:00", datetime(2099, 12, 31, 23, 30, tzinfo=UTC)),
+])
+def test_parse_time_accepts_the_ends_of_the_range_in_utc(text, expected):
+    assert parse_time(text) == expected
 
 
 def test_format_time_writes_the_cloudtrail_form():

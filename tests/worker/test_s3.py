@@ -126,3 +126,18 @@ def test_a_missing_bucket_fails_the_source_and_says_so(s3, store):
         row = session.get(PollState, ("s3://no-such-bucket/trail", "*", "*"))
     assert row.consecutive_failures == 1 and "NoSuchBucket" in row.last_error
     assert now() - row.last_error_at < timedelta(minutes=1)
+
+
+def test_a_file_of_impossible_times_is_bad_records_and_the_real_attacker_beside_it_alerts(s3, store):
+    """eventTimes pushed past year 1 or 9999 by their offsets once failed the whole account/region on
+    every pass: the attacker in the next file of the same day was never alerted on."""
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
+    assert poll(store).ok
+    forged = [records.record(user(f"forger{n}"), time=time)
+              for n, time in enumerate(["0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"])]
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "forged"), forged)
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "real"), ses_calls(user("mallory"), 2))
+    result = poll(store)
+    assert result.ok, result.lines()
+    assert [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["mallory"]
+    assert result.places[0].bad == 2
