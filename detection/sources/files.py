@@ -13,13 +13,14 @@ run through the rule. The pre-check reads the decoded value, so escapes (`ses\\u
 duplicate keys and look-alike text elsewhere in a record decide exactly as the rule would.
 
 Memory (`scan_file`): files are read as streams; JSON Lines a block of lines at a time, whatever their
-size; any other document whole, up to WHOLE_FILE_LIMIT inflated bytes, and named past it.
+size, each line up to LINE_LIMIT bytes (a longer one is a bad record, let go as it streams in); any other
+document whole, up to WHOLE_FILE_LIMIT inflated bytes, and named past it. Every byte is copied a bounded
+number of times, however long its line: time grows with the file, never with the square of a line.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ GZIP_WINDOW = 31  # zlib's wbits for a gzip header and trailer
 # this. CloudTrail writes a few megabytes a file; the limit sits far above any real log file, because a
 # skipped file could hide the one call that matters.
 WHOLE_FILE_LIMIT = 256 * 1024 * 1024
+# One JSON Lines line is one record, and CloudTrail's records are kilobytes: a line longer than this is
+# no record AWS wrote. It is a bad record, counted and named, and never held in memory whole.
+LINE_LIMIT = 16 * 1024 * 1024
 READ_BLOCK = 1024 * 1024  # bytes read from a file or from S3 at a time
 INFLATE_BLOCK = 4 * 1024 * 1024  # inflated bytes made at a time
 LEADING_BLANKS = b"\xef\xbb\xbf \t\r\n"  # a UTF-8 byte order mark and blank space, before the JSON
@@ -159,37 +163,51 @@ def scan_file(name: str, read: Callable[[int], bytes], identity_mode: str = "pri
     bytes (CloudTrail writes a few megabytes a file), and one larger than that is skipped and named."""
     inflated = Inflated(read)
     blocks = iter(inflated)
-    head: deque[bytes] = deque()
-    size = 0
+    head = _Head()
     for block in blocks:
-        head.append(block)
-        size += len(block)
-        if _json_lines_ahead(head):
-            return _scan_json_lines(name, head, blocks, inflated, identity_mode, precheck)
-        if size > WHOLE_FILE_LIMIT:
+        head.add(block)
+        if head.is_json_lines:
+            return _scan_json_lines(name, head.blocks, blocks, inflated, identity_mode, precheck)
+        if head.size > WHOLE_FILE_LIMIT:
             return FileScan(name, error=f"too large to read whole (a JSON document over "
-                                        f"{WHOLE_FILE_LIMIT // 2**20} MB inflated); split it, or write it as JSON Lines")
-    text = head[0] if len(head) == 1 else b"".join(head)  # one block (the usual case): no copy
-    head.clear()
+                                        f"{_size(WHOLE_FILE_LIMIT)} inflated); split it, or write it as JSON Lines")
+    text = head.blocks[0] if len(head.blocks) == 1 else b"".join(head.blocks)  # one block (the usual case): no copy
+    head.blocks.clear()
     return _scan_text(name, text, inflated.error, identity_mode, precheck)
 
 
-def _json_lines_ahead(head: deque[bytes]) -> bool:
-    """Is this JSON Lines, with a line after the first: what reading it whole would take line by line?
-    (The first line an object, complete, and more than blank space after it.)"""
-    while head:  # what reading it whole strips from the start
-        head[0] = head[0].lstrip(LEADING_BLANKS)
-        if head[0]:
-            break
-        head.popleft()
-    first: list[bytes] = []
-    for index, block in enumerate(head):
-        before, newline, after = block.partition(b"\n")
-        first.append(before)
-        if newline:
-            more = after.strip() or any(later.strip() for later in itertools.islice(head, index + 1, None))
-            return bool(more) and _is_object(_validated(b"".join(first).strip()))
-    return False
+class _Head:
+    """The blocks of a file read before its layout is known, and what they tell of it: is it JSON Lines,
+    with a line after the first — what reading it whole would take line by line? (The first line an
+    object, complete, and more than blank space after it.) Each block is looked at once, when it comes,
+    and the first line is validated once, only when a line follows it: a log file that ends in a newline
+    is no JSON Lines, and is spared a second pass."""
+
+    def __init__(self) -> None:
+        self.blocks: deque[bytes] = deque()
+        self.size = 0  # bytes read, blank space included
+        self._first_line: list[bytes] = []  # its pieces
+        self._first_line_ended = False
+        self._verdict: bool | None = None  # decided once a line follows the first
+
+    @property
+    def is_json_lines(self) -> bool:
+        return bool(self._verdict)
+
+    def add(self, block: bytes) -> None:
+        self.size += len(block)
+        if not self.blocks:  # what reading it whole strips from the start
+            block = block.lstrip(LEADING_BLANKS)
+            if not block:
+                return
+        self.blocks.append(block)
+        if not self._first_line_ended:
+            before, newline, block = block.partition(b"\n")
+            self._first_line.append(before)
+            self._first_line_ended = bool(newline)
+        if self._first_line_ended and self._verdict is None and not _is_blank(block):
+            self._verdict = _is_object(_validated(b"".join(self._first_line).strip()))
+            self._first_line = []
 
 
 def _scan_text(name: str, text: bytes, gzip_error: str | None, identity_mode: str, precheck: bool) -> FileScan:
@@ -210,7 +228,7 @@ def _scan_text(name: str, text: bytes, gzip_error: str | None, identity_mode: st
 def _scan_json_lines(name: str, head: deque[bytes], blocks: Iterator[bytes], inflated: Inflated,
                      identity_mode: str, precheck: bool) -> FileScan:
     """JSON Lines, one block of complete lines at a time: the answers of reading it whole, in the memory
-    of a block."""
+    of a block (and of LINE_LIMIT, for a line longer than a block)."""
     result = FileScan(name)
 
     def in_order() -> Iterator[bytes]:
@@ -219,27 +237,76 @@ def _scan_json_lines(name: str, head: deque[bytes], blocks: Iterator[bytes], inf
         yield from blocks
 
     numbered = 0
-    carry = b""
+    lines = LineSplitter()
     for block in in_order():
-        complete, _, carry = (carry + block).rpartition(b"\n")
-        numbered = _scan_lines(result, complete.split(b"\n"), numbered, identity_mode, precheck)
+        numbered = _scan_lines(result, lines.feed(block), numbered, identity_mode, precheck)
     if inflated.error:  # as when read whole: a damaged or cut file is skipped and named
         return FileScan(name, error=inflated.error)
-    result.records = _scan_lines(result, [carry], numbered, identity_mode, precheck)
+    result.records = _scan_lines(result, lines.end(), numbered, identity_mode, precheck)
     return result
 
 
-def _scan_lines(result: FileScan, lines: list[bytes], numbered: int, identity_mode: str, precheck: bool) -> int:
-    """Evaluate some JSON Lines lines; returns how many records have been numbered so far."""
+class LineSplitter:
+    """The lines of a stream that comes in blocks, each byte copied once or twice, whatever the length of
+    its line: a line that spans blocks is kept as the pieces it came in and joined once, when it ends
+    (joining what is held at every block would copy a long line once per block: quadratic time). A line
+    that grows past LINE_LIMIT is let go piece by piece as it streams in, and comes out as None (or as an
+    empty line when all of it was blank space)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []  # the line under way, as it came
+        self._length = 0  # its length so far, what was let go included
+        self._blank = True  # nothing but blank space in it so far
+
+    def feed(self, block: bytes) -> list[bytes | None]:
+        """The lines this block ends."""
+        if b"\n" not in block:  # the middle of a long line: the block itself is held, not a copy
+            self._hold(block)
+            return []
+        first, *middle, last = block.split(b"\n")
+        self._hold(first)
+        lines = [self._finish(), *middle]
+        self._hold(last)
+        return lines
+
+    def end(self) -> list[bytes | None]:
+        """The last line, which no newline ended."""
+        return [self._finish()]
+
+    def _hold(self, piece: bytes) -> None:
+        self._length += len(piece)
+        self._blank = self._blank and _is_blank(piece)
+        if self._length > LINE_LIMIT:
+            self.pieces.clear()  # nothing of an over-long line is kept
+        elif piece:
+            self.pieces.append(piece)
+
+    def _finish(self) -> bytes | None:
+        if self._length > LINE_LIMIT:
+            line = b"" if self._blank else None
+        else:
+            line = self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+        self.pieces, self._length, self._blank = [], 0, True
+        return line
+
+
+def _scan_lines(result: FileScan, lines: Iterable[bytes | None], numbered: int, identity_mode: str,
+                precheck: bool) -> int:
+    """Evaluate some JSON Lines lines (None: one over LINE_LIMIT); returns how many records have been
+    numbered so far."""
     for line in lines:
-        line = line.strip()
-        if not line:
+        if line is not None and _is_blank(line):
             continue
         numbered += 1
-        outcome, source = _line(line)
+        outcome, source = _json_line(line)
         if isinstance(outcome, str) or not precheck or source in EVENT_SOURCES:
             _evaluate(result, numbered, outcome, identity_mode)
     return numbered
+
+
+def _is_blank(text: bytes) -> bool:
+    """Empty or blank space only (what `bytes.strip()` would leave empty), without copying it."""
+    return not text or text.isspace()
 
 
 # What each record comes to before the rule: a raw JSON object to parse, or why it is bad (a str).
@@ -323,10 +390,21 @@ def _source(raw: msgspec.Raw | bytes) -> Any:
 
 def _json_lines(text: bytes) -> _Listed:
     """JSON Lines: one record a line. The first line must be an object, or this is not JSON Lines."""
-    lines = [line for line in (line.strip() for line in text.split(b"\n")) if line]
-    if not _is_object(_validated(lines[0]) if lines else None):
+    lines = [line for line in text.split(b"\n") if not _is_blank(line)]
+    if not _is_object(_validated(lines[0].strip()) if lines else None):
         raise CorruptFile("not valid JSON (a truncated or damaged file?)")
-    return _Listed(map(_line, lines), len(lines))
+    return _Listed(map(_json_line, lines), len(lines))
+
+
+def _json_line(line: bytes | None) -> tuple[Outcome, Any]:
+    """One JSON Lines line as written; a line over LINE_LIMIT (None: let go already) is a bad record."""
+    if line is None or len(line) > LINE_LIMIT:
+        return f"a line over {_size(LINE_LIMIT)} (no CloudTrail record is that large)", None
+    return _line(line.strip())
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit:,} bytes"
 
 
 def _line(line: bytes) -> tuple[Outcome, Any]:

@@ -27,10 +27,12 @@ def streamed(data: bytes, **kw) -> files.FileScan:
 
 @pytest.fixture
 def tiny_blocks(monkeypatch):
-    """Blocks of a few bytes and a limit of a few lines: every boundary case on small inputs."""
+    """Blocks of a few bytes, a document limit of a few lines and a line limit that some records pass:
+    every boundary case on small inputs."""
     monkeypatch.setattr(files, "READ_BLOCK", 5)
     monkeypatch.setattr(files, "INFLATE_BLOCK", 7)
     monkeypatch.setattr(files, "WHOLE_FILE_LIMIT", 4000)
+    monkeypatch.setattr(files, "LINE_LIMIT", 900)
 
 
 @settings(max_examples=300, deadline=None,
@@ -130,3 +132,45 @@ def test_a_300_mb_json_lines_file_is_scanned_in_bounded_memory(tmp_path):
     assert f"scanned {len(calls) * (repeat + 1)} records in 1 files: 5 matched" in done.stderr
     peak_mb = int(done.stderr.split("VmHWM:")[1].split()[0]) / 1024
     assert peak_mb < 150, f"peak RSS {peak_mb:.0f} MB"
+
+
+# ── long lines ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_a_line_that_spans_blocks_is_held_as_it_came_and_joined_once():
+    """Linear time, as a structural property: while a line streams in, the splitter holds the very blocks
+    it was given (no byte copied), and the line is joined once, at its end. (Re-joining what was held at
+    every block copied a line of n blocks n times: a 1 GB line took 174 s.)"""
+    blocks = [bytes([ord("a") + n]) * 1000 for n in range(20)]
+    splitter = files.LineSplitter()
+    assert splitter.feed(b'{"first": 1}\n' + blocks[0]) == [b'{"first": 1}']
+    for count, block in enumerate(blocks[1:], 2):
+        assert splitter.feed(block) == []
+        assert len(splitter.pieces) == count and all(held is given for held, given in zip(splitter.pieces[1:], blocks[1:]))
+    assert splitter.feed(b"}\n{") == [b"".join(blocks) + b"}"]
+    assert splitter.end() == [b"{"]
+
+
+def test_a_line_past_the_limit_is_let_go_as_it_streams_in():
+    splitter = files.LineSplitter()
+    block = b"x" * 2**20
+    for _ in range(3 * files.LINE_LIMIT // len(block)):  # a line three times the limit
+        assert splitter.feed(block) == []
+        assert sum(map(len, splitter.pieces)) <= files.LINE_LIMIT
+    assert splitter.feed(b"x\n  \t" + b" " * files.LINE_LIMIT) == [None]
+    assert splitter.feed(b"\n{}") == [b""]  # past the limit, but blank: just a blank line
+    assert splitter.end() == [b"{}"]
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+@pytest.mark.parametrize("reader", ["streamed", "whole"])
+def test_a_json_lines_line_past_the_limit_is_a_bad_record_and_the_others_count(gzipped, reader):
+    alice, mallory = r.record(r.iam_user("alice"), time=r.at()), r.record(r.iam_user("mallory"), time=r.at(days=10))
+    huge = r.record(r.iam_user("huge"), time=r.at(days=10))
+    huge["requestParameters"] = {"padding": "x" * files.LINE_LIMIT}
+    data = r.encode([alice, huge, mallory], "lines")
+    data = gzip.compress(data, compresslevel=1) if gzipped else data
+    scanned = streamed(data) if reader == "streamed" else scan_bytes("file", data)
+    assert scanned.error is None and scanned.records == 3
+    assert scanned.bad == [f"record 2: a line over {files.LINE_LIMIT // 2**20} MB (no CloudTrail record is that large)"]
+    assert [call.identity.rsplit("/", 1)[-1] for call in scanned.calls] == ["alice", "mallory"]
