@@ -4,13 +4,16 @@ A trail delivers `AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json
 Accounts and regions are the ones found in the bucket (an organisation trail brings every member
 account). A read lists the day folders from its start's day to its end's day and reads each object not
 read before: the keys read are remembered in `s3_objects` once their calls are stored, so each file is
-read once. Files are parsed by the same reader as `sesguard scan`.
+read once. Files are streamed through the same reader as `sesguard scan`, with its limits: a document
+over 256 MB inflated is named and skipped, a JSON Lines line over 16 MB is a bad record, and a gzip bomb
+costs the memory of those limits, never its inflated size.
 No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_S3.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from datetime import date, datetime, timedelta
 from typing import Iterator
 from urllib.parse import urlparse
@@ -19,7 +22,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlmodel import Field, SQLModel, select
 
-from detection.sources.files import scan_bytes
+from detection.sources.files import FileScan, scan_file
 from detection.sources.inputs import is_log_file
 from detection.sources.pulled import (
     AccountRegion,
@@ -80,18 +83,27 @@ class S3TrailSource:
             for key in self._unread(keys):
                 between()
                 url = f"s3://{self.bucket}/{key}"
-                try:
-                    data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-                except ClientError as exc:
-                    if _code(exc) not in ("NoSuchKey", "404"):
-                        raise
+                scanned = self._scan_object(url, key)
+                if scanned is None:
                     pulled.bad.append(f"{url}: gone before it could be read")
                     continue
-                pulled.add(scan_bytes(url, data, self.identity_mode))
+                pulled.add(scanned)
                 pulled.read_keys.append(url)
         except (ClientError, BotoCoreError) as exc:
             raise SourceError(f"reading s3://{self.bucket} for {place}: {describe_aws_error(exc)}") from exc
         return pulled
+
+    def _scan_object(self, url: str, key: str) -> FileScan | None:
+        """One log file, streamed from S3 into the reader; None when it was deleted after the listing.
+        A read that fails part-way raises, as a listing that fails does: the next pass reads it again."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if _code(exc) not in ("NoSuchKey", "404"):
+                raise
+            return None
+        with closing(body):
+            return scan_file(url, body.read, self.identity_mode)
 
     def remember(self, pulled: Pulled) -> None:
         """The files whose calls are stored now are never read again."""

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import json
+import subprocess
+import sys
+import zlib
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -14,7 +18,7 @@ from bot.worker.tables import PollState
 from detection.sources.s3_trail import S3Object
 from detection.store import EventRow, SignalRow
 from tests import records
-from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, now, ses_calls, user, worker_settings
+from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, now, ses_calls, subprocess_env, user, worker_settings
 
 BUCKET = "org-trail"
 ORG = "o-a1b2c3d4e5"
@@ -141,3 +145,63 @@ def test_a_file_of_impossible_times_is_bad_records_and_the_real_attacker_beside_
     assert result.ok, result.lines()
     assert [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["mallory"]
     assert result.places[0].bad == 2
+
+
+# One poll pass in a process of its own, with the reader's limits lowered so that a bomb many times their
+# size is cheap to build and to read: its peak of traced memory (tracemalloc) shows whether the memory
+# follows the limits or the inflated size.
+ONE_PASS = """
+import json, logging, sys, tracemalloc
+from bot.logs import configure_logging
+from bot.worker.poll import make_source, poll_once
+from detection.sources import files
+from detection.store import Store
+from tests.worker_fixtures import worker_settings
+
+files.WHOLE_FILE_LIMIT, files.LINE_LIMIT = 8 * 2**20, 2**20
+configure_logging(logging.WARNING)
+settings = worker_settings(database_url=sys.argv[1], source=sys.argv[2], backfill_days=8)
+store = Store(settings.database_url)
+source = make_source(settings, store)  # boto3's service models are loaded before the count starts
+tracemalloc.start()
+result = poll_once(settings, store, source, notify=False)
+print(json.dumps({"ok": result.ok, "bad": [o.bad for o in result.places], "peak": tracemalloc.get_traced_memory()[1]}))
+"""
+
+
+def gzip_bomb(head: bytes, filler: bytes, size: int, tail: bytes) -> bytes:
+    """`head`, then `filler` up to `size` inflated bytes, then `tail`, gzipped: about a thousandth the size."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = filler * (2**20 // len(filler))
+    parts = [packer.compress(head)] + [packer.compress(block) for _ in range(size // len(block))]
+    return b"".join(parts + [packer.compress(tail), packer.flush()])
+
+
+def test_gzip_bombs_are_skipped_and_named_in_the_memory_of_the_limits(s3, sqlite_store, tmp_path):
+    """A 256 MB document and a 256 MB JSON Lines line, each from 250 KB in S3, beside a real attacker:
+    the document is a corrupt file, the line a bad record, both named; the attacker alerts; the reader
+    holds no more than its limits. (Reading whole objects, the pass held twice the bomb: 512 MB.)"""
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
+    assert poll(sqlite_store).ok
+    bomb_size = 256 * 2**20
+    document = gzip_bomb(b'{"Records": [', b" ", bomb_size, b"]}")
+    first, last = (records.encode([call], "lines") for call in ses_calls(user("oscar"), 2))
+    line = gzip_bomb(first + b'{"eventSource": "ses.amazonaws.com", "padding": "', b"x", bomb_size, b'"}\n' + last)
+    assert max(len(document), len(line)) < 300 * 2**10
+    keys = [log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), name) for name in ("document-bomb", "line-bomb")]
+    for key, body in zip(keys, [document, line]):
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "real"), ses_calls(user("mallory"), 2))
+
+    done = subprocess.run([sys.executable, "-c", ONE_PASS, sqlite_store.url, f"s3://{BUCKET}/trail"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=subprocess_env({"PYTHONPATH": str(records.REPO)}))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["ok"] and result["bad"] == [2]
+    assert sorted(s.identity.rsplit("/", 1)[-1] for s in signals(sqlite_store)) == ["mallory", "oscar"]
+    skipped = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 2
+    assert f"s3://{BUCKET}/{keys[0]}: too large to read whole (a JSON document over 8 MB inflated)" in skipped[0]
+    assert f"s3://{BUCKET}/{keys[1]}: record 2: a line over 1 MB" in skipped[1]
+    assert result["peak"] < 40 * 2**20, f"peak {result['peak'] / 2**20:.0f} MB"  # 14 MB on the machine it was written on
