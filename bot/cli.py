@@ -113,7 +113,8 @@ def run_scan(args: argparse.Namespace) -> int:
 
     from bot.progress import ScanProgress
     from bot.scan_settings import scan_settings
-    from bot.terminal import printable, report_problems, signal_table, terminal_width
+    from bot.printable import printable
+    from bot.terminal import report_problems, signal_table, terminal_width
     from detection.scan import scan
     from detection.sources.inputs import InputError, expand
 

@@ -10,6 +10,7 @@ import shutil
 import sys
 from typing import TextIO
 
+from bot.printable import printable
 from detection.scan import ScanSummary
 from detection.signals import Signal
 
@@ -21,11 +22,6 @@ HEADER = ("FIRST SEEN", "SEVERITY", "ACCOUNT", "IDENTITY", "CALLS", "REGIONS", "
 SHRINKABLE = {"CALLS": 5, "SOURCE IPS": 7, "REGIONS": 7, "IDENTITY": 20}
 IDENTITY_LIMIT = 80  # even on a wide terminal: the name is at the end, the account at the start
 GAP = "  "
-
-
-def printable(text: object) -> str:
-    """No terminal escape sequences or line breaks from attacker-written fields or file names."""
-    return "".join(ch if ch.isprintable() else "?" for ch in str(text))
 
 
 def clip(text: str, limit: int) -> str:

@@ -7,7 +7,7 @@ import json
 import re
 from urllib.parse import quote
 
-from bot.terminal import printable
+from bot.printable import printable
 
 BUILDER = "https://app.slack.com/block-kit-builder/#"
 _BOLD = re.compile(r"\*([^*\n]+)\*")

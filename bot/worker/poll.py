@@ -25,6 +25,7 @@ from itertools import groupby
 from typing import Any, Callable
 
 from bot.logs import configure_logging
+from bot.printable import printable
 from bot.settings import Settings, load_settings
 from bot.worker.lease import Lease
 from bot.worker.process import start, stop_on_signals
@@ -181,8 +182,8 @@ def command(once: bool) -> int:
     while True:
         result = poll_once(settings, store, source, stop=stop)
         if once:
-            for line in result.lines():
-                print(line, file=sys.stderr)
+            for line in result.lines():  # errors may quote S3 keys and AWS's answers
+                print(printable(line), file=sys.stderr)
             return 0 if result.ok else 1
         if stop.wait(settings.poll_seconds):
             return 0

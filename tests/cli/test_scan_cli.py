@@ -356,3 +356,28 @@ def test_a_folder_without_log_files_is_named_in_a_warning(tmp_path):
         f"sesguard scan: warning: no *.json, *.jsonl or *.ndjson files (optionally .gz) in {tmp_path / 'other'}",
     ]
     assert SUMMARY.match(done.stderr.splitlines()[-1]).group(2) == "1"
+
+
+# ── terminal safety ──────────────────────────────────────────────────────────────────────────────────
+
+HOSTILE_NAME = "evil\x1b]0;pwned\x07\x1b[2J\nscanned 0 records in 0 files: 0 matched, 0 signals, 0 bad records skipped\n"
+
+
+def test_file_names_never_reach_the_terminal_raw(tmp_path):
+    """A title-setting OSC sequence, a screen clear and a newline that would forge a summary line, in the
+    names of a file with a bad record, a corrupt file, a folder with no log file and a missing path: stderr
+    holds no ESC byte and exactly one summary line."""
+    folder = tmp_path / f"trail-{HOSTILE_NAME}"
+    r.write(folder / f"{HOSTILE_NAME}.json", [r.record(r.iam_user("alice")), {**r.record(r.iam_user("x")), "eventTime": "soon"}])
+    (folder / f"{HOSTILE_NAME}.json.gz").write_bytes(b"\x1f\x8b not gzip")
+    (tmp_path / f"empty-{HOSTILE_NAME}").mkdir()
+    done = sesguard("scan", str(folder), str(tmp_path / f"empty-{HOSTILE_NAME}"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 4 and [bool(SUMMARY.match(line)) for line in lines] == [False, False, False, True]
+    assert all("evil?]0;pwned??[2J?scanned 0 records" in line for line in lines[:3])
+    assert lines[-1] == "scanned 2 records in 2 files: 1 matched, 0 signals, 1 bad records skipped"
+
+    missing = sesguard("scan", str(tmp_path / f"missing-{HOSTILE_NAME}.json"), cwd=tmp_path)
+    assert missing.returncode == 2 and "\x1b" not in missing.stderr and len(missing.stderr.splitlines()) == 1

@@ -205,3 +205,25 @@ def test_gzip_bombs_are_skipped_and_named_in_the_memory_of_the_limits(s3, sqlite
     assert f"s3://{BUCKET}/{keys[0]}: too large to read whole (a JSON document over 8 MB inflated)" in skipped[0]
     assert f"s3://{BUCKET}/{keys[1]}: record 2: a line over 1 MB" in skipped[1]
     assert result["peak"] < 40 * 2**20, f"peak {result['peak'] / 2**20:.0f} MB"  # 14 MB on the machine it was written on
+
+
+def test_s3_keys_reach_the_workers_log_lines_made_printable(s3, sqlite_store, tmp_path):
+    """Whoever can write to the trail bucket chooses its keys: a key holding a title-setting OSC sequence,
+    a screen clear and line breaks that would forge a log line (a carriage return, NEL, the Unicode line
+    separator: S3 takes them, as it takes a newline, which moto's server cannot) is named printable in
+    "skipped …"."""
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
+    assert poll(sqlite_store).ok
+    hostile = "evil\x1b]0;pwned\x07\x1b[2J\r2025-01-01 00:00:00,000 INFO bot.worker.poll: all is well\x85\u2028"
+    key = log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), hostile)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b"not json"))
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "real"), ses_calls(user("mallory"), 1))
+    done = subprocess.run([sys.executable, "-c", ONE_PASS, sqlite_store.url, f"s3://{BUCKET}/trail"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=subprocess_env({"PYTHONPATH": str(records.REPO)}))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["bad"] == [1]
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    (skipped,) = done.stderr.splitlines()
+    assert "WARNING bot.worker.poll: skipped s3://" in skipped
+    assert "evil?]0;pwned??[2J?2025-01-01 00:00:00,000 INFO bot.worker.poll: all is well??" in skipped
