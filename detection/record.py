@@ -23,6 +23,10 @@ IDENTITY_KEYS = ("principal", "arn")
 # pass. AWS keeps them far shorter (an ARN has at most 2,048 characters, an account ID 12 digits), so a
 # longer one is a bad record, counted and skipped.
 KEY_FIELD_BYTES = {"event_id": 256, "account_id": 64, "identity": 2048, "arn": 2048, "source_ip": 512}
+# PostgreSQL cannot store a NUL character in text, so one record holding one (`\u0000` in JSON; AWS writes
+# none) would fail the whole batch it came in, pass after pass: it is a bad record.
+TEXT_FIELDS = ("event_id", "account_id", "identity", "identity_type", "arn", "event_source", "event_name", "region",
+               "source_ip", "user_agent", "access_key_id", "error_code")
 # The eventTimes a record can really carry: AWS began in 2006, and no log written now is dated past 2100.
 # A time outside them is forged or damaged, and near datetime's own limits (years 1 and 9999) it could
 # not take part in the baseline's arithmetic at all: learning, forgetting and grouping add days to it.
@@ -218,4 +222,7 @@ def to_call(record: dict, mode: str = "principal") -> Call:
     for name, limit in KEY_FIELD_BYTES.items():
         if len(getattr(call, name).encode("utf-8", "surrogatepass")) > limit:
             raise BadRecord(f"{name} longer than {limit} bytes")
+    for name in TEXT_FIELDS:
+        if "\0" in getattr(call, name):
+            raise BadRecord(f"{name} holds a NUL character")
     return call

@@ -116,6 +116,16 @@ def test_an_excluded_caller_at_an_impossible_time_starts_no_observation(tmp_path
     assert identities(signals) == [MALLORY["arn"]] and summary.bad_records == []
 
 
+@pytest.mark.parametrize("field", ["eventID", "userAgent", "awsRegion", "errorCode"])
+def test_a_nul_character_is_a_bad_record_never_a_batch_the_store_refuses(tmp_path, store, field):
+    """PostgreSQL refuses NUL in text: the whole batch, and with it every signal beside the record, failed."""
+    poisoned = {**r.record(r.iam_user("forger"), time=at(days=10)), field: "nul\u0000here"}
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [poisoned])
+    signals, summary = scan(expand([str(tmp_path)]), Tuning(), store=store)
+    assert identities(signals) == [MALLORY["arn"]]
+    assert summary.bad_count == 1 and "holds a NUL character" in summary.bad_records[0]
+
+
 def test_a_bad_record_that_cannot_match_is_not_inspected(tmp_path):
     """Only records that could be SES enumeration are parsed; an EC2 call with a bad time is just a record."""
     other = r.record(ALICE, "DescribeInstances", source="ec2.amazonaws.com", time="garbage")
