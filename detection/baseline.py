@@ -48,7 +48,7 @@ class Baseline:
         """Evaluate in eventTime order, whatever order the calls arrived in; the signals raised or grown.
 
         `sightings` (excluded callers' matching calls) only say since when an account has been observed."""
-        calls = sorted(calls, key=lambda c: (c.event_time, c.event_id, c.arn))
+        calls = sorted(calls, key=lambda c: (c.event_time, c.event_id, c.content))  # a total order
         self._start_observing([*calls, *sightings])
         touched: dict[str, Signal] = {}
         for call in calls:

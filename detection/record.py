@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -138,9 +138,10 @@ def is_console_call(record: dict) -> bool:
     )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Call:
-    """One matching SES enumeration call, normalised; all that detection and the store need."""
+    """One matching SES enumeration call, normalised; all that detection and the store need. Two calls
+    are equal when they are the same record: the same eventID and the same content."""
 
     event_id: str
     event_time: datetime
@@ -160,6 +161,20 @@ class Call:
     @property
     def long_term_key(self) -> bool:
         return self.access_key_id.startswith("AKIA")
+
+    @property
+    def content(self) -> tuple:
+        """All the call says but its eventID. Under one eventID, an equal content is the same record
+        delivered again; another content is another record (damaged or forged input), which counts too."""
+        return tuple(getattr(self, name) for name in CONTENT_FIELDS)
+
+    @property
+    def digest(self) -> str:
+        """The content in 32 hex digits: beside the eventID, what tells two records under it apart."""
+        return hashlib.sha256(orjson.dumps(self.content)).hexdigest()[:32]
+
+
+CONTENT_FIELDS = tuple(f.name for f in fields(Call) if f.name != "event_id")
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,20 +74,10 @@ def detect(
 
 
 def distinct(calls: Iterable[Call]) -> list[Call]:
-    """One call per eventID. Should two different records share an eventID (damaged or forged input),
-    the one kept is chosen by content, never by which arrived last: the answer must not depend on order."""
-    chosen: dict[str, Call] = {}
-    for call in calls:
-        kept = chosen.get(call.event_id)
-        if kept is None or _content(call) < _content(kept):
-            chosen[call.event_id] = call
-    return list(chosen.values())
-
-
-def _content(call: Call) -> tuple:
-    return (call.event_time, call.account_id, call.identity, call.arn, call.identity_type, call.event_source,
-            call.event_name, call.region, call.source_ip, call.user_agent, call.access_key_id, call.error_code,
-            call.from_console)
+    """Each record once: one delivered twice (the same eventID, the same content) counts once. Two
+    different records under one eventID (damaged or forged input) both count: keeping one would hide the
+    other, and across `--db` runs, which one the store saw first would decide what a later run finds."""
+    return list(dict.fromkeys(calls))
 
 
 def scan(
@@ -102,14 +92,14 @@ def scan(
     (CloudTrail files are not ordered, and the answer must not depend on the order they come in)."""
     summary = ScanSummary()
     calls: list[Call] = []
-    sightings: dict[str, Sighting] = {}  # by eventID, as calls are
+    sightings: set[Sighting] = set()  # each record once, as calls are
     for scanned in scan_inputs(inputs, identity_mode, jobs):
         summary.add(scanned)
         calls.extend(scanned.calls)
-        sightings.update((seen.event_id, seen) for seen in scanned.sightings)
+        sightings.update(scanned.sightings)
         if progress is not None:
             progress(summary)
-    signals, taken = detect(calls, tuning, store, sightings=sightings.values())
+    signals, taken = detect(calls, tuning, store, sightings=sightings)
     summary.matched = len(taken) + len(sightings)
     signals.sort(key=lambda s: (s.first_seen, s.account_id, s.identity))
     summary.signals = len(signals)

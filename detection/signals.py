@@ -57,11 +57,8 @@ class Signal:
     exercise_tool: bool = False
     status: str = Status.NEW.value
     suppression_id: int | None = None
-    # event_ids as a set: an attacker's burst can be thousands of calls, and each is checked once
-    _seen_event_ids: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._seen_event_ids.update(self.event_ids)
+    # The calls added in this evaluation (not stored: the store links each call's row to its signal).
+    joined: list[Call] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @classmethod
     def start(cls, call: Call, exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS) -> "Signal":
@@ -78,12 +75,11 @@ class Signal:
         return signal
 
     def add(self, call: Call, exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS) -> None:
-        if call.event_id and call.event_id in self._seen_event_ids:
-            return
+        """One more call of the burst. Each call is added once: detection hands over each record once
+        (`scan.distinct`, `Store.new_calls`), and two records under one eventID are two calls."""
         self.event_count += 1
-        if call.event_id:
-            self.event_ids.append(call.event_id)
-            self._seen_event_ids.add(call.event_id)
+        self.event_ids.append(call.event_id)
+        self.joined.append(call)
         if call.event_time < self.first_seen:  # delivered late, in a later batch: it is the first call now
             self.arn, self.identity_type = call.arn, call.identity_type
         self.first_seen = min(self.first_seen, call.event_time)

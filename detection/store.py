@@ -20,7 +20,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine, sele
 
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Baseline, Known, Tuning
-from detection.record import Call
+from detection.record import CONTENT_FIELDS, Call
 from detection.signals import Signal, Status
 from detection.suppression import SuppressionRule, first_covering
 
@@ -72,7 +72,8 @@ class KnownIdentity(SQLModel, table=True):
 
 
 class EventRow(SQLModel, table=True):
-    """A matching call, kept for `/sesguard history` and de-duplication by eventID."""
+    """A matching call, kept for `/sesguard history` and de-duplication: each record once, by its eventID
+    and its content (two different records under one eventID are two rows)."""
 
     __tablename__ = "events"
     # `/sesguard history` looks calls up by each of these columns within a time window: with the time in
@@ -82,6 +83,8 @@ class EventRow(SQLModel, table=True):
         for column in ("identity", "arn", "identity_name", "arn_name", "source_ip")
     )
     event_id: str = Field(primary_key=True)
+    # `Call.digest` of the record's content; empty in rows stored before records were told apart this way
+    digest: str = Field(default="", primary_key=True)
     account_id: str = Field(index=True)
     identity: str
     identity_type: str
@@ -184,6 +187,7 @@ class AuditEntry(SQLModel, table=True):
 
 # ── conversions ──────────────────────────────────────────────────────────────────────────────────────
 
+CALL_FIELDS = ("event_id", *CONTENT_FIELDS)
 _SIGNAL_FIELDS = (
     "signal_id account_id identity identity_type arn first_seen last_seen event_names event_count regions "
     "source_ips user_agents access_key_ids error_codes event_ids root_caller long_term_keys_outside_console "
@@ -194,6 +198,10 @@ _SIGNAL_FIELDS = (
 def name_of(arn: str) -> str:
     """The last segment of an ARN, lower-cased: a user, role or session name ("root" for the root user)."""
     return arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower()
+
+
+def call_from_row(row: EventRow) -> Call:
+    return Call(**{name: getattr(row, name) for name in CALL_FIELDS})
 
 
 def signal_from_row(row: SignalRow) -> Signal:
@@ -208,7 +216,7 @@ def signal_values(signal: Signal) -> dict:
 
 def event_values(call: Call, signal_id: str | None) -> dict:
     return {
-        "event_id": call.event_id, "account_id": call.account_id, "identity": call.identity,
+        "event_id": call.event_id, "digest": call.digest, "account_id": call.account_id, "identity": call.identity,
         "identity_type": call.identity_type, "arn": call.arn, "event_time": call.event_time,
         "identity_name": name_of(call.identity), "arn_name": name_of(call.arn),
         "event_source": call.event_source, "event_name": call.event_name, "region": call.region,
@@ -306,15 +314,16 @@ class Store:
     # ── detection state ───────────────────────────────────────────────────────────────────────────
 
     def new_calls(self, calls: Iterable[Call]) -> list[Call]:
-        """The calls whose eventID is not stored yet (each event is processed once)."""
-        unique = {call.event_id: call for call in calls}
-        seen: set[str] = set()
-        ids = list(unique)
+        """The calls not stored yet: each record is processed once. A record under a stored eventID but
+        with another content is new (damaged or forged input): both count, whichever came first."""
+        unique = list(dict.fromkeys(calls))
+        stored: set[Call] = set()
+        ids = list({call.event_id for call in unique})
         with self.session() as session:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                seen.update(session.exec(select(EventRow.event_id).where(EventRow.event_id.in_(chunk))))
-        return [call for event_id, call in unique.items() if event_id not in seen]
+                rows = session.exec(select(EventRow).where(EventRow.event_id.in_(ids[start:start + 500])))
+                stored.update(call_from_row(row) for row in rows)
+        return [call for call in unique if call not in stored]
 
     def load_baseline(self, calls: list[Call], tuning: Tuning) -> Baseline:
         """The part of the state the calls touch: their scopes, identities and latest signals."""
@@ -350,7 +359,7 @@ class Store:
         New signals covered by an active suppression are stored as `suppressed` (never posted).
         """
         now = now or utcnow()
-        signal_of_event = {event_id: s.signal_id for s in signals for event_id in s.event_ids}
+        signal_of = {call: s.signal_id for s in signals for call in s.joined}
         keys = {(call.account_id, call.identity) for call in calls}
         with self.session() as session:
             rules = [row.as_rule() for row in session.exec(select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None)))]
@@ -370,7 +379,7 @@ class Store:
                     row.last_seen = max(row.last_seen, known.last_seen)
                     session.add(row)
             self.insert_ignoring_duplicates(
-                session, EventRow, [event_values(c, signal_of_event.get(c.event_id)) for c in calls])
+                session, EventRow, [event_values(c, signal_of.get(c)) for c in calls])
             created: list[Signal] = []
             for signal in signals:
                 row = session.get(SignalRow, signal.signal_id, with_for_update=self.is_postgres)

@@ -266,10 +266,10 @@ def _detect_and_store(settings: Settings, store: Store, source: Source, outcomes
         for outcome in outcomes:
             outcome.error = f"storing the events failed: {type(exc).__name__}: {str(exc)[:300]}"
         return
-    fresh_ids = {call.event_id for call in fresh}
+    fresh_calls = set(fresh)
     for outcome, pulled in zip(outcomes, pulls):
         outcome.records, outcome.bad = pulled.records, len(pulled.bad)
-        outcome.new_calls = sum(1 for call in pulled.calls if call.event_id in fresh_ids)
+        outcome.new_calls = sum(1 for call in pulled.calls if call in fresh_calls)
         outcome.signals = len({s.signal_id for s in signals if outcome.place.region in s.regions})
         for problem in pulled.bad[:20]:
             log.warning("skipped %s", problem)

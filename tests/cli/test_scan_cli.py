@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import func, select
 
 from bot.cli import main
-from detection.store import EventRow, KnownIdentity, SignalRow, Store
+from detection.store import EventRow, KnownIdentity, SignalRow, Store, signal_from_row
 from tests import records as r
 from tests.conftest import FIXTURES, SAMPLES
 from tests.records import at, sesguard
@@ -288,6 +288,44 @@ def test_db_state_carries_over_between_runs_and_a_second_run_adds_nothing(tmp_pa
     status, out, err = cli("--json", "--db", store_url, str(tmp_path))
     assert (status, out) == (0, "") and _counts(store_url) == (12, 3, 1)
     assert summary_of(err)[3] == 0
+
+
+def test_two_records_under_one_event_id_give_the_same_signals_in_one_run_or_two_in_either_order(tmp_path):
+    """Damaged or forged input: two different records claim each of two eventIDs. Whichever file a run
+    reads first, and whether one run reads both or two `--db` runs one each, the signals are the same:
+    each record counts (keeping one would hide the other, and which one a store kept first would decide)."""
+    alice, mallory, oscar = r.iam_user("alice"), r.iam_user("mallory"), r.iam_user("oscar")
+    r.write(tmp_path / "base.json", [r.record(alice, time=at())])  # starts the learning period
+    r.write(tmp_path / "a.json", [r.record(alice, time=at(days=10), event_id="dup-1"),
+                                  r.record(oscar, time=at(days=12), event_id="dup-2")])
+    # (at the same time as its twin: a call found by a later run that is earlier than the signal it joins
+    # leaves the signal its ID, however it came, eventID shared or not)
+    r.write(tmp_path / "b.json", [r.record(mallory, time=at(days=10), event_id="dup-1"),
+                                  r.record(oscar, time=at(days=12), region="eu-west-1", event_id="dup-2")])
+
+    stores = iter(range(3))
+
+    def stored_signals(*runs: list[str]) -> list[dict]:
+        url = f"sqlite:///{tmp_path / f'split-{next(stores)}.db'}"
+        for files in runs:
+            done = sesguard("scan", "--json", "--db", url, *(str(tmp_path / name) for name in files), cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+        store = Store(url)
+        with store.session() as session:
+            rows = session.exec(select(SignalRow).order_by(SignalRow.first_seen)).all()
+        store.engine.dispose()
+        return [signal_from_row(row).to_dict() for row in rows]
+
+    one_run = stored_signals(["base.json", "a.json", "b.json"])
+    assert [(s["identity"], s["event_count"], s["regions"], s["event_ids"]) for s in one_run] == [
+        (mallory["arn"], 1, ["us-east-1"], ["dup-1"]),
+        (oscar["arn"], 2, ["eu-west-1", "us-east-1"], ["dup-2", "dup-2"])]
+    assert stored_signals(["base.json"], ["a.json"], ["b.json"]) == one_run
+    assert stored_signals(["base.json"], ["b.json"], ["a.json"]) == one_run
+    in_memory = sesguard("scan", "--json", *(str(tmp_path / name) for name in ("b.json", "a.json", "base.json")),
+                         cwd=tmp_path)
+    assert [{k: v for k, v in s.items() if k != "status"} for s in json_lines(in_memory.stdout)] == [
+        {k: v for k, v in s.items() if k != "status"} for s in one_run]
 
 
 # ── S3 ───────────────────────────────────────────────────────────────────────────────────────────────

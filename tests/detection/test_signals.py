@@ -68,11 +68,13 @@ def test_missing_values_are_not_listed_as_facts():
     assert signal.error_codes == []
 
 
-def test_the_same_event_added_twice_counts_once():
-    call = to_call(r.record(r.iam_user(), event_id="once"))
-    signal = Signal.start(call)
-    signal.add(call)
-    assert signal.event_count == 1 and signal.event_ids == ["once"]
+def test_two_records_under_one_event_id_are_two_calls_of_the_signal():
+    """Damaged or forged input: each record counts (detection hands each record over once)."""
+    first = to_call(r.record(r.iam_user(), event_id="twice"))
+    other = to_call(r.record(r.iam_user(), event_id="twice", region="eu-west-1"))
+    signal = Signal.start(first)
+    signal.add(other)
+    assert (signal.event_count, signal.event_ids, signal.regions) == (2, ["twice", "twice"], ["eu-west-1", "us-east-1"])
 
 
 def test_signal_id_is_deterministic_and_distinguishes_occurrences():

@@ -4,8 +4,12 @@ carries from one batch to the next exactly as if the batches had been one."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel, func, select
 
@@ -15,10 +19,11 @@ import bot.slack.tables  # noqa: F401
 import bot.worker.tables  # noqa: F401
 import detection.pacing  # noqa: F401
 import detection.sources.s3_trail  # noqa: F401
+import detection.store
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
-from detection.store import EventRow, KnownIdentity, Scope, SignalHistory, SignalRow, Store
+from detection.store import EventRow, KnownIdentity, Scope, SignalHistory, SignalRow, Store, event_values
 from tests import records as r
 from tests.records import at, moment
 
@@ -87,6 +92,38 @@ def test_stored_events_name_their_signal(store):
     (signal,) = stored_signals(store)
     assert events["m1"].signal_id == signal.signal_id
     assert [row.signal_id for key, row in events.items() if key != "m1"] == [None]
+
+
+def test_two_records_under_one_event_id_are_both_stored_each_named_to_its_signal(store):
+    """Whichever batch brings which, both count; a third batch with either adds nothing."""
+    alice_then, mallory_then = (r.record(who, time=at(days=10), event_id="shared") for who in (ALICE, MALLORY))
+    run(store, [r.record(ALICE), alice_then])
+    signals, taken = run(store, [mallory_then, alice_then])
+    assert [s.identity for s in signals] == [MALLORY["arn"]] and [c.identity for c in taken] == [MALLORY["arn"]]
+    with store.session() as session:
+        rows = session.exec(select(EventRow).where(EventRow.event_id == "shared")).all()
+    assert sorted((row.identity, row.signal_id) for row in rows) == [(ALICE["arn"], None),
+                                                                    (MALLORY["arn"], signals[0].signal_id)]
+    assert run(store, [mallory_then, alice_then]) == ([], [])
+
+
+def test_events_stored_before_records_were_told_apart_are_still_known(store):
+    """Rows written before the digest joined the key (one row an eventID) are recognised by their content
+    after the upgrade: the worker's look-back re-reads them, and nothing is processed twice."""
+    migrations = Config()
+    migrations.set_main_option("script_location", str(Path(detection.store.__file__).parent / "migrations"))
+    run(store, [r.record(ALICE, event_id="kept"), r.record(ALICE, event_id="kept", region="eu-west-1")])
+    with store.engine.begin() as connection:
+        migrations.attributes["connection"] = connection
+        command.downgrade(migrations, "0003_pages")  # one row an eventID again: one of the two records stays
+        assert connection.execute(sa.text("SELECT count(*) FROM events WHERE event_id = 'kept'")).scalar() == 1
+        old = {k: v for k, v in event_values(to_call(r.record(ALICE, event_id="old")), None).items() if k != "digest"}
+        connection.execute(sa.table("events", *map(sa.column, old)).insert().values(**old))
+    store.migrate()
+    with store.session() as session:
+        assert session.get(EventRow, ("old", "")).identity == ALICE["arn"]
+    assert store.new_calls([to_call(r.record(ALICE, event_id="old"))]) == []
+    assert len(store.new_calls([to_call(r.record(ALICE, event_id="old", region="eu-west-1"))])) == 1
 
 
 # ── state carries over between batches ───────────────────────────────────────────────────────────────
