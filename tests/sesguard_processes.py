@@ -23,7 +23,7 @@ from sqlmodel import select
 from bot.worker.tables import PollState
 from detection.store import SignalRow, Store
 from tests.misbehaving_slack import MisbehavingSlack
-from tests.slack_harness import migrated_sqlite
+from tests.slack_harness import PEOPLE, migrated_sqlite
 from tests.slack_signing import Reply, SlackSender, get
 from tests.worker_fixtures import OWN_ACCOUNT, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
 
@@ -239,7 +239,7 @@ class Deployment:
 @contextmanager
 def deployed(aws: LocalAws, folder: Path, store: Store, database_url: str | None = None) -> Iterator[Deployment]:
     """The stand-ins and a migrated store; the processes reach the store at `database_url` (default: its own)."""
-    with MisbehavingSlack(token=BOT_TOKEN) as slack:
+    with MisbehavingSlack(token=BOT_TOKEN, channels={CHANNEL: PEOPLE}) as slack:
         env = sesguard_env(aws.env, slack.api_url, database_url or store.url)
         running = Deployment(aws, slack, store, folder, env)
         try:

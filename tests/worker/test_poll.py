@@ -170,7 +170,7 @@ def test_two_accounts_each_backfill_then_alert(aws, store):
 
 @pytest.fixture
 def slack():
-    with FakeSlack() as fake:
+    with FakeSlack(channels={CHANNEL: ()}) as fake:
         yield fake
 
 

@@ -78,7 +78,7 @@ def test_housekeeping_prunes_old_events_and_forgotten_identities(store):
 
 @pytest.fixture
 def slack():
-    with FakeSlack() as fake:
+    with FakeSlack(channels={CHANNEL: ()}) as fake:
         yield fake
 
 
