@@ -48,9 +48,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Sockets that hold a port bound without listening, for as long as the test process lives.
+_HELD_PORTS: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A local port nothing listens on: connections to it are refused at once."""
-    return free_port()
+    """A local port nothing listens on, nor can: this process keeps it bound without listening (and without
+    SO_REUSEADDR, so no one else can bind it), so connections to it are refused at once."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(held)
+    return held.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], object], what: str, processes: Iterable["Running"] = ()) -> None:
