@@ -25,7 +25,7 @@ from detection.store import SignalRow, Store
 from tests.misbehaving_slack import MisbehavingSlack
 from tests.slack_harness import PEOPLE, migrated_sqlite
 from tests.slack_signing import Reply, SlackSender, get
-from tests.worker_fixtures import OWN_ACCOUNT, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
+from tests.worker_fixtures import OWN_ACCOUNT, OWN_SECRET, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
 
 # Bounds on waiting for something that takes a second or two: they only stop a broken test from hanging.
 PATIENCE_SECONDS = 60
@@ -33,7 +33,7 @@ PATIENCE_SECONDS = 60
 BOT_TOKEN = "xoxb-1111-2222-SeCrEtBoTtOkEnNeVeRlOgGeD"
 SIGNING_SECRET = "sIgNiNgSeCrEt0123456789abcdefNEVERLOG"
 APP_TOKEN = "xapp-1-A0SESG-3333-SeCrEtApPtOkEnNeVeRlOgGeD"
-AWS_SECRET = "AwSsEcReTkEyNeVeRlOgGeD0123456789abcdefXY"
+AWS_SECRET = OWN_SECRET  # the CloudTrail stand-in checks every signature made with it
 DB_PASSWORD = "DbPa55w0rdNeVeRlOgGeD"
 SECRETS = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_APP_TOKEN": APP_TOKEN,
            "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "database password": DB_PASSWORD}
