@@ -18,8 +18,14 @@ UNCHECKED = Config(retries={"total_max_attempts": 1}, parameter_validation=False
 SES = {"AttributeKey": "EventSource", "AttributeValue": "ses.amazonaws.com"}
 
 
+def client(service: str, config: Config = NO_RETRIES, **credentials):
+    """A client of a session of its own: it reads this test's environment (boto3's default session keeps
+    whatever credentials the first test to use it had)."""
+    return boto3.Session().client(service, region_name="us-east-1", config=config, **credentials)
+
+
 def cloudtrail(**credentials):
-    return boto3.client("cloudtrail", region_name="us-east-1", config=NO_RETRIES, **credentials)
+    return client("cloudtrail", **credentials)
 
 
 def error_of(call) -> str:
@@ -36,8 +42,7 @@ def test_a_request_signed_with_the_wrong_secret_is_refused(aws):
     assert lookup() == []
     wrong = cloudtrail(aws_access_key_id=OWN_KEY, aws_secret_access_key="not-the-secret")
     assert error_of(lambda: lookup(wrong)) == "InvalidSignatureException"
-    sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id=OWN_KEY,
-                       aws_secret_access_key="not-the-secret", config=NO_RETRIES)
+    sts = client("sts", aws_access_key_id=OWN_KEY, aws_secret_access_key="not-the-secret")
     assert error_of(sts.get_caller_identity) == "SignatureDoesNotMatch"
     assert [r.error for r in aws.api.requests] == [None, "InvalidSignatureException", "SignatureDoesNotMatch"]
 
@@ -51,7 +56,7 @@ def test_a_body_changed_after_signing_is_refused(aws):
 
 def test_assumed_role_credentials_are_checked_with_the_secret_sts_issued(aws):
     aws.api.add_role(ROLE_ARN)
-    answer = boto3.client("sts", region_name="us-east-1").assume_role(RoleArn=ROLE_ARN, RoleSessionName="sesguard")
+    answer = client("sts").assume_role(RoleArn=ROLE_ARN, RoleSessionName="sesguard")
     issued = answer["Credentials"]
     good = cloudtrail(aws_access_key_id=issued["AccessKeyId"], aws_secret_access_key=issued["SecretAccessKey"],
                       aws_session_token=issued["SessionToken"])
@@ -64,7 +69,7 @@ def test_assumed_role_credentials_are_checked_with_the_secret_sts_issued(aws):
 @pytest.mark.parametrize("seconds, allowed", [(899, False), (900, True), (3600, True), (3601, False)])
 def test_assume_role_duration_is_900_seconds_to_the_roles_maximum(aws, seconds, allowed):
     aws.api.add_role(ROLE_ARN)
-    sts = boto3.client("sts", region_name="us-east-1", config=UNCHECKED)
+    sts = client("sts", config=UNCHECKED)
     assume = lambda: sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="sesguard", DurationSeconds=seconds)  # noqa: E731
     if allowed:
         assume()
@@ -74,7 +79,7 @@ def test_assume_role_duration_is_900_seconds_to_the_roles_maximum(aws, seconds, 
 
 def test_a_role_allowing_twelve_hours_issues_twelve_hour_sessions(aws):
     aws.api.add_role(ROLE_ARN, max_session_seconds=43200)
-    sts = boto3.client("sts", region_name="us-east-1", config=NO_RETRIES)
+    sts = client("sts")
     expires = sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="sesguard", DurationSeconds=43200)
     assert error_of(lambda: sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="sesguard", DurationSeconds=43201)) \
         == "ValidationError"
