@@ -144,7 +144,7 @@ def record(
         "responseElements": None,
         "requestID": f"req-{next(_ids):08d}",
         "eventID": event_id or f"syn-{next(_ids):012d}",
-        "readOnly": True,
+        "readOnly": event_name.startswith(("Get", "List", "Describe")),  # as CloudTrail classifies the call
         "eventType": "AwsApiCall",
         "managementEvent": True,
         "recipientAccountId": account or identity.get("accountId") or ACCOUNT,

@@ -23,9 +23,9 @@ from sqlmodel import select
 from bot.worker.tables import PollState
 from detection.store import SignalRow, Store
 from tests.misbehaving_slack import MisbehavingSlack
-from tests.slack_harness import migrated_sqlite
+from tests.slack_harness import PEOPLE, migrated_sqlite
 from tests.slack_signing import Reply, SlackSender, get
-from tests.worker_fixtures import OWN_ACCOUNT, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
+from tests.worker_fixtures import OWN_ACCOUNT, OWN_SECRET, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
 
 # Bounds on waiting for something that takes a second or two: they only stop a broken test from hanging.
 PATIENCE_SECONDS = 60
@@ -33,7 +33,7 @@ PATIENCE_SECONDS = 60
 BOT_TOKEN = "xoxb-1111-2222-SeCrEtBoTtOkEnNeVeRlOgGeD"
 SIGNING_SECRET = "sIgNiNgSeCrEt0123456789abcdefNEVERLOG"
 APP_TOKEN = "xapp-1-A0SESG-3333-SeCrEtApPtOkEnNeVeRlOgGeD"
-AWS_SECRET = "AwSsEcReTkEyNeVeRlOgGeD0123456789abcdefXY"
+AWS_SECRET = OWN_SECRET  # the CloudTrail stand-in checks every signature made with it
 DB_PASSWORD = "DbPa55w0rdNeVeRlOgGeD"
 SECRETS = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_APP_TOKEN": APP_TOKEN,
            "AWS_SECRET_ACCESS_KEY": AWS_SECRET, "database password": DB_PASSWORD}
@@ -48,9 +48,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Sockets that hold a port bound without listening, for as long as the test process lives.
+_HELD_PORTS: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    """A local port nothing listens on: connections to it are refused at once."""
-    return free_port()
+    """A local port nothing listens on, nor can: this process keeps it bound without listening (and without
+    SO_REUSEADDR, so no one else can bind it), so connections to it are refused at once."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(held)
+    return held.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], object], what: str, processes: Iterable["Running"] = ()) -> None:
@@ -239,7 +247,7 @@ class Deployment:
 @contextmanager
 def deployed(aws: LocalAws, folder: Path, store: Store, database_url: str | None = None) -> Iterator[Deployment]:
     """The stand-ins and a migrated store; the processes reach the store at `database_url` (default: its own)."""
-    with MisbehavingSlack(token=BOT_TOKEN) as slack:
+    with MisbehavingSlack(token=BOT_TOKEN, channels={CHANNEL: PEOPLE}) as slack:
         env = sesguard_env(aws.env, slack.api_url, database_url or store.url)
         running = Deployment(aws, slack, store, folder, env)
         try:

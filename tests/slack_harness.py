@@ -36,6 +36,8 @@ CHANNEL = "C0ALERTS"
 TRIAGER = "UTRIAGER1"
 OUTSIDER = "UOUTSIDER"
 ACCOUNT = "111122223333"
+# The alert channel as the README's set-up leaves it: the bot invited, and the people the tests click as.
+PEOPLE = (TRIAGER, "UTRIAGER2", OUTSIDER, "UMEMBER01", "UMEMBER02")
 NO_LEARNING = Tuning(learning=timedelta(0), forget=timedelta(days=28), group=timedelta(minutes=60))
 
 
@@ -145,11 +147,11 @@ def store_signals(store: Store, *records: dict) -> list[str]:
 class Harness:
     def __init__(self, store: Store, **setting_overrides):
         self.store = store
-        self.slack = FakeSlack(token=TOKEN)
+        self.slack = FakeSlack(token=TOKEN, channels={CHANNEL: PEOPLE})
         self.setting_overrides = setting_overrides
         self.executor = DrainingExecutor()
         self.errors: list[BaseException] = []
-        self._triggers = itertools.count(1)
+        self._names = itertools.count(1)
 
     def __enter__(self) -> "Harness":
         self.slack.__enter__()
@@ -173,7 +175,7 @@ class Harness:
         self.server.shutdown()
         self.server.server_close()
         self.executor.shutdown()
-        self.slack.__exit__()
+        self.slack.__exit__(*exc)
 
     # ── driving the app as Slack does ───────────────────────────────────────────────────────────
 
@@ -212,7 +214,7 @@ class Harness:
             "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
             "api_app_id": "A0SESGUARD",
             "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-            "trigger_id": f"trigger-{next(self._triggers)}",
+            "trigger_id": self.slack.trigger_id(),
             "channel": {"id": channel, "name": "security-alerts"},
             "message": {"ts": ts, "type": "message", "user": self.slack.bot_user_id},
             "response_url": self.slack.response_url(f"action-{ts}"),
@@ -234,7 +236,7 @@ class Harness:
             "team": {"id": "T0TEAM", "domain": "test"},
             "user": {"id": user, "username": user.lower(), "team_id": "T0TEAM"},
             "api_app_id": "A0SESGUARD",
-            "trigger_id": f"trigger-{next(self._triggers)}",
+            "trigger_id": self.slack.trigger_id(),
             "view": {
                 "id": "V0000001", "type": "modal", "callback_id": view["callback_id"],
                 "private_metadata": view.get("private_metadata", ""), "blocks": view["blocks"],
@@ -246,7 +248,7 @@ class Harness:
 
     def command(self, text: str, user: str = TRIAGER, **kw) -> dict:
         """Run `/sesguard text`; the (ephemeral) answer the app sent to the response URL."""
-        name = f"command-{next(self._triggers)}"
+        name = f"command-{next(self._names)}"
         reply = self.sender.command(text, user, self.slack.response_url(name), **kw)
         assert reply.status == 200, reply
         self.settle()
@@ -257,8 +259,10 @@ class Harness:
     def opened_views(self) -> list[dict]:
         return [call["view"] for call in self.slack.calls_to("views.open")]
 
-    def ephemerals(self, user: str) -> list[str]:
-        return [call["text"] for call in self.slack.calls_to("chat.postEphemeral") if call.get("user") == user]
+    def ephemerals(self, user: str, delivered: bool = True) -> list[str]:
+        """The ephemeral notes sent to `user`: those Slack showed (or, `delivered=False`, every attempt)."""
+        return [call["text"] for call in self.slack.calls_to("chat.postEphemeral", ok_only=delivered)
+                if call.get("user") == user]
 
 
 def answer_text(answer: dict) -> str:

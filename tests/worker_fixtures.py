@@ -15,6 +15,8 @@ from tests.fakes.cloudtrail_api import FakeCloudTrail
 
 OWN_ACCOUNT = "111111111111"
 OWN_KEY = "AKIAFAKEOWNACCOUNT01"
+# Distinctive, so that the reliability tests can look for it in every output (it must never show up).
+OWN_SECRET = "AwSsEcReTkEyNeVeRlOgGeD0123456789abcdefXY"
 ROLE_ACCOUNT = "222222222222"
 ROLE_ARN = f"arn:aws:iam::{ROLE_ACCOUNT}:role/sesguard-reader"
 
@@ -33,11 +35,11 @@ class LocalAws:
 @pytest.fixture
 def aws(monkeypatch, tmp_path):
     api = FakeCloudTrail()
-    api.add_account(OWN_ACCOUNT, OWN_KEY)
+    api.add_account(OWN_ACCOUNT, OWN_KEY, OWN_SECRET)
     url = api.start()
     env = {
         "AWS_ENDPOINT_URL_CLOUDTRAIL": url, "AWS_ENDPOINT_URL_STS": url,
-        "AWS_ACCESS_KEY_ID": OWN_KEY, "AWS_SECRET_ACCESS_KEY": "fake-secret", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": OWN_KEY, "AWS_SECRET_ACCESS_KEY": OWN_SECRET, "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",

@@ -1,17 +1,22 @@
 """A local CloudTrail LookupEvents and STS endpoint over real HTTP, enforcing the real API's rules.
 
-boto3 reaches it through AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS. The caller's account
-is the one its access key belongs to (the SigV4 Authorization header names the key and the region);
-AssumeRole hands out per-account session credentials that expire. LookupEvents answers as AWS does:
-exactly one LookupAttribute, MaxResults 1…50, newest first, NextToken pagination tied to the query,
-StartTime/EndTime inclusive, and ThrottlingException beyond 2 accepted requests in any one-second
-window per account and region. Every request is recorded (time of arrival, account, region, answer)
-so that tests assert on what crossed the wire. Faults can be queued: throttling, expired credentials,
-a 500, a malformed answer, or a request held until the test releases it.
+boto3 reaches it through AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS. Every request must carry
+a valid SigV4 signature: the stand-in recomputes it with botocore's own signer from the secret of the
+access key it names (a long-term key added with `add_account`, or session credentials it issued), so a
+wrong secret, a changed body or a stale date is refused as AWS refuses it. The caller's account is the
+one its access key belongs to. AssumeRole hands out per-account session credentials that expire, for
+900 seconds up to the role's maximum session duration (3600 by default, 43200 at most). LookupEvents
+answers as AWS does: exactly one LookupAttribute, MaxResults 1…50, newest first, NextToken pagination
+tied to the query, StartTime/EndTime inclusive, only the last 90 days, ReadOnly "true" for read-only
+calls only, and ThrottlingException beyond 2 accepted requests in any one-second window per account
+and region. Every request is recorded (time of arrival, account, region, answer) so that tests assert
+on what crossed the wire. Faults can be queued, for any request or only for first or later pages:
+throttling, expired credentials, a 500, a malformed answer, or a request held until the test releases it.
 """
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 import re
@@ -21,14 +26,28 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 MAX_RESULTS = 50
 LIMIT = 2
 WINDOW = 1.0
-_CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/view-cloudtrail-events.html: "the last 90 days".
+HISTORY = timedelta(days=90)
+# https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html: DurationSeconds from 900 to the
+# role's maximum session duration, which is 3600 unless set, and at most 43200.
+MIN_SESSION, DEFAULT_SESSION, MAX_SESSION = 900, 3600, 43200
+_ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv.html: a signed request is valid for
+# 15 minutes after its X-Amz-Date (and AWS allows the same skew ahead).
+SIGNATURE_PATIENCE = timedelta(minutes=15)
+_AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
+                            r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+), ?Signature=(?P<sig>[0-9a-f]{64})$")
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
@@ -49,7 +68,22 @@ class Recorded:
 class Fault:
     kind: str  # throttle | expired | error500 | malformed | hold | pass (answered normally: to target a later request)
     account: str | None = None  # None: any account
-    release: threading.Event | None = None
+    event_source: str | None = None  # None: a query of any EventSource
+    first_page: bool | None = None  # True: only requests without NextToken; False: only those with one
+    release: threading.Event | None = None  # "hold": the test sets it to let the request go on
+    reached: threading.Event = field(default_factory=threading.Event)  # a request took this fault
+
+    def applies(self, account: str, params: dict) -> bool:
+        attributes = params.get("LookupAttributes") or [{}]
+        return (self.account in (None, account)
+                and self.event_source in (None, attributes[0].get("AttributeValue"))
+                and self.first_page in (None, not params.get("NextToken")))
+
+
+@dataclass
+class Role:
+    account: str
+    max_session_seconds: int = DEFAULT_SESSION
 
 
 @dataclass
@@ -64,24 +98,29 @@ class FakeCloudTrail:
     def __init__(self, session_seconds: float | None = None, limit: int = LIMIT):
         self.limit = limit  # accepted requests per second per account and region (AWS: 2)
         self.keys: dict[str, SessionKey] = {}
-        self.roles: dict[str, str] = {}  # role ARN → account
+        self.roles: dict[str, Role] = {}
         self.events: dict[tuple[str, str], list[dict]] = {}  # (account, region) → records
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
-        self.session_seconds = session_seconds  # caps AssumeRole's DurationSeconds
+        # Time made short for a test, by name: issued credentials expire after this many seconds, whatever
+        # DurationSeconds asked for (AWS's shortest is 900).
+        self.session_seconds = session_seconds
         self._tokens: dict[str, tuple[str, int]] = {}  # NextToken → (query fingerprint, offset)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
     # ── set-up ───────────────────────────────────────────────────────────────────────────────────
 
-    def add_account(self, account: str, access_key: str, secret: str = "fake-secret") -> None:
+    def add_account(self, account: str, access_key: str, secret: str) -> None:
+        """A long-term access key of `account`: requests signed with `secret` are its own."""
         with self._lock:
             self.keys[access_key] = SessionKey(account, secret, None, None)
 
-    def add_role(self, role_arn: str) -> None:
+    def add_role(self, role_arn: str, max_session_seconds: int = DEFAULT_SESSION) -> None:
+        """A role the base credentials may assume; its maximum session duration is 3600 to 43200 seconds."""
+        assert DEFAULT_SESSION <= max_session_seconds <= MAX_SESSION, max_session_seconds
         with self._lock:
-            self.roles[role_arn] = role_arn.split(":")[4]
+            self.roles[role_arn] = Role(role_arn.split(":")[4], max_session_seconds)
 
     def add_events(self, *records: dict) -> None:
         """Deliver records: from now on LookupEvents returns them (a late event is one added late)."""
@@ -90,13 +129,16 @@ class FakeCloudTrail:
                 key = (record["recipientAccountId"], record["awsRegion"])
                 self.events.setdefault(key, []).append(record)
 
-    def inject(self, kind: str, times: int = 1, account: str | None = None) -> threading.Event | None:
-        """Answer the next `times` LookupEvents requests (of `account`) with a fault; "hold" keeps the
-        request waiting until the returned event is set."""
+    def inject(self, kind: str, times: int = 1, account: str | None = None, event_source: str | None = None,
+               first_page: bool | None = None) -> Fault:
+        """Answer the next `times` LookupEvents requests (of `account`, of a query for `event_source`, only
+        first or only later pages) with a fault. "hold" keeps the request waiting until `.release` is set;
+        `.reached` of the first fault is set once a request took it."""
         release = threading.Event() if kind == "hold" else None
+        faults = [Fault(kind, account, event_source, first_page, release) for _ in range(times)]
         with self._lock:
-            self.faults.extend(Fault(kind, account, release) for _ in range(times))
-        return release
+            self.faults.extend(faults)
+        return faults[0]
 
     def expire_sessions(self) -> None:
         """Every session credential handed out so far expires now."""
@@ -134,7 +176,7 @@ class FakeCloudTrail:
 
             def do_POST(self):  # noqa: N802 - the http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, payload = fake.handle(self.headers, body)
+                status, headers, payload = fake.handle(self.headers, body, self.path)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -162,22 +204,47 @@ class FakeCloudTrail:
             self._server.shutdown()
             self._server.server_close()
 
-    def handle(self, headers, body: bytes) -> tuple[int, dict, bytes]:
+    def handle(self, headers, body: bytes, path: str = "/") -> tuple[int, dict, bytes]:
         arrived = time.time()
         target = headers.get("X-Amz-Target", "")
-        match = _CREDENTIAL.search(headers.get("Authorization", ""))
-        access_key, region, service = match.groups() if match else (None, None, None)
+        match = _AUTHORIZATION.match(headers.get("Authorization", ""))
+        access_key, region = (match["key"], match["region"]) if match else (None, None)
         form = {} if target else {k: v[0] for k, v in parse_qs(body.decode()).items()}
         action = target.rsplit(".", 1)[-1] if target else form.get("Action", "")
         record = Recorded(arrived, "cloudtrail" if target else "sts", action, None, region, access_key, 0)
         with self._lock:
             self.requests.append(record)  # recorded on arrival, so that the rate check sees it at once
-        if target:
+        with self._lock:
+            refused = self._unauthenticated(record, match, headers, body, path)
+        if refused is not None:
+            status, headers_out, payload = _json_error(400, *refused) if target else _xml_error(403, *refused)
+        elif target:
             status, headers_out, payload = self._cloudtrail(record, action, headers, body)
         else:
             status, headers_out, payload = self._sts(record, form, headers)
         record.status = status
         return status, headers_out, payload
+
+    # ── SigV4 ────────────────────────────────────────────────────────────────────────────────────
+
+    def _unauthenticated(self, record: Recorded, match, headers, body: bytes, path: str) -> tuple[str, str] | None:
+        """(error code, message) when AWS would refuse the request's signature; None when it is valid."""
+        sts = not headers.get("X-Amz-Target")
+        if match is None:
+            record.error = "MissingAuthenticationToken" if sts else "MissingAuthenticationTokenException"
+            return record.error, "Request is missing Authentication Token"
+        key = self.keys.get(match["key"])
+        if key is None:
+            record.error = "InvalidClientTokenId" if sts else "UnrecognizedClientException"
+            return record.error, "The security token included in the request is invalid."
+        if not _signed_in_time(headers.get("X-Amz-Date", ""), match["date"]):
+            record.error = "SignatureDoesNotMatch" if sts else "InvalidSignatureException"
+            return record.error, "Signature expired or not yet valid"
+        if not hmac.compare_digest(_signature(key, match, headers, body, path), match["sig"]):
+            record.error = "SignatureDoesNotMatch" if sts else "InvalidSignatureException"
+            return record.error, ("The request signature we calculated does not match the signature you "
+                                  "provided. Check your AWS Secret Access Key and signing method.")
+        return None
 
     def _caller(self, record: Recorded, headers) -> str | None:
         """The caller's account, or the error code that refuses it."""
@@ -202,7 +269,13 @@ class FakeCloudTrail:
             account = self._caller(record, headers)
             if account is None:
                 return _json_error(400, record.error, "The security token included in the request is invalid or expired")
-            fault = self._take_fault(account)
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                record.error = "SerializationException"
+                return _json_error(400, record.error, "bad JSON")
+            record.params = params if isinstance(params, dict) else {}
+            fault = self._take_fault(account, record.params)
         if fault is not None and fault.kind in ("hold", "pass"):  # answered normally (after the release)
             if fault.release is not None:
                 fault.release.wait(timeout=60)
@@ -216,18 +289,13 @@ class FakeCloudTrail:
             if self._throttled(record):
                 record.error = "ThrottlingException"
                 return _json_error(400, record.error, "Rate exceeded")
-            try:
-                params = json.loads(body or b"{}")
-            except ValueError:
-                record.error = "SerializationException"
-                return _json_error(400, record.error, "bad JSON")
-            record.params = params
-            return self._lookup(record, account, params)
+            return self._lookup(record, account, record.params)
 
-    def _take_fault(self, account: str) -> Fault | None:
+    def _take_fault(self, account: str, params: dict) -> Fault | None:
         for fault in self.faults:
-            if fault.account in (None, account):
+            if fault.applies(account, params):
                 self.faults.remove(fault)
+                fault.reached.set()
                 return fault
         return None
 
@@ -274,9 +342,10 @@ class FakeCloudTrail:
                 record.error = "InvalidNextTokenException"
                 return _json_error(400, record.error, "Invalid NextToken")
             offset = known[1]
+        oldest = time.time() - HISTORY.total_seconds()
         matching = [
             r for r in self.events.get((account, record.region), [])
-            if r.get("eventSource") == attribute.get("AttributeValue")
+            if r.get("eventSource") == attribute.get("AttributeValue") and _epoch(r["eventTime"]) >= oldest
             and (start is None or _epoch(r["eventTime"]) >= start) and (end is None or _epoch(r["eventTime"]) <= end)
         ]
         matching.sort(key=lambda r: (_epoch(r["eventTime"]), r["eventID"]), reverse=True)  # newest first
@@ -308,14 +377,19 @@ class FakeCloudTrail:
     def _assume_role(self, record: Recorded, form: dict) -> tuple[int, dict, bytes]:
         role_arn = form.get("RoleArn", "")
         record.params = dict(form)
-        if role_arn not in self.roles:
+        role = self.roles.get(role_arn)
+        if role is None:
             record.error = "AccessDenied"
             return _xml_error(403, "AccessDenied", f"not authorized to perform sts:AssumeRole on {role_arn}")
-        seconds = float(form.get("DurationSeconds", 3600))
+        invalid = _invalid_session(form, role)
+        if invalid:
+            record.error = "ValidationError"
+            return _xml_error(400, "ValidationError", invalid)
+        seconds = float(form.get("DurationSeconds", DEFAULT_SESSION))
         if self.session_seconds is not None:
             seconds = min(seconds, self.session_seconds)
         access_key = "ASIA" + uuid.uuid4().hex[:16].upper()
-        key = SessionKey(self.roles[role_arn], secrets.token_hex(20), secrets.token_hex(32), time.time() + seconds)
+        key = SessionKey(role.account, secrets.token_hex(20), secrets.token_hex(32), time.time() + seconds)
         self.keys[access_key] = key
         expiration = datetime.fromtimestamp(key.expires_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         role_name = role_arn.rsplit("/", 1)[-1]
@@ -331,14 +405,57 @@ class FakeCloudTrail:
 _request_ids = itertools.count(1)
 
 
+def _signed_in_time(amz_date: str, scope_date: str) -> bool:
+    """X-Amz-Date names the credential scope's day and lies within 15 minutes of now."""
+    try:
+        signed = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return False
+    return amz_date[:8] == scope_date and abs(datetime.now(timezone.utc) - signed) <= SIGNATURE_PATIENCE
+
+
+def _signature(key: SessionKey, match, headers, body: bytes, path: str) -> str:
+    """The signature AWS expects: botocore's SigV4 over the headers the request says it signed."""
+    names = match["signed"].split(";")
+    request = AWSRequest(method="POST", url=f"http://{headers.get('Host', '')}{path}", data=body,
+                         headers={name: headers.get(name, "") for name in names})
+    request.context["timestamp"] = headers.get("X-Amz-Date", "")
+    signer = SigV4Auth(Credentials(match["key"], key.secret, key.token), match["service"], match["region"])
+    return signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+
+
+def _invalid_session(form: dict, role: Role) -> str | None:
+    """AssumeRole's parameter rules: DurationSeconds 900 to the role's maximum; RoleSessionName 2 to 64
+    characters of [\\w+=,.@-]."""
+    try:
+        seconds = int(form.get("DurationSeconds", DEFAULT_SESSION))
+    except ValueError:
+        return "DurationSeconds must be a number"
+    if seconds < MIN_SESSION:
+        return (f"1 validation error detected: Value '{seconds}' at 'durationSeconds' failed to satisfy "
+                f"constraint: Member must have value greater than or equal to {MIN_SESSION}")
+    if seconds > role.max_session_seconds:
+        return "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    if not _ROLE_SESSION_NAME.fullmatch(form.get("RoleSessionName", "")):
+        return "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint"
+    return None
+
+
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text).astimezone(timezone.utc).timestamp()
+
+
+def read_only(event_name: str) -> bool:
+    """CloudTrail's readOnly: the call only reads (SES's Get… and List…, servicequotas' List…); sends,
+    updates, creations and deletions are not."""
+    return event_name.startswith(("Get", "List", "Describe"))
 
 
 def _lookup_entry(record: dict) -> dict:
     identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
     return {
-        "EventId": record["eventID"], "EventName": record["eventName"], "ReadOnly": "true",
+        "EventId": record["eventID"], "EventName": record["eventName"],
+        "ReadOnly": "true" if read_only(record["eventName"]) else "false",
         "AccessKeyId": identity.get("accessKeyId", ""),
         "EventTime": _epoch(record["eventTime"]), "EventSource": record["eventSource"],
         "Username": identity.get("userName", ""), "Resources": [],

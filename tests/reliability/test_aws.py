@@ -9,6 +9,9 @@ and every new identity is alerted once.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+from detection.sources.lookup import EVENT_SOURCES
 from detection.store import EventRow
 from tests.cuttable_link import CuttableLink
 from tests.sesguard_processes import CHANNEL, TRIAGER, aws, deployment, leaked_secrets, wait_for  # noqa: F401
@@ -25,6 +28,19 @@ def stored_event_ids(deployment) -> set[str]:
 def clear_faults(api) -> None:
     with api._lock:  # the stand-in takes faults under this lock
         api.faults.clear()
+
+
+@contextmanager
+def between_two_passes(api, worker):
+    """The worker held at the start of its next pass: its first request (the first page of the first event
+    source) waits in the stand-in until the block ends. The pass before has finished, so what the block
+    changes (a fault, new events) meets one whole pass, never the tail of one already under way."""
+    held = api.inject("hold", event_source=EVENT_SOURCES[0], first_page=True)
+    try:
+        wait_for(held.reached.is_set, "the worker's next pass", [worker])
+        yield
+    finally:
+        held.release.set()
 
 
 def status_answer(deployment, served, name: str) -> str:
@@ -62,14 +78,15 @@ def test_each_cloudtrail_fault_keeps_the_watermark_shows_in_status_and_loses_not
         faults = {  # fault → (how it starts, what the error says, whose calls arrive meanwhile, how many)
             "expired credentials": (lambda: api.inject("expired", times=1000), "ExpiredTokenException", "mallory", 2),
             "unreachable endpoint": (link.cut, "Could not connect", "oscar", 2),
-            "malformed answer after a good page": (lambda: (api.inject("pass"), api.inject("malformed", times=1000)),
+            "malformed answer after a good page": (lambda: api.inject("malformed", times=1000, first_page=False),
                                                    "MalformedAnswer", "peggy", LOOKUP_PAGE + 1),
         }
         for name, (start_fault, error, identity, count) in faults.items():
-            watermark = deployment.watermark()
             calls = ses_calls(user(identity), count)
-            start_fault()
-            api.add_events(*calls)
+            with between_two_passes(api, worker):
+                watermark = deployment.watermark()
+                start_fault()
+                api.add_events(*calls)
             wait_for(lambda: get(f"{served.base}/healthz").status == 503, f"/healthz failing ({name})", [worker])
             state = deployment.poll_state()
             assert error in state.last_error and state.consecutive_failures >= 1, (name, state.last_error)

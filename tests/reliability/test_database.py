@@ -96,12 +96,12 @@ def test_the_store_lost_mid_run_loses_nothing_and_half_writes_nothing(aws, tmp_p
             wait_for(deployment.watermark, "the backfill", [worker])
             watermark = deployment.watermark()
 
-            release = api.inject("hold")  # the next LookupEvents request waits for the test
+            held = api.inject("hold")  # the next LookupEvents request waits for the test
             new = ses_calls(user("mallory"), 3) + ses_calls(user("oscar"), 2)
             api.add_events(*new)
-            wait_for(lambda: not api.faults, "the worker's request to be held", [worker])
+            wait_for(held.reached.is_set, "the worker's request to be held", [worker])
             link.cut()  # the store goes away while the events are pulled, before they are stored
-            release.set()
+            held.release.set()
             wait_for(lambda: worker.output().count("OperationalError") >= 3, "the worker meeting the outage", [worker])
             assert get(f"{served.base}/healthz").status == 503
             # Without the store no request can be checked against replays: it fails closed (Slack shows an error).

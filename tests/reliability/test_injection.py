@@ -96,7 +96,7 @@ def test_hostile_cloudtrail_values_and_command_arguments_reach_slack_inert(deplo
              "the answers and the escalation's thread line")
     wait_for(lambda: slack.calls_to("chat.update"), "the alert updated in place")
 
-    assert slack.refused == [] and slack.response_problems() == []  # Slack accepted every message
+    assert slack.refused == []  # Slack accepted every message and every answer to a response URL
     outgoing = "\n".join(slack.all_outgoing_text())
     assert ACTIVE_MARKUP.findall(outgoing) == []
     assert "&lt;!channel&gt;" in outgoing and "&lt;https://evil.example|aws.amazon.com&gt;" in outgoing

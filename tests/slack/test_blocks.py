@@ -16,6 +16,7 @@ from bot.slack.triage.blocks import suppress_modal
 from detection.signals import Status
 from detection.record import to_call
 from detection.signals import Signal
+from tests.fakes.block_kit import view_problems
 from tests.slack_harness import cloudtrail_record
 
 HOSTILE = ["<!channel>", "<@U123>", "<https://evil.example|click>", "<!here|here>", "a & b > c"]
@@ -123,38 +124,11 @@ def test_status_line_names_who_acted_and_when():
     assert "<!channel>" not in status_line("escalated", Step())
 
 
-def modal_limit_problems(view: dict) -> list[str]:
-    """Slack's documented limits for a modal view and the blocks and elements these modals use."""
-    problems = []
-
-    def over(what: str, value: str | None, limit: int) -> None:
-        if value is not None and len(value) > limit:
-            problems.append(f"{what}: {len(value)} > {limit}")
-
-    for part in ("title", "submit", "close"):
-        over(part, (view.get(part) or {}).get("text"), 24)
-    over("private_metadata", view.get("private_metadata"), 3000)
-    over("callback_id", view.get("callback_id"), 255)
-    if len(view["blocks"]) > 100:
-        problems.append(f"{len(view['blocks'])} blocks > 100")
-    for block in view["blocks"]:
-        over("block_id", block.get("block_id"), 255)
-        over("section text", (block.get("text") or {}).get("text"), 3000)
-        over("input label", (block.get("label") or {}).get("text"), 2000)
-        element = block.get("element") or {}
-        over("action_id", element.get("action_id"), 255)
-        over("placeholder", (element.get("placeholder") or {}).get("text"), 150)
-        for option in element.get("options", []):
-            over("option text", option["text"]["text"], 75)
-            over("option value", option["value"], 150)
-    return problems
-
-
 def test_modals_fit_slack_limits_and_carry_the_signal_id():
     signal = hostile_signal()
     signal.identity = signal.arn = "arn:aws:iam::111122223333:user/" + "<!channel>" * 10_000
     signal.account_id = "1" * 5000  # forged: longer than any account ID
     for view in (suppress_modal(signal), pick_person_modal(signal)):
         assert view["private_metadata"] == signal.signal_id
-        assert modal_limit_problems(view) == []
+        assert view_problems(view) == []  # what Slack would refuse in it (the stand-in's rules)
         assert _raw_brackets(json.dumps(view["blocks"])) == []

@@ -114,7 +114,9 @@ def test_only_the_contacted_person_may_answer(bot):
     bot.settle()
     assert bot.alert(signal_id).status == "contacting" and contacts(bot)[0].answer is None
     assert len(thread(bot, ts)) == replies_before
-    assert bot.ephemerals(OUTSIDER) == [f"Only <@{ALICE}> can answer this question."]
+    # The refusal is addressed to them, but they are not in Alice's DM: Slack shows it to nobody.
+    assert bot.ephemerals(OUTSIDER, delivered=False) == [f"Only <@{ALICE}> can answer this question."]
+    assert bot.slack.errors_of("chat.postEphemeral") == ["user_not_in_channel"] * 2 and bot.ephemerals(OUTSIDER) == []
 
 
 def test_a_second_answer_changes_nothing(bot):

@@ -11,13 +11,13 @@ from sqlmodel import select
 
 from bot.worker.notifier import post_pending
 from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import FakeSlack, manifest_scopes
 from tests.slack_harness import CHANNEL, TOKEN, cloudtrail_record, settings_for, store_signals
 
 
 @pytest.fixture
 def slack():
-    with FakeSlack(token=TOKEN) as fake:
+    with FakeSlack(token=TOKEN, channels={CHANNEL: ()}) as fake:
         yield fake
 
 
@@ -169,3 +169,24 @@ def test_a_suppression_made_while_an_alert_waited_keeps_it_out_of_the_channel(st
     result = _notify(store, slack)
     assert (result.posted, result.suppressed, result.pending) == (0, 1, 0)
     assert _row(store, waiting).status == "suppressed" and slack.calls_to("chat.postMessage") == []
+
+
+def test_a_bot_not_invited_to_the_channel_keeps_every_alert_pending_until_it_is(store):
+    with FakeSlack(token=TOKEN) as slack:
+        slack.add_channel(CHANNEL, bot=False)
+        ids = _signals(store, "alice", "bob")
+        result = _notify(store, slack)
+        assert (result.posted, result.failed, result.pending) == (0, 1, 2) and "not_in_channel" in result.errors[0]
+        assert len(slack.calls_to("chat.postMessage")) == 1  # the pass stopped: the next post would fail alike
+        slack.invite_bot(CHANNEL)
+        assert _notify(store, slack).posted == 2 and sorted(_alerts_in_channel(slack)) == sorted(ids)
+
+
+def test_without_the_history_scope_a_failed_post_is_posted_again_rather_than_lost(store):
+    with FakeSlack(token=TOKEN, channels={CHANNEL: ()}, scopes=manifest_scopes() - {"channels:history"}) as slack:
+        [signal_id] = _signals(store, "alice")
+        slack.fail("chat.postMessage", "server_error")
+        result = _notify(store, slack)
+        assert (result.posted, result.failed) == (1, 0)
+        assert slack.errors_of("conversations.history") == ["missing_scope"]
+        assert _alerts_in_channel(slack) == {signal_id: [_row(store, signal_id).slack_ts]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from bot.worker.tables import PollState
 from detection.store import EventRow, Scope, SignalHistory, SignalRow
 from tests.fakes.slack_api import FakeSlack
+from tests.waiting import wait_for
 from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls,  # noqa: F401
                                    subprocess_env, user, worker_settings)
 
@@ -170,7 +170,7 @@ def test_two_accounts_each_backfill_then_alert(aws, store):
 
 @pytest.fixture
 def slack():
-    with FakeSlack() as fake:
+    with FakeSlack(channels={CHANNEL: ()}) as fake:
         yield fake
 
 
@@ -234,17 +234,19 @@ def test_a_pass_killed_half_way_loses_nothing_and_repeats_nothing(aws, slack, sq
     new = ses_calls(user("mallory"), 60, minutes_ago=3) + ses_calls(user("oscar"), 60, minutes_ago=2)
     aws.api.add_events(*new)
     already = len(aws.api.lookups())
-    aws.api.inject("pass")  # the first request of the pass goes through; the second is held
-    release = aws.api.inject("hold")
+    held = aws.api.inject("hold", first_page=False)  # the first page goes through; the second is held
     process = subprocess.Popen([sys.executable, "-m", "bot", "poll", "--once"], env=subprocess_env(aws.env, command_env),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while len(aws.api.lookups()) < already + 2:  # waiting for the process to reach the held request
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    release.set()
-    time.sleep(1.1)  # the killed process's poll lease (SESGUARD_LEASE_SECONDS=1) lapses: nobody renews it
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(held.reached.is_set, "the pass to reach its second page", [process])
+        assert len(aws.api.lookups()) == already + 2
+    finally:
+        process.kill()
+        process.wait()
+    held.release.set()
+    # The killed process's poll lease (SESGUARD_LEASE_SECONDS=1) lapses, as nobody renews it.
+    poll_lease = Lease(sqlite_store, f"poll:lookup:{OWN_ACCOUNT}", 1)
+    wait_for(lambda: poll_lease.current_holder() is None, "the killed pass's poll lease to lapse")
     assert len(stored_event_ids(sqlite_store)) == 3  # the killed pass stored nothing half-way
     assert main(["poll", "--once"]) == 0
     stored = stored_event_ids(sqlite_store)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -23,6 +21,7 @@ from bot.worker.tables import PollState
 from detection.store import EventRow, KnownIdentity, SignalHistory, SignalRow, Store, utcnow
 from tests.conftest import _empty_postgres
 from tests.records import encode
+from tests import waiting
 from tests.fakes.slack_api import FakeSlack
 from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, subprocess_env, user, worker_settings  # noqa: F401
 
@@ -32,23 +31,36 @@ PATIENCE_SECONDS = 90
 
 
 def wait_for(condition, what: str, processes=()) -> None:
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not condition():
-        for process in processes:
-            assert process.poll() is None, f"a worker exited early while waiting for {what}"
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.05)
+    waiting.wait_for(condition, what, processes, patience=PATIENCE_SECONDS)
+
+
+class Clock:
+    """The leases' clock, moved by the test: a lease runs out when the test says so, not when a sleep ends."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 # ── leases ───────────────────────────────────────────────────────────────────────────────────────────
 
 
-def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(store):
-    first, second = Lease(store, "scheduler", 0.3), Lease(store, "scheduler", 0.3)
+def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(store, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr("bot.worker.lease.utcnow", clock)
+    first, second = Lease(store, "scheduler", 30), Lease(store, "scheduler", 30)
     assert first.acquire() and not second.acquire()
+    clock.advance(29)
     assert first.renew() and first.acquire()  # taking it again is renewing it
     assert first.current_holder() == first.holder
-    time.sleep(0.35)  # the first holder stops renewing (it died)
+    clock.advance(29)
+    assert not second.acquire()  # renewed 29 s ago: still the first's
+    clock.advance(2)  # the first holder stopped renewing (it died): 31 s since
     assert second.acquire() and second.current_holder() == second.holder
     assert not first.renew()  # and learns it lost the lease
     second.release()
@@ -78,7 +90,7 @@ def test_housekeeping_prunes_old_events_and_forgotten_identities(store):
 
 @pytest.fixture
 def slack():
-    with FakeSlack() as fake:
+    with FakeSlack(channels={CHANNEL: ()}) as fake:
         yield fake
 
 
