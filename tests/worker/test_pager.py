@@ -41,7 +41,7 @@ PERSON = "UALICE01"
 
 @pytest.fixture
 def slack():
-    with FakeSlack(token=TOKEN) as fake:
+    with FakeSlack(token=TOKEN, channels={CHANNEL: (PERSON,)}) as fake:
         yield fake
 
 
