@@ -2,9 +2,10 @@
 
 It keeps what Slack would keep (messages with their metadata and threads, DMs, modals) and records
 every call with its parameters, so that tests assert on what crossed the wire. Faults are injected per
-method: `429` with `Retry-After`, `500`, a dropped connection, `invalid_auth`, and `lost_answer` (the
+method: `429` with `Retry-After`, `500`, a dropped connection, `invalid_auth`, `lost_answer` (the
 call is carried out, then the connection drops before the answer: the case that makes a naive
-retry post twice). It also serves `response_url`s, which slash commands and buttons answer through.
+retry post twice), and any other Slack error code (`invalid_blocks`, `msg_too_long`: Slack refuses
+that one call with `{"ok": false, "error": …}`). It also serves `response_url`s, which slash commands and buttons answer through.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ JSON_PARAMS = ("blocks", "metadata", "view", "attachments")
 @dataclass
 class Fault:
     method: str
-    kind: str  # "ratelimited" | "server_error" | "drop" | "invalid_auth" | "lost_answer"
+    kind: str  # "ratelimited" | "server_error" | "drop" | "invalid_auth" | "lost_answer" | a Slack error code
     times: int = 1
     retry_after: int = 1
 
@@ -315,6 +316,9 @@ class FakeSlack:
                     return
                 if fault is not None and fault.kind == "invalid_auth" or token != fake.token:
                     self._send(200, {"ok": False, "error": "invalid_auth"})
+                    return
+                if fault is not None and fault.kind != "lost_answer":  # Slack refuses this one call
+                    self._send(200, {"ok": False, "error": fault.kind})
                     return
                 answer = fake.handle(method, params)
                 if fault is not None and fault.kind == "lost_answer":

@@ -102,6 +102,18 @@ def test_an_outage_leaves_alerts_pending_and_the_next_pass_posts_them_once(store
     assert sorted(_alerts_in_channel(slack)) == sorted(ids)
 
 
+def test_a_message_slack_refuses_fails_alone_and_the_pass_posts_the_others(store, slack):
+    """An error about one message (not Slack or the token being down) must not hold back the alerts after it."""
+    refused, *others = _signals(store, "alice", "bob", "carol")
+    slack.fail("chat.postMessage", "invalid_blocks", times=1)
+    result = _notify(store, slack)
+    assert (result.posted, result.failed, result.pending) == (2, 1, 1)
+    assert "invalid_blocks" in result.errors[0] and result.errors[0].startswith(refused)
+    assert sorted(_alerts_in_channel(slack)) == sorted(others)
+    assert _row(store, refused).slack_ts is None  # still pending: the next pass tries it again
+    assert _notify(store, slack).posted == 1 and sorted(_alerts_in_channel(slack)) == sorted([refused, *others])
+
+
 def test_invalid_auth_fails_the_pass_and_keeps_the_alert(store, slack):
     [signal_id] = _signals(store, "alice")
     result = _notify(store, slack, slack_bot_token="xoxb-revoked")
