@@ -181,3 +181,19 @@ def test_a_suppression_made_while_an_alert_waited_keeps_it_out_of_the_channel(st
     result = _notify(store, slack)
     assert (result.posted, result.suppressed, result.pending) == (0, 1, 0)
     assert _row(store, waiting).status == "suppressed" and slack.calls_to("chat.postMessage") == []
+
+
+def test_a_signal_stored_as_suppressed_is_never_posted_even_after_its_suppression_is_lifted(store, slack):
+    record = cloudtrail_record(user="alice")
+    with store.session() as session:
+        suppression = SuppressionRow(identity=record["userIdentity"]["arn"], author="UTRIAGER1", reason="pen-test")
+        session.add(suppression)
+        session.commit()
+    [signal_id] = store_signals(store, record)
+    assert _row(store, signal_id).status == "suppressed"
+    with store.session() as session:  # lifting covers later signals no more; this one stays suppressed
+        session.execute(sa.update(SuppressionRow).values(lifted_at=utcnow(), lifted_by="UTRIAGER1"))
+        session.commit()
+    result = _notify(store, slack)
+    assert (result.posted, result.suppressed, result.pending) == (0, 0, 0)
+    assert slack.calls_to("chat.postMessage") == [] and _row(store, signal_id).slack_ts is None
