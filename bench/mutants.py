@@ -51,7 +51,7 @@ COVERING: dict[str, tuple[str, ...]] = {
     "detection/signals.py": (_DETECTION + "test_signals.py", _DETECTION + "test_baseline.py",
                              _DETECTION + "test_store.py"),
     "detection/suppression.py": (_DETECTION + "test_suppression.py",),
-    "detection/store.py": (_DETECTION + "test_store.py", _DETECTION + "test_suppression.py"),
+    "detection/store.py": (_DETECTION + "test_suppression.py", _DETECTION + "test_store.py"),
     "detection/scan.py": (_DETECTION + "test_bad_input.py", _DETECTION + "test_order_independence.py",
                           _DETECTION + "test_baseline.py"),
     "bot/slack/triage/states.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
