@@ -1,11 +1,11 @@
 """A mutation check: does the test suite notice when detection or triage is broken on purpose?
 
-    python bench/mutants.py                   # every mutant, one at a time (a few minutes)
+    python bench/mutants.py                   # every mutant, one at a time (8–12 minutes on two cores)
     python bench/mutants.py --only rule-any-event-source notifier-no-channel-search
     python bench/mutants.py --list            # the mutants and what each one breaks
     python bench/mutants.py --check           # does every mutant still apply to the source?
 
-Each mutant below is one deliberate, meaningful break of a behaviour SPEC §1 or §4 describes: the exact
+Each mutant below is one deliberate, meaningful break of a behaviour the SPEC describes: the exact
 text it replaces, once, in one file, and what that breaks. For each mutant the script copies the tree to
 a temporary folder (once), writes the broken file there, runs the fast tests that cover that module with
 `pytest -x`, and puts the file back. The real files are never edited, so an interrupted run leaves
@@ -14,8 +14,8 @@ behaviour the tests do not pin down. A mutant that no test can tell from the ori
 `equivalent` note; it is expected to survive, and the run fails if one is killed (its note is wrong).
 
 The list is hand-written rather than generated (mutmut makes hundreds of mutants of these modules, most
-of them renamed dictionary keys and flipped defaults, and takes tens of minutes on two cores): each one
-here is a bug someone could plausibly write, named in the words of the SPEC. `tests/test_mutants.py`
+of its survivors changes no behaviour depends on, and takes tens of minutes on two cores): each one here
+is a bug someone could plausibly write, named in the words of the SPEC. `tests/test_mutants.py`
 checks that every mutant still applies to the current source, so that the list cannot silently rot.
 
 The tests run with the caller's environment: with TEST_DATABASE_URL set, the store's tests run on
