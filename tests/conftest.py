@@ -101,3 +101,13 @@ def iam_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture
+def postgres_store(postgres_url):
+    """A migrated, empty PostgreSQL store, for the behaviours only PostgreSQL has (row locks)."""
+    _empty_postgres(postgres_url)
+    store = Store(postgres_url)
+    store.migrate()
+    yield store
+    store.engine.dispose()

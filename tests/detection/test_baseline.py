@@ -115,6 +115,14 @@ def test_forgetting_counts_from_the_last_call_not_the_first():
     assert detect_records(trail) == []
 
 
+def test_forgetting_counts_from_the_last_call_of_a_burst_not_its_first():
+    """Calls that joined a signal are seen too: forgetting counts from the burst's last call."""
+    burst = [r.record(MALLORY, time=at(days=10, minutes=m)) for m in (0, 60)]
+    back = r.record(MALLORY, time=at(days=38, minutes=60))  # exactly 28 days after the burst's last call
+    signals = detect_records(learned(ALICE) + burst + [back], Tuning(forget=timedelta(days=28)))
+    assert [(s.first_seen, s.event_count) for s in signals] == [(moment(days=10), 2)]
+
+
 def test_a_forgotten_identity_signals_once_and_is_known_again_after():
     trail = learned(ALICE) + [r.record(ALICE, time=at(days=d)) for d in (40, 45, 50)]
     signals = detect_records(trail)

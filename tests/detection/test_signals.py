@@ -143,9 +143,11 @@ def test_every_call_from_a_console_session_is_low(make):
     assert signal.reasons == ["every call came from an AWS console session"]
 
 
-def test_one_programmatic_call_in_a_console_burst_makes_it_medium():
+@pytest.mark.parametrize("programmatic_minute", [10, 0, 5])  # after, before and between the console calls
+def test_one_programmatic_call_in_a_console_burst_makes_it_medium(programmatic_minute):
     person = r.sso_session()
-    signal = signal_of(r.console_record(person), r.record(person, time=at(minutes=10)))
+    signal = signal_of(r.console_record(person, time=at(minutes=1)), r.console_record(person, time=at(minutes=9)),
+                       r.record(person, time=at(minutes=programmatic_minute)))
     assert signal.severity == "medium"
     assert signal.reasons == ["calls made with programmatic credentials, outside the console"]
 

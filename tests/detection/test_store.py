@@ -164,6 +164,28 @@ def test_a_burst_split_across_batches_grows_one_signal(store):
     assert count(store, SignalHistory) == 1  # detected once
 
 
+def test_a_later_batch_joins_the_identitys_latest_signal_not_its_first(store):
+    run(store, [r.record(ALICE)])
+    run(store, [r.record(MALLORY, time=at(days=10))])
+    run(store, [r.record(MALLORY, time=at(days=50))])  # forgotten since day 10: a second occurrence
+    run(store, [r.record(MALLORY, "ListIdentities", time=at(days=50, minutes=30))])  # joins the second
+    assert [(row.first_seen, row.event_count) for row in stored_signals(store)] == [
+        (moment(days=10), 1), (moment(days=50), 2)]
+
+
+def test_two_detections_at_once_never_move_an_identitys_last_call_back(store):
+    """Two workers load the same identity; the one holding the older call saves last. The store keeps
+    the later last call, or the identity would be forgotten early and alert again."""
+    run(store, [r.record(ALICE), r.record(ALICE, time=at(days=20))])
+    slower = [to_call(r.record(ALICE, time=at(days=21)))]
+    slower_baseline = store.load_baseline(slower, TUNING)  # reads last seen = day 20
+    run(store, [r.record(ALICE, time=at(days=30))])  # the other worker stores day 30 meanwhile
+    store.save_detection(slower_baseline, slower, slower_baseline.observe_all(slower))
+    with store.session() as session:
+        assert session.get(KnownIdentity, (r.ACCOUNT, ALICE["arn"])).last_seen == moment(days=30)
+    assert run(store, [r.record(ALICE, time=at(days=55))])[0] == []  # 25 days after day 30: still known
+
+
 def test_an_earlier_call_delivered_in_a_later_batch_becomes_the_signals_first_call(store):
     run(store, [r.record(ALICE)])
     later, earlier = r.ec2_role("i-later"), r.ec2_role("i-earlier")

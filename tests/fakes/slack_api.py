@@ -15,8 +15,9 @@ assert on what crossed the wire. It keeps Slack's rules, strict by default:
   `latest` bounds are exclusive unless `inclusive` is set.
 
 Faults are injected per method: `429` with `Retry-After`, `500`, a dropped connection, `invalid_auth`,
-and `lost_answer` (the call is carried out, then the connection drops before the answer: the case that
-makes a naive retry post twice). It also serves `response_url`s, which slash commands and buttons
+`lost_answer` (the call is carried out, then the connection drops before the answer: the case that
+makes a naive retry post twice), and any other Slack error code (`invalid_blocks`, `msg_too_long`: Slack
+refuses that one call with `{"ok": false, "error": …}`). It also serves `response_url`s, which slash commands and buttons
 answer through.
 """
 
@@ -54,7 +55,7 @@ def manifest_scopes() -> frozenset[str]:
 @dataclass
 class Fault:
     method: str
-    kind: str  # "ratelimited" | "server_error" | "drop" | "invalid_auth" | "lost_answer"
+    kind: str  # "ratelimited" | "server_error" | "drop" | "invalid_auth" | "lost_answer" | a Slack error code
     times: int = 1
     retry_after: int = 1
 
@@ -495,6 +496,8 @@ class FakeSlack:
                     answer = {"ok": False, "error": "not_authed"}
                 elif fault is not None and fault.kind == "invalid_auth" or token != fake.token:
                     answer = {"ok": False, "error": "invalid_auth"}
+                elif fault is not None and fault.kind != "lost_answer":  # Slack refuses this one call
+                    answer = {"ok": False, "error": fault.kind}
                 else:
                     answer = fake.handle(method, params)
                 call.error = None if answer.get("ok") else answer.get("error")

@@ -16,8 +16,9 @@ from sqlmodel import select
 
 from bot.slack.app import build_app
 from bot.slack.tables import SlackRequest
+from bot.slack.triage import changes
 from bot.worker.tables import PollState
-from detection.store import AuditEntry, SignalHistory, SuppressionRow, utcnow
+from detection.store import AuditEntry, SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import (
     ACCOUNT, CHANNEL, OUTSIDER, PEOPLE, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, settings_for, store_signals,
@@ -201,6 +202,38 @@ def test_two_clicks_racing_each_other_act_once(store):
         assert replies == [200, 200]
         assert len([h for h in history(bot, signal_id) if h[1] == "not an issue"]) == 1
         assert len(thread(bot, ts)) == 1 and len(bot.slack.calls_to("chat.postEphemeral")) == 1
+
+
+def _wait_for_a_blocked_transaction(connection) -> None:
+    """Until another session of this database waits for a lock (what a racing click does at the row lock)."""
+    waiting = sa.text("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                      "WHERE NOT l.granted AND a.datname = current_database()")
+    deadline = time.monotonic() + 10
+    while not connection.execute(waiting).scalar():
+        assert time.monotonic() < deadline, "the click never waited for the lock"
+        time.sleep(0.01)
+
+
+def test_a_click_waits_for_the_signals_row_lock_and_sees_the_change_made_meanwhile(postgres_store):
+    """The race above, made certain: a click that arrives while another transaction holds the signal reads
+    it only once that transaction has ended, so it sees the status it left and changes nothing. (A row lock
+    is PostgreSQL's; SQLite lets one writer in at a time.)"""
+    store = postgres_store
+    [signal_id] = store_signals(store, cloudtrail_record())
+    with store.engine.connect() as other:
+        transaction = other.begin()
+        other.execute(sa.select(SignalRow.signal_id).where(SignalRow.signal_id == signal_id).with_for_update())
+        outcome = {}
+        click = threading.Thread(target=lambda: outcome.update(change=changes.close(store, signal_id, TRIAGER)))
+        click.start()
+        _wait_for_a_blocked_transaction(other)
+        other.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(status="closed"))
+        transaction.commit()
+        click.join(timeout=30)
+    assert outcome["change"].changed is False and outcome["change"].previous_status == "closed"
+    with store.session() as session:
+        assert session.exec(select(SignalHistory.action).where(SignalHistory.signal_id == signal_id)).all() == [
+            "detected"]
 
 
 def test_a_non_triager_is_refused_ephemerally_and_nothing_changes(bot):

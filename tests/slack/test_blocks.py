@@ -84,6 +84,13 @@ def test_control_and_bidi_characters_are_shown_as_question_marks():
     assert blocks.escape("evil\u202etxt.exe\nnext\u200b") == "evil?txt.exe?next?"
 
 
+def test_text_blocks_cut_a_line_longer_than_a_section_and_split_the_rest_within_limits():
+    lines = ["a" * 5000, "b" * 2000, "c" * 2000]  # e.g. /sesguard history of an identity with a huge burst
+    sections = blocks.text_blocks(lines)  # to_dict() validated every limit
+    assert [len(s["text"]["text"]) for s in sections] == [blocks.SECTION_TEXT_LIMIT, 2000, 2000]
+    assert sections[0]["text"]["text"] == "a" * blocks.SECTION_TEXT_LIMIT
+
+
 def test_long_lists_say_how_many_more_there_were():
     shown = blocks.listing([f"198.51.100.{n}" for n in range(255)], 200)
     assert len(shown) <= 200 and shown.endswith("more") and shown.startswith("198.51.100.0, ")

@@ -102,6 +102,18 @@ def test_an_outage_leaves_alerts_pending_and_the_next_pass_posts_them_once(store
     assert sorted(_alerts_in_channel(slack)) == sorted(ids)
 
 
+def test_a_message_slack_refuses_fails_alone_and_the_pass_posts_the_others(store, slack):
+    """An error about one message (not Slack or the token being down) must not hold back the alerts after it."""
+    refused, *others = _signals(store, "alice", "bob", "carol")
+    slack.fail("chat.postMessage", "invalid_blocks", times=1)
+    result = _notify(store, slack)
+    assert (result.posted, result.failed, result.pending) == (2, 1, 1)
+    assert "invalid_blocks" in result.errors[0] and result.errors[0].startswith(refused)
+    assert sorted(_alerts_in_channel(slack)) == sorted(others)
+    assert _row(store, refused).slack_ts is None  # still pending: the next pass tries it again
+    assert _notify(store, slack).posted == 1 and sorted(_alerts_in_channel(slack)) == sorted([refused, *others])
+
+
 def test_invalid_auth_fails_the_pass_and_keeps_the_alert(store, slack):
     [signal_id] = _signals(store, "alice")
     result = _notify(store, slack, slack_bot_token="xoxb-revoked")
@@ -190,3 +202,19 @@ def test_without_the_history_scope_a_failed_post_is_posted_again_rather_than_los
         assert (result.posted, result.failed) == (1, 0)
         assert slack.errors_of("conversations.history") == ["missing_scope"]
         assert _alerts_in_channel(slack) == {signal_id: [_row(store, signal_id).slack_ts]}
+
+
+def test_a_signal_stored_as_suppressed_is_never_posted_even_after_its_suppression_is_lifted(store, slack):
+    record = cloudtrail_record(user="alice")
+    with store.session() as session:
+        suppression = SuppressionRow(identity=record["userIdentity"]["arn"], author="UTRIAGER1", reason="pen-test")
+        session.add(suppression)
+        session.commit()
+    [signal_id] = store_signals(store, record)
+    assert _row(store, signal_id).status == "suppressed"
+    with store.session() as session:  # lifting covers later signals no more; this one stays suppressed
+        session.execute(sa.update(SuppressionRow).values(lifted_at=utcnow(), lifted_by="UTRIAGER1"))
+        session.commit()
+    result = _notify(store, slack)
+    assert (result.posted, result.suppressed, result.pending) == (0, 0, 0)
+    assert slack.calls_to("chat.postMessage") == [] and _row(store, signal_id).slack_ts is None

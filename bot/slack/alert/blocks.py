@@ -153,10 +153,9 @@ def alert_text(signal: Any, call_counts: Mapping[str, int] | None = None) -> str
     return "\n".join(lines)[:FALLBACK_TEXT_LIMIT]
 
 
-def thread_line(action: str, actor: str, detail: str = "", channel_mention: bool = False) -> str:
+def thread_line(action: str, actor: str, detail: str = "") -> str:
     """One line per triage step, e.g. `:arrow_up: Escalated by <@U1>.` Detail is escaped."""
-    prefix = "<!channel> " if channel_mention else ""
-    line = f"{prefix}{action} by {mention(actor)}." if actor != "sesguard" else f"{prefix}{action}."
+    line = f"{action} by {mention(actor)}." if actor != "sesguard" else f"{action}."
     if detail:
         line += f" {text(detail, 2500)}"
     return line
