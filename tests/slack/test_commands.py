@@ -111,6 +111,35 @@ def test_unsuppress_lifts_once_and_audits(bot):
         assert "Usage" in bot.command(junk)["text"], junk
 
 
+# Digits Python reads as numbers although nobody types them as such: Arabic-Indic, fullwidth, superscript,
+# Devanagari, and what int()/float() forgive (whitespace, underscores, signs, exponents, nan).
+NOT_ASCII_ONE = ["\u0661", "\uff11", "\u00b9", "\u0967"]
+LOOSE_NUMBERS = ["\u00b2", "1_0", "+1", "1e1", "nan", "inf", "0x1"]
+
+
+@pytest.mark.parametrize("number", NOT_ASCII_ONE + LOOSE_NUMBERS)
+def test_unsuppress_reads_ascii_digits_only(bot, number):
+    signal_id = alice_calls(bot)
+    first = _suppression(bot, signal_id)
+    assert first == 1
+    answer = bot.command(f"unsuppress {number}")["text"]
+    assert answer.startswith("Usage: `/sesguard unsuppress"), answer
+    with bot.store.session() as session:
+        assert session.get(SuppressionRow, first).lifted_at is None  # nothing lifted
+    assert f"Lifted suppression #{first}" in bot.command(f"unsuppress #{first}")["text"]
+
+
+@pytest.mark.parametrize("days", NOT_ASCII_ONE + LOOSE_NUMBERS + ["7.", "-1", "0"])
+def test_history_days_are_ascii_decimals_only(bot, days):
+    alice_calls(bot)
+    assert "Days must be a number" in bot.command(f"history alice {days}")["text"]
+
+
+def test_history_days_may_be_decimal(bot):
+    alice_calls(bot)
+    assert "alice" in answer_text(bot.command("history alice 0.5"))
+
+
 def test_map_stores_the_mapping_and_audits_it(bot):
     answer = bot.command(f"map {ALICE_ARN} <@UALICE001|alice>")
     assert answer["text"] == f"Mapped {ALICE_ARN} to <@UALICE001>: Contact user will ask them about this identity."
