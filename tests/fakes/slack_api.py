@@ -2,9 +2,9 @@
 
 It keeps what Slack would keep (messages with their metadata and threads, DMs, modals) and records
 every call with its parameters, so that tests assert on what crossed the wire. Faults are injected per
-method: `429` with `Retry-After`, `500`, a dropped connection, `invalid_auth`, and `lost_answer` (the
-call is carried out, then the connection drops before the answer: the case that makes a naive
-retry post twice). It also serves `response_url`s, which slash commands and buttons answer through.
+method: `429` with `Retry-After`, `500`, a dropped connection, `lost_answer` (the call is carried out,
+then the connection drops before the answer: the case that makes a naive retry post twice), and any
+other name is Slack's error answer with that code (`invalid_auth`, `token_revoked`, `invalid_blocks`, …). It also serves `response_url`s, which slash commands and buttons answer through.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 JSON_PARAMS = ("blocks", "metadata", "view", "attachments")
+# Faults of the connection rather than answers of Slack's.
+TRANSPORT_FAULTS = ("ratelimited", "server_error", "drop", "lost_answer")
 
 
 @dataclass
 class Fault:
     method: str
-    kind: str  # "ratelimited" | "server_error" | "drop" | "invalid_auth" | "lost_answer"
+    kind: str  # "ratelimited" | "server_error" | "drop" | "lost_answer" | a Slack error code
     times: int = 1
     retry_after: int = 1
 
@@ -313,8 +315,11 @@ class FakeSlack:
                 if fault is not None and fault.kind == "drop":
                     self._drop()
                     return
-                if fault is not None and fault.kind == "invalid_auth" or token != fake.token:
+                if token != fake.token:
                     self._send(200, {"ok": False, "error": "invalid_auth"})
+                    return
+                if fault is not None and fault.kind not in TRANSPORT_FAULTS:  # Slack refusing the call
+                    self._send(200, {"ok": False, "error": fault.kind})
                     return
                 answer = fake.handle(method, params)
                 if fault is not None and fault.kind == "lost_answer":

@@ -12,6 +12,7 @@ from sqlmodel import select
 from bot.worker.notifier import post_pending
 from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack
+from tests.misbehaving_slack import MisbehavingSlack
 from tests.slack_harness import CHANNEL, TOKEN, cloudtrail_record, settings_for, store_signals
 
 
@@ -169,3 +170,109 @@ def test_a_suppression_made_while_an_alert_waited_keeps_it_out_of_the_channel(st
     result = _notify(store, slack)
     assert (result.posted, result.suppressed, result.pending) == (0, 1, 0)
     assert _row(store, waiting).status == "suppressed" and slack.calls_to("chat.postMessage") == []
+
+
+# ── one bad alert is never a wall in front of the others ────────────────────────────────────────────
+
+
+def _damage(store, signal_id: str) -> None:
+    """A row no builder can render: a list column holding a number (a damaged or hand-edited store)."""
+    with store.session() as session:
+        session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(regions=5))
+        session.commit()
+
+
+def _make_due(store, signal_id: str) -> None:
+    """The set-aside alert's backoff has run out."""
+    with store.session() as session:
+        session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id)
+                        .values(post_retry_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+
+
+def _history(store, signal_id: str) -> list[tuple[str, str]]:
+    with store.session() as session:
+        rows = session.exec(select(SignalHistory).where(SignalHistory.signal_id == signal_id)
+                            .order_by(SignalHistory.id)).all()
+    return [(row.action, row.detail) for row in rows]
+
+
+def test_an_unrenderable_alert_is_set_aside_with_backoff_and_the_alert_behind_it_is_posted(store, slack):
+    damaged, fine = _signals(store, "alice", "bob")  # alice's is first in the outbox
+    _damage(store, damaged)
+    before = utcnow()
+    result = _notify(store, slack)
+    assert (result.posted, result.set_aside, result.failed, result.pending) == (1, 1, 1, 1)
+    assert list(_alerts_in_channel(slack)) == [fine]
+    row = _row(store, damaged)
+    assert row.post_failures == 1 and "cannot be rendered: TypeError" in row.post_error
+    assert timedelta(seconds=299) < row.post_retry_at - before < timedelta(seconds=310)  # one poll interval
+    [(action, detail)] = [step for step in _history(store, damaged) if step[0] == "set aside"]
+    assert "TypeError" in detail and "next attempt after" in detail
+
+    assert _notify(store, slack).failed == 0  # not due yet: left alone, nothing else held up
+    _make_due(store, damaged)
+    before = utcnow()
+    assert _notify(store, slack).set_aside == 1
+    row = _row(store, damaged)
+    assert row.post_failures == 2 and timedelta(seconds=599) < row.post_retry_at - before < timedelta(seconds=610)
+
+    with store.session() as session:  # repaired: posted at its next attempt, the set-aside state cleared
+        session.execute(sa.update(SignalRow).where(SignalRow.signal_id == damaged).values(regions=["us-east-1"]))
+        session.commit()
+    _make_due(store, damaged)
+    assert _notify(store, slack).posted == 1
+    row = _row(store, damaged)
+    assert (row.post_failures, row.post_error, row.post_retry_at) == (0, None, None) and row.slack_ts
+    assert sorted(_alerts_in_channel(slack)) == sorted([damaged, fine])
+
+
+def test_an_alert_with_eight_forged_400_character_access_keys_is_posted_cut_to_limits(store):
+    forged = []
+    for n in range(8):
+        record = cloudtrail_record(user="forger")
+        record["userIdentity"]["accessKeyId"] = f"AKIA{n}" + "X" * 395
+        forged.append(record)
+    with MisbehavingSlack(token=TOKEN) as strict:  # refuses what Slack refuses: invalid_blocks, msg_too_long
+        [signal_id] = store_signals(store, *forged)
+        [behind] = _signals(store, "bob")
+        result = post_pending(store, settings_for(strict, store), interval=0)
+        assert (result.posted, result.failed) == (2, 0) and strict.refused == []
+        shown = str(strict.message(CHANNEL, _row(store, signal_id).slack_ts).blocks)
+        assert "long-term access key AKIA0XXX" in shown and "… 4 more" in shown
+        assert _row(store, behind).slack_ts is not None
+
+
+@pytest.mark.parametrize("refusal", ["invalid_blocks", "msg_too_long", "invalid_metadata_format"])
+def test_a_message_slack_refuses_is_set_aside_and_does_not_stop_the_next(store, slack, refusal):
+    refused, fine = _signals(store, "alice", "bob")
+    slack.fail("chat.postMessage", refusal, times=1)
+    result = _notify(store, slack)
+    assert (result.posted, result.set_aside, result.pending) == (1, 1, 1)
+    assert list(_alerts_in_channel(slack)) == [fine]
+    assert f"HTTP 200 {refusal}" == _row(store, refused).post_error
+    _make_due(store, refused)
+    assert _notify(store, slack).posted == 1
+    assert sorted(_alerts_in_channel(slack)) == sorted([refused, fine])
+    assert [action for action, _ in _history(store, refused)] == ["detected", "set aside", "posted"]
+
+
+def test_a_refused_update_of_a_grown_alert_is_set_aside_too(store, slack):
+    [signal_id] = store_signals(store, cloudtrail_record(user="alice"))
+    _notify(store, slack)
+    store_signals(store, cloudtrail_record("ListIdentities", user="alice"))
+    slack.fail("chat.update", "invalid_blocks", times=1)
+    result = _notify(store, slack)
+    assert (result.updated, result.set_aside) == (0, 1) and _row(store, signal_id).post_retry_at is not None
+    _make_due(store, signal_id)
+    assert _notify(store, slack).updated == 1
+
+
+@pytest.mark.parametrize("error", ["token_revoked", "channel_not_found", "account_inactive"])
+def test_a_workspace_wide_refusal_stops_the_pass_and_sets_nothing_aside(store, slack, error):
+    ids = _signals(store, "alice", "bob")
+    slack.fail("chat.postMessage", error, times=10)
+    result = _notify(store, slack)
+    assert (result.posted, result.failed, result.set_aside, result.pending) == (0, 1, 0, 2)
+    assert error in str(result.stopped_by) and len(slack.calls_to("chat.postMessage")) == 1
+    assert all(_row(store, signal_id).post_retry_at is None for signal_id in ids)
