@@ -38,6 +38,7 @@ from bot.settings import Settings
 from bot.slack.alert.message import Unrenderable, metadata, rendered
 from bot.slack.client import is_transient, slack_client
 from bot.slack.ids import ALERT_EVENT_TYPE
+from bot.worker.delivery import record_pass
 from bot.worker.lease import holder_name
 from detection.pacing import RequestPacer
 from detection.signals import Status
@@ -273,7 +274,21 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
 
         result = _post_each(store, settings, client, worker, claim, wait_turn, stop)
     result.pending = pending_count(store)
+    _record_delivery(store, settings.slack_alert_channel, result)
     return result
+
+
+def _record_delivery(store: Store, channel: str, result: NotifyResult) -> None:
+    """What this pass says about delivery, for `/healthz` (answered by another process). A pass that tried
+    nothing while alerts wait (each set aside until later, or claimed by another process) says nothing."""
+    if not result.posted + result.found + result.updated + result.failed and result.pending:
+        return
+    stopped = result.stopped_by
+    try:
+        record_pass(store, channel, stopped_by=describe(stopped) if stopped else None,
+                    transient=stopped is not None and is_transient_failure(stopped))
+    except Exception as exc:  # the database is away: the pass's own errors are reported already
+        log.warning("cannot record how delivery went: %s", describe(exc))
 
 
 def _post_each(store: Store, settings: Settings, client: WebClient, worker: str, claim: timedelta,

@@ -310,7 +310,8 @@ class FakeCloudTrail:
         record.params = dict(form)
         if role_arn not in self.roles:
             record.error = "AccessDenied"
-            return _xml_error(403, "AccessDenied", f"not authorized to perform sts:AssumeRole on {role_arn}")
+            return _xml_error(403, "AccessDenied", f"User: arn:aws:iam::{record.account}:user/sesguard is not "
+                                                   f"authorized to perform: sts:AssumeRole on resource: {role_arn}")
         seconds = float(form.get("DurationSeconds", 3600))
         if self.session_seconds is not None:
             seconds = min(seconds, self.session_seconds)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.worker.notifier import post_pending
+from bot.worker.tables import DeliveryState
 from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.misbehaving_slack import MisbehavingSlack
@@ -276,3 +277,41 @@ def test_a_workspace_wide_refusal_stops_the_pass_and_sets_nothing_aside(store, s
     assert (result.posted, result.failed, result.set_aside, result.pending) == (0, 1, 0, 2)
     assert error in str(result.stopped_by) and len(slack.calls_to("chat.postMessage")) == 1
     assert all(_row(store, signal_id).post_retry_at is None for signal_id in ids)
+
+
+# ── what each pass says about delivery, for /healthz in another process ──────────────────────────────
+
+
+def _delivery(store):
+    with store.session() as session:
+        return session.get(DeliveryState, CHANNEL)
+
+
+def test_a_revoked_token_is_recorded_as_failing_delivery_until_a_post_goes_through(store, slack):
+    _signals(store, "alice")
+    slack.fail("chat.postMessage", "token_revoked", times=1)
+    _notify(store, slack)
+    state = _delivery(store)
+    assert (state.stopped_by, state.stopped_by_transient) == ("HTTP 200 token_revoked", False)
+    _notify(store, slack)
+    state = _delivery(store)
+    assert state.stopped_by is None
+
+
+def test_slack_down_is_recorded_as_transient(store, slack):
+    _signals(store, "alice")
+    slack.fail("chat.postMessage", "server_error", times=3)
+    _notify(store, slack)
+    assert (_delivery(store).stopped_by, _delivery(store).stopped_by_transient) == ("HTTP 500 fatal_error", True)
+
+
+def test_a_pass_that_tried_nothing_while_alerts_wait_records_nothing(store, slack):
+    [signal_id] = _signals(store, "alice")
+    slack.fail("chat.postMessage", "token_revoked", times=1)
+    _notify(store, slack)
+    recorded = _delivery(store).last_pass_at
+    with store.session() as session:  # another process is posting it
+        session.execute(sa.update(SignalRow).values(post_claimed_by="other", post_claimed_until=utcnow() + timedelta(minutes=5)))
+        session.commit()
+    _notify(store, slack)
+    assert _delivery(store).last_pass_at == recorded and _delivery(store).stopped_by == "HTTP 200 token_revoked"
