@@ -93,7 +93,9 @@ def listing(values: Iterable[Any], limit: int, separator: str = ", ", each: int 
 
 def mention(user_id: Any) -> str:
     """`<@U…>` for a well-formed Slack user ID; anything else is shown as escaped text."""
-    return f"<@{user_id}>" if isinstance(user_id, str) and _USER_ID.match(user_id) else text(user_id, USER_ID_SHOWN_LIMIT)
+    if isinstance(user_id, str) and _USER_ID.match(user_id):
+        return f"<@{user_id}>"
+    return text(user_id, USER_ID_SHOWN_LIMIT)
 
 
 def fitted_fields(fields: Sequence[tuple[str, Callable[[int], str]]], total: int = FIELDS_TOTAL_LIMIT) -> list[str]:

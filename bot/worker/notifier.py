@@ -311,8 +311,9 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
                     result.suppressed += 1
                     continue
                 ts, found = _post_once(store, settings, client, channel, row, wait_turn)
+                detail = f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else "")
                 note = SignalHistory(signal_id=signal_id, actor="sesguard", action="posted", status=row.status,
-                                     detail=f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else ""))
+                                     detail=detail)
                 _release(store, signal_id, worker, note, slack_channel=channel, slack_ts=ts, posted_at=now,
                          **NOT_SET_ASIDE)
                 result.found += found
@@ -352,7 +353,7 @@ def stops_the_pass(error: BaseException) -> bool:
 
 
 def set_aside_for(failures: int, poll_interval: timedelta) -> timedelta:
-    """How long an alert refused `failures` times in a row waits: one poll interval, doubling, at most an hour."""
+    """How long an alert that failed `failures` times in a row waits: one poll interval, doubling, at most an hour."""
     return min(poll_interval * 2 ** min(failures - 1, 30), SET_ASIDE_MAX)
 
 
@@ -362,14 +363,14 @@ def _set_aside(store: Store, row: SignalRow, worker: str, error: BaseException, 
     retry_at = utcnow() + set_aside_for(failures, poll_interval)
     reason = describe(error)
     note = SignalHistory(signal_id=row.signal_id, actor="sesguard", action="set aside", status=row.status,
-                         detail=f"{reason}; refused {failures} time(s) in a row, next attempt after "
+                         detail=f"{reason}; failed {failures} time(s) in a row, next attempt after "
                                 f"{retry_at:%Y-%m-%d %H:%M:%S} UTC")
     _release(store, row.signal_id, worker, note, post_failures=failures, post_error=reason[:1000],
              post_retry_at=retry_at)
     result.failed += 1
     result.set_aside += 1
     result.errors.append(f"{row.signal_id}: {reason}")
-    log.warning("alert %s set aside until %s (refused %d time(s) in a row): %s", row.signal_id,
+    log.warning("alert %s set aside until %s (failed %d time(s) in a row): %s", row.signal_id,
                 f"{retry_at:%H:%M:%S}", failures, reason)
 
 

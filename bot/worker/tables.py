@@ -9,7 +9,6 @@ from sqlmodel import Field, SQLModel
 
 from detection.store import utc_time, utcnow
 
-
 # (account_id, region) of the row for a source as a whole: listing its accounts and regions.
 SOURCE_ROW = ("*", "*")
 

@@ -4,7 +4,8 @@ It keeps what Slack would keep (messages with their metadata and threads, DMs, m
 every call with its parameters, so that tests assert on what crossed the wire. Faults are injected per
 method: `429` with `Retry-After`, `500`, a dropped connection, `lost_answer` (the call is carried out,
 then the connection drops before the answer: the case that makes a naive retry post twice), and any
-other name is Slack's error answer with that code (`invalid_auth`, `token_revoked`, `invalid_blocks`, …). It also serves `response_url`s, which slash commands and buttons answer through.
+other name is Slack's error answer with that code (`invalid_auth`, `token_revoked`, `invalid_blocks`, …).
+It also serves `response_url`s, which slash commands and buttons answer through.
 """
 
 from __future__ import annotations

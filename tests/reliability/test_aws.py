@@ -70,11 +70,13 @@ def test_each_cloudtrail_fault_keeps_the_watermark_shows_in_status_and_loses_not
             # before it gives up and records the error; status names the error once it is recorded.
             wait_for(lambda: get(f"{served.base}/healthz").status == 503, f"/healthz failing ({name})", [worker])
             red_after = time.monotonic() - started
-            wait_for(lambda: error in (deployment.poll_state().last_error or ""), f"the error recorded ({name})", [worker])
+            wait_for(lambda: error in (deployment.poll_state().last_error or ""), f"the error recorded ({name})",
+                     [worker])
             assert get(f"{served.base}/healthz").status == 503, name
             state = deployment.poll_state()
             assert state.consecutive_failures >= 1, (name, state.last_error)
-            print(f"{name}: /healthz 503 after {red_after:.1f} s, the error recorded after {time.monotonic() - started:.1f} s")
+            recorded_after = time.monotonic() - started
+            print(f"{name}: /healthz 503 after {red_after:.1f} s, the error recorded after {recorded_after:.1f} s")
             assert deployment.watermark() == watermark, name
             assert not {c["eventID"] for c in calls} & stored_event_ids(deployment), name
             assert all(not row.identity.endswith(identity) for row in deployment.signals()), name

@@ -88,9 +88,10 @@ def test_a_refused_alert_and_a_forged_one_never_hold_up_the_next(deployment):
     posts = [call for call in slack.calls if call.method == "chat.postMessage"]
     [refusal] = [call for call in posts if call.fault == "invalid_blocks"]
     refused_id = refusal.params["metadata"]["event_payload"]["signal_id"]
-    later = [call for call in posts if call.at > refusal.at]
-    others = [call.at - refusal.at for call in later if call.params["metadata"]["event_payload"]["signal_id"] != refused_id]
-    [retry] = [call.at - refusal.at for call in later if call.params["metadata"]["event_payload"]["signal_id"] == refused_id]
+    later = [(call.at - refusal.at, call.params["metadata"]["event_payload"]["signal_id"])
+             for call in posts if call.at > refusal.at]
+    others = [after for after, signal_id in later if signal_id != refused_id]
+    [retry] = [after for after, signal_id in later if signal_id == refused_id]
     assert len(others) == 2 and max(others) < retry, (others, retry)  # the others went first, not behind it
     assert retry >= 0.3  # one poll interval of backoff
     steps = [h.action for h in deployment.rows(SignalHistory) if h.signal_id == refused_id]

@@ -14,7 +14,6 @@ from alembic.config import Config
 from sqlmodel import select
 
 import detection.store
-
 from bot.worker.delivery import record_pass
 from bot.worker.health import health
 from bot.worker.lease import Lease, poll_lease_name

@@ -311,7 +311,8 @@ def test_a_pass_that_tried_nothing_while_alerts_wait_records_nothing(store, slac
     _notify(store, slack)
     recorded = _delivery(store).last_pass_at
     with store.session() as session:  # another process is posting it
-        session.execute(sa.update(SignalRow).values(post_claimed_by="other", post_claimed_until=utcnow() + timedelta(minutes=5)))
+        session.execute(sa.update(SignalRow).values(post_claimed_by="other",
+                                                    post_claimed_until=utcnow() + timedelta(minutes=5)))
         session.commit()
     _notify(store, slack)
     assert _delivery(store).last_pass_at == recorded and _delivery(store).stopped_by == "HTTP 200 token_revoked"
