@@ -141,6 +141,11 @@ class SignalRow(SQLModel, table=True):
     post_claimed_by: str | None = None
     post_claimed_until: datetime | None = utc_time(default=None, nullable=True)
     post_attempts: int = 0
+    # A message Slack refuses (or that cannot be rendered) is set aside instead of blocking the outbox: how
+    # many times in a row that happened, the last reason, and when it is due again (None: due now)
+    post_failures: int = 0
+    post_error: str | None = None
+    post_retry_at: datetime | None = utc_time(default=None, nullable=True)
 
 
 class SignalHistory(SQLModel, table=True):

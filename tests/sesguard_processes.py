@@ -228,6 +228,13 @@ class Deployment:
         state = self.poll_state()
         return bool(state and state.last_success_at and state.last_success_at > moment)
 
+    def status(self, served: Served, name: str) -> str:
+        """`/sesguard status` as a triager asks it: the text of its answer."""
+        url = self.slack.response_url(name)
+        assert served.command("status", TRIAGER, url).status == 200
+        wait_for(lambda: any(key == name for key, _ in self.slack.responses), f"the answer to {name}")
+        return next(body["text"] for key, body in self.slack.responses if key == name)
+
     def alerts_in_channel(self) -> dict[str, list[str]]:
         """signal id → the ts of every alert message in the channel carrying it."""
         found: dict[str, list[str]] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View as ModalView
@@ -24,9 +24,15 @@ from slack_sdk.models.views import View as ModalView
 # Slack's limits (https://api.slack.com/reference/block-kit/blocks), with room to spare where we join parts.
 SECTION_TEXT_LIMIT = 3000
 FIELD_TEXT_LIMIT = 2000
+CONTEXT_TEXT_LIMIT = 3000
 FALLBACK_TEXT_LIMIT = 3000  # `text` may be 40,000, but a notification only shows the start
 # Long lists (a burst from hundreds of IPs) are shown in part; the store keeps them all.
 LIST_FIELD_LIMIT = 600
+# What the fields of one section show in all: each may hold 2,000, but ten of them would take most of what
+# Slack accepts in one message's blocks (about 13,000 characters in all: `msg_blocks_too_long`).
+FIELDS_TOTAL_LIMIT = 3000
+# A malformed user ID is shown as text, never longer than a real one needs.
+USER_ID_SHOWN_LIMIT = 40
 ELLIPSIS = "…"
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
@@ -62,12 +68,13 @@ def text(value: Any, limit: int) -> str:
     return "".join(out) + ELLIPSIS
 
 
-def listing(values: Iterable[Any], limit: int, separator: str = ", ") -> str:
-    """Escaped values joined while they fit in `limit`, then how many more there were."""
+def listing(values: Iterable[Any], limit: int, separator: str = ", ", each: int | None = None) -> str:
+    """Escaped values joined while they fit in `limit` (each cut to `each`), then how many more there were."""
     values = [v for v in values if v not in (None, "")]
     if not values:
         return "-"
     room = max(limit - 20, 10)  # keeps space for ", … 123456 more"
+    room = min(room, each) if each else room
     shown: list[str] = []
     length = 0
     for index, value in enumerate(values):
@@ -86,7 +93,24 @@ def listing(values: Iterable[Any], limit: int, separator: str = ", ") -> str:
 
 def mention(user_id: Any) -> str:
     """`<@U…>` for a well-formed Slack user ID; anything else is shown as escaped text."""
-    return f"<@{user_id}>" if isinstance(user_id, str) and _USER_ID.match(user_id) else escape(user_id)
+    if isinstance(user_id, str) and _USER_ID.match(user_id):
+        return f"<@{user_id}>"
+    return text(user_id, USER_ID_SHOWN_LIMIT)
+
+
+def fitted_fields(fields: Sequence[tuple[str, Callable[[int], str]]], total: int = FIELDS_TOTAL_LIMIT) -> list[str]:
+    """`*label*\nvalue` for each field, all of them within `total` characters (and each within Slack's
+    2,000). A value is given as a function of the room it gets; short values take what they need and
+    the long ones share the rest equally, so that one huge list never crowds out the identity."""
+    heads = [f"*{label}*\n" for label, _ in fields]
+    room = total - sum(len(head) for head in heads)
+    need = [len(show(FIELD_TEXT_LIMIT - len(head))) for head, (_, show) in zip(heads, fields)]
+    shown: dict[int, str] = {}
+    for done, index in enumerate(sorted(range(len(fields)), key=need.__getitem__)):
+        share = min(room // (len(fields) - done), FIELD_TEXT_LIMIT - len(heads[index]))
+        shown[index] = fields[index][1](share)
+        room -= len(shown[index])
+    return [heads[index] + shown[index] for index in range(len(fields))]
 
 
 def when(moment: datetime | None) -> str:

@@ -3,8 +3,9 @@
 - `POST /slack/events`: events (incl. `url_verification`), slash commands and interactivity, all
   verified against `SLACK_SIGNING_SECRET` before anything in them is parsed (bad signature or stale
   timestamp: 401); a signed payload unlike what Slack sends gets 400 (`bot.slack.payloads`).
-- `GET /healthz`: 200 and a JSON summary of status and counts; 503 when polling or delivery to Slack is failing,
-  or the store is unreachable.
+- `GET /healthz`: 200 and a JSON summary of status and counts; 503 when polling or delivery to Slack is
+  failing or the store is unreachable. It answers anyone, so it names no account, role or error: the
+  details are in `/sesguard status`, for triagers.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
-"""The worker: polling CloudTrail (`poll`), the scheduler (`scheduler`), leases, health and the alert outbox
-(`notifier`)."""
+"""The worker: polling CloudTrail (`poll`), the scheduler (`scheduler`), leases, the alert outbox
+(`notifier`), and the health report (`health`, with delivery to Slack in `delivery`)."""

@@ -1,7 +1,16 @@
 """How polling, delivery to Slack and paging are doing: for `GET /healthz` and `/sesguard status`.
 
+Health must tell the truth also when nobody is left to report a failure (SPEC §3): a worker killed with
+SIGKILL, a crashed dyno, a worker that never started. So a place (account and region of a source) is
+failing when its last successful poll is older than three poll intervals, whether or not a failure was
+recorded; one that never succeeded is failing once it has waited that long, counted from when it was
+first expected (its first listing; for the source as a whole, the first time any process looked for it).
+A first poll under way is the exception: a backfill of 90 days can outlast three intervals, and while the
+process doing it holds that account's poll lease (renewed between its requests), it is working, not failing.
+
 `/healthz` answers anyone who can reach the web process (load balancers, uptime checks), so it carries
-status and counts only (SPEC §2); which account, region or error is for triagers, in `/sesguard status`.
+status and counts only (SPEC §2, `as_dict()`); which account, role ARN, the bot's own identity and AWS's
+error text are for triagers, in `/sesguard status` (`lines()`).
 """
 
 from __future__ import annotations
@@ -13,9 +22,10 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.settings import Settings
-from bot.worker.tables import PAGE_REJECTED, Page, PollState
-from detection.signals import Status
-from detection.store import SignalRow, Store, utcnow
+from bot.worker.delivery import DeliveryHealth, delivery_health
+from bot.worker.lease import poll_lease_name
+from bot.worker.tables import PAGE_REJECTED, SOURCE_ROW, LeaseRow, Page, PollState
+from detection.store import Store, utcnow
 
 # Polling, or delivery to Slack, counts as failing once it has not succeeded for this many poll intervals.
 FAILING_AFTER_INTERVALS = 3
@@ -29,19 +39,34 @@ class SourceHealth:
     account_id: str
     region: str
     last_success_at: datetime | None
+    waiting_since: datetime
     lag_seconds: float | None  # how far behind now the watermark is
     last_error: str | None
     last_error_at: datetime | None
     consecutive_failures: int
+    first_poll_under_way: bool
     failing: bool
 
-    def line(self) -> str:
-        where = f"{self.account_id}/{self.region} ({self.source})"
-        success = _ago(self.last_success_at) if self.last_success_at else "never"
-        lag = f"{self.lag_seconds / 60:.1f} min" if self.lag_seconds is not None else "-"
-        text = f"{'FAILING' if self.failing else 'ok'} {where}: last poll {success}, lag {lag}"
+    @property
+    def whole_source(self) -> bool:
+        return (self.account_id, self.region) == SOURCE_ROW
+
+    def line(self, now: datetime) -> str:
+        where = (f"{self.source} (listing its accounts and regions)" if self.whole_source
+                 else f"{self.account_id}/{self.region} ({self.source})")
+        if self.last_success_at is None:
+            progress = "first poll (backfill) under way" if self.first_poll_under_way else "no poll has run yet"
+            polled = f"{progress}, waiting since {stamp(self.waiting_since)} ({_minutes(now - self.waiting_since)})"
+        elif self.failing:
+            silent = _minutes(now - self.last_success_at)
+            polled = f"no successful poll since {stamp(self.last_success_at)} ({silent} ago)"
+        else:
+            polled = f"last poll {stamp(self.last_success_at)}"
+        if self.lag_seconds is not None:
+            polled += f", lag {self.lag_seconds / 60:.1f} min"
+        text = f"{'FAILING' if self.failing else 'ok'} {where}: {polled}"
         if self.last_error:
-            text += f", last error {_ago(self.last_error_at)}: {self.last_error[:200]}"
+            text += f", last error {stamp(self.last_error_at)}: {self.last_error[:200]}"
         return text
 
 
@@ -57,7 +82,7 @@ class PagingHealth:
     def lines(self) -> list[str]:
         line = f"{self.pending} pages waiting for PagerDuty"
         if self.pending:
-            line += f" (oldest since {_ago(self.waiting_since)})"
+            line += f" (oldest since {stamp(self.waiting_since)})"
         lines = [line]
         if self.rejected:
             lines.append(f"{self.rejected} pages rejected by PagerDuty in the last {REJECTED_PAGES_SHOWN.days} days")
@@ -70,11 +95,7 @@ class PagingHealth:
 class Health:
     checked_at: datetime
     sources: list[SourceHealth] = field(default_factory=list)
-    pending_alerts: int = 0
-    oldest_pending_at: datetime | None = None  # when the alert waiting longest was stored
-    last_post_at: datetime | None = None  # the latest message posted or brought up to date
-    delivery_failing: bool = False
-
+    delivery: DeliveryHealth | None = None
     paging: PagingHealth | None = None  # None: PagerDuty is not configured
 
     @property
@@ -82,8 +103,16 @@ class Health:
         return any(source.failing for source in self.sources)
 
     @property
+    def delivery_failing(self) -> bool:
+        return self.delivery is not None and self.delivery.failing
+
+    @property
     def ok(self) -> bool:
         return not self.polling_failing and not self.delivery_failing
+
+    @property
+    def pending_alerts(self) -> int:
+        return self.delivery.pending if self.delivery else 0
 
     def problems(self) -> list[str]:
         return [f"{what} is failing" for what, failing in
@@ -91,6 +120,7 @@ class Health:
 
     def as_dict(self) -> dict:
         """The `/healthz` summary: status and counts, nothing a stranger could learn the deployment from."""
+        delivery = self.delivery
         paging = {"pending_pages": self.paging.pending, "rejected_pages": self.paging.rejected} if self.paging else {}
         return {
             "ok": self.ok,
@@ -98,54 +128,80 @@ class Health:
             "sources": len(self.sources),
             "failing_sources": sum(source.failing for source in self.sources),
             "pending_alerts": self.pending_alerts,
+            "oldest_pending_seconds": delivery.oldest_pending_seconds(self.checked_at) if delivery else None,
+            "alerts_set_aside": delivery.set_aside if delivery else 0,
             "delivery_failing": self.delivery_failing,
             **paging,
         }
 
     def lines(self) -> list[str]:
-        paging = self.paging.lines() if self.paging else []
-        polls = [source.line() for source in self.sources] or ["no poll has run yet"]
-        if not self.sources and not self.pending_alerts:
-            return polls + paging
-        waiting = f"{self.pending_alerts} alerts waiting to be posted"
-        if self.delivery_failing:
-            last = _ago(self.last_post_at) if self.last_post_at else "never"
-            waiting = f"FAILING delivery: {waiting}, the oldest since {_ago(self.oldest_pending_at)}, last post {last}"
-        return polls + [waiting] + paging
+        """For triagers: every place with its last poll, lag and error; delivery and the alerts set aside; pages."""
+        lines = [source.line(self.checked_at) for source in self.sources]
+        if self.delivery is not None:
+            lines += _delivery_lines(self.delivery, self.checked_at)
+        return lines + (self.paging.lines() if self.paging else [])
 
 
 def health(store: Store, settings: Settings, now: datetime | None = None) -> Health:
     now = now or utcnow()
     patience = timedelta(seconds=settings.poll_seconds * FAILING_AFTER_INTERVALS)
-    report = Health(checked_at=now)
-    waiting = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
-    with store.session() as session:
-        rows = session.exec(select(PollState).order_by(PollState.source, PollState.account_id, PollState.region)).all()
-        report.pending_alerts, report.oldest_pending_at = session.exec(
-            select(sa.func.count(), sa.func.min(SignalRow.created_at)).where(waiting)).one()
-        report.last_post_at = session.exec(select(sa.func.max(SignalRow.posted_at))).one()
-    # Delivery fails when alerts wait while nothing reaches Slack: a backlog being posted at Slack's pace
-    # is not a failure, a Slack outage or a worker that is not running is.
-    report.delivery_failing = (
-        report.oldest_pending_at is not None and now - report.oldest_pending_at > patience
-        and (report.last_post_at is None or now - report.last_post_at > patience)
-    )
-    for row in rows:
-        # A poll runs once an interval: without any success yet, count the failed polls instead.
-        failing = row.consecutive_failures > 0 and (
-            now - row.last_success_at > patience if row.last_success_at
-            else row.consecutive_failures >= FAILING_AFTER_INTERVALS
-        )
-        report.sources.append(SourceHealth(
-            source=row.source, account_id=row.account_id, region=row.region,
-            last_success_at=row.last_success_at,
-            lag_seconds=(now - row.watermark).total_seconds() if row.watermark else None,
-            last_error=row.last_error, last_error_at=row.last_error_at,
-            consecutive_failures=row.consecutive_failures, failing=failing,
-        ))
+    report = Health(checked_at=now, sources=_sources(store, settings.source, patience, now))
+    report.delivery = delivery_health(store, settings.slack_alert_channel, patience, now)
     if settings.pagerduty_routing_key is not None:
         report.paging = paging_health(store, now)
     return report
+
+
+def _sources(store: Store, source: str, patience: timedelta, now: datetime) -> list[SourceHealth]:
+    """The configured source's places, the retired ones left out; and the source itself while no place is
+    known (a worker that never came: it waits since the first look) or when its listing fails."""
+    rows = _expected_places(store, source, now)
+    with store.session() as session:
+        leases = {poll_lease_name(source, row.account_id) for row in rows}
+        polling = set(session.exec(select(LeaseRow.name).where(LeaseRow.name.in_(leases), LeaseRow.expires_at > now)))
+    reports = [_place(row, now, patience, poll_lease_name(source, row.account_id) in polling) for row in rows]
+    places = [report for report in reports if not report.whole_source]
+    listing_fails = [report for report in reports
+                     if report.whole_source and report.failing and report.consecutive_failures > 0]
+    return places + listing_fails if places else reports
+
+
+def _expected_places(store: Store, source: str, now: datetime) -> list[PollState]:
+    """The source's rows that are not retired. The first look for a source no process has polled yet
+    stores its row, so that from then on it is awaited, and turns red if no worker ever comes."""
+    with store.session() as session:
+        def unretired() -> list[PollState]:
+            return list(session.exec(select(PollState).where(PollState.source == source, PollState.retired_at.is_(None))
+                                     .order_by(PollState.account_id, PollState.region)))
+
+        rows = unretired()
+        if not any((row.account_id, row.region) == SOURCE_ROW for row in rows):
+            store.insert_ignoring_duplicates(session, PollState, [{
+                "source": source, "account_id": SOURCE_ROW[0], "region": SOURCE_ROW[1],
+                "consecutive_failures": 0, "waiting_since": now}])
+            session.commit()
+            rows = unretired()
+    return rows
+
+
+def _place(row: PollState, now: datetime, patience: timedelta, lease_held: bool) -> SourceHealth:
+    first_poll_under_way = row.last_success_at is None and lease_held
+    return SourceHealth(
+        source=row.source, account_id=row.account_id, region=row.region,
+        last_success_at=row.last_success_at, waiting_since=row.waiting_since,
+        lag_seconds=(now - row.watermark).total_seconds() if row.watermark else None,
+        last_error=row.last_error, last_error_at=row.last_error_at,
+        consecutive_failures=row.consecutive_failures, first_poll_under_way=first_poll_under_way,
+        failing=_failing(row, now, patience, first_poll_under_way),
+    )
+
+
+def _failing(row: PollState, now: datetime, patience: timedelta, first_poll_under_way: bool) -> bool:
+    if row.last_success_at is not None:
+        return now - row.last_success_at > patience
+    if row.consecutive_failures >= FAILING_AFTER_INTERVALS:
+        return True  # first polls that failed, one an interval: also when a pass is trying again now
+    return not first_poll_under_way and now - row.waiting_since > patience
 
 
 def paging_health(store: Store, now: datetime) -> PagingHealth:
@@ -161,7 +217,35 @@ def paging_health(store: Store, now: datetime) -> PagingHealth:
     return PagingHealth(pending, since, last_error, rejected_count)
 
 
-def _ago(moment: datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+def _delivery_lines(delivery: DeliveryHealth, now: datetime) -> list[str]:
+    where = f"delivery to {delivery.channel}" if delivery.channel else "delivery"
+    state = delivery.state
+    if state is None:
+        last = "no pass has reached Slack yet"
+    else:
+        last = f"last pass {stamp(state.last_pass_at)}"
+        if state.stopped_by:
+            kind = "a transient error" if state.stopped_by_transient else "an error"
+            last += f", stopped by {kind}: {state.stopped_by}"
+    last += f", last post {stamp(delivery.last_post_at)}"
+    waiting = f"{delivery.pending} alerts waiting to be posted"
+    if delivery.oldest_pending_at is not None:
+        oldest = delivery.oldest_pending_at
+        waiting += f", the oldest since {stamp(oldest)} ({_minutes(now - oldest)})"
+    lines = [f"{'FAILING' if delivery.failing else 'ok'} {where}: {last}; {waiting}"]
+    if delivery.set_aside:
+        lines.append(f"{delivery.set_aside} alerts set aside (Slack refused them, or they cannot be rendered), "
+                     "each tried again after a backoff:")
+        lines += [f"{alert.signal_id} ({alert.identity}): {alert.error}; failed {alert.failures} time(s) in a row, "
+                  f"next attempt after {stamp(alert.retry_at)}" for alert in delivery.set_aside_shown]
+        if delivery.set_aside > len(delivery.set_aside_shown):
+            lines.append(f"… {delivery.set_aside - len(delivery.set_aside_shown)} more set aside")
+    return lines
+
+
+def stamp(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment else "never"
+
+
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:.1f} min"

@@ -19,6 +19,11 @@ from bot.worker.tables import LeaseRow
 from detection.store import Store, utcnow
 
 
+def poll_lease_name(source: str, account: str) -> str:
+    """The lease a poll pass holds on one account of a source while it reads it."""
+    return f"poll:{source}:{account}"
+
+
 def holder_name() -> str:
     """Unique per lease holder, and readable in the table: host, process, random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -9,8 +9,14 @@
   earlier attempt failed, crashed, or lost its answer), the channel's history is searched for that
   metadata: a post that went through is recorded, not repeated.
 - 429s are retried by slack-sdk, honouring `Retry-After`; a 5xx or a dropped connection while posting is
-  retried here, after that search. When Slack stays unreachable, the pass stops and the signals stay
-  pending for the next one: an outage delays alerts, it never loses them.
+  retried here, after that search. When Slack stays unreachable, or refuses us as a whole (a revoked
+  token, a missing channel), the pass stops and the signals stay pending for the next one: an outage
+  delays alerts, it never loses them.
+- A message Slack refuses on its own account (`invalid_blocks`, `msg_too_long`, any error that is neither
+  transient nor workspace-wide), or one that cannot be rendered at all, is set aside: a history line and
+  a warning say why, and it is tried again after a backoff that doubles each time (from one poll interval
+  up to an hour), while the pass goes on with the next alert. One bad alert is never a wall in front of
+  the others.
 - A posted signal that grew since (later calls joined it) gets its message updated in place.
 """
 
@@ -29,9 +35,10 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
 from bot.settings import Settings
-from bot.slack.alert.message import metadata, rendered
+from bot.slack.alert.message import Unrenderable, metadata, rendered
 from bot.slack.client import is_transient, slack_client
 from bot.slack.ids import ALERT_EVENT_TYPE
+from bot.worker.delivery import record_pass
 from bot.worker.lease import holder_name
 from detection.pacing import RequestPacer
 from detection.signals import Status
@@ -47,11 +54,19 @@ RETRY_PAUSE_SECONDS = 0.5
 # How far the history search reaches back before the signal was stored, and how many pages it reads.
 HISTORY_MARGIN = timedelta(minutes=5)
 HISTORY_PAGES = 20
-# Errors that say Slack (or our configuration) is down for every message, not just this one.
+# Errors that say Slack (or our configuration) refuses every message, not just this one: the pass stops.
 STOP_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-               "channel_not_found", "not_in_channel", "is_archived", "ratelimited", "missing_scope"}
+               "channel_not_found", "not_in_channel", "is_archived", "missing_scope", "no_permission",
+               "access_denied", "ekm_access_denied", "team_access_not_granted", "enterprise_is_restricted",
+               "restricted_action", "restricted_action_read_only_channel"}
+# Slack's own trouble, whatever HTTP status it came with: the pass stops and the next one tries again.
+TRANSIENT_ERRORS = {"ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"}
 # Errors of chat.update that say the message is gone.
 GONE_ERRORS = {"message_not_found", "cant_update_message"}
+# A set-aside alert is due again after one poll interval, then twice as long each time, up to this.
+SET_ASIDE_MAX = timedelta(hours=1)
+# What a successful post or update clears.
+NOT_SET_ASIDE = {"post_failures": 0, "post_error": None, "post_retry_at": None}
 
 
 @dataclass
@@ -60,9 +75,11 @@ class NotifyResult:
     found: int = 0  # earlier posts whose answer was lost, found again and recorded
     updated: int = 0  # messages brought up to date with a grown signal
     suppressed: int = 0  # pending signals a suppression made since now covers
-    failed: int = 0
+    failed: int = 0  # attempts that failed, set-aside ones included
+    set_aside: int = 0  # refused or unrenderable messages set aside for a later attempt
     pending: int = 0  # still waiting to be posted after this pass
     errors: list[str] = field(default_factory=list)
+    stopped_by: BaseException | None = None  # the error that ended the pass before its end
 
     @property
     def ok(self) -> bool:
@@ -70,7 +87,8 @@ class NotifyResult:
 
     def line(self) -> str:
         return (f"notifier: {self.posted} posted, {self.found} found already posted, {self.updated} updated, "
-                f"{self.suppressed} suppressed, {self.failed} failed, {self.pending} pending")
+                f"{self.suppressed} suppressed, {self.failed} failed ({self.set_aside} set aside), "
+                f"{self.pending} pending")
 
 
 class _Stopping(Exception):
@@ -83,17 +101,23 @@ def _pending_clause():
     return unposted, grown
 
 
+def _due(now: datetime):
+    """Not set aside, or set aside until a moment that has come."""
+    return sa.or_(SignalRow.post_retry_at.is_(None), SignalRow.post_retry_at <= now)
+
+
 def pending_count(store: Store) -> int:
     unposted, _ = _pending_clause()
     with store.session() as session:
         return session.exec(select(sa.func.count()).select_from(SignalRow).where(unposted)).one()
 
 
-def _candidates(store: Store) -> list[str]:
+def _candidates(store: Store, now: datetime) -> list[str]:
     unposted, grown = _pending_clause()
     with store.session() as session:
         return list(session.exec(
-            select(SignalRow.signal_id).where(sa.or_(unposted, grown)).order_by(SignalRow.created_at, SignalRow.signal_id)
+            select(SignalRow.signal_id).where(sa.or_(unposted, grown), _due(now))
+            .order_by(SignalRow.created_at, SignalRow.signal_id)
         ).all())
 
 
@@ -103,7 +127,7 @@ def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: time
     with store.session() as session:
         won = session.execute(
             sa.update(SignalRow)
-            .where(SignalRow.signal_id == signal_id, sa.or_(unposted, grown),
+            .where(SignalRow.signal_id == signal_id, sa.or_(unposted, grown), _due(now),
                    sa.or_(SignalRow.post_claimed_until.is_(None), SignalRow.post_claimed_until < now))
             .values(post_claimed_by=worker, post_claimed_until=now + claim,
                     post_attempts=SignalRow.post_attempts + sa.case((SignalRow.slack_ts.is_(None), 1), else_=0))
@@ -137,7 +161,7 @@ class _ClaimKeeper:
                                     .values(post_claimed_until=utcnow() + self.claim))
                     session.commit()
             except Exception as exc:  # the database is away: the claim lapses unless it comes back in time
-                log.warning("cannot renew the claim on the alert being posted: %s", _describe(exc))
+                log.warning("cannot renew the claim on the alert being posted: %s", describe(exc))
 
 
 def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | None = None, **values) -> None:
@@ -204,7 +228,7 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
         except Exception as exc:  # only transient failures are retried, after searching the channel
             if not is_transient(exc) or attempt == POST_ATTEMPTS - 1:
                 raise
-            log.warning("posting %s failed (%s); looking in the channel before retrying", row.signal_id, _describe(exc))
+            log.warning("posting %s failed (%s); looking in the channel before retrying", row.signal_id, describe(exc))
             time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -250,7 +274,21 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
 
         result = _post_each(store, settings, client, worker, claim, wait_turn, stop)
     result.pending = pending_count(store)
+    _record_delivery(store, settings.slack_alert_channel, result)
     return result
+
+
+def _record_delivery(store: Store, channel: str, result: NotifyResult) -> None:
+    """What this pass says about delivery, for `/healthz` (answered by another process). A pass that tried
+    nothing while alerts wait (each set aside until later, or claimed by another process) says nothing."""
+    if not result.posted + result.found + result.updated + result.failed and result.pending:
+        return
+    stopped = result.stopped_by
+    try:
+        record_pass(store, channel, stopped_by=describe(stopped) if stopped else None,
+                    transient=stopped is not None and is_transient_failure(stopped))
+    except Exception as exc:  # the database is away: the pass's own errors are reported already
+        log.warning("cannot record how delivery went: %s", describe(exc))
 
 
 def _post_each(store: Store, settings: Settings, client: WebClient, worker: str, claim: timedelta,
@@ -258,7 +296,7 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
     channel = settings.slack_alert_channel
     result = NotifyResult()
     rules = [row.as_rule() for row in store.active_suppressions()]
-    for signal_id in _candidates(store):
+    for signal_id in _candidates(store, utcnow()):
         if stop is not None and stop.is_set():
             break
         now = utcnow()  # posted_at: the message shows the signal as stored at this moment
@@ -273,42 +311,82 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
                     result.suppressed += 1
                     continue
                 ts, found = _post_once(store, settings, client, channel, row, wait_turn)
+                detail = f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else "")
                 note = SignalHistory(signal_id=signal_id, actor="sesguard", action="posted", status=row.status,
-                                     detail=f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else ""))
-                _release(store, signal_id, worker, note, slack_channel=channel, slack_ts=ts, posted_at=now)
+                                     detail=detail)
+                _release(store, signal_id, worker, note, slack_channel=channel, slack_ts=ts, posted_at=now,
+                         **NOT_SET_ASIDE)
                 result.found += found
                 result.posted += not found
             else:
                 _update(store, settings, client, row)
-                _release(store, signal_id, worker, posted_at=now)
+                _release(store, signal_id, worker, posted_at=now, **NOT_SET_ASIDE)
                 result.updated += 1
         except _Stopping:
             _release(store, signal_id, worker)
             break
-        except SlackApiError as exc:
-            # A message deleted in Slack is not updated again (the signal stays in the store).
-            gone = row.slack_ts is not None and _error_code(exc) in GONE_ERRORS
-            _fail(store, signal_id, worker, exc, result, **({"posted_at": now} if gone else {}))
-            if is_transient(exc) or _error_code(exc) in STOP_ERRORS:
+        except Exception as exc:
+            if row.slack_ts is not None and _error_code(exc) in GONE_ERRORS:
+                # Deleted in Slack: not updated again (the signal stays in the store).
+                _fail(store, signal_id, worker, exc, result, posted_at=now)
+            elif stops_the_pass(exc):  # Slack down or refusing us, or the database away: the rest waits
+                _fail(store, signal_id, worker, exc, result)
+                result.stopped_by = exc
                 break
-        except Exception as exc:  # Slack unreachable, or the database: stop, the rest stays pending
-            _fail(store, signal_id, worker, exc, result)
-            break
+            else:
+                _set_aside(store, row, worker, exc, result, timedelta(seconds=settings.poll_seconds))
     return result
+
+
+def is_transient_failure(error: BaseException) -> bool:
+    """Slack unreachable, overloaded or rate limiting: the next pass will likely get through."""
+    return is_transient(error) or _error_code(error) in TRANSIENT_ERRORS
+
+
+def stops_the_pass(error: BaseException) -> bool:
+    """True unless the error is about this one message: its rendering, or Slack refusing its content."""
+    if isinstance(error, Unrenderable):
+        return False
+    if isinstance(error, SlackApiError):
+        return is_transient_failure(error) or _error_code(error) in STOP_ERRORS
+    return True  # unreachable Slack, the database, or a bug: nothing says the next alert would fare better
+
+
+def set_aside_for(failures: int, poll_interval: timedelta) -> timedelta:
+    """How long an alert that failed `failures` times in a row waits: one poll interval, doubling, at most an hour."""
+    return min(poll_interval * 2 ** min(failures - 1, 30), SET_ASIDE_MAX)
+
+
+def _set_aside(store: Store, row: SignalRow, worker: str, error: BaseException, result: NotifyResult,
+               poll_interval: timedelta) -> None:
+    failures = row.post_failures + 1
+    retry_at = utcnow() + set_aside_for(failures, poll_interval)
+    reason = describe(error)
+    note = SignalHistory(signal_id=row.signal_id, actor="sesguard", action="set aside", status=row.status,
+                         detail=f"{reason}; failed {failures} time(s) in a row, next attempt after "
+                                f"{retry_at:%Y-%m-%d %H:%M:%S} UTC")
+    _release(store, row.signal_id, worker, note, post_failures=failures, post_error=reason[:1000],
+             post_retry_at=retry_at)
+    result.failed += 1
+    result.set_aside += 1
+    result.errors.append(f"{row.signal_id}: {reason}")
+    log.warning("alert %s set aside until %s (failed %d time(s) in a row): %s", row.signal_id,
+                f"{retry_at:%H:%M:%S}", failures, reason)
 
 
 def _fail(store: Store, signal_id: str, worker: str, error: BaseException, result: NotifyResult, **values) -> None:
     _release(store, signal_id, worker, **values)
     result.failed += 1
-    result.errors.append(f"{signal_id}: {_describe(error)}")
-    log.warning("alert %s not posted or updated: %s", signal_id, _describe(error))
+    result.errors.append(f"{signal_id}: {describe(error)}")
+    log.warning("alert %s not posted or updated: %s", signal_id, describe(error))
 
 
 def _error_code(error: BaseException) -> str | None:
     return error.response.get("error") if isinstance(error, SlackApiError) else None
 
 
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
+    """One line for a failed Slack call: the HTTP status and Slack's error code, or the exception."""
     if isinstance(error, SlackApiError):
         return f"HTTP {error.response.status_code} {error.response.get('error')}"
     return f"{type(error).__name__}: {error}"[:300]

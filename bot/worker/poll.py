@@ -9,8 +9,9 @@
 - The watermark moves only after the pulled events are stored: a pass that dies half-way is repeated.
 - One process at a time polls an account (a lease per source and account): all of an account's
   regions are detected together, so that one identity calling in two regions at once is one signal.
-- Per account/region health goes to `poll_state` (last success, last error, consecutive failures);
-  `bot.worker.health` reads it for `/healthz` and `/sesguard status`.
+- Per account/region health goes to `poll_state` (last success, last error, consecutive failures, since
+  when a first success is awaited), and the source's own listing to its row `*`/`*`; places the source
+  no longer lists are retired. `bot.worker.health` reads it for `/healthz` and `/sesguard status`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any, Callable
 
+import sqlalchemy as sa
+from sqlmodel import select
+
 from bot.logs import configure_logging
 from bot.printable import printable
 from bot.settings import Settings, load_settings
-from bot.worker.lease import Lease
+from bot.worker.lease import Lease, poll_lease_name
 from bot.worker.process import start, stop_on_signals
-from bot.worker.tables import PollState
+from bot.worker.tables import SOURCE_ROW, PollState
 from detection.scan import detect
 from detection.sources.pulled import (
     AccountRegion,
@@ -42,8 +46,8 @@ from detection.store import Store, utcnow
 
 log = logging.getLogger(__name__)
 
-# poll_state's row for a failure of the source as a whole (e.g. credentials that name no account).
-WHOLE_SOURCE = AccountRegion("*", "*")
+# poll_state's row for the source as a whole: its listing, and failures such as credentials that name no account.
+WHOLE_SOURCE = AccountRegion(*SOURCE_ROW)
 MAX_PARALLEL_READS = 8
 
 
@@ -127,7 +131,7 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         _record_failure(store, source.name, WHOLE_SOURCE, str(exc))
         places = []
     else:
-        _forget(store, source.name, WHOLE_SOURCE)
+        _record_listing(store, source.name, places)
     for account, group in groupby(places, key=lambda place: place.account_id):
         if stop.is_set():
             break
@@ -195,7 +199,7 @@ def command(once: bool) -> int:
 def _poll_account(settings: Settings, store: Store, source: Source, account: str, regions: list[str],
                   stop: threading.Event) -> list[PlaceOutcome]:
     outcomes = [PlaceOutcome(AccountRegion(account, region)) for region in regions]
-    lease = Lease(store, f"poll:{source.name}:{account}", settings.lease_seconds)
+    lease = Lease(store, poll_lease_name(source.name, account), settings.lease_seconds)
     if not lease.acquire():
         for outcome in outcomes:
             outcome.skipped = "another process is polling this account"
@@ -289,9 +293,13 @@ def _watermarks(store: Store, source: str, places: list[AccountRegion]) -> dict[
     return {place: row.watermark for place, row in zip(places, rows) if row is not None and row.watermark is not None}
 
 
+def _new_state(source: str, place: AccountRegion, now: datetime) -> dict:
+    return {**_key(source, place), "consecutive_failures": 0, "waiting_since": now}
+
+
 def _update_state(store: Store, source: str, place: AccountRegion, change: Callable[[PollState], None]) -> None:
     with store.session() as session:
-        store.insert_ignoring_duplicates(session, PollState, [{**_key(source, place), "consecutive_failures": 0}])
+        store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, utcnow())])
         row = session.get(PollState, (source, place.account_id, place.region), with_for_update=store.is_postgres)
         change(row)
         session.add(row)
@@ -321,10 +329,22 @@ def _record_failure(store: Store, source: str, place: AccountRegion, error: str)
     _update_state(store, source, place, change)
 
 
-def _forget(store: Store, source: str, place: AccountRegion) -> None:
-    """A whole-source failure is over: its row would otherwise report it for ever."""
+def _record_listing(store: Store, source: str, places: list[AccountRegion]) -> None:
+    """The source listed its places: the listing itself succeeded (row `*`/`*`); each listed place is
+    awaited from now on if it is new; a place no longer listed is retired, one listed again is not."""
+    now = utcnow()
+    listed = {(place.account_id, place.region) for place in places}
     with store.session() as session:
-        row = session.get(PollState, (source, place.account_id, place.region))
-        if row is not None:
-            session.delete(row)
-            session.commit()
+        rows = {(row.account_id, row.region): row
+                for row in session.exec(select(PollState).where(PollState.source == source))}
+        new = [place for place in [*places, WHOLE_SOURCE] if (place.account_id, place.region) not in rows]
+        store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, now) for place in new])
+        for key, row in rows.items():
+            retired = key not in listed and key != SOURCE_ROW
+            if retired != (row.retired_at is not None):
+                row.retired_at = now if retired else None
+                session.add(row)
+        session.execute(sa.update(PollState).where(
+            PollState.source == source, PollState.account_id == WHOLE_SOURCE.account_id,
+            PollState.region == WHOLE_SOURCE.region).values(last_success_at=now, consecutive_failures=0))
+        session.commit()

@@ -1,4 +1,5 @@
-"""The worker's tables: polling state and health per source, account and region; leases; the pager's outbox."""
+"""The worker's tables: polling state and health per source, account and region; delivery to Slack;
+leases; the pager's outbox."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ from sqlmodel import Field, SQLModel
 
 from detection.store import utc_time, utcnow
 
+# (account_id, region) of the row for a source as a whole: listing its accounts and regions.
+SOURCE_ROW = ("*", "*")
+
 
 class PollState(SQLModel, table=True):
-    """Per source, account and region: the watermark and the health of polling."""
+    """Per source, account and region: the watermark and the health of polling.
+
+    The row `SOURCE_ROW` (account `*`, region `*`) is the source as a whole: listing its accounts and regions.
+    """
 
     __tablename__ = "poll_state"
     source: str = Field(primary_key=True)  # "lookup" or the s3:// URL
@@ -22,6 +29,25 @@ class PollState(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = utc_time(default=None, nullable=True)
     consecutive_failures: int = 0
+    # Since when a first success is awaited: the place's first listing (the source's: the first time a
+    # process looked for it). Health counts a place that never succeeded as failing from this moment on.
+    waiting_since: datetime = utc_time(default_factory=utcnow)
+    # The source no longer lists this place (a region or role taken out of the settings): kept, with its
+    # watermark, in case it comes back, but no longer a place whose silence is a failure.
+    retired_at: datetime | None = utc_time(default=None, nullable=True)
+
+
+class DeliveryState(SQLModel, table=True):
+    """Per alert channel: what the latest notifier pass that reached Slack (or found nothing to post) said.
+
+    Written by the worker, read by `serve` for `/healthz`: the two are separate processes.
+    """
+
+    __tablename__ = "delivery_state"
+    channel: str = Field(primary_key=True)
+    last_pass_at: datetime = utc_time()
+    stopped_by: str | None = None  # the error that ended that pass early; None: it went through
+    stopped_by_transient: bool = False  # Slack unreachable, overloaded or rate limiting
 
 
 class LeaseRow(SQLModel, table=True):

@@ -14,7 +14,8 @@ from tests.slack_signing import get
 
 POLL_SECONDS = 300
 FAILING_AFTER = timedelta(seconds=3 * POLL_SECONDS)  # three poll intervals without success
-SUMMARY_KEYS = {"ok", "checked_at", "sources", "failing_sources", "pending_alerts", "delivery_failing"}
+SUMMARY_KEYS = {"ok", "checked_at", "sources", "failing_sources", "pending_alerts", "oldest_pending_seconds",
+                "alerts_set_aside", "delivery_failing"}
 
 
 @pytest.fixture

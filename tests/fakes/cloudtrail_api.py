@@ -380,7 +380,8 @@ class FakeCloudTrail:
         role = self.roles.get(role_arn)
         if role is None:
             record.error = "AccessDenied"
-            return _xml_error(403, "AccessDenied", f"not authorized to perform sts:AssumeRole on {role_arn}")
+            return _xml_error(403, "AccessDenied", f"User: arn:aws:iam::{record.account}:user/sesguard is not "
+                                                   f"authorized to perform: sts:AssumeRole on resource: {role_arn}")
         invalid = _invalid_session(form, role)
         if invalid:
             record.error = "ValidationError"

@@ -2,6 +2,8 @@
 
 - Posting through an invalid token, 429s with Retry-After, 500s, dropped connections and a lost answer:
   every alert lands in the channel exactly once when Slack recovers.
+- An alert Slack refuses (`invalid_blocks`) is set aside and tried again later; one with forged, oversized
+  access keys is posted cut to Block Kit's limits; neither holds up the alerts behind it.
 - Slack hanging altogether: `serve` still acknowledges 50 concurrent slash commands (and button clicks)
   within Slack's 3 seconds; the answers follow once Slack is back.
 - Slack's Web API down (hanging, or refusing connections) when `serve` starts: nothing it acknowledges
@@ -15,13 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.worker.notifier import post_pending
 from bot.settings import load_settings
+from bot.worker.notifier import post_pending
+from detection.store import SignalHistory
+from tests import records
 from tests.cuttable_link import CuttableLink
 from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, TRIAGER, aws, closed_port, deployment,  # noqa: F401
                                       leaked_secrets, wait_for)
 from tests.slack_harness import cloudtrail_record, store_signals
-from tests.worker_fixtures import ses_calls, user
+from tests.worker_fixtures import OWN_ACCOUNT, ago, ses_calls, user
 
 # Slack shows "operation_timeout" to the user when the app has not answered within 3 seconds.
 SLACK_ACK_DEADLINE_SECONDS = 3.0
@@ -57,6 +61,43 @@ def test_alerts_survive_an_invalid_token_429_500_a_dropped_connection_and_a_lost
     limited = next(call for call in posts if call.fault == "ratelimited")
     retried = next(call for call in posts if call.at > limited.at and call.params["metadata"] == limited.params["metadata"])
     assert retried.at - limited.at >= 1.0
+    assert leaked_secrets(*deployment.outputs()) == {}
+
+
+def forged_key_calls(count: int = 8, length: int = 400) -> list[dict]:
+    """Calls by one IAM user, each with a forged access key ID of `length` characters: `count` reasons."""
+    return [records.record(records.iam_user("forger", OWN_ACCOUNT, key=f"AKIA{n}" + "X" * (length - 5)),
+                           time=ago(minutes=1, seconds=n)) for n in range(count)]
+
+
+def test_a_refused_alert_and_a_forged_one_never_hold_up_the_next(deployment):
+    """Slack refuses the first alert of a burst (`invalid_blocks`); another carries eight forged 400-character
+    access keys (once unrenderable). Every alert is posted once; the refused one after a backoff."""
+    slack = deployment.slack
+    deployment.aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+    worker = deployment.worker()
+    wait_for(deployment.watermark, "the backfill", [worker])
+    slack.fail("chat.postMessage", "invalid_blocks", times=1)
+    deployment.aws.api.add_events(*ses_calls(user("mallory"), 2), *forged_key_calls(), *ses_calls(user("oscar"), 1))
+    wait_for(lambda: len(deployment.signals()) == 3 and all(row.slack_ts for row in deployment.signals()),
+             "every alert posted", [worker])
+    assert worker.terminate() == 0
+
+    deployment.assert_each_alert_once()
+    assert slack.refused == []  # the forged alert was cut to Block Kit's limits, not refused
+    posts = [call for call in slack.calls if call.method == "chat.postMessage"]
+    [refusal] = [call for call in posts if call.fault == "invalid_blocks"]
+    refused_id = refusal.params["metadata"]["event_payload"]["signal_id"]
+    later = [(call.at - refusal.at, call.params["metadata"]["event_payload"]["signal_id"])
+             for call in posts if call.at > refusal.at]
+    others = [after for after, signal_id in later if signal_id != refused_id]
+    [retry] = [after for after, signal_id in later if signal_id == refused_id]
+    assert len(others) == 2 and max(others) < retry, (others, retry)  # the others went first, not behind it
+    assert retry >= 0.3  # one poll interval of backoff
+    steps = [h.action for h in deployment.rows(SignalHistory) if h.signal_id == refused_id]
+    assert steps == ["detected", "set aside", "posted"]
+    assert "set aside" in worker.output() and "invalid_blocks" in worker.output()
+    print(f"next alert {min(others):.2f} s after the refusal, the refused one retried after {retry:.2f} s")
     assert leaked_secrets(*deployment.outputs()) == {}
 
 

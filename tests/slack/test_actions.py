@@ -114,7 +114,11 @@ def test_healthz_reports_the_polling_and_turns_503_when_it_fails(bot):
         session.commit()
     reply = get(f"{bot.base}/healthz")
     assert reply.status == 503 and reply.json()["ok"] is False
-    assert reply.json()["failing_sources"] == 1 and "AccessDenied" not in reply.body.decode()
+    assert reply.json()["failing_sources"] == 1 and reply.json()["delivery_failing"] is False
+    # Status and counts only: the account and the error are for triagers, in /sesguard status.
+    assert set(reply.json()) == {"ok", "checked_at", "sources", "failing_sources", "delivery_failing",
+                                 "pending_alerts", "oldest_pending_seconds", "alerts_set_aside"}
+    assert ACCOUNT not in reply.body.decode() and "AccessDenied" not in reply.body.decode()
     assert get(f"{bot.base}/nothing-here").status == 404
 
 

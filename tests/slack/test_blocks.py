@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import pytest
 
 from bot.slack import blocks
+from bot.slack.alert import blocks as alert_blocks
 from bot.slack.alert.blocks import alert_message, alert_text, status_line
 from bot.slack.contact.blocks import pick_person_modal
 from bot.slack.ids import Action
@@ -16,7 +18,7 @@ from bot.slack.triage.blocks import suppress_modal
 from detection.signals import Status
 from detection.record import to_call
 from detection.signals import Signal
-from tests.fakes.block_kit import view_problems
+from tests.fakes.block_kit import message_problems, view_problems
 from tests.slack_harness import cloudtrail_record
 
 HOSTILE = ["<!channel>", "<@U123>", "<https://evil.example|click>", "<!here|here>", "a & b > c"]
@@ -139,3 +141,75 @@ def test_modals_fit_slack_limits_and_carry_the_signal_id():
         assert view["private_metadata"] == signal.signal_id
         assert view_problems(view) == []  # what Slack would refuse in it (the stand-in's rules)
         assert _raw_brackets(json.dumps(view["blocks"])) == []
+
+
+# Slack refuses a message whose blocks hold more than about 13,000 characters in all (`msg_blocks_too_long`,
+# undocumented: https://github.com/slackapi/bolt-js/issues/2509); the alert keeps well below.
+MESSAGE_BLOCKS_TEXT_BUDGET = 12_000
+
+
+def block_texts(message: list[dict]) -> list[str]:
+    """Every text a message's blocks show (sections, fields, context elements, buttons, the header)."""
+    found = []
+    for block in message:
+        found.append((block.get("text") or {}).get("text", ""))
+        found += [item.get("text", "") for item in block.get("fields", [])]
+        for element in block.get("elements", []):
+            inner = element.get("text")
+            found.append(inner.get("text", "") if isinstance(inner, dict) else inner or "")
+    return found
+
+
+def forged_key_signal(keys: int = 8, length: int = 400) -> Signal:
+    """One IAM user calling with `keys` forged access key IDs of `length` characters: `keys` reasons."""
+    records = []
+    for n in range(keys):
+        record = cloudtrail_record(user="forger")
+        record["userIdentity"]["accessKeyId"] = f"AKIA{n}" + "&" * (length - 5)  # & becomes &amp;: 5 times longer
+        records.append(record)
+    return signal_from(*records)
+
+
+def test_eight_forged_400_character_access_keys_are_cut_to_fit_every_limit():
+    signal = forged_key_signal()
+    assert len(signal.reasons) == 8
+    message = alert_message(signal)  # to_dict() validated every limit it knows
+    assert message_problems({"blocks": message}) == []
+    severity = message[1]["text"]["text"]
+    assert len(severity) <= alert_blocks.REASONS_LIMIT and "long-term access key AKIA0&amp;" in severity
+    assert severity.endswith("more") and "AKIA7" not in severity  # the rest counted, not dropped silently
+    [fields] = [b["fields"] for b in message if b.get("fields")]
+    assert sum(len(f["text"]) for f in fields) <= blocks.FIELDS_TOTAL_LIMIT
+    assert sum(map(len, block_texts(message))) <= MESSAGE_BLOCKS_TEXT_BUDGET
+
+
+def test_every_part_of_the_alert_is_cut_to_its_limit_when_every_value_is_huge():
+    huge = "<!channel>&" * 10_000
+    many = [f"{n}{huge}" for n in range(300)]
+    # As a damaged or forged store row could hold it: every text huge, every list long.
+    signal = SimpleNamespace(
+        signal_id="s-1", account_id=huge, identity="arn:aws:iam::111122223333:role/" + huge,
+        arn="arn:aws:sts::111122223333:assumed-role/" + huge, identity_type=huge, severity=huge, status=huge,
+        reasons=many, regions=many, source_ips=many, user_agents=many, access_key_ids=many, error_codes=many,
+        event_names=many, event_count=10**12, first_seen=datetime(2025, 1, 2, tzinfo=timezone.utc),
+        last_seen=datetime(2025, 1, 3, tzinfo=timezone.utc))
+
+    class Step:
+        actor, action, at = huge, huge, datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+    message = alert_message(signal, {f"{n}{huge}": n for n in range(300)}, Step())
+    assert message_problems({"blocks": message}) == []
+    [fields] = [b["fields"] for b in message if b.get("fields")]
+    assert len(fields) == 10 and sum(len(f["text"]) for f in fields) <= blocks.FIELDS_TOTAL_LIMIT
+    assert all(len(f["text"]) > 100 for f in fields if f["text"].startswith(("*Identity*", "*Full ARN*")))
+    contexts = [e["text"] for b in message if b["type"] == "context" for e in b["elements"]]
+    assert all(len(text) <= blocks.CONTEXT_TEXT_LIMIT for text in contexts)
+    assert sum(map(len, block_texts(message))) <= MESSAGE_BLOCKS_TEXT_BUDGET
+    assert _raw_brackets(json.dumps(message)) == [] and len(alert_text(signal)) <= blocks.FALLBACK_TEXT_LIMIT
+
+
+def test_fitted_fields_give_short_values_what_they_need_and_share_the_rest():
+    shown = blocks.fitted_fields([("A", lambda room: "x" * min(room, 10)), ("B", lambda room: "y" * room),
+                                  ("C", lambda room: "z" * room)], total=1000)
+    assert shown[0] == "*A*\n" + "x" * 10
+    assert len(shown[1]) == len(shown[2]) and sum(map(len, shown)) <= 1000 and sum(map(len, shown)) > 990

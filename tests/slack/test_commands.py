@@ -6,13 +6,16 @@ import re
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.slack.triage.changes import suppress
 from bot.slack.tables import IdentityMapping
+from bot.worker.delivery import record_pass
 from bot.worker.tables import PollState
-from detection.store import AuditEntry, SuppressionRow, utcnow
-from tests.slack_harness import ACCOUNT, OUTSIDER, Harness, answer_text, cloudtrail_record, migrated_sqlite, store_signals
+from detection.store import AuditEntry, SignalRow, SuppressionRow, utcnow
+from tests.slack_harness import (ACCOUNT, CHANNEL, OUTSIDER, Harness, answer_text, cloudtrail_record, migrated_sqlite,
+                                 store_signals)
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 
@@ -111,6 +114,35 @@ def test_unsuppress_lifts_once_and_audits(bot):
         assert "Usage" in bot.command(junk)["text"], junk
 
 
+# Digits Python reads as numbers although nobody types them as such: Arabic-Indic, fullwidth, superscript,
+# Devanagari, and what int()/float() forgive (whitespace, underscores, signs, exponents, nan).
+NOT_ASCII_ONE = ["\u0661", "\uff11", "\u00b9", "\u0967"]
+LOOSE_NUMBERS = ["\u00b2", "1_0", "+1", "1e1", "nan", "inf", "0x1"]
+
+
+@pytest.mark.parametrize("number", NOT_ASCII_ONE + LOOSE_NUMBERS)
+def test_unsuppress_reads_ascii_digits_only(bot, number):
+    signal_id = alice_calls(bot)
+    first = _suppression(bot, signal_id)
+    assert first == 1
+    answer = bot.command(f"unsuppress {number}")["text"]
+    assert answer.startswith("Usage: `/sesguard unsuppress"), answer
+    with bot.store.session() as session:
+        assert session.get(SuppressionRow, first).lifted_at is None  # nothing lifted
+    assert f"Lifted suppression #{first}" in bot.command(f"unsuppress #{first}")["text"]
+
+
+@pytest.mark.parametrize("days", NOT_ASCII_ONE + LOOSE_NUMBERS + ["7.", "-1", "0"])
+def test_history_days_are_ascii_decimals_only(bot, days):
+    alice_calls(bot)
+    assert "Days must be a number" in bot.command(f"history alice {days}")["text"]
+
+
+def test_history_days_may_be_decimal(bot):
+    alice_calls(bot)
+    assert "alice" in answer_text(bot.command("history alice 0.5"))
+
+
 def test_map_stores_the_mapping_and_audits_it(bot):
     answer = bot.command(f"map {ALICE_ARN} <@UALICE001|alice>")
     assert answer["text"] == f"Mapped {ALICE_ARN} to <@UALICE001>: Contact user will ask them about this identity."
@@ -135,3 +167,17 @@ def test_status_shows_each_poll_with_its_lag_and_errors(bot):
     body = answer_text(bot.command("status"))
     assert "polling is failing" in body and f"{ACCOUNT}/us-east-1" in body and "ThrottlingException" in body
     assert "<!channel>" not in body
+
+
+def test_status_shows_delivery_to_slack_and_the_alerts_set_aside(bot):
+    signal_id = alice_calls(bot)
+    with bot.store.session() as session:
+        session.execute(sa.update(SignalRow).values(post_failures=2, post_error="HTTP 200 invalid_blocks",
+                                                    post_retry_at=utcnow() + timedelta(minutes=10)))
+        session.commit()
+    record_pass(bot.store, CHANNEL, stopped_by="HTTP 200 token_revoked", transient=False)
+    body = answer_text(bot.command("status"))
+    assert "delivery to Slack is failing" in body and f"FAILING delivery to {CHANNEL}" in body
+    assert "stopped by an error: HTTP 200 token_revoked" in body and "1 alerts waiting to be posted" in body
+    assert "1 alerts set aside" in body and signal_id in body and ALICE_ARN in body
+    assert "HTTP 200 invalid_blocks; failed 2 time(s) in a row, next attempt after" in body

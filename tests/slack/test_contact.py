@@ -119,6 +119,17 @@ def test_only_the_contacted_person_may_answer(bot):
     assert bot.slack.errors_of("chat.postEphemeral") == ["user_not_in_channel"] * 2 and bot.ephemerals(OUTSIDER) == []
 
 
+@pytest.mark.parametrize("value", ["\u0661", "\uff11", "\u00b9", " 1", "1_0", "+1"])
+def test_an_answer_button_whose_value_is_not_ascii_digits_is_not_a_question(bot, value):
+    signal_id, ts, dm_channel, dm_ts = ask_alice(bot)
+    [question] = contacts(bot)
+    assert question.id == 1  # so that each value above would read as this question's id
+    bot.click(YES, ALICE, dm_channel, dm_ts, value=value)
+    bot.settle()
+    assert bot.alert(signal_id).status == "contacting" and contacts(bot)[0].answer is None
+    assert bot.ephemerals(ALICE) == ["This question is not known."]
+
+
 def test_a_second_answer_changes_nothing(bot):
     signal_id, ts, dm_channel, dm_ts = ask_alice(bot)
     button = bot.button(dm_channel, dm_ts, YES)

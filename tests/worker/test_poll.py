@@ -5,12 +5,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from sqlmodel import select
 
 from bot.cli import main
+from bot.worker.health import health
 from bot.worker.lease import Lease
 from bot.worker.poll import poll_once
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
@@ -148,6 +151,40 @@ def test_an_account_polled_by_another_process_is_left_alone(aws, store):
     assert result.ok and result.places[0].skipped and aws.api.lookups() == []
     other.release()
     assert passes(settings, store)().places[0].backfill
+
+
+def test_a_region_taken_out_of_the_settings_is_retired_and_polled_on_from_its_watermark_when_it_is_back(aws, store):
+    both = settings_for(store, aws_regions=["us-east-1", "eu-west-1"])
+    assert all(outcome.backfill for outcome in passes(both, store)().places)
+    watermark = state(store, region="eu-west-1").watermark
+    one = settings_for(store)
+    passes(one, store)()
+    assert state(store, region="eu-west-1").retired_at is not None and state(store).retired_at is None
+    # No longer polled, so not failing: health leaves it out instead of reporting it red for ever.
+    assert [s.region for s in health(store, one).sources] == ["us-east-1"]
+    back = passes(both, store)()
+    assert state(store, region="eu-west-1").retired_at is None
+    [outcome] = [o for o in back.places if o.place.region == "eu-west-1"]
+    assert not outcome.backfill and outcome.start == watermark - timedelta(minutes=20)  # no silent re-learning
+
+
+def test_a_place_is_awaited_from_its_first_listing_and_its_backfill_under_way_is_not_failing(aws, store):
+    release = aws.api.inject("hold")  # the first LookupEvents request waits: the pass is under way, nothing stored
+    before = now()
+    settings = settings_for(store, poll_seconds=1, lease_seconds=60)
+    running = threading.Thread(target=passes(settings, store))
+    running.start()
+    try:
+        deadline = time.monotonic() + 60
+        while aws.api.faults and time.monotonic() < deadline:
+            time.sleep(0.01)
+        row = state(store)
+        assert row is not None and row.last_success_at is None and row.waiting_since >= before
+        [backfill] = health(store, settings, now() + timedelta(seconds=10)).sources  # past 3 intervals
+        assert backfill.region == "us-east-1" and backfill.first_poll_under_way and not backfill.failing
+    finally:
+        release.set()
+        running.join()
 
 
 def test_two_accounts_each_backfill_then_alert(aws, store):

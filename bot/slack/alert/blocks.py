@@ -21,10 +21,12 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.slack.blocks import (
+    CONTEXT_TEXT_LIMIT,
     FALLBACK_TEXT_LIMIT,
     LIST_FIELD_LIMIT,
     SECTION_TEXT_LIMIT,
     dicts,
+    fitted_fields,
     listing,
     md,
     mention,
@@ -36,8 +38,15 @@ from bot.slack.triage.states import buttons_for
 from detection.rule import METADATA
 from detection.signals import Status
 
+# Each part of the alert has a budget, so that every block is within its own limit and the whole message
+# within what Slack accepts in one message's blocks (about 13,000 characters: `msg_blocks_too_long`):
+# header 150 + severity 2,000 + fields 3,000 + calls 2,500 + user agents 1,600 + triage steps ~500 +
+# status and rule ~300 ≈ 10,000. Values from CloudTrail are cut to the budget, never the message refused.
+REASONS_LIMIT = 2000
+REASON_LIMIT = 400
+CALLS_LIMIT = 2500
+USER_AGENTS_LIMIT = 1600
 USER_AGENT_LIMIT = 300
-USER_AGENTS_SHOWN = 5
 
 SEVERITY_ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
 
@@ -65,48 +74,52 @@ def status_line(status: str, last_action: Any = None) -> str:
         line += f", by {mention(last_action.actor)} at {when(last_action.at)}"
     elif last_action is not None and getattr(last_action, "action", "") not in ("", "detected"):
         line += f", at {when(last_action.at)}"
-    return line
+    return line[:CONTEXT_TEXT_LIMIT]
 
 
-def _calls(signal: Any, call_counts: Mapping[str, int] | None) -> str:
+def _calls(signal: Any, call_counts: Mapping[str, int] | None, limit: int = CALLS_LIMIT) -> str:
     if call_counts:
         ordered = sorted(call_counts.items(), key=lambda item: (-item[1], item[0]))
-        return listing([f"{name} ×{count}" for name, count in ordered], SECTION_TEXT_LIMIT - 100)
-    return listing(signal.event_names, SECTION_TEXT_LIMIT - 100)
+        return listing([f"{name} ×{count}" for name, count in ordered], limit)
+    return listing(signal.event_names, limit)
+
+
+def _bullets(values: list[Any], limit: int, each: int) -> str:
+    """`• value` lines within `limit` characters (each value cut to `each`), then how many more."""
+    return "• " + listing(values, limit - 2, separator="\n• ", each=each) if values else "-"
+
+
+def _fields(signal: Any) -> list[str]:
+    who = [("Identity (full ARN)", lambda room: text(signal.arn, room))] if signal.arn == signal.identity else [
+        ("Identity", lambda room: text(signal.identity, room)), ("Full ARN", lambda room: text(signal.arn, room))]
+    return fitted_fields([
+        *who,
+        ("Account", lambda room: text(signal.account_id, min(room, 100))),
+        ("Identity type", lambda room: text(signal.identity_type, min(room, 100))),
+        ("First seen", lambda room: when(signal.first_seen)),
+        ("Last seen", lambda room: when(signal.last_seen)),
+        ("Regions", lambda room: listing(signal.regions, min(room, LIST_FIELD_LIMIT))),
+        ("Source IPs", lambda room: listing(signal.source_ips, min(room, LIST_FIELD_LIMIT))),
+        ("Access keys", lambda room: listing(signal.access_key_ids, min(room, LIST_FIELD_LIMIT))),
+        ("Errors", lambda room: listing(signal.error_codes, min(room, LIST_FIELD_LIMIT))),
+    ])
 
 
 def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None,
                  extra: Sequence[Block] = ()) -> list[Block]:
     """The alert; `extra` (another capability's part, e.g. containment's buttons) goes below the triage buttons."""
     severity = str(signal.severity)
-    reasons = "\n".join(f"• {text(reason, 400)}" for reason in signal.reasons[:10])
-    agents = signal.user_agents[:USER_AGENTS_SHOWN]
-    more_agents = len(signal.user_agents) - len(agents)
-    agent_lines = "\n".join(f"• {text(agent, USER_AGENT_LIMIT)}" for agent in agents) or "-"
-    if more_agents > 0:
-        agent_lines += f"\n… {more_agents} more"
-    who = [("Identity (full ARN)", text(signal.arn, LIST_FIELD_LIMIT))] if signal.arn == signal.identity else [
-        ("Identity", text(signal.identity, LIST_FIELD_LIMIT)), ("Full ARN", text(signal.arn, LIST_FIELD_LIMIT))]
-    fields = [
-        *who,
-        ("Account", text(signal.account_id, 100)),
-        ("Identity type", text(signal.identity_type, 100)),
-        ("First seen", when(signal.first_seen)),
-        ("Last seen", when(signal.last_seen)),
-        ("Regions", listing(signal.regions, LIST_FIELD_LIMIT)),
-        ("Source IPs", listing(signal.source_ips, LIST_FIELD_LIMIT)),
-        ("Access keys", listing(signal.access_key_ids, LIST_FIELD_LIMIT)),
-        ("Errors", listing(signal.error_codes, LIST_FIELD_LIMIT)),
-    ]
+    heading = f"{SEVERITY_ICONS.get(severity, '')} *Severity: {text(severity.upper(), 20)}*\n"
+    reasons = _bullets(list(signal.reasons), REASONS_LIMIT - len(heading), REASON_LIMIT)
+    agents = _bullets(list(signal.user_agents), USER_AGENTS_LIMIT, USER_AGENT_LIMIT)
+    calls_heading = f"*API calls* ({int(signal.event_count)}): "
     triage = "\n".join(f"{n}. {step}" for n, step in enumerate(METADATA["triage"], 1))
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=f":rotating_light: {METADATA['title']}"[:150])),
-        SectionBlock(text=md(
-            f"{SEVERITY_ICONS.get(severity, '')} *Severity: {text(severity.upper(), 20)}*\n{reasons}"
-        )),
-        SectionBlock(fields=[md(f"*{label}*\n{value}") for label, value in fields]),
-        SectionBlock(text=md(f"*API calls* ({int(signal.event_count)}): {_calls(signal, call_counts)}")),
-        SectionBlock(text=md(f"*User agents*\n{agent_lines}")),
+        SectionBlock(text=md(heading + reasons)),
+        SectionBlock(fields=[md(field) for field in _fields(signal)]),
+        SectionBlock(text=md(calls_heading + _calls(signal, call_counts, CALLS_LIMIT - len(calls_heading)))),
+        SectionBlock(text=md(f"*User agents*\n{agents}")),
         SectionBlock(text=md(f"*Triage steps*\n{triage}"[:SECTION_TEXT_LIMIT])),
         DividerBlock(),
         ContextBlock(elements=[md(status_line(signal.status, last_action))]),
@@ -143,7 +156,7 @@ def alert_text(signal: Any, call_counts: Mapping[str, int] | None = None) -> str
         f"Identity: {text(signal.identity, 300)}",
         f"ARN: {text(signal.arn, 300)}",
         f"Account: {text(signal.account_id, 40)}",
-        f"Calls ({int(signal.event_count)}): {_calls(signal, call_counts)[:600]}",
+        f"Calls ({int(signal.event_count)}): {_calls(signal, call_counts, 600)}",
         f"Regions: {listing(signal.regions, 300)}",
         f"Source IPs: {listing(signal.source_ips, 300)}",
         f"Seen: {when(signal.first_seen)} to {when(signal.last_seen)}",

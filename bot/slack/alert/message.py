@@ -28,7 +28,14 @@ log = logging.getLogger(__name__)
 PERMALINK_TIMEOUT_SECONDS = 5
 
 # History rows that are bookkeeping, not a triage step worth showing as "by whom, when".
-BOOKKEEPING_ACTIONS = ("detected", "posted")
+BOOKKEEPING_ACTIONS = ("detected", "posted", "set aside")
+
+
+class Unrenderable(Exception):
+    """This stored signal cannot be made into a message (a damaged row, or a value no limit foresaw).
+
+    Only this alert is affected: the builders are pure, so the next signal renders or fails on its own.
+    """
 
 
 def call_counts(session: Session, signal_id: str) -> dict[str, int]:
@@ -60,16 +67,21 @@ def containment_results(session: Session, signal_id: str) -> list[SignalHistory]
 def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str] | None:
     """The signal row, its blocks and its fallback text; None when no such signal is stored.
 
-    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons)."""
+    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons).
+    A store that fails raises its own error; a row the builders cannot render raises `Unrenderable`.
+    """
     with store.session() as session:
         row = session.get(SignalRow, signal_id)
         if row is None:
             return None
         counts = call_counts(session, signal_id)
         action = last_action(session, signal_id)
-        containment = containment_blocks(row, containment_results(session, signal_id)) \
-            if settings.response_actions else []
-    return row, alert_message(row, counts, action, containment), alert_text(row, counts)
+        results = containment_results(session, signal_id) if settings.response_actions else None
+    try:
+        containment = containment_blocks(row, results) if results is not None else []
+        return row, alert_message(row, counts, action, containment), alert_text(row, counts)
+    except Exception as exc:
+        raise Unrenderable(f"the alert cannot be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
 def metadata(signal_id: str) -> dict:

@@ -12,7 +12,7 @@ HELP_TEXT = "\n".join([
     "• `/sesguard suppressions` — active suppressions",
     "• `/sesguard unsuppress &lt;id&gt;` — lift a suppression",
     "• `/sesguard map &lt;arn&gt; &lt;@user&gt;` — who to ask about an identity",
-    "• `/sesguard status` — last poll, lag and errors per account and region",
+    "• `/sesguard status` — last poll, lag and errors per account and region; delivery to Slack and alerts set aside",
     "• `/sesguard help` — this text",
 ])
 

@@ -19,6 +19,7 @@ from bot.slack.commands import blocks
 from bot.slack.contact.people import map_identity
 from bot.slack.ids import COMMAND
 from bot.slack.middleware import REFUSAL
+from bot.slack.numbers import ascii_decimal, ascii_id
 from bot.slack.triage.changes import lift_suppression
 from bot.worker.health import health
 from detection.history import identity_history
@@ -48,14 +49,9 @@ def _history(context: BoltContext, user: str, args: list[str]) -> list[str]:
     if not args or len(args) > 2:
         return ["Usage: `/sesguard history &lt;arn|name|ip&gt; [days]`"]
     term = plain(args[0])[:MAX_TERM]
-    days = DEFAULT_DAYS
-    if len(args) == 2:
-        try:
-            days = float(args[1])
-        except ValueError:
-            days = -1
-        if not 0 < days <= MAX_DAYS:
-            return [f"Days must be a number between 0 and {MAX_DAYS:g}."]
+    days = DEFAULT_DAYS if len(args) == 1 else ascii_decimal(args[1])
+    if days is None or not 0 < days <= MAX_DAYS:
+        return [f"Days must be a number between 0 and {MAX_DAYS:g}."]
     found = identity_history(context["store"], term, days=days)
     if found is None:
         return [f"No SES enumeration calls by {text(term, 300)} in the last {days:g} days."]
@@ -71,9 +67,9 @@ def _suppressions(context: BoltContext, user: str, args: list[str]) -> list[str]
 
 
 def _unsuppress(context: BoltContext, user: str, args: list[str]) -> list[str]:
-    if len(args) != 1 or not args[0].lstrip("#").isdigit() or len(args[0]) > 12:
+    suppression_id = ascii_id(args[0].removeprefix("#")) if len(args) == 1 else None
+    if suppression_id is None:
         return ["Usage: `/sesguard unsuppress &lt;id&gt;` (the ids are in `/sesguard suppressions`)"]
-    suppression_id = int(args[0].lstrip("#"))
     row, lifted = lift_suppression(context["store"], suppression_id, user)
     if row is None:
         return [f"There is no suppression #{suppression_id}."]

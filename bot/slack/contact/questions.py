@@ -21,6 +21,7 @@ from bot.slack.blocks import mention
 from bot.slack.client import slack_client
 from bot.slack.contact import blocks
 from bot.slack.ids import Action
+from bot.slack.numbers import ascii_id
 from bot.slack.tables import Contact
 from bot.slack.triage.changes import lock_signal, record, unlock
 from bot.slack.triage.states import applies
@@ -106,9 +107,8 @@ class Answered:
 
 def answer(store: Store, settings: Settings, client: WebClient, contact_id: str, user_id: str, reply: str) -> Answered:
     """The contacted person's Yes or No. Anyone else, or a second answer, changes nothing."""
-    try:
-        key = int(contact_id)
-    except (TypeError, ValueError):
+    key = ascii_id(contact_id)
+    if key is None:
         return Answered(False, "This question is not known.")
     now = utcnow()
     with store.session() as session:
