@@ -77,7 +77,7 @@ def test_a_fresh_deployment_whose_worker_never_comes_turns_red_three_intervals_a
 
 def test_a_first_backfill_outlasting_three_intervals_is_green_while_its_worker_works_red_once_it_dies(deployment):
     api = deployment.aws.api
-    release = api.inject("hold")  # the backfill's first request waits: a backfill that takes long
+    release = api.inject("hold").release  # the backfill's first request waits: a backfill that takes long
     try:
         worker = deployment.worker(SESGUARD_LEASE_SECONDS="8")  # the poll lease outlives the check below
         served = deployment.serve()

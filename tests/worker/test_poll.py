@@ -169,7 +169,7 @@ def test_a_region_taken_out_of_the_settings_is_retired_and_polled_on_from_its_wa
 
 
 def test_a_place_is_awaited_from_its_first_listing_and_its_backfill_under_way_is_not_failing(aws, store):
-    release = aws.api.inject("hold")  # the first LookupEvents request waits: the pass is under way, nothing stored
+    release = aws.api.inject("hold").release  # the first LookupEvents request waits: the pass is under way, nothing stored
     before = now()
     settings = settings_for(store, poll_seconds=1, lease_seconds=60)
     running = threading.Thread(target=passes(settings, store))
