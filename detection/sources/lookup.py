@@ -9,6 +9,8 @@ The API allows 2 requests per second per account and region, for the whole deplo
 per process. Every request (retries included) therefore books a send time in the `request_slots` row
 of its account and region, under a row lock, before it goes out; processes that share the database
 share the budget. botocore's own retries are switched off, as they would send requests unbooked.
+Investigations (`detection.sources.activity`) read through the same account clients, so their requests
+are booked in the same rows.
 No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS.
 """
 
@@ -177,31 +179,53 @@ class LookupSource:
         self.base = boto3.Session()
         self.sts_region = self.base.region_name or regions[0]
         self._accounts: dict[str, AccountAccess] = {}
+        self._accounts_lock = threading.Lock()
 
     def places(self) -> list[AccountRegion]:
         """Every account and region to read; SourceError when the credentials' own account is unknown."""
-        if not self._accounts:
-            own = self._own_account()
-            accounts = {own: AccountAccess(self.base, self.sts_region, self.pacer, account_id=own)}
-            for role_arn in self.role_arns:
-                account = role_account(role_arn)
-                if account in accounts:
-                    log.warning("skipping %s: account %s is read already", role_arn, account)
-                    continue
-                accounts[account] = AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
-            self._accounts = accounts
-        return [AccountRegion(account, region) for account in self._accounts for region in self.regions]
+        return [AccountRegion(account, region) for account in self.accounts() for region in self.regions]
+
+    def accounts(self) -> list[str]:
+        """The credentials' own account, then each role's (SourceError when the own one is unknown)."""
+        return list(self._account_access())
+
+    def access(self, account_id: str) -> AccountAccess:
+        """The clients of one account this source reads (an investigation reads through them too, and so
+        shares their credentials and their pace); SourceError for an account it does not read."""
+        accounts = self._account_access()
+        if account_id not in accounts:
+            raise SourceError(f"account {account_id[:20]} is neither the credentials' own nor one of "
+                              "SESGUARD_ROLE_ARNS")
+        return accounts[account_id]
+
+    def _account_access(self) -> dict[str, AccountAccess]:
+        with self._accounts_lock:  # the poll and an investigation may ask for the first time at once
+            if not self._accounts:
+                self._accounts = self._build_accounts()
+            return self._accounts
+
+    def _build_accounts(self) -> dict[str, AccountAccess]:
+        own = self._own_account()
+        accounts = {own: AccountAccess(self.base, self.sts_region, self.pacer, account_id=own)}
+        for role_arn in self.role_arns:
+            account = role_account(role_arn)
+            if account in accounts:
+                log.warning("skipping %s: account %s is read already", role_arn, account)
+                continue
+            accounts[account] = AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
+        return accounts
 
     def pull(self, place: AccountRegion, start: datetime, end: datetime, between: BetweenRequests) -> Pulled:
         """Every matching call with eventTime in [start, end] (clamped to the API's 90 days)."""
-        access = self._accounts[place.account_id]
+        access = self.access(place.account_id)
         start = max(start, end - HISTORY)
         pulled = Pulled()
         for event_source in EVENT_SOURCES:
             token: str | None = None
             while True:
                 between()
-                page = self._page(access, place, event_source, start, end, token)
+                attribute = {"AttributeKey": "EventSource", "AttributeValue": event_source}
+                page = lookup_page(access, place, attribute, start, end, token, self.backoff, self.sleep)
                 entries = [{"CloudTrailEvent": event.get("CloudTrailEvent") if isinstance(event, dict) else None}
                            for event in page["Events"]]
                 # A LookupEvents page is one of the layouts the file reader knows: one parser for all.
@@ -228,42 +252,44 @@ class LookupSource:
             raise SourceError("STS GetCallerIdentity named no account")
         return account
 
-    def _page(self, access: AccountAccess, place: AccountRegion, event_source: str,
-              start: datetime, end: datetime, token: str | None) -> dict:
-        params: dict[str, Any] = {
-            "LookupAttributes": [{"AttributeKey": "EventSource", "AttributeValue": event_source}],
-            "StartTime": start, "EndTime": end, "MaxResults": PAGE_SIZE,
-        }
-        if token:
-            params["NextToken"] = token
-        retries = {"throttled": 0, "failed": 0, "expired": 0}
-        while True:
-            try:
-                page = access.client(place.region).lookup_events(**params)
-                if not isinstance(page.get("Events"), list):
-                    raise MalformedAnswer("the answer has no Events list")
-                return page
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-                if code in THROTTLED:
-                    kind = "throttled"
-                elif code in EXPIRED:
-                    kind = "expired"
-                elif status >= 500:
-                    kind = "failed"
-                else:
-                    raise SourceError(f"LookupEvents {place}: {describe_aws_error(exc)}") from exc
-                error: Exception = exc
-            except (BotoCoreError, MalformedAnswer) as exc:
-                kind, error = "failed", exc
-            retries[kind] += 1
-            if retries[kind] > getattr(self.backoff, f"{kind}_retries"):
-                raise SourceError(f"LookupEvents {place}: {describe_aws_error(error)} ({kind}, gave up after "
-                                  f"{retries[kind] - 1} retries)") from error
-            if kind == "expired":
-                log.info("LookupEvents %s: credentials expired, renewing them", place)
-                access.renew()
+
+def lookup_page(access: AccountAccess, place: AccountRegion, attribute: dict, start: datetime, end: datetime,
+                token: str | None, backoff: Backoff, sleep: Callable[[float], None]) -> dict:
+    """One LookupEvents page for one LookupAttribute, paced through the account's clients; throttling,
+    5xx, unreadable answers and expired credentials are retried with back-off. SourceError when it
+    cannot be had."""
+    params: dict[str, Any] = {"LookupAttributes": [attribute], "StartTime": start, "EndTime": end,
+                              "MaxResults": PAGE_SIZE}
+    if token:
+        params["NextToken"] = token
+    retries = {"throttled": 0, "failed": 0, "expired": 0}
+    while True:
+        try:
+            page = access.client(place.region).lookup_events(**params)
+            if not isinstance(page.get("Events"), list):
+                raise MalformedAnswer("the answer has no Events list")
+            return page
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if code in THROTTLED:
+                kind = "throttled"
+            elif code in EXPIRED:
+                kind = "expired"
+            elif status >= 500:
+                kind = "failed"
             else:
-                log.warning("LookupEvents %s: %s; retrying", place, describe_aws_error(error))
-                self.sleep(self.backoff.delay(retries[kind]))
+                raise SourceError(f"LookupEvents {place}: {describe_aws_error(exc)}") from exc
+            error: Exception = exc
+        except (BotoCoreError, MalformedAnswer) as exc:
+            kind, error = "failed", exc
+        retries[kind] += 1
+        if retries[kind] > getattr(backoff, f"{kind}_retries"):
+            raise SourceError(f"LookupEvents {place}: {describe_aws_error(error)} ({kind}, gave up after "
+                              f"{retries[kind] - 1} retries)") from error
+        if kind == "expired":
+            log.info("LookupEvents %s: credentials expired, renewing them", place)
+            access.renew()
+        else:
+            log.warning("LookupEvents %s: %s; retrying", place, describe_aws_error(error))
+            sleep(backoff.delay(retries[kind]))
