@@ -38,17 +38,15 @@ from bot.settings import Settings
 from bot.slack.alert.message import Unrenderable, metadata, rendered
 from bot.slack.client import is_transient, slack_client
 from bot.slack.ids import ALERT_EVENT_TYPE
+from bot.slack.pace import POST_INTERVAL_SECONDS, channel_pacer
 from bot.worker.delivery import record_pass
 from bot.worker.lease import holder_name
-from detection.pacing import RequestPacer
 from detection.signals import Status
 from detection.store import SignalHistory, SignalRow, Store, signal_from_row, utcnow
 from detection.suppression import first_covering
 
 log = logging.getLogger(__name__)
 
-# Slack allows about one message a second per channel (short bursts aside); shared by every pass and process.
-POST_INTERVAL_SECONDS = 1.0
 POST_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.5
 # How far the history search reaches back before the signal was stored, and how many pages it reads.
@@ -191,16 +189,6 @@ def find_posted(client: WebClient, channel: str, row: SignalRow) -> str | None:
         if not page.get("has_more") or not cursor:
             return None
     return None
-
-
-def channel_pacer(store: Store, channel: str, interval: float) -> Callable[[], None]:
-    """Waits for this channel's next posting slot: one post per `interval`, booked in the store, so that
-    concurrent passes (the poll's and the outbox job's, or another process's) share Slack's limit."""
-    if interval <= 0:  # no pace to keep (tests, drills): nothing to book
-        return lambda: None
-    pacer = RequestPacer(store, limit=1, window=interval)
-    key = f"slack:chat.postMessage:{channel}"
-    return lambda: pacer.wait_turn(key)
 
 
 def _post_once(store: Store, settings: Settings, client: WebClient, channel: str, row: SignalRow,
