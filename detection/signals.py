@@ -9,7 +9,9 @@ from enum import Enum
 
 from detection.record import Call, format_time
 
-HIGH, MEDIUM, LOW = "high", "medium", "low"
+CRITICAL, HIGH, MEDIUM, LOW = "critical", "high", "medium", "low"
+# Least to most severe: SESGUARD_AUTO_INVESTIGATE names the lowest severity investigated automatically.
+SEVERITIES = (LOW, MEDIUM, HIGH, CRITICAL)
 # User agents of attack-simulation tools (`SESGUARD_EXERCISE_USER_AGENTS`): Stratus Red Team's detonations
 # send `stratus-red-team_<uuid>`. Their calls still alert, only a person decides an exercise was authorised.
 EXERCISE_USER_AGENTS = ("stratus-red-team_",)
@@ -55,6 +57,9 @@ class Signal:
     long_term_keys_outside_console: list[str] = field(default_factory=list)
     all_from_console: bool = True
     exercise_tool: bool = False
+    # What an investigation (SPEC §6) found the identity doing after its enumeration, e.g. SendEmail:
+    # set by the investigation, never by detection, and it makes the signal critical.
+    follow_on_abuse: list[str] = field(default_factory=list)
     status: str = Status.NEW.value
     suppression_id: int | None = None
     # The calls added in this evaluation (not stored: the store links each call's row to its signal).
@@ -98,7 +103,7 @@ class Signal:
 
     @property
     def reasons(self) -> list[str]:
-        """Every severity condition that holds, in words."""
+        """Every severity condition that holds, in words: an investigation's finding first."""
         reasons = []
         if self.root_caller:
             reasons.append("the caller is the account's root user")
@@ -113,10 +118,14 @@ class Signal:
                 reasons.append("calls made with programmatic credentials, outside the console")
         if self.exercise_tool:  # said, never decided: the severity stays what the calls earned
             reasons.append("red-team exercise tool")
+        if self.follow_on_abuse:
+            reasons.insert(0, f"follow-on abuse after the enumeration: {', '.join(self.follow_on_abuse)}")
         return reasons
 
     @property
     def severity(self) -> str:
+        if self.follow_on_abuse:
+            return CRITICAL
         if self.root_caller or self.long_term_keys_outside_console or len(self.regions) >= 2:
             return HIGH
         return LOW if self.all_from_console else MEDIUM

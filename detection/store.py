@@ -127,6 +127,8 @@ class SignalRow(SQLModel, table=True):
     long_term_keys_outside_console: list = json_list()
     all_from_console: bool = True
     exercise_tool: bool = False
+    # calls an investigation found after the enumeration (SPEC §6); they make the signal `critical`
+    follow_on_abuse: list = json_list()
     # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
     status: str = Field(default=Status.NEW.value, index=True)
     suppression_id: int | None = None
@@ -196,7 +198,7 @@ CALL_FIELDS = ("event_id", *CONTENT_FIELDS)
 _SIGNAL_FIELDS = (
     "signal_id account_id identity identity_type arn first_seen last_seen event_names event_count regions "
     "source_ips user_agents access_key_ids error_codes event_ids root_caller long_term_keys_outside_console "
-    "all_from_console exercise_tool status suppression_id"
+    "all_from_console exercise_tool follow_on_abuse status suppression_id"
 ).split()
 
 
@@ -399,11 +401,14 @@ class Store:
                             signal_id=signal.signal_id, actor="sesguard", action="detected", status=signal.status,
                             detail=f"suppressed by suppression #{covering.id}" if covering else ""))
                 else:
+                    # Later calls grow the signal; what others decided about it stays as stored: its triage
+                    # status and suppression (Slack), and the follow-on abuse an investigation found (which
+                    # the severity and reasons are computed from).
                     stored = signal_from_row(row)
+                    signal.status, signal.suppression_id = stored.status, stored.suppression_id
+                    signal.follow_on_abuse = stored.follow_on_abuse
                     for field_name, value in signal_values(signal).items():
-                        if field_name not in ("status", "suppression_id"):
-                            setattr(row, field_name, value)
-                    row.status, row.suppression_id = stored.status, stored.suppression_id
+                        setattr(row, field_name, value)
                     row.updated_at = now
                     session.add(row)
             session.commit()
