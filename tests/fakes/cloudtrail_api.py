@@ -6,10 +6,10 @@ access key it names (a long-term key added with `add_account`, or session creden
 wrong secret, a changed body or a stale date is refused as AWS refuses it. The caller's account is the
 one its access key belongs to. AssumeRole hands out per-account session credentials that expire, for
 900 seconds up to the role's maximum session duration (3600 by default, 43200 at most). LookupEvents
-answers as AWS does: exactly one LookupAttribute, MaxResults 1…50, newest first, NextToken pagination
-tied to the query, StartTime/EndTime inclusive, only the last 90 days, ReadOnly "true" for read-only
-calls only, and ThrottlingException beyond 2 accepted requests in any one-second window per account
-and region. Every request is recorded (time of arrival, account, region, answer) so that tests assert
+answers as AWS does: exactly one LookupAttribute (EventSource, AccessKeyId or Username, as AWS fills
+them), MaxResults 1…50, newest first, NextToken pagination tied to the query, StartTime/EndTime
+inclusive, only the last 90 days, ReadOnly "true" for read-only calls only, and ThrottlingException
+beyond 2 accepted requests in any one-second window per account and region. Every request is recorded (time of arrival, account, region, answer) so that tests assert
 on what crossed the wire. Faults can be queued, for any request or only for first or later pages:
 throttling, expired credentials, a 500, a malformed answer, or a request held until the test releases it.
 """
@@ -95,8 +95,9 @@ class SessionKey:
 
 
 class FakeCloudTrail:
-    def __init__(self, session_seconds: float | None = None, limit: int = LIMIT):
+    def __init__(self, session_seconds: float | None = None, limit: int = LIMIT, latency: float = 0.0):
         self.limit = limit  # accepted requests per second per account and region (AWS: 2)
+        self.latency = latency  # seconds each LookupEvents answer takes, after its arrival is recorded
         self.keys: dict[str, SessionKey] = {}
         self.roles: dict[str, Role] = {}
         self.events: dict[tuple[str, str], list[dict]] = {}  # (account, region) → records
@@ -219,6 +220,8 @@ class FakeCloudTrail:
         if refused is not None:
             status, headers_out, payload = _json_error(400, *refused) if target else _xml_error(403, *refused)
         elif target:
+            if self.latency:
+                time.sleep(self.latency)
             status, headers_out, payload = self._cloudtrail(record, action, headers, body)
         else:
             status, headers_out, payload = self._sts(record, form, headers)
@@ -323,9 +326,10 @@ class FakeCloudTrail:
             record.error = "InvalidLookupAttributesException"
             return _json_error(400, record.error, "You cannot specify more than one lookup attribute.")
         attribute = attributes[0]
-        if attribute.get("AttributeKey") != "EventSource":
+        matches = _ATTRIBUTES.get(attribute.get("AttributeKey"))
+        if matches is None:
             record.error = "InvalidLookupAttributesException"
-            return _json_error(400, record.error, "only EventSource is served here")
+            return _json_error(400, record.error, f"only {', '.join(_ATTRIBUTES)} are served here")
         size = params.get("MaxResults", MAX_RESULTS)
         if not isinstance(size, int) or not 1 <= size <= MAX_RESULTS:
             record.error = "InvalidMaxResultsException"
@@ -345,7 +349,7 @@ class FakeCloudTrail:
         oldest = time.time() - HISTORY.total_seconds()
         matching = [
             r for r in self.events.get((account, record.region), [])
-            if r.get("eventSource") == attribute.get("AttributeValue") and _epoch(r["eventTime"]) >= oldest
+            if matches(r) == attribute.get("AttributeValue") and _epoch(r["eventTime"]) >= oldest
             and (start is None or _epoch(r["eventTime"]) >= start) and (end is None or _epoch(r["eventTime"]) <= end)
         ]
         matching.sort(key=lambda r: (_epoch(r["eventTime"]), r["eventID"]), reverse=True)  # newest first
@@ -452,14 +456,45 @@ def read_only(event_name: str) -> bool:
     return event_name.startswith(("Get", "List", "Describe"))
 
 
+def _identity(record: dict) -> dict:
+    return record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
+
+
+def _username(record: dict) -> str:
+    """LookupEvents' Username, as AWS fills it: an IAM user's name, a role session's or federated user's
+    name (the last part of the ARN), `root` for the root user."""
+    identity = _identity(record)
+    if identity.get("type") == "IAMUser":
+        return identity.get("userName", "")
+    if identity.get("type") == "Root":
+        return "root"
+    arn = identity.get("arn", "")
+    if ":assumed-role/" in arn:
+        return arn.split("/", 2)[-1]
+    return arn.rsplit("/", 1)[-1] if ":federated-user/" in arn else ""
+
+
+def _read_only(record: dict) -> bool:
+    """The record's own readOnly when it has one (CloudTrail writes it), else what its call's name says."""
+    value = record.get("readOnly")
+    return value if isinstance(value, bool) else read_only(record["eventName"])
+
+
+# The LookupAttributes served, each with the value of a record it compares to.
+_ATTRIBUTES = {
+    "EventSource": lambda r: r.get("eventSource"),
+    "AccessKeyId": lambda r: _identity(r).get("accessKeyId"),
+    "Username": _username,
+}
+
+
 def _lookup_entry(record: dict) -> dict:
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
     return {
         "EventId": record["eventID"], "EventName": record["eventName"],
-        "ReadOnly": "true" if read_only(record["eventName"]) else "false",
-        "AccessKeyId": identity.get("accessKeyId", ""),
+        "ReadOnly": "true" if _read_only(record) else "false",
+        "AccessKeyId": _identity(record).get("accessKeyId", ""),
         "EventTime": _epoch(record["eventTime"]), "EventSource": record["eventSource"],
-        "Username": identity.get("userName", ""), "Resources": [],
+        "Username": _username(record), "Resources": [],
         "CloudTrailEvent": json.dumps(record),
     }
 
