@@ -16,8 +16,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
+from detection.investigate import MAX_HOURS
 from detection.record import IDENTITY_KEYS
-from detection.signals import EXERCISE_USER_AGENTS
+from detection.signals import EXERCISE_USER_AGENTS, HIGH, LOW, MEDIUM
+
+AUTO_INVESTIGATE_OFF = "off"
+AUTO_INVESTIGATE_CHOICES = (HIGH, MEDIUM, LOW, AUTO_INVESTIGATE_OFF)
 
 
 def _csv(value: object) -> object:
@@ -37,6 +41,7 @@ DURATIONS = {
     "poll_seconds": timedelta(seconds=1), "lookback_minutes": timedelta(minutes=1),
     "backfill_days": timedelta(days=1), "contact_timeout_minutes": timedelta(minutes=1),
     "event_retention_days": timedelta(days=1), "lease_seconds": timedelta(seconds=1),
+    "investigate_hours": timedelta(hours=1),
 }
 
 
@@ -82,6 +87,15 @@ class Settings(BaseSettings):
     # Deactivate access key / Revoke role sessions on the alerts: they change IAM, so they are opt-in.
     response_actions: bool = Field(False, alias="SESGUARD_RESPONSE_ACTIONS")
 
+    # ── SPEC §6: investigation ───────────────────────────────────────────────────────────────────
+    # A signal's window reaches this far past its last call (and a term asked about without a signal,
+    # this far back); LookupEvents keeps 90 days.
+    investigate_hours: float = Field(24, alias="SESGUARD_INVESTIGATE_HOURS", gt=0, le=MAX_HOURS)
+    # Alerts of this severity or above are investigated once posted, without a click.
+    auto_investigate: str = Field("high", alias="SESGUARD_AUTO_INVESTIGATE")
+    # LookupEvents pages (50 events each) one investigation reads at most; the summary says when it stopped.
+    investigate_max_pages: int = Field(50, alias="SESGUARD_INVESTIGATE_MAX_PAGES", ge=1, le=1000)
+
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
                                   mode="before")(_csv)
 
@@ -115,6 +129,14 @@ class Settings(BaseSettings):
         unit = DURATIONS[info.field_name]
         if value > LONGEST / unit:  # longer, or infinite, would overflow date arithmetic (nan fails ge/gt)
             raise ValueError(f"must be at most {LONGEST / unit:g}")
+        return value
+
+    @field_validator("auto_investigate")
+    @classmethod
+    def _auto_investigate(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in AUTO_INVESTIGATE_CHOICES:
+            raise ValueError(f"must be one of {', '.join(AUTO_INVESTIGATE_CHOICES)}")
         return value
 
     @field_validator("identity_key")

@@ -1,7 +1,8 @@
 """`build_app(settings, store)`: the Bolt app of SPEC §4: its client, middleware and listeners, in one place.
 
 The store, the settings and the triager check reach handlers through middleware (`bot.slack.middleware`);
-each capability (triage, contact, respond, commands) registers its handlers with its `listeners.register(app)`.
+each capability (triage, contact, respond, commands, investigate) registers its handlers with its
+`listeners.register(app)`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bot.settings import Settings
 from bot.slack.client import slack_client
 from bot.slack.commands import listeners as commands
 from bot.slack.contact import listeners as contact
+from bot.slack.investigate import listeners as investigate
 from bot.slack.middleware import Triagers, reject_replays, services
 from bot.slack.respond import listeners as respond
 from bot.slack.triage import listeners as triage
@@ -72,7 +74,8 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
 
     app.use(reject_replays(store))
     app.use(services(store, settings, triagers, listener_executor))
-    for capability in (triage, contact, respond, commands):
+    app.use(investigate.provide_reader(settings, store))
+    for capability in (triage, contact, respond, commands, investigate):
         capability.register(app)
     return app
 

@@ -21,6 +21,8 @@ class Action(str, Enum):
     # containment (SPEC §6, with SESGUARD_RESPONSE_ACTIONS)
     DEACTIVATE_ACCESS_KEY = "sesguard.deactivate_access_key"
     REVOKE_ROLE_SESSIONS = "sesguard.revoke_role_sessions"
+    # investigation (SPEC §6)
+    INVESTIGATE = "sesguard.investigate"
 
 
 class View(str, Enum):
@@ -48,5 +50,7 @@ DURATIONS: dict[str, float | None] = {"1d": 1, "7d": 7, "30d": 30, "never": None
 
 # Slack message metadata of an alert: finds a post again after its answer was lost.
 ALERT_EVENT_TYPE = "sesguard_alert"
+# … and of an investigation's messages in the alert's thread (its summary, its escalation line).
+INVESTIGATION_EVENT_TYPE = "sesguard_investigation"
 
 COMMAND = "/sesguard"

@@ -358,6 +358,26 @@ class FakeSlack:
         return {"ok": True, "messages": out, "has_more": more,
                 "response_metadata": {"next_cursor": str(start + page_size) if more else ""}}
 
+    def api_conversations_replies(self, params: dict) -> dict:
+        """A thread, its parent first, oldest first (as Slack answers), with metadata when asked."""
+        channel, thread = params.get("channel"), params.get("ts")
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [m for m in self.messages if m.channel == channel and (m.ts == thread or m.thread_ts == thread)]
+        if not found:
+            return {"ok": False, "error": "thread_not_found"}
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 100)
+        page = found[start:start + limit]
+        more = start + limit < len(found)
+        out = []
+        for m in page:
+            item = {"type": "message", "ts": m.ts, "thread_ts": thread, "text": m.text, "user": m.user}
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            out.append(item)
+        return {"ok": True, "messages": out, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
+
     def api_conversations_open(self, params: dict) -> dict:
         """A DM with one person: the bot and that person are its members."""
         users = str(params.get("users") or "")

@@ -26,6 +26,7 @@ from tests.slack_harness import (
 from tests.slack_signing import get, post, signed_headers
 
 ESCALATE, CONTACT, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.contact_user", "sesguard.suppress", "sesguard.not_an_issue"
+INVESTIGATE = "sesguard.investigate"
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ def test_escalate_updates_the_alert_in_place_and_adds_a_thread_line(bot):
     [update] = bot.slack.calls_to("chat.update")
     assert (update["channel"], update["ts"]) == (CHANNEL, ts)
     assert f"Escalated, by <@{TRIAGER}>" in json.dumps(update["blocks"])
-    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE]
+    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE, INVESTIGATE]
     assert thread(bot, ts) == [f":arrow_up: Escalated by <@{TRIAGER}>."]
 
 
@@ -146,7 +147,7 @@ def test_slack_answering_500_and_429_while_updating_the_alert_is_retried(bot):
     bot.click(ESCALATE, TRIAGER, CHANNEL, ts)
     bot.settle()
     assert [c.fault for c in bot.slack.calls if c.method == "chat.update"] == ["server_error", None]
-    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE]
+    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE, INVESTIGATE]
     assert thread(bot, ts) == [f":arrow_up: Escalated by <@{TRIAGER}>."]
     assert bot.alert(signal_id).posted_at >= bot.alert(signal_id).updated_at  # nothing left for the notifier
 
@@ -160,7 +161,7 @@ def test_when_slack_stays_down_the_notifier_brings_the_alert_up_to_date_later(bo
     bot.errors.clear()
     assert ESCALATE in bot.buttons(CHANNEL, ts)
     assert bot.post_alerts().updated == 1
-    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE]
+    assert bot.buttons(CHANNEL, ts) == [CONTACT, SUPPRESS, CLOSE, INVESTIGATE]
 
 
 def test_not_an_issue_closes_the_alert(bot):
@@ -169,7 +170,7 @@ def test_not_an_issue_closes_the_alert(bot):
     bot.settle()
     assert bot.alert(signal_id).status == "closed"
     assert history(bot, signal_id)[-1] == (TRIAGER, "not an issue", "closed")
-    assert bot.buttons(CHANNEL, ts) == [SUPPRESS]
+    assert bot.buttons(CHANNEL, ts) == [SUPPRESS, INVESTIGATE]
     assert "not an issue" in thread(bot, ts)[0]
 
 

@@ -99,10 +99,10 @@ def test_long_lists_say_how_many_more_there_were():
 
 
 @pytest.mark.parametrize("status, expected", [
-    (Status.NEW, [Action.ESCALATE, Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE]),
-    (Status.CONTACTING, [Action.ESCALATE, Action.SUPPRESS, Action.NOT_AN_ISSUE]),
-    (Status.ESCALATED, [Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE]),
-    (Status.CLOSED, [Action.SUPPRESS]),
+    (Status.NEW, [Action.ESCALATE, Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE, Action.INVESTIGATE]),
+    (Status.CONTACTING, [Action.ESCALATE, Action.SUPPRESS, Action.NOT_AN_ISSUE, Action.INVESTIGATE]),
+    (Status.ESCALATED, [Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE, Action.INVESTIGATE]),
+    (Status.CLOSED, [Action.SUPPRESS, Action.INVESTIGATE]),
     (Status.SUPPRESSED, []),
 ])
 def test_only_the_buttons_that_still_apply_are_shown(status, expected):

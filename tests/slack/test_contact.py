@@ -71,7 +71,7 @@ def test_contact_user_finds_the_sso_user_by_email_and_asks_them_in_a_dm(bot):
     assert (question.slack_user_id, question.asked_by, question.dm_channel, question.dm_ts) == (ALICE, TRIAGER, dm_channel, dm_ts)
     assert question.deadline - question.asked_at == timedelta(minutes=30)
     assert bot.alert(signal_id).status == "contacting"
-    assert bot.buttons(CHANNEL, ts) == [ESCALATE, "sesguard.suppress", "sesguard.not_an_issue"]
+    assert bot.buttons(CHANNEL, ts) == [ESCALATE, "sesguard.suppress", "sesguard.not_an_issue", "sesguard.investigate"]
     assert f"Asked <@{ALICE}>" in thread(bot, ts)[0] and f"<@{TRIAGER}>" in thread(bot, ts)[0]
 
 

@@ -48,7 +48,8 @@ CALLS_LIMIT = 2500
 USER_AGENTS_LIMIT = 1600
 USER_AGENT_LIMIT = 300
 
-SEVERITY_ICONS = {"high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:"}
+SEVERITY_ICONS = {"critical": ":sos:", "high": ":red_circle:", "medium": ":large_orange_circle:",
+                  "low": ":large_yellow_circle:"}
 
 STATUS_WORDS = {
     Status.NEW: "New: waiting for triage",
@@ -63,6 +64,7 @@ BUTTON_LABELS = {
     Action.CONTACT_USER: ("Contact user", None),
     Action.SUPPRESS: ("Suppress…", None),
     Action.NOT_AN_ISSUE: ("Not an issue", "primary"),
+    Action.INVESTIGATE: ("Investigate", None),
 }
 
 

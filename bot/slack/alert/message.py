@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 # not wait for Slack, whose outage is when PagerDuty matters most.
 PERMALINK_TIMEOUT_SECONDS = 5
 
-# History rows that are bookkeeping, not a triage step worth showing as "by whom, when".
-BOOKKEEPING_ACTIONS = ("detected", "posted", "set aside")
+# History rows that are bookkeeping, not a triage step worth showing as "by whom, when" (an investigation
+# changes no status; its summary is in the thread).
+INVESTIGATED = "investigated"
+BOOKKEEPING_ACTIONS = ("detected", "posted", "set aside", INVESTIGATED)
 
 
 class Unrenderable(Exception):

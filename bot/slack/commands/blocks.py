@@ -13,6 +13,8 @@ HELP_TEXT = "\n".join([
     "• `/sesguard unsuppress &lt;id&gt;` — lift a suppression",
     "• `/sesguard map &lt;arn&gt; &lt;@user&gt;` — who to ask about an identity",
     "• `/sesguard status` — last poll, lag and errors per account and region; delivery to Slack and alerts set aside",
+    "• `/sesguard investigate &lt;arn|access-key-id|ip&gt; [hours]` — what else it did in CloudTrail "
+    "(default: SESGUARD_INVESTIGATE_HOURS); for an IP, its stored SES calls across identities",
     "• `/sesguard help` — this text",
 ])
 

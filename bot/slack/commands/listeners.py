@@ -1,4 +1,4 @@
-"""`/sesguard`: history, suppressions, unsuppress, map, status, help. Every answer is ephemeral.
+"""`/sesguard`: history, suppressions, unsuppress, map, status, investigate, help. Every answer is ephemeral.
 
 `help` is open to everyone; the rest is for triagers (history shows IPs and keys; unsuppress and map
 change what gets alerted and whom the bot asks). Unknown input gets the help text, never a traceback.
@@ -18,11 +18,13 @@ from bot.slack.blocks import FALLBACK_TEXT_LIMIT, mention, text, text_blocks, wh
 from bot.slack.commands import blocks
 from bot.slack.contact.people import map_identity
 from bot.slack.ids import COMMAND
+from bot.slack.investigate import command as investigate
 from bot.slack.middleware import REFUSAL
 from bot.slack.numbers import ascii_decimal, ascii_id
 from bot.slack.triage.changes import lift_suppression
 from bot.worker.health import health
 from detection.history import identity_history
+from detection.investigate import MAX_HOURS
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +100,30 @@ def _status(context: BoltContext, user: str, args: list[str]) -> list[str]:
     return [title] + [f"• {text(line, 600)}" for line in report.lines()]
 
 
-SUBCOMMANDS: dict[str, Callable[[BoltContext, str, list[str]], list[str]]] = {
+def _investigate(context: BoltContext, user: str, args: list[str]) -> list[str] | dict:
+    if not args or len(args) > 2:
+        return ["Usage: `/sesguard investigate &lt;arn|access-key-id|ip&gt; [hours]`"]
+    hours = None
+    if len(args) == 2:
+        try:
+            hours = float(args[1])
+        except ValueError:
+            hours = -1
+        if not 0 < hours <= MAX_HOURS:
+            return [f"Hours must be a number between 0 and {MAX_HOURS:g} (LookupEvents keeps 90 days)."]
+    return investigate.answer(context, user, plain(args[0])[:MAX_TERM], hours)
+
+
+SUBCOMMANDS: dict[str, Callable[[BoltContext, str, list[str]], list[str] | dict]] = {
     "history": _history,
     "suppressions": _suppressions,
     "unsuppress": _unsuppress,
     "map": _map,
     "status": _status,
+    "investigate": _investigate,
 }
+# Sub-commands that read CloudTrail take seconds: a note answers at once, and the answer replaces it.
+PROGRESS_NOTES = {"investigate": ":mag: Investigating… the answer replaces this note in a few seconds."}
 
 
 def sesguard_command(ack: Ack, body: dict, respond: Respond, client: WebClient, context: BoltContext) -> None:
@@ -120,18 +139,26 @@ def sesguard_command(ack: Ack, body: dict, respond: Respond, client: WebClient, 
     if not context["triagers"].allows(client, user):
         _answer(respond, [REFUSAL])
         return
+    note = PROGRESS_NOTES.get(name)
+    if note:
+        _answer(respond, [note])
     try:
-        lines = handler(context, user, words[1:])
+        answer = handler(context, user, words[1:])
     except Exception:
         log.exception("/sesguard %s failed", name)
-        lines = [f"`/sesguard {name}` failed on our side; the error is in the app's log."]
-    _answer(respond, lines)
+        answer = [f"`/sesguard {name}` failed on our side; the error is in the app's log."]
+    _answer(respond, answer, replace=bool(note))
 
 
-def _answer(respond: Respond, lines: list[str]) -> None:
+def _answer(respond: Respond, answer: list[str] | dict, replace: bool = False) -> None:
+    """Mrkdwn lines, or a message of its own (`text` and `blocks`), ephemeral; `replace` takes the place of
+    the note sent before it."""
+    if isinstance(answer, dict):
+        fallback, body = answer["text"], answer["blocks"]
+    else:
+        fallback, body = "\n".join(answer)[:FALLBACK_TEXT_LIMIT], text_blocks(answer)
     try:
-        respond(response_type="ephemeral", text="\n".join(lines)[:FALLBACK_TEXT_LIMIT],
-                blocks=text_blocks(lines))
+        respond(response_type="ephemeral", text=fallback, blocks=body, replace_original=True if replace else None)
     except Exception as exc:
         # Slack's response URL is unreachable (or missing). Raising here, right after the ack, would make
         # Bolt drop that ack and answer 404 three seconds later: the user would see an error for nothing.

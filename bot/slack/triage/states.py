@@ -19,6 +19,10 @@ APPLIES_FROM: dict[Action, frozenset[Status]] = {
     Action.NOT_AN_ISSUE: frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED, Status.ESCALATED}),
     Action.DEACTIVATE_ACCESS_KEY: OPEN,
     Action.REVOKE_ROLE_SESSIONS: OPEN,
+    # Investigating changes no status, and a closed alert's identity may still be abusing the account:
+    # what it finds must reach the channel. A suppression, though, says "stop telling us" (and a
+    # suppressed alert shows no buttons): its identity is still reached by /sesguard investigate.
+    Action.INVESTIGATE: frozenset(set(Status) - {Status.SUPPRESSED}),
 }
 CONTAINMENT = frozenset({Action.DEACTIVATE_ACCESS_KEY, Action.REVOKE_ROLE_SESSIONS})
 

@@ -1,0 +1,28 @@
+"""The CloudTrail reader of investigations in this process, built at the first investigation (start-up
+never waits for AWS) and kept: its LookupEvents source holds the credentials, assumed roles and clients."""
+
+from __future__ import annotations
+
+import threading
+
+from bot.settings import Settings
+from detection.sources.activity import ActivityReader
+from detection.sources.lookup import LookupSource
+from detection.store import Store
+
+
+class SharedReader:
+    """Call it for the reader; `source` reuses the worker's own LookupEvents source when it has one."""
+
+    def __init__(self, settings: Settings, store: Store, source: LookupSource | None = None):
+        self.settings, self.store, self._source = settings, store, source
+        self._reader: ActivityReader | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> ActivityReader:
+        with self._lock:
+            if self._reader is None:
+                source = self._source or LookupSource(self.settings.aws_regions, self.settings.role_arns, self.store,
+                                                      self.settings.identity_key)
+                self._reader = ActivityReader(source, self.settings.investigate_max_pages)
+            return self._reader
