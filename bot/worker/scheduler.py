@@ -1,5 +1,6 @@
 """`sesguard worker` (SPEC §3): an APScheduler 3 BlockingScheduler running the poll, the alert outbox,
-contact time-outs, the pager (with PAGERDUTY_ROUTING_KEY) and housekeeping.
+automatic investigations (SPEC §6), contact time-outs, the pager (with PAGERDUTY_ROUTING_KEY) and
+housekeeping.
 
 Only one worker runs the jobs: the one holding the `scheduler` lease. Others wait, asking again every
 third of SESGUARD_LEASE_SECONDS, and take over once the holder stops renewing (it died, or lost the
@@ -22,10 +23,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from bot.logs import configure_logging
 from bot.settings import Settings, load_settings
+from bot.slack.investigate.reader import SharedReader
 from bot.worker.lease import Lease
 from bot.worker.pager import paging_enabled
 from bot.worker.poll import make_source, notify_pending, page_pending_pass, poll_once
 from bot.worker.process import start, stop_on_signals
+from detection.sources.lookup import LookupSource
 from detection.sources.pulled import Source
 from detection.sources.s3_trail import S3Object
 from detection.store import EventRow, KnownIdentity, Store, utcnow
@@ -58,6 +61,9 @@ class Worker:
         self.source = source or make_source(settings, store)
         self.stop = stop or threading.Event()
         self.lease = Lease(store, SCHEDULER_LEASE, settings.lease_seconds)
+        # Investigations read CloudTrail through the poll's own LookupEvents source when there is one.
+        self.investigation_reader = SharedReader(
+            settings, store, self.source if isinstance(self.source, LookupSource) else None)
         self.renew_every = settings.lease_seconds / 3
 
     def run(self) -> int:
@@ -90,6 +96,7 @@ class Worker:
         jobs = [
             (self.poll, poll_seconds),
             (self.post_outbox, min(OUTBOX_SECONDS, poll_seconds)),
+            (self.investigate_alerts, min(OUTBOX_SECONDS, poll_seconds)),
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
         ]
@@ -142,6 +149,21 @@ class Worker:
     def send_pages(self) -> None:
         if not self.stop.is_set():
             page_pending_pass(self.store, self.settings)
+
+    def investigate_alerts(self) -> None:
+        """Investigate new alerts without a click, and finish investigations a process left (SPEC §6)."""
+        from bot.slack.client import slack_client
+        from bot.slack.investigate import runs
+
+        try:
+            requested = runs.enqueue_automatic(self.store, self.settings)
+            posted = runs.carry_out_waiting(self.store, self.settings, slack_client(self.settings),
+                                            self.investigation_reader, stop=self.stop.is_set)
+        except Exception:
+            log.exception("investigating alerts failed")
+            return
+        if requested or posted:
+            log.info("investigations: %d requested automatically, %d summaries posted", requested, posted)
 
     def escalate_overdue_contacts(self) -> None:
         from bot.slack.contact.questions import escalate_overdue
