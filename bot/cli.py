@@ -48,7 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     poll_cmd = commands.add_parser("poll", help="pull CloudTrail, detect, store, post pending alerts")
     poll_cmd.add_argument("--once", action="store_true",
                           help="one pass, then exit: 0 when it completed, 1 when a source or Slack failed")
-    commands.add_parser("worker", help="the scheduler: poll, alert outbox, contact time-outs, housekeeping")
+    commands.add_parser("worker", help="the scheduler: poll, alert outbox, investigations, contact time-outs, housekeeping")
+
+    investigate_cmd = commands.add_parser(
+        "investigate", help="what else an identity, access key or IP address did",
+        description="An ARN's or access key's CloudTrail activity of the last hours (LookupEvents by access key "
+                    "and user name, paced with the worker), or every stored SES call from an IP address.")
+    investigate_cmd.add_argument("term", metavar="ARN|ACCESS_KEY_ID|IP",
+                                 help="an IAM or STS ARN (user, role, session, root), an access key ID, or an IP address")
+    investigate_cmd.add_argument("--hours", type=float, default=None, metavar="N",
+                                 help="how far back (default: SESGUARD_INVESTIGATE_HOURS, else 24; for an IP, every "
+                                      "stored call; at most 2160, LookupEvents' 90 days)")
+    investigate_cmd.add_argument("--json", action="store_true", help="the answer as one JSON object")
     return parser
 
 
@@ -174,6 +185,46 @@ def run_worker(args: argparse.Namespace) -> int:
     return command()
 
 
+def run_investigate(args: argparse.Namespace) -> int:
+    import orjson
+
+    from bot.investigation_report import address_report, summary_report
+    from bot.settings import load_settings
+    from bot.slack.investigate.reader import SharedReader
+    from bot.terminal import printable
+    from detection import subjects
+    from detection.history import identity_history
+    from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window
+    from detection.store import Store, utcnow
+
+    if args.hours is not None and not 0 < args.hours <= MAX_HOURS:  # also refuses nan
+        raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most {MAX_HOURS:g}")
+    term = args.term.strip()
+    kind = subjects.kind_of(term)
+    if kind is None:
+        print(f"sesguard investigate: {printable(term)[:200]} is not an ARN, an access key ID or an IP address",
+              file=sys.stderr)
+        return 2
+    settings = load_settings()
+    store = Store(settings.database_url)
+    store.migrate()
+    if kind == subjects.IP:
+        days = args.hours / 24 if args.hours else settings.event_retention_days
+        history = identity_history(store, term, days=days)
+        if args.json:
+            answer = {"address": term, "days": days, "history": history, "note": ADDRESS_NOTE}
+            print(orjson.dumps(answer).decode())
+        else:
+            sys.stdout.write(address_report(term, history, days))
+        return 0
+    window = recent_window(args.hours or settings.investigate_hours, utcnow())
+    subject = subjects.for_term(store, term, window, settings.identity_key)
+    summary = SharedReader(settings, store)().investigate(subject, window, [*settings.aws_regions, *subject.regions])
+    sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n" if args.json else summary_report(summary))
+    # Exit 1 when nothing could be read at all (credentials, permissions): a script must not take it for "nothing".
+    return 1 if summary.reading.problems and not summary.reading.pages else 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from bot.slack.web import serve
 
@@ -188,7 +239,8 @@ def run_socket(args: argparse.Namespace) -> int:
     return run_socket_mode()
 
 
-COMMANDS = {"scan": run_scan, "demo": run_demo, "poll": run_poll, "worker": run_worker, "serve": run_serve, "socket": run_socket}
+COMMANDS = {"scan": run_scan, "demo": run_demo, "poll": run_poll, "worker": run_worker, "serve": run_serve,
+            "socket": run_socket, "investigate": run_investigate}
 
 
 if __name__ == "__main__":  # pragma: no cover
