@@ -72,6 +72,7 @@ class Subject:
     identity_type: str = ""
     access_keys: tuple[str, ...] = ()
     usernames: tuple[str, ...] = ()  # LookupEvents' Username: the user name, or the role session's name
+    named_keys: frozenset[str] = frozenset()  # keys whose caller is known to be one of `usernames`
     regions: tuple[str, ...] = ()  # where it was seen, read beside AWS_REGIONS
     identity_mode: str = "principal"
     # The first SES enumeration call: follow-on abuse is what came at or after it (None: not known, so
@@ -92,16 +93,15 @@ class Lookup:
 
 
 def lookups(subject: Subject) -> list[Lookup]:
-    """The LookupAttributes that find the subject's records: by each access key and by each name.
+    """The LookupAttributes that find the subject's records: by each name, and by each key not covered.
 
-    Every call made with an IAM user's keys carries the user's name, so looking the name up already
-    returns them (and the calls of any key the attacker creates); asking by each key as well would
-    spend the shared 2 requests/s twice for the same records.
+    Every call made with a key carries its caller's name: an IAM user's, or the role session's. A key whose
+    caller is looked up by name is therefore covered by that lookup (so are the calls of keys the attacker
+    creates for the same user); asking by the key as well would spend the shared 2 requests a second
+    twice for the same records. A key of an unknown caller is looked up by itself.
     """
-    by_name = [Lookup(USERNAME, name) for name in subject.usernames]
-    keys_covered = subject.identity_type == "IAMUser" and bool(by_name)
-    by_key = [] if keys_covered else [Lookup(ACCESS_KEY_ID, key) for key in subject.access_keys]
-    return by_key + by_name
+    by_key = [Lookup(ACCESS_KEY_ID, key) for key in subject.access_keys if key not in subject.named_keys]
+    return by_key + [Lookup(USERNAME, name) for name in subject.usernames]
 
 
 def username_of(arn: str, identity_type: str) -> str | None:

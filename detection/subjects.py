@@ -1,9 +1,10 @@
 """Whose activity an investigation reads (SPEC §6): a signal's identity, or an ARN or access key asked
-about, completed with what the store saw it use (access keys, session names, regions, the first
-enumeration call).
+about, completed with what the store saw it use: which access key each caller used (an IAM user, a role
+session), the callers' names, its regions, its first enumeration call.
 
-A role is the identity of its sessions, but LookupEvents knows sessions only, by their name or key: the
-stored enumeration calls say which sessions to ask for.
+LookupEvents knows callers by key or by name only. A role is the identity of all its sessions: the stored
+enumeration calls say which sessions (names, keys) to ask for. Knowing which caller used a key also tells
+whether the key needs a lookup of its own: a key whose caller's name is looked up does not (`Subject`).
 """
 
 from __future__ import annotations
@@ -50,28 +51,52 @@ def type_of_arn(arn: str) -> str:
         resource.split("/", 1)[0], "")
 
 
-def _names(arns: list[str], identity_type: str) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class Seen:
+    """What the stored enumeration calls of an identity or key show."""
+
+    used: tuple[tuple[str, str], ...]  # (access key, caller ARN), first used first
+    regions: tuple[str, ...]
+    first: datetime | None  # the first stored enumeration call
+
+
+def _seen(store: Store, where: sa.ColumnElement[bool]) -> Seen:
+    with store.session() as session:
+        rows = session.exec(
+            select(EventRow.access_key_id, EventRow.arn, EventRow.region, sa.func.min(EventRow.event_time))
+            .where(where).group_by(EventRow.access_key_id, EventRow.arn, EventRow.region)
+            .order_by(sa.func.min(EventRow.event_time))
+        ).all()
+    first = min((moment for *_, moment in rows), default=None)
+    return Seen(
+        used=tuple(dict.fromkeys((key, arn) for key, arn, _, _ in rows)),
+        regions=tuple(sorted({region for _, _, region, _ in rows if region})),
+        # SQLite hands aggregates back without their zone
+        first=first.replace(tzinfo=timezone.utc) if first is not None and first.tzinfo is None else first,
+    )
+
+
+def _callers(arns: list[str], used: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The names to look up (at most MAX_USERNAMES), and the keys whose caller is one of them."""
     names: list[str] = []
-    for arn in arns:
-        name = username_of(arn, identity_type or type_of_arn(arn))
+    for arn in [*arns, *(caller for _, caller in used)]:
+        name = username_of(arn, type_of_arn(arn))
         if name and name not in names:
             names.append(name)
-    return tuple(names[:MAX_USERNAMES])
+    names = names[:MAX_USERNAMES]
+    named = frozenset(key for key, caller in used if key and username_of(caller, type_of_arn(caller)) in names)
+    return tuple(names), named
 
 
 def for_signal(store: Store, signal: SignalRow, identity_mode: str) -> Subject:
     """The identity of a stored signal: its keys, the names of the sessions that enumerated, its regions."""
-    with store.session() as session:
-        callers = list(session.exec(
-            select(EventRow.arn).where(EventRow.signal_id == signal.signal_id).group_by(EventRow.arn)
-            .order_by(sa.func.min(EventRow.event_time)).limit(MAX_USERNAMES)
-        ).all())
+    seen = _seen(store, EventRow.signal_id == signal.signal_id)
+    usernames, named_keys = _callers([signal.arn], seen.used)
     return Subject(
         label=signal.identity, account_id=signal.account_id, identity=signal.identity,
-        identity_type=signal.identity_type, access_keys=tuple(signal.access_key_ids),
-        usernames=_names([signal.arn, *callers], signal.identity_type), regions=tuple(signal.regions),
-        identity_mode=identity_mode, enumeration_start=signal.first_seen,
-        enumeration_event_ids=frozenset(signal.event_ids),
+        identity_type=signal.identity_type, access_keys=tuple(signal.access_key_ids), usernames=usernames,
+        named_keys=named_keys, regions=tuple(signal.regions), identity_mode=identity_mode,
+        enumeration_start=signal.first_seen, enumeration_event_ids=frozenset(signal.event_ids),
     )
 
 
@@ -86,34 +111,8 @@ def for_term(store: Store, term: str, window: Window, identity_mode: str) -> Sub
     if kind != IDENTITY:
         raise ValueError(f"not an ARN or access key ID: {term[:100]!r}")
     seen = _seen(store, sa.and_(sa.or_(EventRow.identity == term, EventRow.arn == term), in_window))
-    identity_type = type_of_arn(term)
-    return Subject(label=term, account_id=account_of(term), identity=term, identity_type=identity_type,
-                   access_keys=seen.keys, usernames=_names([term, *seen.callers], identity_type),
-                   regions=seen.regions, identity_mode=identity_mode, enumeration_start=seen.first)
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What the stored enumeration calls of an identity or key show it used."""
-
-    keys: tuple[str, ...]
-    callers: tuple[str, ...]  # caller ARNs (role sessions), first used first
-    regions: tuple[str, ...]
-    first: datetime | None  # its first stored enumeration call
-
-
-def _seen(store: Store, where: sa.ColumnElement[bool]) -> Seen:
-    with store.session() as session:
-        rows = session.exec(
-            select(EventRow.access_key_id, EventRow.arn, EventRow.region, sa.func.min(EventRow.event_time))
-            .where(where).group_by(EventRow.access_key_id, EventRow.arn, EventRow.region)
-            .order_by(sa.func.min(EventRow.event_time))
-        ).all()
-    first = min((moment for *_, moment in rows), default=None)
-    return Seen(
-        keys=tuple(dict.fromkeys(key for key, _, _, _ in rows if key)),
-        callers=tuple(dict.fromkeys(arn for _, arn, _, _ in rows if arn)),
-        regions=tuple(sorted({region for _, _, region, _ in rows if region})),
-        # SQLite hands aggregates back without their zone
-        first=first.replace(tzinfo=timezone.utc) if first is not None and first.tzinfo is None else first,
-    )
+    usernames, named_keys = _callers([term], seen.used)
+    return Subject(label=term, account_id=account_of(term), identity=term, identity_type=type_of_arn(term),
+                   access_keys=tuple(dict.fromkeys(key for key, _ in seen.used if key)), usernames=usernames,
+                   named_keys=named_keys, regions=seen.regions, identity_mode=identity_mode,
+                   enumeration_start=seen.first)

@@ -51,17 +51,17 @@ def test_the_window_opens_an_hour_before_the_first_call_and_ends_now_or_a_day_af
     assert recent_window(6, NOW + timedelta(microseconds=5)) == Window(NOW - timedelta(hours=6), NOW)
 
 
-def test_an_iam_user_is_looked_up_by_name_only_its_keys_calls_all_carry_it():
-    subject = Subject("u", OWN_ACCOUNT, MALLORY, "IAMUser", access_keys=(KEY, NEW_KEY), usernames=("mallory",))
+def test_a_key_whose_caller_is_looked_up_by_name_needs_no_lookup_of_its_own():
+    subject = Subject("u", OWN_ACCOUNT, MALLORY, "IAMUser", access_keys=(KEY, NEW_KEY), usernames=("mallory",),
+                      named_keys=frozenset({KEY, NEW_KEY}))
     assert lookups(subject) == [Lookup(USERNAME, "mallory")]
 
 
-def test_a_role_is_looked_up_by_each_key_and_each_session_name():
+def test_keys_of_unknown_callers_are_looked_up_by_themselves():
     role = f"arn:aws:iam::{OWN_ACCOUNT}:role/app-server"
     subject = Subject(role, OWN_ACCOUNT, role, "AssumedRole", access_keys=("ASIAONE", "ASIATWO"),
-                      usernames=("i-1", "i-2"))
-    assert lookups(subject) == [Lookup(ACCESS_KEY_ID, "ASIAONE"), Lookup(ACCESS_KEY_ID, "ASIATWO"),
-                                Lookup(USERNAME, "i-1"), Lookup(USERNAME, "i-2")]
+                      usernames=("i-1",), named_keys=frozenset({"ASIAONE"}))
+    assert lookups(subject) == [Lookup(ACCESS_KEY_ID, "ASIATWO"), Lookup(USERNAME, "i-1")]
     assert lookups(Subject("k", None, None, access_keys=(KEY,))) == [Lookup(ACCESS_KEY_ID, KEY)]
 
 
@@ -218,3 +218,48 @@ def test_the_migration_creates_the_investigations_as_the_models_say(store):
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     mine = [d for d in differences if "investigations" in repr(d) or "follow_on_abuse" in repr(d)]
     assert mine == []
+
+
+# ── whose activity, from the store ───────────────────────────────────────────────────────────────────
+
+
+def test_a_signals_subject_names_its_sessions_and_looks_up_only_the_keys_of_sessions_beyond_the_names(store):
+    from detection.scan import detect
+    from detection.baseline import Tuning
+    from detection.store import SignalRow
+    from detection import subjects
+
+    sessions = [records.assumed_role("app-server", f"i-{n:02d}") | {"accessKeyId": f"ASIASESSIONKEY{n:06d}"}
+                for n in range(12)]
+    calls = [to_call(records.record(session, time=records.at(minutes=n))) for n, session in enumerate(sessions)]
+    [signal], _ = detect(calls, Tuning(learning=timedelta(0)), store)
+    with store.session() as session:
+        row = session.get(SignalRow, signal.signal_id)
+
+    subject = subjects.for_signal(store, row, "principal")
+
+    assert subject.identity == "arn:aws:iam::111122223333:role/app-server"
+    assert subject.usernames == tuple(f"i-{n:02d}" for n in range(subjects.MAX_USERNAMES))
+    assert lookups(subject)[:2] == [Lookup(ACCESS_KEY_ID, "ASIASESSIONKEY000010"),
+                                    Lookup(ACCESS_KEY_ID, "ASIASESSIONKEY000011")]
+    assert len(lookups(subject)) == 2 + subjects.MAX_USERNAMES
+
+
+def test_an_arn_or_key_asked_about_is_completed_from_the_store(store):
+    from detection.scan import detect
+    from detection.baseline import Tuning
+    from detection import subjects
+
+    user = records.iam_user("mallory", key=KEY)
+    detect([to_call(records.record(user, time=records.at(), region="eu-west-1"))], Tuning(learning=timedelta(0)), store)
+    window = Window(records.moment(hours=-1), records.moment(hours=1))
+
+    by_arn = subjects.for_term(store, user["arn"], window, "principal")
+    assert (by_arn.account_id, by_arn.identity_type, by_arn.access_keys) == ("111122223333", "IAMUser", (KEY,))
+    assert by_arn.regions == ("eu-west-1",) and by_arn.enumeration_start == records.moment()
+    assert lookups(by_arn) == [Lookup(USERNAME, "mallory")]
+    by_key = subjects.for_term(store, KEY, window, "principal")
+    assert (by_key.account_id, by_key.identity, lookups(by_key)) == (None, None, [Lookup(ACCESS_KEY_ID, KEY)])
+    assert subjects.kind_of("203.0.113.9") == subjects.IP and subjects.kind_of("2001:db8::1") == subjects.IP
+    assert subjects.kind_of("arn:aws:sts::111122223333:assumed-role/r/s") == subjects.IDENTITY
+    assert subjects.kind_of("alice") is None and subjects.kind_of("AKIA<!channel>") is None
