@@ -47,3 +47,11 @@ def test_a_local_scan_without_a_store_imports_no_database_aws_or_slack_library(t
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
     assert "scanned 52 records in 1 files" in done.stderr
+
+
+def test_the_investigate_benchmark_clicks_and_times_the_summary(tmp_path):
+    done = run(str(REPO / "bench" / "investigate.py"), "--events", "60", "--latency", "0.01", "--runs", "1",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 LookupEvents requests (Username), 0 throttled, at most 2 in any second" in done.stdout
+    assert "from the click to the summary" in done.stdout
