@@ -225,3 +225,24 @@ def test_the_investigation_settings_and_their_defaults(monkeypatch):
     monkeypatch.setenv("SESGUARD_AUTO_INVESTIGATE", " Medium ")
     monkeypatch.setenv("SESGUARD_INVESTIGATE_HOURS", "0.5")
     assert (worker_settings().auto_investigate, worker_settings().investigate_hours) == ("medium", 0.5)
+
+
+def test_the_escalation_pages_once_through_the_pager(aws, slack, sqlite_store):
+    from bot.worker.pager import Backoff, page_pending
+    from tests.fakes.pagerduty_api import FakePagerDuty
+
+    with FakePagerDuty() as pagerduty:
+        settings = settings_for(slack, sqlite_store, pagerduty_routing_key="R0UT1NGKEY0F32CHARACTERSEXACTLY0",
+                                pagerduty_events_url=pagerduty.url)
+        alert = posted_alert(aws, slack, sqlite_store, settings)
+        job = worker(settings, sqlite_store)
+        job.investigate_alerts()
+        runs.request(sqlite_store, alert.signal_id, "UTRIAGER1", 1)  # a second look at a shorter window
+        job.investigate_alerts()
+        quick = Backoff(base=0.05, cap=0.2, throttled_minimum=0.05)
+        assert page_pending(sqlite_store, settings, backoff=quick).accepted == 1
+        assert page_pending(sqlite_store, settings, backoff=quick).accepted == 0
+        [event] = pagerduty.accepted()
+    assert len(investigations(sqlite_store)) == 2 and escalations(sqlite_store, alert.signal_id) == 1
+    assert event["dedup_key"] == alert.signal_id and event["payload"]["severity"] == "critical"
+    assert event["payload"]["summary"].startswith("Follow-on abuse after the enumeration: ")

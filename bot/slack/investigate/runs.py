@@ -28,7 +28,7 @@ from sqlmodel import select
 
 from bot.settings import AUTO_INVESTIGATE_OFF, Settings
 from bot.slack.alert.message import INVESTIGATED, refresh_alert
-from bot.slack.client import is_transient
+from bot.slack.client import CONNECTION_ERRORS, is_transient
 from bot.slack.ids import INVESTIGATION_EVENT_TYPE, Action
 from bot.slack.investigate import blocks
 from bot.slack.investigate.tables import GATHERED, PENDING, POSTED, Investigation
@@ -191,7 +191,7 @@ def carry_out(store: Store, settings: Settings, client: WebClient, reader: Calla
         if investigation.state == PENDING:
             investigation = _gather(store, settings, reader, claim, investigation)
         if investigation.state == GATHERED:
-            investigation = _post(store, client, claim, investigation)
+            investigation = _post(store, settings, client, claim, investigation)
     except ClaimLost:
         log.warning("investigation #%s was taken over by another process", investigation_id)
         return None
@@ -275,7 +275,8 @@ def _finish(claim: _Claim, investigation: Investigation, error: str | None = Non
 # ── posting ──────────────────────────────────────────────────────────────────────────────────────────
 
 
-def _post(store: Store, client: WebClient, claim: _Claim, investigation: Investigation) -> Investigation:
+def _post(store: Store, settings: Settings, client: WebClient, claim: _Claim,
+          investigation: Investigation) -> Investigation:
     with store.session() as session:
         signal = session.get(SignalRow, investigation.signal_id)
     if signal is None or not (signal.slack_channel and signal.slack_ts):
@@ -303,8 +304,8 @@ def _post(store: Store, client: WebClient, claim: _Claim, investigation: Investi
     investigation = _finish(claim, investigation)
     if investigation.escalated:
         try:
-            refresh_alert(store, client, signal.signal_id)
-        except Exception as exc:  # stored as critical; the notifier re-renders the alert
+            refresh_alert(store, client, signal.signal_id, settings)
+        except (SlackApiError, *CONNECTION_ERRORS) as exc:  # stored as critical; the notifier re-renders it
             log.warning("alert %s is critical in the store, but was not updated in Slack: %s", signal.signal_id, exc)
     return investigation
 
