@@ -41,7 +41,8 @@ def story_with(events: int, identity: str):
     story = attack()
     if identity == "role":
         session = records.ec2_role(session="i-0bench", account=OWN_ACCOUNT)
-        story.enumeration = [call(session, "GetSendQuota", story.now, 50), call(session, "ListIdentities", story.now, 49)]
+        story.enumeration = [call(session, "GetSendQuota", story.now, 50),
+                             call(session, "ListIdentities", story.now, 49)]
         story.other = [call(session, "CreateUser", story.now, 40, source="iam.amazonaws.com", write=True)]
         caller = session
     else:

@@ -48,14 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     poll_cmd = commands.add_parser("poll", help="pull CloudTrail, detect, store, post pending alerts")
     poll_cmd.add_argument("--once", action="store_true",
                           help="one pass, then exit: 0 when it completed, 1 when a source or Slack failed")
-    commands.add_parser("worker", help="the scheduler: poll, alert outbox, investigations, contact time-outs, housekeeping")
+    commands.add_parser("worker",
+                        help="the scheduler: poll, alert outbox, investigations, contact time-outs, housekeeping")
 
     investigate_cmd = commands.add_parser(
         "investigate", help="what else an identity, access key or IP address did",
         description="An ARN's or access key's CloudTrail activity of the last hours (LookupEvents by access key "
                     "and user name, paced with the worker), or every stored SES call from an IP address.")
     investigate_cmd.add_argument("term", metavar="ARN|ACCESS_KEY_ID|IP",
-                                 help="an IAM or STS ARN (user, role, session, root), an access key ID, or an IP address")
+                                 help="an IAM or STS ARN (user, role, session, root), an access key ID, "
+                                      "or an IP address")
     investigate_cmd.add_argument("--hours", type=float, default=None, metavar="N",
                                  help="how far back (default: SESGUARD_INVESTIGATE_HOURS, else 24; for an IP, every "
                                       "stored call; at most 2160, LookupEvents' 90 days)")

@@ -36,7 +36,8 @@ def summary_report(summary: Summary) -> str:
         f"{('account ' + _value(summary.account_id)) if summary.account_id else 'every account sesguard reads'}",
         f"window: {_time(summary.window.start)} → {_time(summary.window.end)}",
         f"other calls: {summary.calls} ({summary.writes} write), {_time(summary.first_at)} → {_time(summary.last_at)}"
-        + (f"; the alert's {summary.enumeration_calls} enumeration calls left out" if summary.enumeration_calls else ""),
+        + (f"; the alert's {summary.enumeration_calls} enumeration calls left out"
+           if summary.enumeration_calls else ""),
     ]
     since = f"after {_time(summary.enumeration_start)}" if summary.enumeration_start else "in the window"
     if summary.follow_on:
@@ -53,7 +54,8 @@ def summary_report(summary: Summary) -> str:
         if more_apis:
             lines.append(f"  … {more_apis} more APIs ({more_calls} calls)")
     lines += [
-        f"errors: {_counts(summary.errors)}" + (f" ({summary.denied} denied: permission probing)" if summary.denied else ""),
+        f"errors: {_counts(summary.errors)}"
+        + (f" ({summary.denied} denied: permission probing)" if summary.denied else ""),
         f"regions: {_counts(summary.regions)}",
         f"source IPs: {_counts(summary.source_ips)}",
         f"access keys: {_counts(summary.access_keys)}",

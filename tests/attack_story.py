@@ -78,7 +78,8 @@ def attack(now: datetime | None = None, name: str = "mallory", unrelated: int = 
     for index in range(unrelated):
         person = records.iam_user(f"user{index % 30}", account=OWN_ACCOUNT, key=f"AKIAOTHERUSERKEY{index % 30:04d}")
         name_of_call = ("SendEmail", "CreateUser", "DescribeInstances")[index % 3]
-        story.unrelated.append(call(person, name_of_call, now, 55 - index * 0.1, write=name_of_call != "DescribeInstances",
-                                    source="ec2.amazonaws.com" if name_of_call == "DescribeInstances" else
-                                    "iam.amazonaws.com" if name_of_call == "CreateUser" else "ses.amazonaws.com"))
+        source = {"SendEmail": "ses.amazonaws.com", "CreateUser": "iam.amazonaws.com",
+                  "DescribeInstances": "ec2.amazonaws.com"}[name_of_call]
+        story.unrelated.append(call(person, name_of_call, now, 55 - index * 0.1, source=source,
+                                    write=name_of_call != "DescribeInstances"))
     return story

@@ -112,8 +112,8 @@ class ActivityReader:
                 part.reading.problems.append(f"{attribute}: {exc}")
         return part
 
-    def _read_lookup(self, access: AccountAccess, place: AccountRegion, attribute: Lookup, window: Window, budget: _PageBudget,
-                     between: BetweenRequests, part: Gathered) -> None:
+    def _read_lookup(self, access: AccountAccess, place: AccountRegion, attribute: Lookup, window: Window,
+                     budget: _PageBudget, between: BetweenRequests, part: Gathered) -> None:
         lookup_attribute = {"AttributeKey": attribute.key, "AttributeValue": attribute.value}
         token: str | None = None
         oldest: datetime | None = None

@@ -9,9 +9,10 @@ one its access key belongs to. AssumeRole hands out per-account session credenti
 answers as AWS does: exactly one LookupAttribute (EventSource, AccessKeyId or Username, as AWS fills
 them), MaxResults 1…50, newest first, NextToken pagination tied to the query, StartTime/EndTime
 inclusive, only the last 90 days, ReadOnly "true" for read-only calls only, and ThrottlingException
-beyond 2 accepted requests in any one-second window per account and region. Every request is recorded (time of arrival, account, region, answer) so that tests assert
-on what crossed the wire. Faults can be queued, for any request or only for first or later pages:
-throttling, expired credentials, a 500, a malformed answer, or a request held until the test releases it.
+beyond 2 accepted requests in any one-second window per account and region. Every request is recorded
+(time of arrival, account, region, answer) so that tests assert on what crossed the wire. Faults can be
+queued, for any request or only for first or later pages: throttling, expired credentials, a 500, a
+malformed answer, or a request held until the test releases it.
 """
 
 from __future__ import annotations

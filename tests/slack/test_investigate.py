@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlmodel import select
 
-from bot.slack.investigate.tables import POSTED, Investigation
+from bot.slack.investigate.tables import Investigation
 from bot.worker.poll import poll_once
 from detection.sources.lookup import REQUESTS_PER_WINDOW
 from detection.store import SignalHistory
@@ -107,7 +107,8 @@ def test_the_summary_lists_exactly_the_attackers_other_calls_and_the_signal_beco
     row = bot.alert(signal_id)
     assert row.severity == "critical" and row.follow_on_abuse == ["SendEmail", "UpdateAccountSendingEnabled",
                                                                      "CreateAccessKey"]
-    assert row.reasons[0] == "follow-on abuse after the enumeration: SendEmail, UpdateAccountSendingEnabled, CreateAccessKey"
+    assert row.reasons[0] == ("follow-on abuse after the enumeration: "
+                              "SendEmail, UpdateAccountSendingEnabled, CreateAccessKey")
     assert row.status == "new"
     [update] = bot.slack.calls_to("chat.update")
     assert update["ts"] == ts and "Severity: CRITICAL" in json.dumps(update["blocks"])
@@ -283,7 +284,8 @@ def test_an_account_sesguard_cannot_read_is_said_in_the_thread(bot, aws):
     bot.settle()
     [summary] = thread(bot, ts)
     body = json.dumps(summary.blocks)
-    assert "Not everything could be read" in body and "neither the credentials' own nor one of SESGUARD_ROLE_ARNS" in body
+    assert "Not everything could be read" in body
+    assert "neither the credentials' own nor one of SESGUARD_ROLE_ARNS" in body
     assert aws.api.lookups() == [] and bot.alert(signal_id).severity == "high"
 
 

@@ -49,7 +49,7 @@ def test_a_fifty_page_answer_is_one_readable_message_within_slacks_limits():
         assert all(len(e["text"]) <= 3000 for e in block.get("elements", []))
     everything = json.dumps(message, ensure_ascii=False)
     assert "<!channel>" not in everything and "<@U1>" not in everything and "<https://" not in everything
-    assert re.findall(r"<[^>]*>", everything) == [f"<@UTRIAGER1>"]  # the requester: the one mention
+    assert re.findall(r"<[^>]*>", everything) == ["<@UTRIAGER1>"]  # the requester: the one mention
     apis = next(b["text"]["text"] for b in blocks if b.get("text", {}).get("text", "").startswith("*Calls per API*"))
     assert apis.count("\n• ") == 15 and "… and 2086 more APIs (" in apis  # 2,100 source × name pairs and SendEmail
     assert "2503 other calls" in everything and "Stopped at the page cap (50 pages" in everything

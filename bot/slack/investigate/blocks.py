@@ -44,7 +44,8 @@ def _requested(requested_by: str | None, severity: str | None) -> str:
 
 
 def _title(summary: Summary, requested_by: str | None, severity: str | None) -> str:
-    account = f" in account {text(summary.account_id, 40)}" if summary.account_id else " in every account sesguard reads"
+    account = (f" in account {text(summary.account_id, 40)}" if summary.account_id
+               else " in every account sesguard reads")
     return (f":mag: *Investigation* of {text(summary.subject, 600)}{account} ({_requested(requested_by, severity)})\n"
             f"*Window:* {when(summary.window.start)} → {when(summary.window.end)}")
 
@@ -147,7 +148,8 @@ def summary_blocks(summary: Summary, requested_by: str | None = None, severity: 
 
 def _user_agents(agents: Mapping[str, int]) -> str:
     lines = ["*User agents*"]
-    lines += [f"• {text(agent, USER_AGENT_LIMIT)} ×{count}" for agent, count in list(agents.items())[:USER_AGENTS_SHOWN]]
+    shown = list(agents.items())[:USER_AGENTS_SHOWN]
+    lines += [f"• {text(agent, USER_AGENT_LIMIT)} ×{count}" for agent, count in shown]
     if len(agents) > USER_AGENTS_SHOWN:
         lines.append(f"… and {len(agents) - USER_AGENTS_SHOWN} more")
     return _fit(lines)
@@ -155,7 +157,8 @@ def _user_agents(agents: Mapping[str, int]) -> str:
 
 def summary_text(summary: Summary) -> str:
     """The plain-text fallback (notifications, screen readers)."""
-    follow_on = listing([f"{move.api} ×{move.calls}" for move in summary.follow_on], 800) if summary.follow_on else "none"
+    follow_on = (listing([f"{move.api} ×{move.calls}" for move in summary.follow_on], 800)
+                 if summary.follow_on else "none")
     return (f"Investigation of {text(summary.subject, 600)}: {summary.calls} other calls "
             f"({summary.writes} write) from {when(summary.window.start)} to {when(summary.window.end)}; "
             f"follow-on abuse: {follow_on}")[:FALLBACK_TEXT_LIMIT]
