@@ -193,7 +193,7 @@ def run_investigate(args: argparse.Namespace) -> int:
     from bot.investigation_report import address_report, summary_report
     from bot.settings import load_settings
     from bot.slack.investigate.reader import SharedReader
-    from bot.terminal import printable
+    from bot.printable import printable
     from detection import subjects
     from detection.history import identity_history
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from bot.terminal import clip, printable
+from bot.printable import printable
+from bot.terminal import clip
 from detection.history import IdentityHistory
 from detection.investigate import ADDRESS_NOTE, TOP_APIS, Summary
 from detection.record import format_time

@@ -1,7 +1,7 @@
 """investigations: one row per investigation of a signal and window; the follow-on abuse of a signal
 
 Revision ID: 0002_investigations
-Revises: 0003_pages
+Revises: 0004_event_digests
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import detection.store
 
 revision = '0002_investigations'
-down_revision = '0003_pages'  # chained after the migrations merged before it
+down_revision = '0004_event_digests'  # chained after the migrations merged before it
 branch_labels = None
 depends_on = None
 
