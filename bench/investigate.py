@@ -29,7 +29,7 @@ from tests import records  # noqa: E402
 from tests.attack_story import KEY, attack, call  # noqa: E402
 from tests.fakes.cloudtrail_api import FakeCloudTrail  # noqa: E402
 from tests.slack_harness import CHANNEL, TRIAGER, Harness, migrated_sqlite, store_signals  # noqa: E402
-from tests.worker_fixtures import OWN_ACCOUNT, OWN_KEY  # noqa: E402
+from tests.worker_fixtures import OWN_ACCOUNT, OWN_KEY, OWN_SECRET  # noqa: E402
 
 INVESTIGATE = "sesguard.investigate"
 ACK_LIMIT_SECONDS = 3.0
@@ -55,11 +55,11 @@ def story_with(events: int, identity: str):
 
 def one_run(events: int, latency: float, identity: str) -> dict:
     api = FakeCloudTrail(latency=latency)
-    api.add_account(OWN_ACCOUNT, OWN_KEY)
+    api.add_account(OWN_ACCOUNT, OWN_KEY, OWN_SECRET)
     url = api.start()
     folder = Path(tempfile.mkdtemp(prefix="sesguard-bench-investigate-"))
     os.environ.update({"AWS_ENDPOINT_URL_CLOUDTRAIL": url, "AWS_ENDPOINT_URL_STS": url, "AWS_ACCESS_KEY_ID": OWN_KEY,
-                       "AWS_SECRET_ACCESS_KEY": "fake-secret", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_SECRET_ACCESS_KEY": OWN_SECRET, "AWS_DEFAULT_REGION": "us-east-1",
                        "AWS_CONFIG_FILE": str(folder / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"),
                        "AWS_EC2_METADATA_DISABLED": "true"})
     try:

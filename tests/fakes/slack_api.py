@@ -12,7 +12,7 @@ assert on what crossed the wire. It keeps Slack's rules, strict by default:
   it, unless the test said by name that it expects refusals (`expect_block_kit_refusals=True`);
 - a trigger ID lives three seconds and opens one view;
 - `conversations.history` takes `limit` 1 to 999 (default 100), may answer fewer, and its `oldest` and
-  `latest` bounds are exclusive unless `inclusive` is set.
+  `latest` bounds are exclusive unless `inclusive` is set; `conversations.replies` takes 1 to 1,000.
 
 Faults are injected per method: `429` with `Retry-After`, `500`, a dropped connection, `invalid_auth`,
 `lost_answer` (the call is carried out, then the connection drops before the answer: the case that
@@ -45,6 +45,8 @@ TRIGGER_SECONDS = 3.0
 # https://docs.slack.dev/reference/methods/conversations.history: limit defaults to 100, maximum 999, and
 # "fewer than the requested number of items may be returned": this stand-in never answers more than 100.
 HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HISTORY_PAGE = 100, 999, 100
+# conversations.replies: at most 1,000 messages a page (and that many when no limit is given)
+REPLIES_MAX_LIMIT = 1000
 
 
 def manifest_scopes() -> frozenset[str]:
@@ -236,7 +238,7 @@ class FakeSlack:
 
     def _needed_scope(self, method: str, params: dict) -> str | None:
         """Each method's scope, from its reference page on docs.slack.dev ("Scopes: Bot token")."""
-        if method == "conversations.history":  # the *:history scope of the kind of conversation read
+        if method in ("conversations.history", "conversations.replies"):  # the *:history scope of the kind read
             channel = self.channels.get(str(params.get("channel")))
             kind = channel.kind if channel else "public"
             return {"public": "channels:history", "private": "groups:history", "im": "im:history"}[kind]
@@ -359,20 +361,28 @@ class FakeSlack:
                 "response_metadata": {"next_cursor": str(start + page_size) if more else ""}}
 
     def api_conversations_replies(self, params: dict) -> dict:
-        """A thread, its parent first, oldest first (as Slack answers), with metadata when asked."""
-        channel, thread = params.get("channel"), params.get("ts")
-        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
-        found = [m for m in self.messages if m.channel == channel and (m.ts == thread or m.thread_ts == thread)]
+        """A thread, its parent first, then the replies oldest first, with metadata when asked."""
+        channel, refusal = self._member_channel(params.get("channel"))
+        if refusal:
+            return refusal
+        try:
+            limit = int(params.get("limit") or REPLIES_MAX_LIMIT)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= REPLIES_MAX_LIMIT:
+            return {"ok": False, "error": "invalid_arguments",
+                    "response_metadata": {"messages": [f"limit must be 1 to {REPLIES_MAX_LIMIT}"]}}
+        thread = str(params.get("ts") or "")
+        found = [m for m in self.messages if m.channel == channel.id and (m.ts == thread or m.thread_ts == thread)]
         if not found:
             return {"ok": False, "error": "thread_not_found"}
         start = int(params.get("cursor") or 0)
-        limit = int(params.get("limit") or 100)
         page = found[start:start + limit]
         more = start + limit < len(found)
         out = []
         for m in page:
             item = {"type": "message", "ts": m.ts, "thread_ts": thread, "text": m.text, "user": m.user}
-            if with_metadata and m.metadata:
+            if _truthy(params.get("include_all_metadata")) and m.metadata:
                 item["metadata"] = m.metadata
             out.append(item)
         return {"ok": True, "messages": out, "has_more": more,

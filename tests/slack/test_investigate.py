@@ -137,15 +137,13 @@ def test_the_ack_comes_before_the_work(bot, aws):
     acked_after = time.monotonic() - started
     try:
         assert reply.status == 200 and acked_after < 3
-        deadline = time.monotonic() + 10
-        while not aws.api.lookups() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(aws.api.lookups()) == 1  # the work runs, after the ack, and waits for its first page
+        assert held.reached.wait(10)  # the work runs, after the ack, and waits for its first page
+        assert len(aws.api.lookups()) == 1
         assert thread(bot, ts) == []
         [note] = bot.ephemerals(TRIAGER)
         assert note.startswith(":mag: Investigating") and "thread" in note
     finally:
-        held.set()
+        held.release.set()
     bot.settle()
     assert len(thread(bot, ts)) == 2
 
@@ -168,12 +166,10 @@ def test_a_second_click_while_one_runs_starts_nothing(bot, aws):
     signal_id, ts = alert_of(bot, aws, attack())
     held = aws.api.inject("hold")
     bot.click(INVESTIGATE, TRIAGER, CHANNEL, ts)
-    deadline = time.monotonic() + 10
-    while not aws.api.lookups() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert held.reached.wait(10)
     bot.click(INVESTIGATE, TRIAGER, CHANNEL, ts)
     time.sleep(0.3)
-    held.set()
+    held.release.set()
     bot.settle()
     assert len(aws.api.lookups()) == 1 and len(thread(bot, ts)) == 2
     assert "under way" in bot.ephemerals(TRIAGER)[-1]

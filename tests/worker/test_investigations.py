@@ -33,7 +33,7 @@ ESCALATED = "critical: follow-on abuse"
 
 @pytest.fixture
 def slack():
-    with FakeSlack() as fake:
+    with FakeSlack(channels={CHANNEL: ()}) as fake:
         yield fake
 
 
