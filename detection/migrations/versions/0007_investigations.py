@@ -1,7 +1,7 @@
 """investigations: one row per investigation of a signal and window; the follow-on abuse of a signal
 
-Revision ID: 0002_investigations
-Revises: 0004_event_digests
+Revision ID: 0007_investigations
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 import detection.store
 
-revision = '0002_investigations'
-down_revision = '0004_event_digests'  # chained after the migrations merged before it
+revision = '0007_investigations'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
