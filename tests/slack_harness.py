@@ -26,6 +26,7 @@ from bot.slack.web import create_wsgi_app
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
+from detection.sources.lookup import LookupSource
 from detection.store import SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_signing import Reply, SlackSender
@@ -145,8 +146,9 @@ def store_signals(store: Store, *records: dict) -> list[str]:
 
 
 class Harness:
-    def __init__(self, store: Store, **setting_overrides):
-        self.store = store
+    def __init__(self, store: Store, activity_source: LookupSource | None = None, **setting_overrides):
+        """`activity_source`: the LookupEvents source investigations read through (default: the app's own)."""
+        self.store, self.activity_source = store, activity_source
         self.slack = FakeSlack(token=TOKEN, channels={CHANNEL: PEOPLE})
         self.setting_overrides = setting_overrides
         self.executor = DrainingExecutor()
@@ -156,7 +158,8 @@ class Harness:
     def __enter__(self) -> "Harness":
         self.slack.__enter__()
         self.settings = settings_for(self.slack, self.store, **self.setting_overrides)
-        self.app = build_app(self.settings, self.store, listener_executor=self.executor)
+        self.app = build_app(self.settings, self.store, listener_executor=self.executor,
+                             activity_source=self.activity_source)
 
         @self.app.error
         def keep(error: BaseException) -> None:  # a listener that raised fails the test that drove it

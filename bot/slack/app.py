@@ -23,6 +23,7 @@ from bot.slack.investigate import listeners as investigate
 from bot.slack.middleware import Triagers, reject_replays, services
 from bot.slack.respond import listeners as respond
 from bot.slack.triage import listeners as triage
+from detection.sources.lookup import LookupSource
 from detection.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,11 @@ def authorize_with_the_bot_token(settings: Settings) -> Callable[..., AuthorizeR
 
 
 def build_app(settings: Settings, store: Store, *, client: WebClient | None = None,
-              listener_executor: Executor | None = None, socket_mode: bool = False) -> App:
-    """The Bolt app, its Web API client on SLACK_API_URL, its middleware and listeners."""
+              listener_executor: Executor | None = None, socket_mode: bool = False,
+              activity_source: LookupSource | None = None) -> App:
+    """The Bolt app, its Web API client on SLACK_API_URL, its middleware and listeners. Investigations read
+    CloudTrail through `activity_source` when given (a LookupEvents source built by the caller, e.g. on a
+    clock of its own), else through one built at the first investigation."""
     settings.require("SLACK_BOT_TOKEN")
     if not socket_mode:
         settings.require("SLACK_SIGNING_SECRET")
@@ -74,7 +78,7 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
 
     app.use(reject_replays(store))
     app.use(services(store, settings, triagers, listener_executor))
-    app.use(investigate.provide_reader(settings, store))
+    app.use(investigate.provide_reader(settings, store, activity_source))
     for capability in (triage, contact, respond, commands, investigate):
         capability.register(app)
     return app

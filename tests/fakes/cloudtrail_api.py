@@ -29,6 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import parse_qs
 
 from botocore.auth import SigV4Auth
@@ -54,7 +55,7 @@ STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 @dataclass
 class Recorded:
-    at: float  # time.time() on arrival
+    at: float  # the stand-in's clock (time.time() unless a test gave another) on arrival
     service: str  # "cloudtrail" | "sts"
     action: str
     account: str | None
@@ -96,8 +97,12 @@ class SessionKey:
 
 
 class FakeCloudTrail:
-    def __init__(self, session_seconds: float | None = None, limit: int = LIMIT, latency: float = 0.0):
+    def __init__(self, session_seconds: float | None = None, limit: int = LIMIT, latency: float = 0.0,
+                 clock: Callable[[], float] = time.time):
         self.limit = limit  # accepted requests per second per account and region (AWS: 2)
+        # The clock of arrivals, and so of the rate limit: a test that paces its requests on a clock of its
+        # own (tests/clocks.py) hands it here too, so that the limit is kept on the same time line.
+        self.clock = clock
         self.latency = latency  # seconds each LookupEvents answer takes, after its arrival is recorded
         self.keys: dict[str, SessionKey] = {}
         self.roles: dict[str, Role] = {}
@@ -207,7 +212,7 @@ class FakeCloudTrail:
             self._server.server_close()
 
     def handle(self, headers, body: bytes, path: str = "/") -> tuple[int, dict, bytes]:
-        arrived = time.time()
+        arrived = self.clock()
         target = headers.get("X-Amz-Target", "")
         match = _AUTHORIZATION.match(headers.get("Authorization", ""))
         access_key, region = (match["key"], match["region"]) if match else (None, None)

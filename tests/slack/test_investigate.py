@@ -14,9 +14,11 @@ from sqlmodel import select
 
 from bot.slack.investigate.tables import Investigation
 from bot.worker.poll import poll_once
-from detection.sources.lookup import REQUESTS_PER_WINDOW
+from detection.pacing import RequestPacer
+from detection.sources.lookup import REQUESTS_PER_WINDOW, SAFETY_MARGIN_SECONDS, WINDOW_SECONDS, LookupSource
 from detection.store import SignalHistory
 from tests import records
+from tests.clocks import SteppingClock
 from tests.attack_story import FOLLOW_ON, IP, KEY, NEW_KEY, attack, call
 from tests.slack_harness import CHANNEL, OUTSIDER, TRIAGER, Harness, migrated_sqlite, store_signals
 from tests.worker_fixtures import OWN_ACCOUNT, aws, worker_settings  # noqa: F401
@@ -204,33 +206,52 @@ def test_a_suppressed_alerts_stale_button_investigates_nothing(bot, aws):
 # ── the pace and the page cap ────────────────────────────────────────────────────────────────────────
 
 
-def test_an_investigation_while_a_poll_runs_keeps_the_account_region_within_two_requests_a_second(bot, aws):
+def test_an_investigation_while_a_poll_runs_keeps_the_account_region_within_two_requests_a_second(tmp_path, aws):
+    """The web process's investigation and the worker's poll (each its own source and pacer, one store, as two
+    processes have) share the account/region's budget. The poll is held at its first request, one of the
+    pair's two requests of that second spent, while the investigation reads; then the poll goes on. Both pace
+    on one clock the test moves, and the stand-in keeps the limit on it: the order is set by the hold, the
+    times by the pace's rule, never by how busy the host is."""
+    clock = SteppingClock()
+    aws.api.clock = clock.time
+    store = migrated_sqlite(tmp_path)
+
+    def paced_source() -> LookupSource:
+        return LookupSource(["us-east-1"], [], store, pacer=RequestPacer(
+            store, REQUESTS_PER_WINDOW, WINDOW_SECONDS, SAFETY_MARGIN_SECONDS, sleep=clock.sleep, clock=clock.time))
+
     story = attack()
     # mallory made 120 more calls (three pages); a CI role's 400 SES calls keep the poll busy (nine pages)
     story.other += [call(records.iam_user("mallory", account=OWN_ACCOUNT, key=KEY), "DescribeInstances",
                          story.now, 45 - i * 0.1, source="ec2.amazonaws.com") for i in range(120)]
     ci = records.assumed_role("ci-deploy", "run-7", account=OWN_ACCOUNT)
-    polled = [call(ci, "GetSendQuota", story.now, 60 * 24 + i) for i in range(400)]
-    aws.api.add_events(*polled)
-    signal_id, ts = alert_of(bot, aws, story)
-    settings = worker_settings(database_url=bot.store.url, slack_bot_token="xoxb-test-token",
-                               slack_alert_channel=CHANNEL)
-    poll = threading.Thread(target=poll_once, args=(settings, bot.store), kwargs={"notify": False})
+    aws.api.add_events(*[call(ci, "GetSendQuota", story.now, 60 * 24 + i) for i in range(400)])
+    with Harness(store, activity_source=paced_source(), auto_investigate="off") as bot:
+        signal_id, ts = alert_of(bot, aws, story)
+        settings = worker_settings(database_url=store.url, slack_bot_token="xoxb-test-token",
+                                   slack_alert_channel=CHANNEL)
+        held = aws.api.inject("hold", event_source="ses.amazonaws.com", first_page=True)
+        poll = threading.Thread(target=poll_once, args=(settings, store, paced_source()), kwargs={"notify": False})
+        poll.start()
+        assert held.reached.wait(timeout=60), "the poll's first request never came"
+        bot.click(INVESTIGATE, TRIAGER, CHANNEL, ts)
+        bot.settle()
+        held.release.set()
+        poll.join(timeout=120)
+        assert not poll.is_alive()
 
-    poll.start()
-    time.sleep(0.5)
-    bot.click(INVESTIGATE, TRIAGER, CHANNEL, ts)
-    poll.join(timeout=120)
-    bot.settle()
-
-    by_kind = {}
-    for request in aws.api.lookups():
-        key = request.params["LookupAttributes"][0]["AttributeKey"]
-        by_kind[key] = by_kind.get(key, 0) + 1
-    assert by_kind["Username"] == 3 and by_kind["EventSource"] >= 10  # both ran, and the poll ran long
-    assert aws.api.busiest_window() <= REQUESTS_PER_WINDOW
-    assert [r.error for r in aws.api.lookups() if r.error] == []  # never throttled
-    assert "132 other calls" in json.dumps(thread(bot, ts)[-1].blocks)
+        lookups = aws.api.lookups()
+        polled = [r for r in lookups if r.params["LookupAttributes"][0]["AttributeKey"] == "EventSource"]
+        investigated = [r for r in lookups if r not in polled]
+        assert len(investigated) == 3 and len(polled) >= 10  # both ran: three pages of mallory's, the poll long
+        order = [r in polled for r in lookups]
+        assert order == [True] + [False] * 3 + [True] * (len(polled) - 1)  # the investigation inside the poll
+        # The poll's held request spent one of the second's two; the investigation's second waited a window.
+        spacing = WINDOW_SECONDS + SAFETY_MARGIN_SECONDS
+        assert [r.at - polled[0].at for r in investigated] == pytest.approx([0, spacing, spacing])
+        assert aws.api.busiest_window() == REQUESTS_PER_WINDOW
+        assert [r.error for r in lookups if r.error] == []  # never throttled
+        assert "132 other calls" in json.dumps(thread(bot, ts)[-1].blocks)
 
 
 def test_the_page_cap_stops_the_read_and_the_summary_says_so(tmp_path, aws):

@@ -8,9 +8,12 @@ from datetime import timedelta
 import pytest
 
 from detection.record import parse_time
-from detection.sources.lookup import REQUESTS_PER_WINDOW, Backoff, LookupSource, lookup_pacer
+from detection.pacing import RequestPacer
+from detection.sources.lookup import (REQUESTS_PER_WINDOW, SAFETY_MARGIN_SECONDS, WINDOW_SECONDS, Backoff,
+                                      LookupSource, lookup_pacer)
 from detection.sources.pulled import AccountRegion, SourceError
 from tests import records
+from tests.clocks import SteppingClock
 from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls,  # noqa: F401
                                    user)
 
@@ -102,6 +105,40 @@ def test_two_processes_together_never_exceed_two_requests_a_second(aws, sqlite_s
     assert aws.api.busiest_window() <= 2
     times = sorted(r.at for r in lookups)
     assert all(later - earlier >= 1.0 for earlier, later in zip(times, times[2:]))
+
+
+def test_every_account_and_region_keeps_its_own_two_requests_a_second(aws, sqlite_store):
+    """Two accounts × two regions, each read with two requests (one page per event source), on a clock the
+    test moves: the eight requests go out at one moment, none waits, and the stand-in (limit 2 per account
+    and region, on the same clock) accepts every one. One budget for all would hold back the third. A pair
+    that reads again does wait for its own budget, its window from its own first two requests."""
+    clock = SteppingClock()
+    aws.api.clock = clock.time
+    aws.api.add_role(ROLE_ARN)
+    regions = ("us-east-1", "eu-west-1")
+    for account in (OWN_ACCOUNT, ROLE_ACCOUNT):
+        for region in regions:
+            aws.api.add_events(*ses_calls(user("alice", account), 3, account=account, region=region))
+    pacer = RequestPacer(sqlite_store, REQUESTS_PER_WINDOW, WINDOW_SECONDS, SAFETY_MARGIN_SECONDS,
+                         sleep=clock.sleep, clock=clock.time)
+    src = LookupSource(list(regions), [ROLE_ARN], sqlite_store, backoff=FAST, pacer=pacer)
+    places = src.places()
+    assert len(places) == 4
+    started, end = clock.time(), now()
+
+    for place in places:
+        assert len(src.pull(place, end - timedelta(hours=1), end, lambda: None).calls) == 3
+
+    assert clock.slept == []
+    for place in places:
+        lookups = aws.api.lookups(account=place.account_id, region=place.region)
+        assert [(r.at, r.error) for r in lookups] == [(started, None)] * 2, place
+    first = places[0]
+    again = src.pull(first, end - timedelta(hours=1), end, lambda: None)
+    assert len(again.calls) == 3
+    later = aws.api.lookups(account=first.account_id, region=first.region)[2:]
+    assert [r.at - started for r in later] == [pytest.approx(WINDOW_SECONDS + SAFETY_MARGIN_SECONDS)] * 2
+    assert not [r for r in aws.api.lookups() if r.error] and aws.api.busiest_window() == REQUESTS_PER_WINDOW
 
 
 def test_throttling_answers_are_backed_off_and_retried(aws, sqlite_store):

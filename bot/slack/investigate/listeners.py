@@ -15,6 +15,7 @@ from bot.slack.investigate import blocks, runs
 from bot.slack.investigate.reader import SharedReader
 from bot.slack.middleware import signal_of_alert, triagers_only
 from bot.slack.replies import tell, user_of
+from detection.sources.lookup import LookupSource
 from detection.store import Store
 
 
@@ -22,9 +23,9 @@ def register(app: App) -> None:
     app.action(Action.INVESTIGATE.value, middleware=[triagers_only, signal_of_alert])(investigate_alert)
 
 
-def provide_reader(settings: Settings, store: Store) -> Callable:
+def provide_reader(settings: Settings, store: Store, source: LookupSource | None = None) -> Callable:
     """Global middleware: `context["activity_reader"]`, the one CloudTrail reader of this app."""
-    reader = SharedReader(settings, store)
+    reader = SharedReader(settings, store, source)
 
     def inject_activity_reader(context: BoltContext, next: Callable) -> None:
         context["activity_reader"] = reader
