@@ -2,9 +2,12 @@
 
 A trail delivers `AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz` under the prefix.
 Accounts and regions are the ones found in the bucket (an organisation trail brings every member
-account). A read lists the day folders from its start's day to its end's day and reads each object not
-read before: the keys read are remembered in `s3_objects` once their calls are stored, so each file is
-read once. Files are streamed through the same reader as `sesguard scan`, with its limits: a document
+account). A read lists the day folders from the day before its start's day to its end's day and reads
+each object not read before: the keys read are remembered in `s3_objects` once their calls are stored,
+so each file is read once. The day before is listed too because a file named for the last minutes of a
+day can land in that day's folder after the watermark has crossed midnight (CloudTrail delivers late);
+the keys remembered make the extra listing cost a ListObjectsV2 page, never a second read.
+Files are streamed through the same reader as `sesguard scan`, with its limits: a document
 over 256 MB inflated is named and skipped, a JSON Lines line over 16 MB is a bad record, and a gzip bomb
 costs the memory of those limits, never its inflated size.
 No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_S3.
@@ -36,6 +39,8 @@ from detection.store import Store, utc_time, utcnow
 _ACCOUNT = re.compile(r"\d{12}")
 _ORGANISATION = re.compile(r"o-[a-z0-9]{10,32}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+# The day folders before a read's start's day that are listed again, for files delivered late into them.
+LATE_DELIVERY_DAYS = timedelta(days=1)
 
 
 class S3Object(SQLModel, table=True):
@@ -74,11 +79,11 @@ class S3TrailSource:
         return sorted(folders)
 
     def pull(self, place: AccountRegion, start: datetime, end: datetime, between: BetweenRequests) -> Pulled:
-        """Every log file of the days start…end (UTC) not read before, scanned."""
+        """Every log file of the days (start − 1 day)…end (UTC) not read before, scanned."""
         pulled = Pulled()
         try:
             keys = [key for folder in self._folders.get(place, [])
-                    for day in _days(start.date(), end.date())
+                    for day in _days(start.date() - LATE_DELIVERY_DAYS, end.date())
                     for key in self._log_files(f"{folder}{day:%Y/%m/%d}/", between)]
             for key in self._unread(keys):
                 between()

@@ -113,6 +113,30 @@ def test_later_polls_list_from_the_watermarks_day_only(s3, store):
     assert [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["oscar"]
 
 
+def test_a_file_delivered_late_into_yesterdays_folder_after_the_watermark_crossed_midnight_is_caught_once(s3, store):
+    """The watermark is past midnight (no look-back: the read starts today); the trail then delivers a file
+    named for 23:58 yesterday into yesterday's folder, as CloudTrail does when it delivers late. The next
+    poll reads it and alerts (detected normally, whatever its eventTime); the poll after it reads it no more."""
+    deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
+    assert poll(store, lookback_minutes=0).ok
+    with store.session() as session:
+        [watermark] = [row.watermark for row in session.exec(select(PollState)) if row.watermark is not None]
+    midnight = watermark.replace(hour=0, minute=0, second=0, microsecond=0)
+    late = midnight - timedelta(minutes=2)
+    calls = [records.record(user("mallory"), "GetSendQuota", time=f"{late - timedelta(seconds=i):%Y-%m-%dT%H:%M:%SZ}")
+             for i in range(2)]
+    key = deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", late, "late"), calls)
+    assert f"/{late:%Y/%m/%d}/" in key and late.date() < watermark.date()
+
+    caught = poll(store, lookback_minutes=0)
+    assert caught.ok and caught.places[0].new_calls == 2
+    assert [s.identity.rsplit("/", 1)[-1] for s in signals(store)] == ["mallory"]
+    again = poll(store, lookback_minutes=0)
+    assert again.ok and again.places[0].records == 0 and len(signals(store)) == 1
+    with store.session() as session:
+        assert f"s3://{BUCKET}/{key}" in set(session.exec(select(S3Object.key)))
+
+
 def test_a_corrupt_file_is_skipped_counted_and_not_read_again(s3, store):
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
     assert poll(store).ok
