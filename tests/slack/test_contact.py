@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,11 @@ from sqlmodel import select
 from bot.slack.contact.people import sso_email
 from bot.slack.contact.questions import escalate_overdue
 from bot.slack.tables import Contact, IdentityMapping
-from detection.store import AuditEntry
+from bot.worker.scheduler import Worker
+from detection.sources.lookup import LookupSource
+from detection.store import AuditEntry, SignalHistory
+from tests.waiting import wait_for
+from tests.worker_fixtures import aws, worker_settings  # noqa: F401
 from tests.slack_harness import (
     CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, sso_identity, store_signals,
 )
@@ -153,6 +158,39 @@ def test_no_answer_in_time_escalates_once(bot):
     bot.click(YES, ALICE, dm_channel, dm_ts, button={"action_id": YES, "value": str(contacts(bot)[0].id), "text": {}})
     bot.settle()
     assert "already closed (timeout)" in bot.ephemerals(ALICE)[0] and bot.alert(signal_id).status == "escalated"
+
+
+def test_the_worker_escalates_an_unanswered_contact_once_at_a_decimal_time_out(tmp_path, aws, monkeypatch):
+    """SESGUARD_CONTACT_TIMEOUT_MINUTES=0.05 (3 s) as the worker reads it, and the worker's own job, not a
+    chosen `now`. Once the first contact is escalated, a second one asked after it is escalated too: the job
+    ran again after the first escalation, which it did not repeat."""
+    monkeypatch.setenv("SESGUARD_CONTACT_TIMEOUT_MINUTES", "0.05")
+    timeout = worker_settings().contact_timeout_minutes
+    assert timeout == 0.05
+    with Harness(migrated_sqlite(tmp_path), contact_timeout_minutes=timeout) as bot:
+        bot.slack.users_by_email.update({EMAIL: ALICE, "bob@example.com": "UBOB00001"})
+        first, first_ts, _, _ = ask_alice(bot)
+        assert contacts(bot)[0].deadline - contacts(bot)[0].asked_at == timedelta(seconds=3)
+        worker = Worker(bot.settings, bot.store, LookupSource(bot.settings.aws_regions, [], bot.store))
+        running = threading.Thread(target=worker.run, name="worker")
+        running.start()
+        try:
+            wait_for(lambda: bot.alert(first).status == "escalated", "the first contact's time-out")
+            second, second_ts = sso_alert(bot, "bob@example.com")
+            bot.click(CONTACT, TRIAGER, CHANNEL, second_ts)
+            bot.settle()
+            wait_for(lambda: bot.alert(second).status == "escalated", "the second contact's time-out")
+        finally:
+            worker.stop.set()
+            running.join(timeout=60)
+        assert not running.is_alive()
+        with bot.store.session() as session:
+            timed_out = list(session.exec(select(SignalHistory.signal_id).where(
+                SignalHistory.action == "no answer in time")))
+        assert sorted(timed_out) == sorted([first, second])
+        for ts, person in ((first_ts, ALICE), (second_ts, "UBOB00001")):
+            lines = [line for line in thread(bot, ts) if ":hourglass:" in line]
+            assert lines == [f"<!channel> :hourglass: <@{person}> did not answer within 0.05 minutes. Escalated."]
 
 
 def test_a_time_out_after_a_triager_closed_the_alert_does_not_escalate(bot):
