@@ -18,6 +18,7 @@ from bot.slack.triage.blocks import suppress_modal
 from detection.signals import Status
 from detection.record import to_call
 from detection.signals import Signal
+from tests import records
 from tests.fakes.block_kit import message_problems, view_problems
 from tests.slack_harness import cloudtrail_record
 
@@ -122,6 +123,46 @@ def test_the_alert_says_what_happened_who_where_and_what_to_do():
                      "Triage steps", "Escalate", "Contact user", "Suppress…", "Not an issue"):
         assert expected in message, expected
     assert signal.first_seen.strftime("%Y-%m-%d %H:%M:%S UTC") in message
+
+
+def severity_section(message: list[dict]) -> str:
+    [section] = [b["text"]["text"] for b in message if "*Severity:" in b.get("text", {}).get("text", "")]
+    return section
+
+
+def fields_of(message: list[dict]) -> dict[str, str]:
+    [block] = [b for b in message if b["type"] == "section" and b.get("fields")]
+    return dict(field["text"].split("\n", 1) for field in block["fields"])
+
+
+def test_every_reason_and_both_times_are_in_the_alert():
+    """Each severity condition of SPEC §1 that holds is a line of the alert, in order, "red-team exercise
+    tool" and an investigation's finding included; the first and the last call's times are both shown."""
+    root = records.root()
+    first = records.record(root, "GetSendQuota", time="2025-03-04T10:00:00Z", agent="stratus-red-team_1a2b")
+    last = records.record(root, "ListIdentities", time="2025-03-04T10:41:07Z", region="eu-west-1")
+    everything = signal_from(first, last)
+    everything.follow_on_abuse = ["ses:SendEmail"]
+    console = signal_from(records.console_record(records.sso_session(), time="2025-03-04T09:00:00Z"))
+    programmatic = signal_from(records.record(records.ec2_role(), time="2025-03-04T08:00:00Z"))
+    cases = [
+        (everything, "CRITICAL", ["follow-on abuse after the enumeration: ses:SendEmail",
+                                  "the caller is the account's root user",
+                                  f"long-term access key {records.LONG_TERM_KEY} used outside a console session",
+                                  "calls in 2 regions: eu-west-1, us-east-1", "red-team exercise tool"]),
+        (console, "LOW", ["every call came from an AWS console session"]),
+        (programmatic, "MEDIUM", ["calls made with programmatic credentials, outside the console"]),
+    ]
+    for signal, severity, reasons in cases:
+        assert signal.reasons == reasons
+        message = alert_message(signal)
+        section = severity_section(message)
+        assert f"*Severity: {severity}*" in section
+        assert section.split("\n")[1:] == [f"• {reason}" for reason in reasons]
+    fields = fields_of(alert_message(everything))
+    assert (fields["*First seen*"], fields["*Last seen*"]) == ("2025-03-04 10:00:00 UTC", "2025-03-04 10:41:07 UTC")
+    assert "Seen: 2025-03-04 10:00:00 UTC to 2025-03-04 10:41:07 UTC" in alert_text(everything)
+    assert "Reason: red-team exercise tool" in alert_text(everything)
 
 
 def test_status_line_names_who_acted_and_when():
