@@ -32,6 +32,10 @@ def _csv(value: object) -> object:
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
+# Slack's IDs: users U… (W… on Enterprise Grid), user groups S…; upper-case letters and digits.
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+
 # Lists are written comma-separated in the environment, not as JSON: parsed by `_csv`, never decoded.
 CommaSeparated = Annotated[list[str], NoDecode]
 
@@ -108,6 +112,25 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[CGD][A-Z0-9]{2,}", value):
             raise ValueError("must be a channel ID such as C0123456789, not its name")
         return value
+
+    @field_validator("slack_triagers")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        # IDs, not names: `@alice` or an e-mail would start up silently and then match no click at all.
+        for number, user_id in enumerate(value, 1):
+            if not _USER_ID.fullmatch(user_id):  # not echoed, as no invalid value is
+                raise ValueError(f"entry {number} is not a Slack user ID such as U0123ABCD (U… or W…), "
+                                 "not a name or @handle")
+        return value
+
+    @field_validator("slack_triage_usergroup")
+    @classmethod
+    def _usergroup_id(cls, value: str | None) -> str | None:
+        if not value or not value.strip():  # blank in a .env is not set: then start-up warns as it does unset
+            return None
+        if not _USERGROUP_ID.fullmatch(value.strip()):
+            raise ValueError("must be a user group ID such as S0123ABCD, not its name or @handle")
+        return value.strip()
 
     @field_validator("slack_api_url")
     @classmethod

@@ -101,6 +101,9 @@ INVALID = {
     "SESGUARD_ROLE_ARNS": [f"arn:aws:iam::111122223333:user/{DISTINCT}", DISTINCT],
     "SESGUARD_IDENTITY_KEY": ["session", "ARN", DISTINCT],
     "SESGUARD_BACKFILL_DAYS": ["91"],
+    "SLACK_TRIAGERS": ["@alice", "alice", "UTRIAGER1,@bob", "u0123abcd", "<@U0123ABCD>", "S0TRIAGE",
+                       f"U0123ABCD,{DISTINCT}"],
+    "SLACK_TRIAGE_USERGROUP": ["security", "@security-team", "U0123ABCD", "s0triage", f"S{DISTINCT}"],
     "PORT": ["0", "65536", "http", "3000.5"],
     **{name: ["soon", "-1", "inf", "nan", "1e12", f"{DISTINCT}"] for name in (
         "SESGUARD_LEARNING_DAYS", "SESGUARD_FORGET_DAYS", "SESGUARD_GROUP_MINUTES", "SESGUARD_POLL_SECONDS",
@@ -163,6 +166,22 @@ def test_a_channel_id_is_accepted_as_the_alert_channel(environment, channel):
     assert load_settings().slack_alert_channel == channel
 
 
+@pytest.mark.parametrize("triagers, usergroup", [("U0123ABCD", None), ("U0123ABCD, W0GRID123", "S0TRIAGE"),
+                                                 (None, " S0TRIAGE ")])
+def test_slack_user_and_usergroup_ids_are_accepted_as_triagers(environment, triagers, usergroup):
+    for name, value in (("SLACK_TRIAGERS", triagers), ("SLACK_TRIAGE_USERGROUP", usergroup)):
+        if value is not None:
+            environment.setenv(name, value)
+    settings = load_settings()
+    assert settings.slack_triagers == ([part.strip() for part in triagers.split(",")] if triagers else [])
+    assert settings.slack_triage_usergroup == (usergroup.strip() if usergroup else None)
+
+
+def test_a_blank_triage_usergroup_is_unset(environment):
+    environment.setenv("SLACK_TRIAGE_USERGROUP", "")
+    assert load_settings().slack_triage_usergroup is None
+
+
 # ── PORT, and `serve --port` winning over it ─────────────────────────────────────────────────────────
 
 
@@ -170,7 +189,7 @@ def test_serve_listens_on_port(tmp_path):
     """(`serve --port` winning over PORT: tests/slack/test_serve.py runs with PORT=1 and --port.)"""
     port = free_port()
     env = subprocess_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PORT": str(port),
-                          "SLACK_API_URL": f"http://127.0.0.1:{closed_port()}/api/", "SLACK_TRIAGERS": "U1",
+                          "SLACK_API_URL": f"http://127.0.0.1:{closed_port()}/api/", "SLACK_TRIAGERS": "U0TRIAGER",
                           "DATABASE_URL": f"sqlite:///{tmp_path / 'sesguard.db'}", "PYTHONPATH": str(REPO)})
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
