@@ -45,7 +45,7 @@ DURATIONS = {
     "poll_seconds": timedelta(seconds=1), "lookback_minutes": timedelta(minutes=1),
     "backfill_days": timedelta(days=1), "contact_timeout_minutes": timedelta(minutes=1),
     "event_retention_days": timedelta(days=1), "lease_seconds": timedelta(seconds=1),
-    "investigate_hours": timedelta(hours=1),
+    "investigate_hours": timedelta(hours=1), "retry_seconds": timedelta(seconds=1),
 }
 
 
@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # A worker that stops renewing its scheduler lease for this long is taken over by another.
     lease_seconds: float = Field(60, alias="SESGUARD_LEASE_SECONDS", gt=0)
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
+    # The first pause before a request sesguard retries itself: LookupEvents after throttling, a 5xx or an
+    # unreadable answer (doubling, with jitter); a Slack post or call after a 5xx or a dropped connection; the
+    # spread added to Slack's Retry-After. Drills and tests shorten it; 0 retries at once.
+    retry_seconds: float = Field(0.5, alias="SESGUARD_RETRY_SECONDS", ge=0)
 
     # ── SPEC §6: paging and containment ──────────────────────────────────────────────────────────
     # The Events API v2 integration key of the PagerDuty service to page; without it nothing is paged.

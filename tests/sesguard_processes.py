@@ -77,7 +77,7 @@ def sesguard_env(aws_env: dict[str, str], slack_api_url: str, database_url: str,
         "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": slack_api_url, "SLACK_ALERT_CHANNEL": CHANNEL,
         "SLACK_TRIAGERS": TRIAGER, "DATABASE_URL": database_url, "AWS_REGIONS": "us-east-1",
         "SESGUARD_POLL_SECONDS": "0.3", "SESGUARD_LEASE_SECONDS": "1.5", "SESGUARD_BACKFILL_DAYS": "30",
-        "SESGUARD_LEARNING_DAYS": "7",
+        "SESGUARD_LEARNING_DAYS": "7", "SESGUARD_RETRY_SECONDS": "0.05",
     }, settings)
 
 

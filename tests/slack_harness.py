@@ -20,6 +20,7 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.slack.app import build_app
+from bot.slack.client import slack_client
 from bot.worker.notifier import post_pending
 from bot.settings import Settings
 from bot.slack.web import create_wsgi_app
@@ -94,6 +95,9 @@ def settings_for(slack: FakeSlack, store: Store, **overrides) -> Settings:
         slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_alert_channel=CHANNEL,
         slack_api_url=slack.api_url, slack_triagers=[TRIAGER], slack_triage_usergroup=None,
         database_url=store.url, contact_timeout_minutes=30,
+        # Retries pause a hundredth of a second: the pause is no test's subject here (test_notifier's 429
+        # test counts Slack's Retry-After through an injected sleep; reliability/test_slack.py sits through it).
+        retry_seconds=0.01,
     )
     values.update(overrides)
     return Settings(**values)
@@ -153,12 +157,15 @@ class Harness:
         self.setting_overrides = setting_overrides
         self.executor = DrainingExecutor()
         self.errors: list[BaseException] = []
+        self.slept: list[float] = []
         self._names = itertools.count(1)
 
     def __enter__(self) -> "Harness":
         self.slack.__enter__()
         self.settings = settings_for(self.slack, self.store, **self.setting_overrides)
-        self.app = build_app(self.settings, self.store, listener_executor=self.executor,
+        # The app's Web API client counts its retry pauses (Retry-After included) in `slept` instead of sleeping.
+        client = slack_client(self.settings, with_token=False, sleep=self.slept.append)
+        self.app = build_app(self.settings, self.store, client=client, listener_executor=self.executor,
                              activity_source=self.activity_source)
 
         @self.app.error

@@ -48,7 +48,6 @@ from detection.suppression import first_covering
 log = logging.getLogger(__name__)
 
 POST_ATTEMPTS = 3
-RETRY_PAUSE_SECONDS = 0.5
 # How far the history search reaches back before the signal was stored, and how many pages it reads.
 HISTORY_MARGIN = timedelta(minutes=5)
 HISTORY_PAGES = 20
@@ -217,7 +216,7 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
             if not is_transient(exc) or attempt == POST_ATTEMPTS - 1:
                 raise
             log.warning("posting %s failed (%s); looking in the channel before retrying", row.signal_id, describe(exc))
-            time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+            time.sleep(settings.retry_seconds * (attempt + 1))  # SESGUARD_RETRY_SECONDS, then twice that
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

@@ -109,9 +109,10 @@ class PollResult:
 
 def make_source(settings: Settings, store: Store) -> Source:
     if settings.source == "lookup":
-        from detection.sources.lookup import LookupSource
+        from detection.sources.lookup import Backoff, LookupSource
 
-        return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key)
+        return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key,
+                            backoff=Backoff(base=settings.retry_seconds))
     from detection.sources.s3_trail import S3TrailSource
 
     return S3TrailSource(settings.source, store, settings.identity_key)

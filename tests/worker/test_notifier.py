@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.slack.client import slack_client
 from bot.worker.notifier import post_pending
 from bot.worker.tables import DeliveryState
 from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
@@ -62,13 +63,30 @@ def test_each_pending_signal_is_posted_once_with_its_id_in_message_metadata(stor
         assert session.exec(select(sa.func.count()).where(SignalHistory.action == "posted")).one() == 2
 
 
-def test_a_429_is_retried_after_retry_after_and_posts_once(store, slack):
+@pytest.mark.parametrize("retry_after, wait", [("2", 2.0), ("soon", 1.0), ("-5", 1.0), ("nan", 1.0),
+                                               ("9999999", 120.0)])
+def test_a_429_is_retried_after_retry_after_and_posts_once(store, slack, retry_after, wait):
+    """The wait is counted through the client's injected sleep, not sat through (reliability/test_slack.py
+    checks the real one at the stand-in): Slack's Retry-After, plus up to SESGUARD_RETRY_SECONDS of spread;
+    one that is missing or unreadable is a second, and one beyond reason is two minutes."""
     [signal_id] = _signals(store, "alice")
-    slack.fail("chat.postMessage", "ratelimited", times=1, retry_after=1)
-    result = _notify(store, slack)
+    settings = settings_for(slack, store, retry_seconds=0.25)
+    waits: list[float] = []
+    slack.fail("chat.postMessage", "ratelimited", times=1, retry_after=retry_after)
+    result = post_pending(store, settings, slack_client(settings, sleep=waits.append), interval=0)
     assert (result.posted, result.failed) == (1, 0)
     assert [c.fault for c in slack.calls if c.method == "chat.postMessage"] == ["ratelimited", None]
     assert list(_alerts_in_channel(slack)) == [signal_id]
+    assert len(waits) == 1 and wait <= waits[0] <= wait + 0.25
+
+
+def test_a_5xx_on_a_call_that_may_be_repeated_is_retried_after_the_retry_pause_doubling(store, slack):
+    settings = settings_for(slack, store, retry_seconds=0.25)
+    waits: list[float] = []
+    slack.fail("conversations.history", "server_error", times=2)
+    assert slack_client(settings, sleep=waits.append).conversations_history(channel=CHANNEL)["ok"]
+    assert [c.fault for c in slack.calls if c.method == "conversations.history"] == ["server_error"] * 2 + [None]
+    assert len(waits) == 2 and 0.25 <= waits[0] <= 0.5 and 0.5 <= waits[1] <= 0.75
 
 
 @pytest.mark.parametrize("fault", ["server_error", "drop"])

@@ -216,7 +216,7 @@ def command_env(aws, slack, sqlite_store, monkeypatch):
     """`sesguard poll --once` as an operator runs it: everything from the environment."""
     env = {"DATABASE_URL": sqlite_store.url, "SLACK_BOT_TOKEN": slack.token, "SLACK_ALERT_CHANNEL": CHANNEL,
            "SLACK_API_URL": slack.api_url, "SESGUARD_BACKFILL_DAYS": "30", "SESGUARD_POLL_SECONDS": "0.2",
-           "AWS_REGIONS": "us-east-1", "SESGUARD_LEASE_SECONDS": "1"}
+           "AWS_REGIONS": "us-east-1", "SESGUARD_LEASE_SECONDS": "1", "SESGUARD_RETRY_SECONDS": "0.01"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
@@ -253,6 +253,7 @@ def test_poll_once_exits_1_when_cloudtrail_fails(aws, slack, sqlite_store, comma
     aws.api.inject("error500", times=20)
     assert main(["poll", "--once"]) == 1
     assert "FAILED" in capsys.readouterr().err
+    assert [r.error for r in aws.api.lookups()] == ["error500"] * 4  # three retries, SESGUARD_RETRY_SECONDS apart
     assert state(sqlite_store).consecutive_failures == 1 and state(sqlite_store).watermark is None
 
 

@@ -7,7 +7,7 @@ import threading
 
 from bot.settings import Settings
 from detection.sources.activity import ActivityReader
-from detection.sources.lookup import LookupSource
+from detection.sources.lookup import Backoff, LookupSource
 from detection.store import Store
 
 
@@ -23,6 +23,7 @@ class SharedReader:
         with self._lock:
             if self._reader is None:
                 source = self._source or LookupSource(self.settings.aws_regions, self.settings.role_arns, self.store,
-                                                      self.settings.identity_key)
+                                                      self.settings.identity_key,
+                                                      backoff=Backoff(base=self.settings.retry_seconds))
                 self._reader = ActivityReader(source, self.settings.investigate_max_pages)
             return self._reader
