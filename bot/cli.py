@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--blocks", action="store_true", help="also print each alert's Block Kit JSON")
 
     serve_cmd = commands.add_parser("serve", help="the Slack app over HTTP: POST /slack/events, GET /healthz")
-    serve_cmd.add_argument("--port", type=int, default=None, help="listen on this port (default: PORT, else 3000)")
+    serve_cmd.add_argument("--port", type=int, default=None,
+                           help="listen on this port (default: PORT, else 3000; 0: any free port, named in the "
+                                "'listening on' line)")
     commands.add_parser("socket", help="the Slack app over Socket Mode (SLACK_APP_TOKEN)")
 
     poll_cmd = commands.add_parser("poll", help="pull CloudTrail, detect, store, post pending alerts")
@@ -230,8 +232,8 @@ def run_investigate(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from bot.slack.web import serve
 
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise SettingsError("sesguard serve: --port must be between 1 and 65535")
+    if args.port is not None and not 0 <= args.port <= 65535:  # 0: any free port, named in "listening on"
+        raise SettingsError("sesguard serve: --port must be between 0 and 65535")
     return serve(args.port)
 
 

@@ -7,6 +7,7 @@ The secrets are distinctive strings, so that finding one in any output is unambi
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -137,11 +138,22 @@ class Served:
         return self.sender.command(text, user, response_url, **kw)
 
 
+_LISTENING = re.compile(r"listening on http://[^:\s]+:(\d+)$", re.MULTILINE)
+
+
 def start_serve(env: dict[str, str], folder: Path, name: str = "serve") -> Served:
-    """`sesguard serve --port N`, once it answers HTTP (/healthz may say 503 while polling fails)."""
-    port = free_port()
-    running = start(["serve", "--port", str(port)], env, folder, name)
-    base = f"http://127.0.0.1:{port}"
+    """`sesguard serve --port 0`: the server binds a port the system picks and names it in its "listening on"
+    line, which is read from its log (no port guessed free beforehand, which another process could take
+    meanwhile); then once it answers HTTP (/healthz may say 503 while polling fails)."""
+    running = start(["serve", "--port", "0"], env, folder, name)
+    ports: list[str] = []
+
+    def listening() -> bool:
+        ports[:] = _LISTENING.findall(running.output())
+        return bool(ports)
+
+    wait_for(listening, "sesguard serve to name its port", [running])
+    base = f"http://127.0.0.1:{ports[-1]}"
 
     def answering() -> bool:
         try:

@@ -158,9 +158,10 @@ def serve(port: int | None = None) -> int:
     store = Store(settings.database_url)
     store.migrate()  # before logging is set up: a bad DATABASE_URL is one line, without migration chatter
     configure_logging()
-    server = create_server(create_wsgi_app(settings, store), **server_options(port or settings.port))
+    server = create_server(create_wsgi_app(settings, store), **server_options(settings.port if port is None else port))
     # A platform stops a process with SIGTERM: taken as Ctrl-C, which ends waitress's loop and its threads.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    server.print_listen("listening on http://{}:{}")
+    # The port actually bound (with `--port 0`, the one the system chose): a supervisor or a test reads it here.
+    log.info("listening on http://%s:%s", server.effective_host, server.effective_port)
     server.run()
     return 0

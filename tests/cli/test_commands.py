@@ -37,7 +37,7 @@ USAGE_ERRORS = {
     "not a number": (["scan", "--forget-days", "soon", "trail.json"], "--forget-days: invalid float value: 'soon'"),
     "negative": (["scan", "--learning-days", "-1", "trail.json"], "--learning-days must be a number, not negative"),
     "unknown option": (["scan", "--since", "2025-01-01", "trail.json"], "unrecognized arguments: --since"),
-    "port out of range": (["serve", "--port", "70000"], "--port must be between 1 and 65535"),
+    "port out of range": (["serve", "--port", "70000"], "--port must be between 0 and 65535"),
 }
 
 

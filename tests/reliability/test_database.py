@@ -22,7 +22,7 @@ from detection.store import EventRow, SignalHistory, Store
 from tests.conftest import FIXTURES, _empty_postgres
 from tests.cuttable_link import CuttableLink
 from tests.sesguard_processes import (DB_PASSWORD, TRIAGER, aws, closed_port, deployed,  # noqa: F401
-                                      free_port, leaked_secrets, run, sesguard_env, wait_for)
+                                      leaked_secrets, run, sesguard_env, wait_for)
 from tests.slack_signing import get
 from tests.worker_fixtures import ses_calls, user
 
@@ -30,7 +30,7 @@ COMMANDS = {
     "scan --db": ["scan", str(FIXTURES), "--db", "{url}"],
     "poll --once": ["poll", "--once"],
     "worker": ["worker"],
-    "serve": ["serve", "--port", "{port}"],
+    "serve": ["serve", "--port", "0"],
     "socket": ["socket"],
 }
 UNUSABLE = {
@@ -44,7 +44,7 @@ def unusable(store: str) -> str:
 
 
 def arguments(command: str, url: str) -> list[str]:
-    return [part.format(url=url, port=free_port()) for part in COMMANDS[command]]
+    return [part.format(url=url) for part in COMMANDS[command]]
 
 
 def assert_one_clear_line(status: int, stderr: str, store: str) -> None:

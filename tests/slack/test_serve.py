@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,41 +22,45 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 STARTUP_PATIENCE_SECONDS = 60  # a bound on waiting for the process, not a measurement
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_LISTENING = re.compile(r"listening on http://[^:\s]+:(\d+)$", re.MULTILINE)
 
 
 @pytest.fixture
 def served(tmp_path):
+    """`sesguard serve --port 0` (PORT=1 set too: the flag wins): the port the system chose, read from the
+    server's own "listening on" line, never one guessed free beforehand."""
     with FakeSlack(token=TOKEN) as slack:
-        port = _free_port()
         env = dict(os.environ, SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, SLACK_API_URL=slack.api_url,
                    SLACK_ALERT_CHANNEL="C0ALERTS", SLACK_TRIAGERS="UTRIAGER1",
                    DATABASE_URL=f"sqlite:///{tmp_path / 'sesguard.db'}", PORT="1")
-        process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        base = f"http://127.0.0.1:{port}"
+        log = tmp_path / "serve.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", "0"], cwd=tmp_path, env=env,
+                                       stdout=out, stderr=subprocess.STDOUT)
         give_up = time.monotonic() + STARTUP_PATIENCE_SECONDS
+        base = None
         while True:
+            if base is None:
+                ports = _LISTENING.findall(log.read_text(errors="replace"))
+                base = f"http://127.0.0.1:{ports[-1]}" if ports else None
             try:
-                if get(f"{base}/healthz").status == 200:
+                if base is not None and get(f"{base}/healthz").status == 200:
                     break
             except OSError:
                 pass
             if process.poll() is not None or time.monotonic() > give_up:
                 process.kill()
-                pytest.fail("sesguard serve did not start:\n" + process.stdout.read())
-            time.sleep(0.1)
-        yield base, process, slack
+                process.wait()
+                pytest.fail("sesguard serve did not start:\n" + log.read_text(errors="replace"))
+            time.sleep(0.05)
+        yield base, process, slack, log
         if process.poll() is None:
             process.kill()
             process.wait()
 
 
 def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
-    base, process, slack = served
+    base, process, slack, log = served
     health = get(f"{base}/healthz")
     assert health.status == 200 and health.json()["ok"] is True and health.json()["pending_alerts"] == 0
     sender = SlackSender(f"{base}/slack/events", SECRET)
@@ -74,8 +79,8 @@ def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
     assert slack.calls_to("chat.postMessage") == []  # help posts nothing to a channel
     assert _status_of_a_post_announcing(base, MAX_BODY_BYTES + 1) == 413
     process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=STARTUP_PATIENCE_SECONDS)
-    assert process.returncode == 0, output
+    assert process.wait(timeout=STARTUP_PATIENCE_SECONDS) == 0
+    output = log.read_text(errors="replace")
     assert "everyone" not in output and SECRET not in output and TOKEN not in output
 
 
