@@ -61,6 +61,9 @@ COVERING: dict[str, tuple[str, ...]] = {
     "bot/slack/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
     "bot/slack/alert/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
     "bot/slack/contact/questions.py": ("tests/slack/test_contact.py",),
+    "detection/sources/lookup.py": ("tests/worker/test_lookup.py",),
+    "detection/sources/s3_trail.py": ("tests/worker/test_s3.py",),
+    "bot/settings.py": ("tests/test_settings.py",),
 }
 
 
@@ -84,6 +87,7 @@ SIGNALS, SUPPRESSION, STORE, SCAN = ("detection/signals.py", "detection/suppress
 STATES, CHANGES = "bot/slack/triage/states.py", "bot/slack/triage/changes.py"
 NOTIFIER, BLOCKS, ALERT = "bot/worker/notifier.py", "bot/slack/blocks.py", "bot/slack/alert/blocks.py"
 CONTACT = "bot/slack/contact/questions.py"
+LOOKUP, S3_TRAIL, SETTINGS = "detection/sources/lookup.py", "detection/sources/s3_trail.py", "bot/settings.py"
 
 MUTANTS: list[Mutant] = [
     # ── the rule: matching calls ──────────────────────────────────────────────────────────────────────
@@ -305,6 +309,16 @@ MUTANTS: list[Mutant] = [
     Mutant("contact-time-out-unmentioned", CONTACT,
            'f"<!channel> {line} Escalated." if escalate else line', 'f"{line} Escalated." if escalate else line',
            "a contact time-out escalates without mentioning the channel"),
+    # ── the worker's sources and the settings ────────────────────────────────────────────────────────
+    Mutant("lookup-one-budget-for-all", LOOKUP,
+           'key = f"cloudtrail:{self.account_id}:{region}"', 'key = "cloudtrail"',
+           "one 2 requests/s budget for every account and region, instead of one for each"),
+    Mutant("s3-late-folder-unlisted", S3_TRAIL,
+           "LATE_DELIVERY_DAYS = timedelta(days=1)", "LATE_DELIVERY_DAYS = timedelta(days=0)",
+           "a log file delivered late into yesterday's folder after the watermark crossed midnight is never read"),
+    Mutant("settings-triagers-any-name", SETTINGS,
+           "if not _USER_ID.fullmatch(user_id):", "if not user_id:",
+           "SLACK_TRIAGERS=@alice starts up silently, and then nobody may triage"),
 ]
 
 
