@@ -18,7 +18,7 @@ import random
 import socket
 import time
 import urllib.error
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry import RetryHandler
@@ -67,7 +67,7 @@ class _PausesThroughSleep:
     interval_calculator: BackoffRetryIntervalCalculator
 
     def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: Optional[HttpResponse] = None, error: Optional[Exception] = None) -> None:
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
         state.next_attempt_requested = True
         self.sleep(self.interval_calculator.calculate_sleep_duration(state.current_attempt))
         state.increment_current_attempt()
@@ -79,8 +79,8 @@ class RepeatableServerErrorRetryHandler(_PausesThroughSleep, ServerErrorRetryHan
                          interval_calculator=BackoffRetryIntervalCalculator(pause, _Spread(pause)))
         self.sleep = sleep
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: Optional[HttpResponse] = None,
-                   error: Optional[Exception] = None) -> bool:
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
         return response is not None and response.status_code in TRANSIENT_STATUSES and _repeatable(request)
 
 
@@ -90,8 +90,8 @@ class RepeatableConnectionErrorRetryHandler(_PausesThroughSleep, ConnectionError
                          interval_calculator=BackoffRetryIntervalCalculator(pause, _Spread(pause)))
         self.sleep = sleep
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: Optional[HttpResponse] = None,
-                   error: Optional[Exception] = None) -> bool:
+    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
         return _repeatable(request) and super()._can_retry(state=state, request=request, response=response, error=error)
 
 
@@ -104,7 +104,7 @@ class RetryAfterHandler(RateLimitErrorRetryHandler):
         self.spread, self.sleep = spread, sleep
 
     def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: Optional[HttpResponse] = None, error: Optional[Exception] = None) -> None:
+                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
         if response is None:
             raise error  # type: ignore[misc]
         state.next_attempt_requested = True

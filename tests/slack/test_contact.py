@@ -14,11 +14,18 @@ from bot.slack.tables import Contact, IdentityMapping
 from bot.worker.scheduler import Worker
 from detection.sources.lookup import LookupSource
 from detection.store import AuditEntry, SignalHistory
+from tests.slack_harness import (
+    CHANNEL,
+    OUTSIDER,
+    TRIAGER,
+    Harness,
+    cloudtrail_record,
+    migrated_sqlite,
+    sso_identity,
+    store_signals,
+)
 from tests.waiting import wait_for
 from tests.worker_fixtures import aws, worker_settings  # noqa: F401
-from tests.slack_harness import (
-    CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, sso_identity, store_signals,
-)
 
 CONTACT, ESCALATE = "sesguard.contact_user", "sesguard.escalate"
 YES, NO = "sesguard.answer_yes", "sesguard.answer_no"

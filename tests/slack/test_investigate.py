@@ -18,8 +18,8 @@ from detection.pacing import RequestPacer
 from detection.sources.lookup import REQUESTS_PER_WINDOW, SAFETY_MARGIN_SECONDS, WINDOW_SECONDS, LookupSource
 from detection.store import SignalHistory
 from tests import records
-from tests.clocks import SteppingClock
 from tests.attack_story import FOLLOW_ON, IP, KEY, NEW_KEY, attack, call
+from tests.clocks import SteppingClock
 from tests.slack_harness import CHANNEL, OUTSIDER, TRIAGER, Harness, migrated_sqlite, store_signals
 from tests.worker_fixtures import OWN_ACCOUNT, aws, worker_settings  # noqa: F401
 

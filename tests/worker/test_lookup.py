@@ -7,15 +7,20 @@ from datetime import timedelta
 
 import pytest
 
-from detection.record import parse_time
 from detection.pacing import RequestPacer
-from detection.sources.lookup import (REQUESTS_PER_WINDOW, SAFETY_MARGIN_SECONDS, WINDOW_SECONDS, Backoff,
-                                      LookupSource, lookup_pacer)
+from detection.record import parse_time
+from detection.sources.lookup import (
+    REQUESTS_PER_WINDOW,
+    SAFETY_MARGIN_SECONDS,
+    WINDOW_SECONDS,
+    Backoff,
+    LookupSource,
+    lookup_pacer,
+)
 from detection.sources.pulled import AccountRegion, SourceError
 from tests import records
 from tests.clocks import SteppingClock
-from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls,  # noqa: F401
-                                   user)
+from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls, user  # noqa: F401
 
 FAST = Backoff(base=0.01, cap=0.05)
 HERE = AccountRegion(OWN_ACCOUNT, "us-east-1")
