@@ -54,7 +54,8 @@ def throttling_is_backed_off_and_retried_within_the_pass(deployment, worker) -> 
     throttled = [i for i, request in enumerate(lookups) if request.error == "throttle"]
     assert len(throttled) == 3 and throttled == list(range(throttled[0], throttled[0] + 3))
     gaps = [lookups[i + 1].at - lookups[i].at for i in throttled]
-    # Exponential back-off with jitter: at least half of 0.5 s, 1 s, 2 s (as the stand-in saw them arrive).
+    # Exponential back-off with jitter: at least half of 0.5 s, 1 s, 2 s (as the stand-in saw them arrive;
+    # the worker runs with the default SESGUARD_RETRY_SECONDS, the deployment's others with a short one).
     assert [gap >= 0.25 * 2 ** n for n, gap in enumerate(gaps)] == [True] * 3, gaps
     assert deployment.poll_state().consecutive_failures == 0  # retried within the pass: no failure
 
@@ -64,7 +65,9 @@ def test_each_cloudtrail_fault_keeps_the_watermark_shows_in_status_and_loses_not
     host, port = deployment.aws.url.rsplit("/", 1)[-1].split(":")
     with CuttableLink(host, int(port)) as link:
         api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
-        worker = deployment.worker(AWS_ENDPOINT_URL_CLOUDTRAIL=f"http://127.0.0.1:{link.port}")
+        # The back-off is this test's subject: the default pause, not the deployment's short one.
+        worker = deployment.worker(AWS_ENDPOINT_URL_CLOUDTRAIL=f"http://127.0.0.1:{link.port}",
+                                   SESGUARD_RETRY_SECONDS=None)
         served = deployment.serve()
         wait_for(deployment.watermark, "the backfill", [worker])
         throttling_is_backed_off_and_retried_within_the_pass(deployment, worker)
