@@ -104,8 +104,33 @@ class Settings(BaseSettings):
     # LookupEvents pages (50 events each) one investigation reads at most; the summary says when it stopped.
     investigate_max_pages: int = Field(50, alias="SESGUARD_INVESTIGATE_MAX_PAGES", ge=1, le=1000)
 
+    # ── SPEC §7: organisation scale ──────────────────────────────────────────────────────────────
+    # Account/region reads under way at once in a pass (each still paced at 2 requests a second per place).
+    poll_concurrency: int = Field(16, alias="SESGUARD_POLL_CONCURRENCY", ge=1, le=256)
+    # With it, the organisation's ACTIVE accounts are listed every pass and this role assumed in each.
+    org_role_name: str | None = Field(None, alias="SESGUARD_ORG_ROLE_NAME")
+    accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
+
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
-                                  mode="before")(_csv)
+                                  "accounts_exclude", mode="before")(_csv)
+
+    @field_validator("org_role_name")
+    @classmethod
+    def _org_role_name(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        # It goes into a role ARN sent to STS: IAM's own pattern for a role name, after an optional path.
+        if not re.fullmatch(r"([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", value):
+            raise ValueError("must be an IAM role name (letters, digits and +=,.@_-; an optional path/ before it)")
+        return value
+
+    @field_validator("accounts_exclude")
+    @classmethod
+    def _account_ids(cls, value: list[str]) -> list[str]:
+        for number, account in enumerate(value, 1):
+            if not re.fullmatch(r"\d{12}", account):
+                raise ValueError(f"entry {number} is not a 12-digit AWS account ID")
+        return value
 
     @field_validator("slack_alert_channel")
     @classmethod

@@ -9,6 +9,10 @@
 - The watermark moves only after the pulled events are stored: a pass that dies half-way is repeated.
 - One process at a time polls an account (a lease per source and account): all of an account's
   regions are detected together, so that one identity calling in two regions at once is one signal.
+- Accounts are polled side by side (SPEC §7): every account/region read of a pass goes through one pool
+  of SESGUARD_POLL_CONCURRENCY threads, so that a pass over hundreds of accounts takes the round trips
+  of the slowest few rather than of all of them one after another. The pace per account and region stays
+  the store's (`detection.pacing`): more threads never means more than 2 requests a second to one place.
 - Per account/region health goes to `poll_state` (last success, last error, consecutive failures, since
   when a first success is awaited), and the source's own listing to its row `*`/`*`; places the source
   no longer lists are retired. `bot.worker.health` reads it for `/healthz` and `/sesguard status`.
@@ -48,7 +52,6 @@ log = logging.getLogger(__name__)
 
 # poll_state's row for the source as a whole: its listing, and failures such as credentials that name no account.
 WHOLE_SOURCE = AccountRegion(*SOURCE_ROW)
-MAX_PARALLEL_READS = 8
 
 
 @dataclass
@@ -133,10 +136,7 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         places = []
     else:
         _record_listing(store, source.name, places)
-    for account, group in groupby(places, key=lambda place: place.account_id):
-        if stop.is_set():
-            break
-        result.places += _poll_account(settings, store, source, account, [p.region for p in group], stop)
+    result.places += _poll_accounts(settings, store, source, places, stop)
     for outcome in result.places:
         log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
     if notify and not stop.is_set():
@@ -194,11 +194,39 @@ def command(once: bool) -> int:
             return 0
 
 
+# ── the accounts, side by side ───────────────────────────────────────────────────────────────────────
+
+
+def _poll_accounts(settings: Settings, store: Store, source: Source, places: list[AccountRegion],
+                   stop: threading.Event) -> list[PlaceOutcome]:
+    """Every account of the listing, at most SESGUARD_POLL_CONCURRENCY reads at once over all of them.
+
+    Two pools: the reads (one task per account/region, the only ones that wait on the network) and the
+    accounts (lease, then wait for its reads, then detect). An account task only waits on read tasks,
+    never the reverse, so the pools cannot deadlock; and as at most as many accounts as reads are under
+    way, a read queued behind the others waits for a few round trips, never long enough to let its
+    account's lease lapse. Outcomes come back in the listing's order whatever finished first."""
+    accounts = [(account, [p.region for p in group])
+                for account, group in groupby(places, key=lambda place: place.account_id)]
+    if not accounts:
+        return []
+    concurrency = settings.poll_concurrency
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="poll-read") as reads, \
+            ThreadPoolExecutor(max_workers=min(concurrency, len(accounts)), thread_name_prefix="poll-account") as pool:
+        def one(account: str, regions: list[str]) -> list[PlaceOutcome]:
+            if stop.is_set():  # not started before the stop: left for the next pass, as before
+                return []
+            return _poll_account(settings, store, source, account, regions, stop, reads)
+
+        futures = [pool.submit(one, account, regions) for account, regions in accounts]
+        return [outcome for future in futures for outcome in future.result()]
+
+
 # ── one account ──────────────────────────────────────────────────────────────────────────────────────
 
 
 def _poll_account(settings: Settings, store: Store, source: Source, account: str, regions: list[str],
-                  stop: threading.Event) -> list[PlaceOutcome]:
+                  stop: threading.Event, reads: ThreadPoolExecutor) -> list[PlaceOutcome]:
     outcomes = [PlaceOutcome(AccountRegion(account, region)) for region in regions]
     lease = Lease(store, poll_lease_name(source.name, account), settings.lease_seconds)
     if not lease.acquire():
@@ -206,14 +234,14 @@ def _poll_account(settings: Settings, store: Store, source: Source, account: str
             outcome.skipped = "another process is polling this account"
         return outcomes
     try:
-        _pull_and_detect(settings, store, source, outcomes, lease, stop)
+        _pull_and_detect(settings, store, source, outcomes, lease, stop, reads)
     finally:
         lease.release()
     return outcomes
 
 
 def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes: list[PlaceOutcome],
-                     lease: Lease, stop: threading.Event) -> None:
+                     lease: Lease, stop: threading.Event, reads: ThreadPoolExecutor) -> None:
     now = utcnow()
     watermarks = _watermarks(store, source.name, [o.place for o in outcomes])
     for outcome in outcomes:
@@ -243,8 +271,7 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
             outcome.error = f"{type(exc).__name__}: {exc}"
         return None
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_READS, len(outcomes))) as pool:
-        pulled = dict(zip(map(id, outcomes), pool.map(pull, outcomes)))
+    pulled = dict(zip(map(id, outcomes), [future.result() for future in [reads.submit(pull, o) for o in outcomes]]))
 
     # History first (learned silently), then what is new, each batch in eventTime order.
     for backfill in (True, False):
