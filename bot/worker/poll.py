@@ -115,7 +115,8 @@ def make_source(settings: Settings, store: Store) -> Source:
         from detection.sources.lookup import Backoff, LookupSource
 
         return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key,
-                            backoff=Backoff(base=settings.retry_seconds))
+                            backoff=Backoff(base=settings.retry_seconds),
+                            org_role_name=settings.org_role_name, exclude=settings.accounts_exclude)
     from detection.sources.s3_trail import S3TrailSource
 
     return S3TrailSource(settings.source, store, settings.identity_key)
@@ -135,7 +136,13 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         _record_failure(store, source.name, WHOLE_SOURCE, str(exc))
         places = []
     else:
-        _record_listing(store, source.name, places)
+        # A source may list what it could while part of its listing failed (an organisation's ListAccounts):
+        # the places are read, and the failure is the whole source's.
+        listing_error = getattr(source, "listing_error", None)
+        _record_listing(store, source.name, places, listed=listing_error is None)
+        if listing_error:
+            result.source_error = listing_error
+            _record_failure(store, source.name, WHOLE_SOURCE, listing_error)
     result.places += _poll_accounts(settings, store, source, places, stop)
     for outcome in result.places:
         log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
@@ -357,9 +364,10 @@ def _record_failure(store: Store, source: str, place: AccountRegion, error: str)
     _update_state(store, source, place, change)
 
 
-def _record_listing(store: Store, source: str, places: list[AccountRegion]) -> None:
-    """The source listed its places: the listing itself succeeded (row `*`/`*`); each listed place is
-    awaited from now on if it is new; a place no longer listed is retired, one listed again is not."""
+def _record_listing(store: Store, source: str, places: list[AccountRegion], listed: bool = True) -> None:
+    """The source listed its places: the listing itself succeeded (row `*`/`*`, unless not `listed`); each
+    listed place is awaited from now on if it is new; a place no longer listed is retired, one listed again
+    is not."""
     now = utcnow()
     listed = {(place.account_id, place.region) for place in places}
     with store.session() as session:
@@ -372,7 +380,8 @@ def _record_listing(store: Store, source: str, places: list[AccountRegion]) -> N
             if retired != (row.retired_at is not None):
                 row.retired_at = now if retired else None
                 session.add(row)
-        session.execute(sa.update(PollState).where(
-            PollState.source == source, PollState.account_id == WHOLE_SOURCE.account_id,
-            PollState.region == WHOLE_SOURCE.region).values(last_success_at=now, consecutive_failures=0))
+        if listed:
+            session.execute(sa.update(PollState).where(
+                PollState.source == source, PollState.account_id == WHOLE_SOURCE.account_id,
+                PollState.region == WHOLE_SOURCE.region).values(last_success_at=now, consecutive_failures=0))
         session.commit()

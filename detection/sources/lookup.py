@@ -2,7 +2,9 @@
 
 Accounts: the credentials' own (STS GetCallerIdentity) and one per role in SESGUARD_ROLE_ARNS (STS
 AssumeRole; the role's credentials are renewed before they expire, and at once when CloudTrail calls
-them expired). Per account and region: one LookupAttribute per call — EventSource=ses.amazonaws.com,
+them expired); with SESGUARD_ORG_ROLE_NAME, also every ACTIVE account of the organisation, listed again
+at every pass (`detection.sources.organizations`), each through that role; SESGUARD_ACCOUNTS_EXCLUDE
+leaves some out. An account's clients and credentials are kept from pass to pass while it is listed. Per account and region: one LookupAttribute per call — EventSource=ses.amazonaws.com,
 then servicequotas.amazonaws.com —, pages of 50 following NextToken.
 
 The API allows 2 requests per second per account and region, for the whole deployment rather than
@@ -32,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from detection.pacing import RequestPacer
 from detection.sources.files import scan_bytes
+from detection.sources.organizations import list_active_accounts, member_role_arn
 from detection.sources.pulled import (
     AccountRegion,
     BetweenRequests,
@@ -172,21 +175,30 @@ class LookupSource:
 
     def __init__(self, regions: list[str], role_arns: list[str], store: Store, identity_mode: str = "principal",
                  backoff: Backoff = Backoff(), pacer: RequestPacer | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, org_role_name: str | None = None,
+                 exclude: list[str] = ()):
         self.regions, self.role_arns, self.identity_mode = list(regions), list(role_arns), identity_mode
+        self.org_role_name, self.exclude = org_role_name, set(exclude)
         self.backoff, self.sleep = backoff, sleep
         self.pacer = pacer or lookup_pacer(store, sleep=sleep)
         self.base = boto3.Session()
         self.sts_region = self.base.region_name or regions[0]
-        self._accounts: dict[str, AccountAccess] = {}
+        self.partition = "aws"  # from GetCallerIdentity's ARN
+        self._fixed: dict[str, AccountAccess] | None = None  # the own account and SESGUARD_ROLE_ARNS: built once
+        self._accounts: dict[str, AccountAccess] = {}  # those and the organisation's, as last listed
         self._accounts_lock = threading.Lock()
+        # Why the latest listing of the organisation failed (None: it did not); the accounts listed before
+        # are read meanwhile, and the poll reports this as a failure of the source as a whole.
+        self.listing_error: str | None = None
 
     def places(self) -> list[AccountRegion]:
-        """Every account and region to read; SourceError when the credentials' own account is unknown."""
-        return [AccountRegion(account, region) for account in self.accounts() for region in self.regions]
+        """Every account and region to read, the organisation listed afresh; SourceError when the
+        credentials' own account is unknown."""
+        return [AccountRegion(account, region) for account in self._list_accounts() for region in self.regions]
 
     def accounts(self) -> list[str]:
-        """The credentials' own account, then each role's (SourceError when the own one is unknown)."""
+        """The credentials' own account, each role's, then the organisation's as last listed (SourceError
+        when the own one is unknown)."""
         return list(self._account_access())
 
     def access(self, account_id: str) -> AccountAccess:
@@ -195,16 +207,46 @@ class LookupSource:
         accounts = self._account_access()
         if account_id not in accounts:
             raise SourceError(f"account {account_id[:20]} is neither the credentials' own nor one of "
-                              "SESGUARD_ROLE_ARNS")
+                              "SESGUARD_ROLE_ARNS" + (" nor an ACTIVE account of the organisation"
+                                                      if self.org_role_name else ""))
         return accounts[account_id]
 
     def _account_access(self) -> dict[str, AccountAccess]:
         with self._accounts_lock:  # the poll and an investigation may ask for the first time at once
             if not self._accounts:
-                self._accounts = self._build_accounts()
+                self._refresh()
             return self._accounts
 
-    def _build_accounts(self) -> dict[str, AccountAccess]:
+    def _list_accounts(self) -> list[str]:
+        with self._accounts_lock:
+            self._refresh()
+            return list(self._accounts)
+
+    def _refresh(self) -> None:
+        """Under the lock: the fixed accounts once, the organisation's every time. A listing that fails
+        keeps the accounts of the last one that worked (a throttled ListAccounts must not stop the reads)."""
+        if self._fixed is None:
+            self._fixed = self._build_fixed()
+        accounts = dict(self._fixed)
+        if self.org_role_name:
+            try:
+                listing = list_active_accounts(self.base, self.sts_region)
+            except SourceError as exc:
+                self.listing_error = str(exc)
+                log.warning("%s; reading the %d accounts listed before", exc, len(self._accounts))
+                self._accounts = {**self._accounts, **accounts}
+                return
+            self.listing_error = None
+            for account in listing.active:
+                if account in accounts or account in self.exclude:
+                    continue
+                known = self._accounts.get(account)  # its credentials and clients live on between passes
+                accounts[account] = known or AccountAccess(
+                    self.base, self.sts_region, self.pacer, member_role_arn(self.partition, account, self.org_role_name),
+                    account)
+        self._accounts = accounts
+
+    def _build_fixed(self) -> dict[str, AccountAccess]:
         own = self._own_account()
         accounts = {own: AccountAccess(self.base, self.sts_region, self.pacer, account_id=own)}
         for role_arn in self.role_arns:
@@ -213,7 +255,7 @@ class LookupSource:
                 log.warning("skipping %s: account %s is read already", role_arn, account)
                 continue
             accounts[account] = AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
-        return accounts
+        return {account: access for account, access in accounts.items() if account not in self.exclude}
 
     def pull(self, place: AccountRegion, start: datetime, end: datetime, between: BetweenRequests) -> Pulled:
         """Every matching call with eventTime in [start, end] (clamped to the API's 90 days)."""
@@ -250,6 +292,8 @@ class LookupSource:
         account = identity.get("Account")
         if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
             raise SourceError("STS GetCallerIdentity named no account")
+        partition = re.match(r"arn:(aws(?:-[a-z]+)*):", str(identity.get("Arn") or ""))
+        self.partition = partition[1] if partition else "aws"
         return account
 
 

@@ -22,8 +22,9 @@ class SharedReader:
     def __call__(self) -> ActivityReader:
         with self._lock:
             if self._reader is None:
-                source = self._source or LookupSource(self.settings.aws_regions, self.settings.role_arns, self.store,
-                                                      self.settings.identity_key,
-                                                      backoff=Backoff(base=self.settings.retry_seconds))
+                source = self._source or LookupSource(
+                    self.settings.aws_regions, self.settings.role_arns, self.store, self.settings.identity_key,
+                    backoff=Backoff(base=self.settings.retry_seconds),
+                    org_role_name=self.settings.org_role_name, exclude=self.settings.accounts_exclude)
                 self._reader = ActivityReader(source, self.settings.investigate_max_pages)
             return self._reader
