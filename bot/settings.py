@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # With it, the organisation's ACTIVE accounts are listed every pass and this role assumed in each.
     org_role_name: str | None = Field(None, alias="SESGUARD_ORG_ROLE_NAME")
     accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
+    # SESGUARD_SOURCE=sqs: the queue of S3 notifications / EventBridge events the worker consumes.
+    sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
+    # Where the first start's baseline comes from with SESGUARD_SOURCE=sqs (bot.worker.backfill).
+    backfill_source: str | None = Field(None, alias="SESGUARD_BACKFILL_SOURCE")
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
                                   "accounts_exclude", mode="before")(_csv)
@@ -171,9 +175,22 @@ class Settings(BaseSettings):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        if value != "lookup" and not re.fullmatch(r"s3://[^/]+(/.*)?", value):
-            raise ValueError("must be lookup or s3://bucket/prefix")
+        if value not in ("lookup", "sqs") and not re.fullmatch(r"s3://[^/]+(/.*)?", value):
+            raise ValueError("must be lookup, s3://bucket/prefix or sqs")
         return value
+
+    @field_validator("backfill_source")
+    @classmethod
+    def _backfill_source(cls, value: str | None) -> str | None:
+        from bot.worker.backfill import check_backfill_url
+
+        return check_backfill_url(value) if value else None
+
+    @model_validator(mode="after")
+    def _queue_for_sqs(self) -> "Settings":
+        if self.source == "sqs" and not self.sqs_queue_url:
+            raise ValueError("SESGUARD_SOURCE=sqs needs SESGUARD_SQS_QUEUE_URL (the queue's URL)")
+        return self
 
     @field_validator(*DURATIONS)
     @classmethod
@@ -250,7 +267,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        location = str(error["loc"][0]) if error.get("loc") else "a setting"
+        if not error.get("loc"):  # a rule between settings (a model validator): its words name them
+            raise SettingsError(f"sesguard: invalid settings: {error['ctx']['error']}") from None
+        location = str(error["loc"][0])
         fields = Settings.model_fields
         name = next((_env_name(k, f) for k, f in fields.items() if location in (k, _env_name(k, f))), location)
         # a validator's own words, without pydantic's "Value error, " before them

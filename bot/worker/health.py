@@ -24,7 +24,7 @@ from sqlmodel import select
 from bot.settings import Settings
 from bot.worker.delivery import DeliveryHealth, delivery_health
 from bot.worker.lease import poll_lease_name
-from bot.worker.tables import PAGE_REJECTED, SOURCE_ROW, LeaseRow, Page, PollState
+from bot.worker.tables import PAGE_REJECTED, SOURCE_ROW, LeaseRow, Page, PollState, QueueState
 from detection.store import Store, utcnow
 
 # Polling, or delivery to Slack, counts as failing once it has not succeeded for this many poll intervals.
@@ -52,7 +52,8 @@ class SourceHealth:
         return (self.account_id, self.region) == SOURCE_ROW
 
     def line(self, now: datetime) -> str:
-        where = (f"{self.source} (listing its accounts and regions)" if self.whole_source
+        whole = "receiving from the queue" if self.source == "sqs" else "listing its accounts and regions"
+        where = (f"{self.source} ({whole})" if self.whole_source
                  else f"{self.account_id}/{self.region} ({self.source})")
         if self.last_success_at is None:
             progress = "first poll (backfill) under way" if self.first_poll_under_way else "no poll has run yet"
@@ -92,11 +93,35 @@ class PagingHealth:
 
 
 @dataclass
+class QueueHealth:
+    """The SQS queue of SESGUARD_SOURCE=sqs, as its consumers last saw it (`bot.worker.consume`)."""
+
+    queue_url: str
+    row: QueueState | None
+
+    def lines(self, now: datetime) -> list[str]:
+        row = self.row
+        if row is None:
+            return [f"queue {self.queue_url}: no consumer has reported yet"]
+        if row.backlog is None:
+            backlog = "backlog not reported by SQS yet"
+        else:
+            backlog = (f"{row.backlog} messages waiting, {row.in_flight} being worked on "
+                       f"(SQS, {stamp(row.attributes_at)})")
+        if row.oldest_received_seconds is not None:
+            backlog += (f"; the oldest message of the latest batch was {row.oldest_received_seconds:.0f} s old "
+                        f"when received {stamp(row.received_at)}")
+        counted = f"{row.unusable} messages left for the redrive policy, {row.ignored} ignored (test events, digests)"
+        return [f"queue {self.queue_url}: {backlog}", f"queue {self.queue_url}: {counted}"]
+
+
+@dataclass
 class Health:
     checked_at: datetime
     sources: list[SourceHealth] = field(default_factory=list)
     delivery: DeliveryHealth | None = None
     paging: PagingHealth | None = None  # None: PagerDuty is not configured
+    queue: QueueHealth | None = None  # None: the source is no SQS queue
 
     @property
     def polling_failing(self) -> bool:
@@ -132,11 +157,14 @@ class Health:
             "alerts_set_aside": delivery.set_aside if delivery else 0,
             "delivery_failing": self.delivery_failing,
             **paging,
+            **({"queue_backlog": self.queue.row.backlog if self.queue.row else None} if self.queue else {}),
         }
 
     def lines(self) -> list[str]:
         """For triagers: every place with its last poll, lag and error; delivery and the alerts set aside; pages."""
         lines = [source.line(self.checked_at) for source in self.sources]
+        if self.queue is not None:
+            lines += self.queue.lines(self.checked_at)
         if self.delivery is not None:
             lines += _delivery_lines(self.delivery, self.checked_at)
         return lines + (self.paging.lines() if self.paging else [])
@@ -149,6 +177,9 @@ def health(store: Store, settings: Settings, now: datetime | None = None) -> Hea
     report.delivery = delivery_health(store, settings.slack_alert_channel, patience, now)
     if settings.pagerduty_routing_key is not None:
         report.paging = paging_health(store, now)
+    if settings.source == "sqs" and settings.sqs_queue_url:
+        with store.session() as session:
+            report.queue = QueueHealth(settings.sqs_queue_url, session.get(QueueState, settings.sqs_queue_url))
     return report
 
 

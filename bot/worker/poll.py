@@ -110,7 +110,13 @@ class PollResult:
         return lines
 
 
-def make_source(settings: Settings, store: Store) -> Source:
+def make_source(settings: Settings, store: Store) -> Source | None:
+    """The source the poll reads; with SESGUARD_SOURCE=sqs, the backfill source (None without one): the
+    queue itself is consumed continuously (`bot.worker.consume`)."""
+    if settings.source == "sqs":
+        from bot.worker.backfill import backfill_source
+
+        return backfill_source(settings, store)
     if settings.source == "lookup":
         from detection.sources.lookup import Backoff, LookupSource
 
@@ -123,9 +129,10 @@ def make_source(settings: Settings, store: Store) -> Source:
 
 
 def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
-              stop: threading.Event | None = None, notify: bool = True) -> PollResult:
+              stop: threading.Event | None = None, notify: bool = True, only_new_places: bool = False) -> PollResult:
     """Pull every account and region, detect and store; then, with `notify`, one notifier pass and, with
-    PAGERDUTY_ROUTING_KEY, one pager pass."""
+    PAGERDUTY_ROUTING_KEY, one pager pass. With `only_new_places`, only the places never polled (their
+    backfill: `bot.worker.backfill`)."""
     source = source or make_source(settings, store)
     stop = stop or threading.Event()
     result = PollResult(source.name)
@@ -143,6 +150,9 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         if listing_error:
             result.source_error = listing_error
             _record_failure(store, source.name, WHOLE_SOURCE, listing_error)
+        if only_new_places:
+            done = _watermarks(store, source.name, places)
+            places = [place for place in places if place not in done]
     result.places += _poll_accounts(settings, store, source, places, stop)
     for outcome in result.places:
         log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
@@ -191,6 +201,10 @@ def command(once: bool) -> int:
     source = make_source(settings, store)
     stop = threading.Event()
     stop_on_signals(stop)
+    if settings.source == "sqs":
+        from bot.worker.consume import queue_command
+
+        return queue_command(settings, store, source, once, stop)
     while True:
         result = poll_once(settings, store, source, stop=stop)
         if once:

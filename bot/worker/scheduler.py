@@ -24,6 +24,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from bot.logs import configure_logging
 from bot.settings import Settings, load_settings
 from bot.slack.investigate.reader import SharedReader
+from bot.worker.backfill import backfill_pass
 from bot.worker.lease import Lease
 from bot.worker.pager import paging_enabled
 from bot.worker.poll import make_source, notify_pending, page_pending_pass, poll_once
@@ -68,6 +69,7 @@ class Worker:
 
     def run(self) -> int:
         log.info("worker %s started; waiting for the scheduler lease", self.lease.holder)
+        consumer = self._start_consumer()
         while not self.stop.is_set():
             if self._acquire():
                 log.info("worker %s holds the scheduler lease: running the jobs", self.lease.holder)
@@ -76,8 +78,21 @@ class Worker:
                     log.warning("worker %s lost the scheduler lease; waiting to take it again", self.lease.holder)
             else:
                 self.stop.wait(self.renew_every)
+        if consumer is not None:
+            consumer.join()
         log.info("worker %s stopped", self.lease.holder)
         return 0
+
+    def _start_consumer(self) -> threading.Thread | None:
+        """SESGUARD_SOURCE=sqs: every worker consumes the queue, lease or not (SQS shares the messages out)."""
+        if self.settings.source != "sqs":
+            return None
+        from bot.worker.consume import consume_until_stopped
+
+        thread = threading.Thread(target=consume_until_stopped, name="sqs-consumer", daemon=True,
+                                  args=(self.settings, self.store, self.source, self.stop))
+        thread.start()
+        return thread
 
     def _acquire(self) -> bool:
         try:
@@ -138,7 +153,11 @@ class Worker:
 
     def poll(self) -> None:
         try:
-            poll_once(self.settings, self.store, self.source, stop=self.stop)
+            if self.settings.source == "sqs":  # the queue is consumed apart; the poll only backfills
+                if self.source is not None:
+                    backfill_pass(self.settings, self.store, self.source, self.stop)
+            else:
+                poll_once(self.settings, self.store, self.source, stop=self.stop)
         except Exception:
             log.exception("the poll pass failed")
 

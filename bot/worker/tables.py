@@ -84,3 +84,22 @@ class Page(SQLModel, table=True):
     outcome: str | None = Field(default=None, index=True)
     done_at: datetime | None = utc_time(default=None, nullable=True)
     last_error: str | None = None
+
+
+class QueueState(SQLModel, table=True):
+    """Per SQS queue (SESGUARD_SOURCE=sqs): what the consumers last learned of it, for health and status.
+
+    SQS reports the backlog as queue attributes; the age of the oldest message is a CloudWatch metric
+    (ApproximateAgeOfOldestMessage), not an attribute, so the consumer keeps the age of the oldest message
+    it received in its latest batch instead: when the consumers fall behind, that is the backlog's age.
+    """
+
+    __tablename__ = "queue_state"
+    queue_url: str = Field(primary_key=True)
+    backlog: int | None = None  # ApproximateNumberOfMessages
+    in_flight: int | None = None  # ApproximateNumberOfMessagesNotVisible
+    attributes_at: datetime | None = utc_time(default=None, nullable=True)
+    oldest_received_seconds: float | None = None  # the oldest message of the latest batch, when received
+    received_at: datetime | None = utc_time(default=None, nullable=True)
+    unusable: int = 0  # messages left to the redrive policy, since the row was made
+    ignored: int = 0  # s3:TestEvent, digest files, other EventBridge events: read and deleted

@@ -4,7 +4,8 @@ Accounts: the credentials' own (STS GetCallerIdentity) and one per role in SESGU
 AssumeRole; the role's credentials are renewed before they expire, and at once when CloudTrail calls
 them expired); with SESGUARD_ORG_ROLE_NAME, also every ACTIVE account of the organisation, listed again
 at every pass (`detection.sources.organizations`), each through that role; SESGUARD_ACCOUNTS_EXCLUDE
-leaves some out. An account's clients and credentials are kept from pass to pass while it is listed. Per account and region: one LookupAttribute per call — EventSource=ses.amazonaws.com,
+leaves some out. An account's clients and credentials are kept from pass to pass while it is listed.
+Per account and region: one LookupAttribute per call — EventSource=ses.amazonaws.com,
 then servicequotas.amazonaws.com —, pages of 50 following NextToken.
 
 The API allows 2 requests per second per account and region, for the whole deployment rather than
@@ -241,9 +242,8 @@ class LookupSource:
                 if account in accounts or account in self.exclude:
                     continue
                 known = self._accounts.get(account)  # its credentials and clients live on between passes
-                accounts[account] = known or AccountAccess(
-                    self.base, self.sts_region, self.pacer, member_role_arn(self.partition, account, self.org_role_name),
-                    account)
+                role_arn = member_role_arn(self.partition, account, self.org_role_name)
+                accounts[account] = known or AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
         self._accounts = accounts
 
     def _build_fixed(self) -> dict[str, AccountAccess]:

@@ -1,0 +1,107 @@
+"""What an SQS message of the worker's queue asks for (SPEC §7): pure functions, no AWS call.
+
+Two kinds of message carry CloudTrail:
+- an S3 event notification for a CloudTrail log object (`{"Records": [{"eventSource": "aws:s3", …}]}`),
+  sent by the trail bucket directly or inside an SNS envelope (`{"Type": "Notification", "Message": "…"}`,
+  when the trail notifies a topic and the queue subscribes without raw delivery): the object is to be read;
+- an EventBridge event "AWS API Call via CloudTrail", whose `detail` is the CloudTrail record itself.
+
+`s3:TestEvent` (S3 sends one when a notification is configured), objects that are no CloudTrail log file
+(digest files, CloudTrail Insights, anything else) and EventBridge events of other kinds are ignored:
+read, understood, nothing to do. Anything else cannot be used: the consumer leaves it to the queue's
+redrive policy. Every field is checked before it is used: a bucket name and a key go to S3, nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
+
+import orjson
+
+from detection.sources.inputs import is_log_file
+
+API_CALL = "AWS API Call via CloudTrail"
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html (3–63 characters)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+MAX_KEY_BYTES = 1024  # S3's longest key
+# A CloudTrail log file's key: …/AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/<file>
+_LOG_KEY = re.compile(r"(.*/)?AWSLogs/(o-[a-z0-9]{10,32}/)?\d{12}/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/[^/]+")
+
+OBJECTS, EVENT, IGNORED, UNUSABLE = "objects", "event", "ignored", "unusable"
+
+
+@dataclass
+class Parsed:
+    kind: str  # OBJECTS | EVENT | IGNORED | UNUSABLE
+    objects: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key) to read
+    record: dict | None = None  # EVENT: the CloudTrail record
+    why: str = ""  # IGNORED / UNUSABLE: in words, for the log
+
+
+def parse_message(body: object) -> Parsed:
+    """What to do with one message's body."""
+    if not isinstance(body, str):
+        return Parsed(UNUSABLE, why="the message has no body")
+    document = _json(body)
+    envelope = isinstance(document, dict) and document.get("Type") == "Notification"
+    if envelope and isinstance(document.get("Message"), str):
+        document = _json(document["Message"])  # an SNS envelope
+    if not isinstance(document, dict):
+        return Parsed(UNUSABLE, why="not a JSON object")
+    if document.get("Event") == "s3:TestEvent":
+        return Parsed(IGNORED, why="s3:TestEvent")
+    if "detail-type" in document:
+        return _eventbridge(document)
+    if isinstance(document.get("Records"), list):
+        return _s3_notification(document["Records"])
+    return Parsed(UNUSABLE, why="neither an S3 event notification nor an EventBridge CloudTrail event")
+
+
+def _json(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _eventbridge(event: dict) -> Parsed:
+    kind = event.get("detail-type")
+    if kind != API_CALL:
+        return Parsed(IGNORED, why=f"an EventBridge event of another kind ({str(kind)[:80]})")
+    if not isinstance(event.get("detail"), dict):
+        return Parsed(UNUSABLE, why="an EventBridge CloudTrail event without a detail object")
+    return Parsed(EVENT, record=event["detail"])
+
+
+def _s3_notification(records: list) -> Parsed:
+    objects: list[tuple[str, str]] = []
+    skipped = 0
+    for record in records:
+        if not isinstance(record, dict) or record.get("eventSource") != "aws:s3":
+            return Parsed(UNUSABLE, why="a Records list that is not an S3 event notification")
+        if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+            skipped += 1  # a deletion, a restore, …: nothing new to read
+            continue
+        s3 = record.get("s3") if isinstance(record.get("s3"), dict) else {}
+        bucket = (s3.get("bucket") or {}).get("name") if isinstance(s3.get("bucket"), dict) else None
+        key = (s3.get("object") or {}).get("key") if isinstance(s3.get("object"), dict) else None
+        if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket) or not isinstance(key, str):
+            return Parsed(UNUSABLE, why="an S3 event notification without a valid bucket name and key")
+        key = unquote_plus(key)  # S3 URL-encodes the key in notifications (a space is "+")
+        if not key or len(key.encode()) > MAX_KEY_BYTES or "\x00" in key:
+            return Parsed(UNUSABLE, why="an S3 event notification with an impossible key")
+        if not is_cloudtrail_log(key):
+            skipped += 1
+            continue
+        if (bucket, key) not in objects:
+            objects.append((bucket, key))
+    if not objects:
+        return Parsed(IGNORED, why=f"no CloudTrail log file among its {skipped} objects (digest files, …)")
+    return Parsed(OBJECTS, objects=objects)
+
+
+def is_cloudtrail_log(key: str) -> bool:
+    """A CloudTrail log file (not a digest, not CloudTrail Insights, not a stranger's object)."""
+    return bool(_LOG_KEY.fullmatch(key)) and is_log_file(key)

@@ -1,0 +1,251 @@
+"""The SQS source (SPEC §7) against moto's SQS and S3 over real HTTP: moto delivers the bucket's own event
+notifications (and its s3:TestEvent) to the queue, applies the redrive policy, and keeps the messages; the
+store is real SQLite and PostgreSQL; alerts go to the Slack stand-in."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from sqlmodel import select
+
+from bot.worker.consume import QueueConsumer
+from bot.worker.health import health
+from bot.worker.scheduler import Worker
+from bot.worker.tables import QueueState
+from detection.store import EventRow, SignalRow, Store
+from tests.fakes.slack_api import FakeSlack
+from tests.waiting import wait_for
+from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, user, worker_settings  # noqa: F401
+
+CHANNEL = "C0ALERTS"
+DAY = datetime.now(UTC).strftime("%Y/%m/%d")
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+class Trail:
+    """A trail bucket that notifies a queue (with a dead-letter queue behind it), all names of its own."""
+
+    def __init__(self, url: str, visibility: int = 30, max_receives: int = 3):
+        self.sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=url)
+        self.s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=url)
+        name = f"trail-{uuid.uuid4().hex[:12]}"
+        self.bucket = name
+        self.dlq_url = self.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        redrive = {"deadLetterTargetArn": self.arn(self.dlq_url), "maxReceiveCount": str(max_receives)}
+        self.queue_url = self.sqs.create_queue(QueueName=name, Attributes={
+            "VisibilityTimeout": str(visibility), "RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
+        arn = self.arn(self.queue_url)
+        self.s3.create_bucket(Bucket=name)
+        self.s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+
+    def arn(self, queue_url: str) -> str:
+        return self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def key(self, name: str, account: str = OWN_ACCOUNT, region: str = "us-east-1") -> str:
+        return f"AWSLogs/o-abcdefghij/{account}/CloudTrail/{region}/{DAY}/{account}_CloudTrail_{region}_{name}.json.gz"
+
+    def put_log(self, name: str, records: list[dict], **where) -> str:
+        key = self.key(name, **where)
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=gzip.compress(json.dumps({"Records": records}).encode()))
+        return key
+
+    def put(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def send(self, body: str) -> None:
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+    def counts(self, url: str | None = None) -> tuple[int, int]:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def dead_letters(self) -> list[str]:
+        answer = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        return [message["Body"] for message in answer.get("Messages", [])]
+
+
+@pytest.fixture
+def sqs_env(aws, moto_url, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
+    return moto_url
+
+
+def settings_for(store, trail, **overrides):
+    values = {"database_url": store.url, "source": "sqs", "sqs_queue_url": trail.queue_url, "learning_days": 0}
+    values.update(overrides)
+    return worker_settings(**values)
+
+
+def consumer(settings, store) -> QueueConsumer:
+    return QueueConsumer(settings, store, wait_seconds=1)
+
+
+def signals(store) -> list[str]:
+    with store.session() as session:
+        return sorted(row.identity.rsplit("/", 1)[-1] for row in session.exec(select(SignalRow)))
+
+
+def event_ids(store) -> list[str]:
+    with store.session() as session:
+        return sorted(session.exec(select(EventRow.event_id)))
+
+
+def notification(bucket: str, key: str) -> str:
+    """An S3 event notification as S3 writes it (the key URL-encoded)."""
+    from urllib.parse import quote_plus
+
+    return json.dumps({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1", "eventName": "ObjectCreated:Put",
+        "eventTime": "2026-12-02T10:00:00.000Z",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": quote_plus(key, safe="/"), "size": 100}}}]})
+
+
+def eventbridge(record: dict) -> str:
+    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
+                       "source": "aws.ses", "account": record["recipientAccountId"], "time": record["eventTime"],
+                       "region": record["awsRegion"], "resources": [], "detail": record})
+
+
+def test_every_record_of_a_notified_object_is_detected_once_and_test_events_and_digests_are_ignored(
+        sqs_env, store):
+    trail = Trail(sqs_env)
+    mallory = ses_calls(user("mallory"), 3)
+    alice = ses_calls(user("alice"), 2, region="eu-west-1")
+    trail.put_log("one", mallory)
+    trail.put_log("two", alice, region="eu-west-1")
+    trail.put(f"AWSLogs/o-abcdefghij/{OWN_ACCOUNT}/CloudTrail-Digest/us-east-1/{DAY}/digest.json.gz",
+              gzip.compress(b'{"digestStartTime": "x"}'))
+    settings = settings_for(store, trail)
+
+    drained = consumer(settings, store).drain()
+    assert (drained.stored, drained.unusable, drained.signals) == (2, 0, 2)
+    assert drained.ignored == 2  # s3:TestEvent (sent when the notification was configured) and the digest file
+    assert signals(store) == ["alice", "mallory"]
+    assert event_ids(store) == sorted(r["eventID"] for r in mallory + alice)
+    assert trail.counts() == (0, 0)  # every message deleted once used
+    assert consumer(settings, store).drain().received == 0
+    with store.session() as session:
+        row = session.get(QueueState, trail.queue_url)
+    assert row.ignored == 2 and row.unusable == 0 and row.backlog is not None
+    lines = health(store, settings).lines()
+    assert any(f"queue {trail.queue_url}: " in line and "waiting" in line for line in lines)
+    assert any("sqs (receiving from the queue)" in line and line.startswith("ok") for line in lines)
+
+
+def test_a_message_delivered_twice_or_in_an_sns_envelope_is_stored_and_alerted_once(sqs_env, store):
+    trail = Trail(sqs_env)
+    key = trail.put_log("one", ses_calls(user("mallory"), 2))
+    body = notification(trail.bucket, key)
+    trail.send(body)  # the same notification again, as SQS's at-least-once delivery may bring it
+    trail.send(json.dumps({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                           "Message": body}))
+    settings = settings_for(store, trail)
+    drained = consumer(settings, store).drain()
+    assert drained.stored == 3 and drained.signals == 1 and drained.new_calls == 2
+    assert signals(store) == ["mallory"] and len(event_ids(store)) == 2
+    with store.session() as session:
+        [row] = session.exec(select(SignalRow))
+    assert row.event_count == 2
+    assert trail.counts() == (0, 0)
+
+
+def test_a_truncated_object_and_garbage_are_left_to_the_redrive_policy_and_the_rest_goes_on(sqs_env, store):
+    trail = Trail(sqs_env, visibility=1, max_receives=2)
+    whole = gzip.compress(json.dumps({"Records": ses_calls(user("eve"), 2)}).encode())
+    trail.put(trail.key("truncated"), whole[: len(whole) // 2])
+    trail.put_log("good", ses_calls(user("mallory"), 1))
+    trail.send("this is not JSON <!channel>")
+    settings = settings_for(store, trail)
+
+    first = consumer(settings, store).drain()
+    assert first.unusable == 2 and first.stored == 1 and signals(store) == ["mallory"]
+    # Redelivered after the visibility timeout, and moved to the dead-letter queue after two receives.
+    wait_for(lambda: consumer(settings, store).drain() is not None and len(trail.dead_letters()) == 2,
+             "the unusable messages in the dead-letter queue")
+    dead = trail.dead_letters()
+    assert any("truncated" in body for body in dead) and "this is not JSON <!channel>" in dead
+    assert signals(store) == ["mallory"] and len(event_ids(store)) == 1  # nothing of the truncated file
+    with store.session() as session:
+        assert session.get(QueueState, trail.queue_url).unusable >= 4
+
+
+def test_an_eventbridge_event_is_the_record_and_other_kinds_are_ignored(sqs_env, store):
+    trail = Trail(sqs_env)
+    [call] = ses_calls(user("mallory"), 1)
+    trail.send(eventbridge(call))
+    trail.send(eventbridge(call))  # a duplicate
+    trail.send(json.dumps({"version": "0", "detail-type": "EC2 Instance State-change Notification", "detail": {}}))
+    trail.send(json.dumps({"version": "0", "detail-type": "AWS API Call via CloudTrail", "detail": "x"}))
+    drained = consumer(settings_for(store, trail), store).drain()
+    assert (drained.stored, drained.ignored, drained.unusable) == (2, 2, 1)  # + the bucket's s3:TestEvent
+    assert signals(store) == ["mallory"] and event_ids(store) == [call["eventID"]]
+
+
+def test_two_consumers_together_store_each_record_once_and_alert_each_identity_once(sqs_env, store_url):
+    trail = Trail(sqs_env)
+    people = ["mallory", "eve", "trudy", "oscar"]
+    records = []
+    for number in range(24):
+        batch = ses_calls(user(people[number % len(people)]), 2, minutes_ago=1 + number / 10)
+        records += batch
+        trail.put_log(f"part{number}", batch)
+    stores = [Store(store_url) for _ in range(2)]
+    # Observed for a while already (as after a backfill): otherwise the first batch stored would start the
+    # account's observation, and calls of earlier files handled later would come before it.
+    stores[0].set_observed_since(OWN_ACCOUNT, datetime.now(UTC) - timedelta(days=30))
+    settings = settings_for(stores[0], trail)
+    results = []
+    threads = [threading.Thread(target=lambda s=s: results.append(consumer(settings, s).drain())) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sum(r.stored for r in results) == 24 and sum(r.signals for r in results) >= len(people)
+    assert signals(stores[0]) == sorted(people)
+    assert event_ids(stores[0]) == sorted(r["eventID"] for r in records)
+    assert trail.counts() == (0, 0)
+    for s in stores:
+        s.engine.dispose()
+
+
+def test_an_eventbridge_event_reaches_slack_seconds_after_it_reached_the_queue(sqs_env, sqlite_store):
+    trail = Trail(sqs_env)
+    with FakeSlack(channels={CHANNEL: ()}) as slack:
+        settings = worker_settings(database_url=sqlite_store.url, source="sqs", sqs_queue_url=trail.queue_url,
+                                   learning_days=0, slack_bot_token=slack.token, slack_alert_channel=CHANNEL,
+                                   slack_api_url=slack.api_url, poll_seconds=300, lease_seconds=5)
+        worker = Worker(settings, sqlite_store, stop=threading.Event())
+        running = threading.Thread(target=worker.run)
+        running.start()
+        try:
+            # consuming: the bucket's s3:TestEvent has been received and deleted
+            wait_for(lambda: trail.counts() == (0, 0), "the consumer to take the test event")
+            [call] = ses_calls(user("mallory"), 1)
+            trail.send(eventbridge(call))
+            # The outbox job ran at start and waits 30 s now: only the consumer's own post can be this quick.
+            wait_for(lambda: len(slack.channel_messages(CHANNEL)) == 1, "the alert in Slack", patience=15)
+            assert "mallory" in str(slack.channel_messages(CHANNEL)[0].blocks)
+        finally:
+            worker.stop.set()
+            running.join(60)
+        assert not running.is_alive()
