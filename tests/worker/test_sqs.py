@@ -249,3 +249,93 @@ def test_an_eventbridge_event_reaches_slack_seconds_after_it_reached_the_queue(s
             worker.stop.set()
             running.join(60)
         assert not running.is_alive()
+
+
+# ── a batch that takes long, and a consumer killed in the middle of one (PostgreSQL holds them up) ─────
+
+
+def waiting_on_a_lock(store: Store) -> bool:
+    """Some other session of this database waits for a lock (the consumer, held up by the test's lock)."""
+    with store.engine.connect() as connection:
+        return bool(connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()").scalar())
+
+
+class HeldEvents:
+    """The `events` table locked by the test: a consumer stops mid-batch when it comes to store its calls."""
+
+    def __init__(self, store: Store):
+        self.connection = store.engine.connect()
+        self.transaction = self.connection.begin()
+        self.connection.exec_driver_sql("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+
+    def release(self) -> None:
+        if self.transaction.is_active:
+            self.transaction.rollback()
+        self.connection.close()
+
+
+def test_a_long_batch_keeps_its_messages_invisible_to_other_consumers(sqs_env, postgres_store):
+    trail = Trail(sqs_env, visibility=3)
+    trail.put_log("one", ses_calls(user("mallory"), 2))
+    settings = settings_for(postgres_store, trail)
+    assert consumer(settings, postgres_store).drain().ignored == 1  # the s3:TestEvent; the object's message is next
+    trail.put_log("two", ses_calls(user("eve"), 1))
+    extensions = []
+    slow = consumer(settings, postgres_store)
+    slow.sqs.meta.events.register("before-call.sqs.ChangeMessageVisibilityBatch", lambda **_: extensions.append(1))
+    held = HeldEvents(postgres_store)
+    try:
+        drained = []
+        running = threading.Thread(target=lambda: drained.append(slow.drain()))
+        running.start()
+        wait_for(lambda: waiting_on_a_lock(postgres_store), "the consumer held up mid-batch")
+        # Four extensions, a third of the 3 s timeout apart: the batch has outlasted its first timeout.
+        wait_for(lambda: len(extensions) >= 4, "the visibility extended while the batch is held up")
+        other = boto3.client("sqs", region_name="us-east-1", endpoint_url=sqs_env)
+        assert other.receive_message(QueueUrl=trail.queue_url, WaitTimeSeconds=0).get("Messages") is None
+    finally:
+        held.release()
+    running.join(60)
+    assert drained[0].stored == 1 and signals(postgres_store) == ["eve", "mallory"]
+    assert trail.counts() == (0, 0)
+
+
+def test_a_consumer_killed_mid_batch_loses_nothing_and_its_successor_alerts_each_identity_once(
+        sqs_env, postgres_store, tmp_path):
+    from tests.sesguard_processes import BOT_TOKEN, sesguard_env, start
+    from tests.sesguard_processes import wait_for as wait_on_processes
+
+    trail = Trail(sqs_env, visibility=2)
+    people = ["mallory", "eve", "trudy"]
+    records = [call for name in people for call in ses_calls(user(name), 2)]
+    for number, name in enumerate(people):
+        trail.put_log(f"part{number}", [r for r in records if r["userIdentity"]["userName"] == name])
+    aws_env = {"AWS_ENDPOINT_URL_SQS": sqs_env, "AWS_ENDPOINT_URL_S3": sqs_env, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+               "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+    with FakeSlack(token=BOT_TOKEN, channels={CHANNEL: ()}) as slack:
+        env = sesguard_env(aws_env, slack.api_url, postgres_store.url, SESGUARD_SOURCE="sqs",
+                           SESGUARD_SQS_QUEUE_URL=trail.queue_url, SESGUARD_LEARNING_DAYS="0",
+                           SESGUARD_POLL_SECONDS="300")
+        held = HeldEvents(postgres_store)
+        first = start(["worker"], env, tmp_path, "first")
+        try:
+            # The whole batch received (test event and the three objects' messages), and stuck storing it.
+            wait_on_processes(lambda: trail.counts()[1] == 4 and waiting_on_a_lock(postgres_store),
+                              "the first worker mid-batch", [first])
+            first.kill()
+        finally:
+            held.release()
+        assert event_ids(postgres_store) == []
+        second = start(["worker"], env, tmp_path, "second")
+        try:
+            wait_on_processes(lambda: len(slack.channel_messages(CHANNEL)) == len(people) and trail.counts() == (0, 0),
+                              "the successor's alerts", [second])
+        finally:
+            second.terminate()
+        posted = [str(message.blocks) for message in slack.channel_messages(CHANNEL)]
+    assert sorted(next(name for name in people if f":user/{name}" in text) for text in posted) == sorted(people)
+    assert signals(postgres_store) == sorted(people)
+    assert event_ids(postgres_store) == sorted(r["eventID"] for r in records)
