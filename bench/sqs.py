@@ -1,0 +1,219 @@
+"""From the queue to the store (SPEC §7): how many CloudTrail events a second the SQS consumer takes in.
+
+    python bench/sqs.py                                     # 200 log files of 100 records, 2,000 EventBridge events
+    python bench/sqs.py --objects 500 --records 200 --consumers 1,2 --database postgresql+psycopg://…/bench
+
+moto's server (SQS and S3, real HTTP) runs as a process of its own. The S3 path: a trail bucket notifies
+the queue (moto delivers S3's own event notifications), and `--objects` gzipped CloudTrail log files of
+`--records` records are put, a tenth of them SES enumeration calls by 50 identities. The EventBridge
+path: `--events` "AWS API Call via CloudTrail" events of SES calls, sent in batches of 10 (an EventBridge
+rule delivers only what its pattern matches: SES calls). For each number of `--consumers` (threads with a
+store connection and clients of their own, as processes would have): a fresh store, the queue filled, then
+drained, timed from the first receive to the last delete. Printed: messages, records read and matching
+events stored per second. Nothing here is a test: the figures go to the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests import records
+
+ACCOUNT = "111111111111"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(folder: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    with open(folder / "moto.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, url
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("moto's server did not start") from None
+            time.sleep(0.1)
+
+
+def trail_records(count: int, rng: random.Random) -> list[dict]:
+    out = []
+    for _ in range(count):
+        who = records.iam_user(f"user{rng.randrange(50)}", account=ACCOUNT)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - rng.uniform(60, 3600)))
+        if rng.random() < 0.1:
+            out.append(records.record(who, "GetSendQuota", account=ACCOUNT, time=when))
+        else:
+            out.append(records.record(who, "DescribeInstances", source="ec2.amazonaws.com", account=ACCOUNT, time=when))
+    return out
+
+
+def eventbridge(record: dict) -> str:
+    return json.dumps({"version": "0", "id": str(uuid.uuid4()), "detail-type": "AWS API Call via CloudTrail",
+                       "source": "aws.ses", "account": ACCOUNT, "time": record["eventTime"], "region": "us-east-1",
+                       "resources": [], "detail": record})
+
+
+def fill(url: str, kind: str, args, rng: random.Random) -> tuple[str, int, int]:
+    """A fresh queue holding the path's messages; (queue URL, messages, matching records)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1", endpoint_url=url)
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=url)
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "120"})["QueueUrl"]
+    matching = 0
+    if kind == "s3":
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.create_bucket(Bucket=name)
+        s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        for number in range(args.objects):
+            batch = trail_records(args.records, rng)
+            matching += sum(r["eventSource"] == "ses.amazonaws.com" for r in batch)
+            key = f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/{day}/{ACCOUNT}_CloudTrail_us-east-1_{number}.json.gz"
+            s3.put_object(Bucket=name, Key=key, Body=gzip.compress(json.dumps({"Records": batch}).encode()))
+        return queue_url, args.objects + 1, matching  # and S3's test event
+    bodies = []
+    for _ in range(args.events):
+        who = records.iam_user(f"user{rng.randrange(50)}", account=ACCOUNT)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - rng.uniform(60, 3600)))
+        bodies.append(eventbridge(records.record(who, "GetSendQuota", account=ACCOUNT, time=when)))
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start:start + 10])])
+    return queue_url, len(bodies), len(bodies)
+
+
+def fresh_store(database: str | None, folder: Path):
+    import sqlalchemy as sa
+
+    from detection.store import Store
+
+    if database is None:
+        url = f"sqlite:///{folder / f'bench-{time.monotonic_ns()}.db'}"
+    else:
+        url = database
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+    store = Store(url)
+    store.migrate()
+    return store
+
+
+def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
+    import sqlalchemy as sa
+
+    from bot.worker.consume import QueueConsumer
+    from detection.store import EventRow, Store
+    from tests.worker_fixtures import worker_settings
+
+    queue_url, messages, matching = fill(url, kind, args, random.Random(7))
+    store = fresh_store(args.database, folder)
+    settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=queue_url, learning_days=0)
+    stores = [Store(store.url) for _ in range(consumers)]
+    results = []
+    waited = []  # seconds each consumer spent waiting for SQS's and S3's answers
+
+    def consume(each_store) -> None:
+        consumer = QueueConsumer(settings, each_store, wait_seconds=1)
+        me, clock = threading.current_thread(), {"in_call": 0.0, "since": None}
+
+        def before(**_):
+            if threading.current_thread() is me:
+                clock["since"] = time.monotonic()
+
+        def after(**_):
+            if threading.current_thread() is me and clock["since"] is not None:
+                clock["in_call"] += time.monotonic() - clock["since"]
+                clock["since"] = None
+
+        for client in (consumer.sqs, consumer.s3):
+            client.meta.events.register("before-call", before)
+            client.meta.events.register("after-call", after)
+        results.append(consumer.drain())
+        waited.append(clock["in_call"] - 1.0)  # less the final empty receive's wait
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=consume, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # each drain ends with one empty receive of up to 1 s: not part of the work
+    seconds = time.monotonic() - started - 1.0
+    with store.session() as session:
+        stored = session.execute(sa.select(sa.func.count()).select_from(EventRow)).scalar_one()
+    for s in [store, *stores]:
+        s.engine.dispose()
+    handled = sum(r.stored + r.ignored for r in results)
+    return {"kind": kind, "consumers": consumers, "messages": messages, "handled": handled, "stored": stored,
+            "matching": matching, "seconds": seconds, "own": max(0.0, seconds - min(waited)),
+            "records": args.objects * args.records if kind == "s3" else messages}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objects", type=int, default=200, help="CloudTrail log files (S3 path)")
+    parser.add_argument("--records", type=int, default=100, help="records per log file")
+    parser.add_argument("--events", type=int, default=2000, help="EventBridge events")
+    parser.add_argument("--consumers", default="1,2", help="comma-separated numbers of consumers")
+    parser.add_argument("--database", help="a PostgreSQL URL (its public schema is emptied); default: SQLite")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="sesguard-bench-sqs-"))
+    moto, url = start_moto(folder)
+    os.environ.update({"AWS_ENDPOINT_URL_SQS": url, "AWS_ENDPOINT_URL_S3": url, "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_CONFIG_FILE": str(folder / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"),
+                       "AWS_EC2_METADATA_DISABLED": "true"})
+    rows = []
+    try:
+        for kind in ("s3", "eventbridge"):
+            for consumers in [int(value) for value in args.consumers.split(",")]:
+                rows.append(run(url, kind, consumers, args, folder))
+    finally:
+        moto.terminate()
+        moto.wait()
+    print(f"store: {'PostgreSQL' if args.database else 'SQLite'}; S3 path: {args.objects} log files of "
+          f"{args.records} records (a tenth SES calls); EventBridge path: {args.events} SES events")
+    print()
+    print("| path | consumers | messages | seconds | of which not waiting on SQS/S3 | messages/s | records read/s "
+          "| matching events stored/s | stored = matching |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        seconds = max(row["seconds"], 1e-3)
+        print(f"| {row['kind']} | {row['consumers']} | {row['messages']} | {seconds:.1f} | {row['own']:.1f} | "
+              f"{row['handled'] / seconds:.0f} | {row['records'] / seconds:.0f} | {row['stored'] / seconds:.0f} | "
+              f"{'yes' if row['stored'] == row['matching'] and row['handled'] == row['messages'] else 'NO'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
