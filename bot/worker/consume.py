@@ -329,13 +329,14 @@ def _queue_region(url: str) -> str | None:
 
 
 def backfill_done(store: Store, source_name: str) -> bool:
-    """The backfill source has listed its places and every one of them is backfilled."""
+    """The backfill source has listed its places and each was backfilled or tried (a place that cannot be
+    read, such as an account whose role is missing, must not hold up every other account's alerts)."""
     with store.session() as session:
         rows = list(session.exec(select(PollState).where(PollState.source == source_name,
                                                          PollState.retired_at.is_(None))))
     whole = [row for row in rows if (row.account_id, row.region) == SOURCE_ROW]
     places = [row for row in rows if (row.account_id, row.region) != SOURCE_ROW]
-    return bool(whole and whole[0].last_success_at and places and all(row.watermark for row in places))
+    return bool(whole and whole[0].last_success_at and all(row.watermark or row.last_error_at for row in places))
 
 
 def wait_for_backfill(store: Store, source_name: str, stop: threading.Event, every: float = 2.0) -> bool:

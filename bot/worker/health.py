@@ -174,6 +174,8 @@ def health(store: Store, settings: Settings, now: datetime | None = None) -> Hea
     now = now or utcnow()
     patience = timedelta(seconds=settings.poll_seconds * FAILING_AFTER_INTERVALS)
     report = Health(checked_at=now, sources=_sources(store, settings.source, patience, now))
+    if settings.source == "sqs" and settings.backfill_source:
+        report.sources += _backfills_missing(store, settings.backfill_source, patience, now)
     report.delivery = delivery_health(store, settings.slack_alert_channel, patience, now)
     if settings.pagerduty_routing_key is not None:
         report.paging = paging_health(store, now)
@@ -195,6 +197,18 @@ def _sources(store: Store, source: str, patience: timedelta, now: datetime) -> l
     listing_fails = [report for report in reports
                      if report.whole_source and report.failing and report.consecutive_failures > 0]
     return places + listing_fails if places else reports
+
+
+def _backfills_missing(store: Store, source: str, patience: timedelta, now: datetime) -> list[SourceHealth]:
+    """With SESGUARD_SOURCE=sqs: the backfill source's places not backfilled yet (each is read once, so a
+    place done is no longer awaited, and one that keeps failing, such as a role missing, is failing)."""
+    with store.session() as session:
+        rows = list(session.exec(select(PollState).where(
+            PollState.source == source, PollState.retired_at.is_(None), PollState.watermark.is_(None),
+            sa.or_(PollState.account_id != SOURCE_ROW[0], PollState.region != SOURCE_ROW[1]))))
+        leases = {poll_lease_name(source, row.account_id) for row in rows}
+        polling = set(session.exec(select(LeaseRow.name).where(LeaseRow.name.in_(leases), LeaseRow.expires_at > now)))
+    return [_place(row, now, patience, poll_lease_name(source, row.account_id) in polling) for row in rows]
 
 
 def _expected_places(store: Store, source: str, now: datetime) -> list[PollState]:

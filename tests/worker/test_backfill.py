@@ -70,3 +70,20 @@ def test_json_body_of_the_queue_settings_is_never_echoed():
     with pytest.raises(SettingsError) as refused:
         worker_settings(source="sqs", sqs_queue_url=json.dumps({"secret": "s3cr3t value"}))
     assert "s3cr3t" not in str(refused.value)
+
+
+def test_a_place_whose_backfill_fails_shows_in_health_and_does_not_hold_the_queue_up(aws, sqs_env, store):
+    from bot.worker.health import health
+    from tests.worker_fixtures import ROLE_ACCOUNT, ROLE_ARN
+
+    aws.api.limit = 20  # ROLE_ARN is not a role the stand-in knows: AssumeRole is denied
+    trail = Trail(sqs_env)
+    settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=trail.queue_url,
+                               backfill_source="lookup", role_arns=[ROLE_ARN])
+    source = backfill_source(settings, store)
+    result = backfill_pass(settings, store, source)
+    assert not result.ok and [o.place.account_id for o in result.places if o.error] == [ROLE_ACCOUNT]
+    assert backfill_done(store, source.name)  # tried: the consumer starts for every other account
+    shown = {(s.source, s.account_id): s for s in health(store, settings).sources}
+    assert "AccessDenied" in shown[("lookup", ROLE_ACCOUNT)].last_error
+    assert ("lookup", OWN_ACCOUNT) not in shown  # backfilled: the queue brings the rest
