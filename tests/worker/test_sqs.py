@@ -339,3 +339,30 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_its_successor_alerts_each
     assert sorted(next(name for name in people if f":user/{name}" in text) for text in posted) == sorted(people)
     assert signals(postgres_store) == sorted(people)
     assert event_ids(postgres_store) == sorted(r["eventID"] for r in records)
+
+
+def test_poll_once_drains_the_queue_posts_and_exits_1_when_a_message_was_left(sqs_env, sqlite_store, monkeypatch,
+                                                                                capsys):
+    import signal
+
+    from bot.cli import main
+
+    trail = Trail(sqs_env)
+    trail.put_log("one", ses_calls(user("mallory"), 1))
+    with FakeSlack(channels={CHANNEL: ()}) as slack:
+        for name, value in {"DATABASE_URL": sqlite_store.url, "SLACK_BOT_TOKEN": slack.token,
+                            "SLACK_ALERT_CHANNEL": CHANNEL, "SLACK_API_URL": slack.api_url, "SESGUARD_SOURCE": "sqs",
+                            "SESGUARD_SQS_QUEUE_URL": trail.queue_url, "SESGUARD_LEARNING_DAYS": "0"}.items():
+            monkeypatch.setenv(name, value)
+        handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            assert main(["poll", "--once"]) == 0
+            assert len(slack.channel_messages(CHANNEL)) == 1
+            trail.send("garbage")
+            assert main(["poll", "--once"]) == 1
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+    err = capsys.readouterr().err
+    assert "1 left for the redrive policy" in err
+    assert f"sqs {trail.queue_url}: 2 messages, 1 stored, 1 ignored" in err
