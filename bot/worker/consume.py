@@ -136,7 +136,7 @@ class QueueConsumer:
         answer = self.sqs.receive_message(
             QueueUrl=self.queue_url, MaxNumberOfMessages=BATCH,
             WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
-            MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"])
+            AttributeNames=["SentTimestamp"])  # (MessageSystemAttributeNames needs a newer botocore than 1.34)
         messages = [_received(entry) for entry in answer.get("Messages") or [] if isinstance(entry, dict)]
         messages = [message for message in messages if message is not None]
         result = BatchResult(received=len(messages))
