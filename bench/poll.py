@@ -135,10 +135,10 @@ def run(concurrency: int, accounts: list[str], regions: list[str], stand_in: Sta
     for _ in range(passes):
         # Real passes are minutes apart: let the last pass's bookings (1.2 s apart per place) age out first.
         time.sleep(2.0)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()  # this process only: not the stand-in's
         result = poll_once(settings, store, source, notify=False)
         seconds = time.monotonic() - started
-        steady.append({"seconds": seconds, "ok": result.ok, **stand_in.stats()})
+        steady.append({"seconds": seconds, "cpu": time.process_time() - cpu, "ok": result.ok, **stand_in.stats()})
         if not result.ok:
             print("\n".join(line for line in result.lines() if "FAILED" in line)[:2000], file=sys.stderr)
     store.engine.dispose()
@@ -175,9 +175,9 @@ def main() -> int:
     finally:
         stand_in.stop()
     print()
-    print("| SESGUARD_POLL_CONCURRENCY | first pass (backfill) | steady-state pass | LookupEvents requests "
-          "| requests/s | throttled | most in one second per place |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| SESGUARD_POLL_CONCURRENCY | first pass (backfill) | steady-state pass | the poller's CPU "
+          "| LookupEvents requests | requests/s | throttled | most in one second per place |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         steady = row["steady"]
         seconds = statistics.median(s["seconds"] for s in steady)
@@ -185,7 +185,8 @@ def main() -> int:
         throttled = sum(s["throttled"] for s in steady) + row["backfill"]["throttled"]
         busiest = max([s["busiest"] for s in steady] + [row["backfill"]["busiest"]])
         ok = all(s["ok"] for s in steady) and row["backfill"]["ok"]
-        print(f"| {row['concurrency']} | {row['backfill']['seconds']:.1f} s | {seconds:.1f} s | {lookups:.0f} "
+        cpu = statistics.median(s["cpu"] for s in steady)
+        print(f"| {row['concurrency']} | {row['backfill']['seconds']:.1f} s | {seconds:.1f} s | {cpu:.1f} s | {lookups:.0f} "
               f"| {lookups / seconds:.0f} | {throttled} | {busiest} |{'' if ok else ' (a pass FAILED)'}")
     best = min(statistics.median(s["seconds"] for s in row["steady"]) for row in rows)
     per_place = best / places

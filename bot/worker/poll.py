@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -292,7 +292,11 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
             outcome.error = f"{type(exc).__name__}: {exc}"
         return None
 
-    pulled = dict(zip(map(id, outcomes), [future.result() for future in [reads.submit(pull, o) for o in outcomes]]))
+    futures = [reads.submit(pull, outcome) for outcome in outcomes]
+    # A read may wait in the pool behind other accounts' reads: the lease is kept alive meanwhile too.
+    while wait(futures, timeout=lease.ttl.total_seconds() / 3).not_done:
+        lease.keep_alive()
+    pulled = dict(zip(map(id, outcomes), [future.result() for future in futures]))
 
     # History first (learned silently), then what is new, each batch in eventTime order.
     for backfill in (True, False):
