@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 
 def _lookup(settings: Settings, store: Store, url: str) -> Source:
-    from detection.sources.lookup import LookupSource
+    from detection.sources.lookup import Backoff, LookupSource
 
     return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key,
+                        backoff=Backoff(base=settings.retry_seconds),
                         org_role_name=settings.org_role_name, exclude=settings.accounts_exclude)
 
 
