@@ -187,7 +187,7 @@ class Settings(BaseSettings):
         return check_backfill_url(value) if value else None
 
     @model_validator(mode="after")
-    def _queue_for_sqs(self) -> "Settings":
+    def _queue_for_sqs(self) -> Settings:
         if self.source == "sqs" and not self.sqs_queue_url:
             raise ValueError("SESGUARD_SOURCE=sqs needs SESGUARD_SQS_QUEUE_URL (the queue's URL)")
         return self

@@ -11,8 +11,15 @@ from bot.worker.poll import poll_once
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import SignalRow
 from tests.waiting import wait_for
-from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, ses_calls, user,  # noqa: F401
-                                   worker_settings)
+from tests.worker_fixtures import (
+    OWN_ACCOUNT,
+    ROLE_ACCOUNT,
+    ROLE_ARN,
+    aws,  # noqa: F401 - a fixture
+    ses_calls,
+    user,
+    worker_settings,
+)
 
 FAST = Backoff(base=0.01, cap=0.05)
 
