@@ -1,0 +1,183 @@
+"""The rule of `detection.rule` as SQL: Athena's standard CloudTrail table, and a CloudTrail Lake event data store.
+
+One scan of the table, pruned by its projected `timestamp` partition (`yyyy/MM/dd`, Athena) or by eventTime
+(Lake), returns only rows the rule can match:
+- the matching calls of callers that are not excluded, one row each, with the fields `rows` rebuilds the
+  record from;
+- for the excluded callers (AWS services, service-linked roles), one row per account: the first eventTime and
+  the count. They never signal and are never learned; they only say since when an account was observed (SPEC
+  §1), so their thousands of rows a day (Trusted Advisor's quota checks) need not travel.
+Both come from one GROUP BY GROUPING SETS over the same scan: grouped by every column, a call is its own group
+(two identical rows collapse, as the same record delivered twice does); grouped by account, the excluded ones
+are one row.
+
+What SQL cannot say exactly is said more widely, and the rows are passed through the Python rule again
+(`rows`): the day of eventTime is compared as text, one day wider than asked on each side (a time written with
+an offset, `2025-01-31T23:30:00-05:00`, is a day later in UTC), and the exact bounds are applied to the parsed
+time. The partition (the day CloudTrail delivered the file) reaches one day further still: a file is written
+minutes after its events, so an event's partition is its day or the next. The exclusion is written exactly as
+`rule.is_excluded_caller` decides (checked by the equivalence tests); a row it lets through is one more row
+for the Python rule, which excludes it there.
+
+Every value is an execution parameter (`?`) in Athena's SQL text; Lake has none, and there the same checked
+literal (`values.literal`) is written in. The organisation trail's table has `account` and `region`
+partitions too: they need no filter, every account and region is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from detection import rule
+from detection.sources.sql import values
+
+# (alias, Athena expression, Lake expression). The aliases are what `rows` reads.
+COLUMNS = (
+    ("event_id", "eventid", "eventID"),
+    ("event_time", "eventtime", "eventTime"),
+    ("event_source", "eventsource", "eventSource"),
+    ("event_name", "eventname", "eventName"),
+    ("aws_region", "awsregion", "awsRegion"),
+    ("source_ip", "sourceipaddress", "sourceIPAddress"),
+    ("user_agent", "useragent", "userAgent"),
+    ("error_code", "errorcode", "errorCode"),
+    ("recipient_account", "recipientaccountid", "recipientAccountId"),
+    ("from_console", "sessioncredentialfromconsole", "sessionCredentialFromConsole"),
+    # requestParameters: a JSON string in the standard table, a map of strings in Lake.
+    ("service_code", "json_extract_scalar(requestparameters, '$.serviceCode')",
+     "element_at(requestParameters, 'serviceCode')"),
+    ("identity_type", "useridentity.type", "userIdentity.type"),
+    ("identity_arn", "useridentity.arn", "userIdentity.arn"),
+    ("identity_account", "useridentity.accountid", "userIdentity.accountid"),
+    ("access_key_id", "useridentity.accesskeyid", "userIdentity.accesskeyid"),
+    ("invoked_by", "useridentity.invokedby", "userIdentity.invokedby"),
+    ("issuer_arn", "useridentity.sessioncontext.sessionissuer.arn", "userIdentity.sessioncontext.sessionissuer.arn"),
+)
+ALIASES = tuple(alias for alias, _, _ in COLUMNS)
+# The outer query's own columns: is it an excluded callers' summary row, and how many rows it stands for.
+EXCLUDED, ROW_COUNT = "is_excluded", "row_count"
+ACCOUNT = "account_key"
+# The partition reaches this much later than the events (see the module's docstring).
+DELIVERY_MARGIN = timedelta(days=1)
+OFFSET_MARGIN = timedelta(days=1)
+
+
+@dataclass
+class Query:
+    """SQL text, and (Athena) the execution parameters that fill its `?` in order."""
+
+    text: str
+    parameters: list[str] = field(default_factory=list)
+
+
+class _Values:
+    """Writes a value into a query: as `?` with a parameter beside it (Athena), or as the literal (Lake)."""
+
+    def __init__(self, parameters: bool):
+        self.parameters: list[str] | None = [] if parameters else None
+
+    def __call__(self, value: str) -> str:
+        written = values.literal(value)
+        if self.parameters is None:
+            return written
+        self.parameters.append(written)
+        return "?"
+
+    def time(self, moment: datetime) -> str:
+        written = values.time_literal(moment)
+        if self.parameters is None:
+            return written
+        self.parameters.append(written)
+        return "?"
+
+    def many(self, items) -> str:
+        return ", ".join(self(item) for item in sorted(items))
+
+
+def _constant(value: str) -> str:
+    """A constant of this module that is not of the value alphabet (a LIKE pattern): written as it is."""
+    assert "'" not in value and "\\" not in value
+    return f"'{value}'"
+
+
+def matching(col: dict[str, str], put: _Values) -> str:
+    """SPEC §1 "Matching calls": the event source is checked, and ListServiceQuotas only for SES."""
+    ses = f"({col['event_source']} = {put(rule.SES_SOURCE)} AND {col['event_name']} IN " \
+          f"({put.many(rule.SES_ENUMERATION_CALLS)}))"
+    quotas = (f"({col['event_source']} = {put(rule.SERVICE_QUOTAS_SOURCE)} AND {col['event_name']} = "
+              f"{put(rule.SERVICE_QUOTAS_CALL)} AND {col['service_code']} = {put('ses')})")
+    return f"({ses} OR {quotas})"
+
+
+def excluded(col: dict[str, str], put: _Values) -> str:
+    """SPEC §1 "Excluded callers", as `rule.is_excluded_caller` decides it; never NULL."""
+    issuer, arn = col["issuer_arn"], col["identity_arn"]
+    role, assumed = ":role/", ":assumed-role/"
+    # Built in reading order: Athena fills the `?` in the order they were written.
+    aws_service = f"{col['identity_type']} = {put('AWSService')}"
+    service_principal = (f"({col['invoked_by']} LIKE {_constant('%.amazonaws.com')} AND {col['invoked_by']} "
+                         f"NOT IN ({put.many(rule.CONSOLE_PRINCIPALS)}))")
+    # The role path starts /aws-service-role/ when what follows the issuer's first ":role/" starts
+    # "aws-service-role/"; without a usable issuer, the session's role name starts AWSServiceRoleFor.
+    service_linked = (
+        f"({col['identity_type']} = {put('AssumedRole')} AND CASE WHEN strpos({issuer}, {put(role)}) > 0 "
+        f"THEN starts_with(substr({issuer}, strpos({issuer}, {put(role)}) + {len(role)}), "
+        f"{put(rule.SERVICE_LINKED_ROLE_PATH.lstrip('/'))}) "
+        f"ELSE strpos({arn}, {put(assumed)}) > 0 AND starts_with(substr({arn}, strpos({arn}, {put(assumed)}) "
+        f"+ {len(assumed)}), {put('AWSServiceRoleFor')}) END)")
+    return f"coalesce({aws_service} OR {service_principal} OR {service_linked}, false)"
+
+
+def _account(col: dict[str, str]) -> str:
+    """`record._account`: recipientAccountId, else userIdentity.accountId (an empty one counts as none)."""
+    return f"coalesce(nullif({col['recipient_account']}, ''), nullif({col['identity_account']}, ''))"
+
+
+def _grouped(inner: str) -> str:
+    """The outer query: calls one row each, excluded callers one row per account (the module's docstring)."""
+    calls = ", ".join(alias for alias in ALIASES)
+    shown = ", ".join(alias if alias != "event_time" else "min(event_time) AS event_time" for alias in ALIASES)
+    return (
+        f"SELECT {EXCLUDED}, {shown}, {ACCOUNT}, count(*) AS {ROW_COUNT}\n"
+        f"FROM ({inner}) AS candidates\n"
+        f"GROUP BY GROUPING SETS (({EXCLUDED}, {calls}, {ACCOUNT}), ({EXCLUDED}, {ACCOUNT}))\n"
+        f"HAVING (grouping(event_id) = 0 AND NOT {EXCLUDED}) OR (grouping(event_id) = 1 AND {EXCLUDED})"
+    )
+
+
+def athena_rule_query(table: str, since: datetime, until: datetime, parameters: bool = True) -> Query:
+    """The rule over `database.table` of AWS's standard CloudTrail table, for eventTimes in [since, until).
+    (`parameters=False` writes the literals into the text instead: what the tests compare the order with.)"""
+    database, name = values.athena_table(table)
+    col = {alias: athena for alias, athena, _ in COLUMNS}
+    put = _Values(parameters)
+    since, until = values.utc(since), values.utc(until)
+    selected = ", ".join(f"{expression} AS {alias}" for alias, expression in col.items())
+    # Parameters are filled in the order their `?` appear: every fragment is built in reading order.
+    excluded_sql = excluded(col, put)
+    where = (
+        f"FROM \"{database}\".\"{name}\" WHERE \"timestamp\" BETWEEN "
+        f"{put(values.partition_day(since - OFFSET_MARGIN))} AND "
+        f"{put(values.partition_day(until + OFFSET_MARGIN + DELIVERY_MARGIN))}"
+        f" AND substr(eventtime, 1, 10) BETWEEN {put(values.day(since - OFFSET_MARGIN))} AND "
+        f"{put(values.day(until + OFFSET_MARGIN))} AND {matching(col, put)}"
+    )
+    inner = f"SELECT {selected}, {excluded_sql} AS {EXCLUDED}, {_account(col)} AS {ACCOUNT} {where}"
+    return Query(_grouped(inner), put.parameters or [])
+
+
+def lake_rule_query(event_data_store: str, since: datetime, until: datetime) -> Query:
+    """The rule over a CloudTrail Lake event data store (its ID after FROM, as Lake's SQL names it), for
+    eventTimes in [since, until). eventTime is a timestamp there, compared to whole seconds (the upper bound
+    one second later): the exact bounds are applied to the rebuilt records."""
+    store = values.event_data_store(event_data_store)
+    col = {alias: lake for alias, _, lake in COLUMNS}
+    put = _Values(parameters=False)
+    selected = ", ".join(f"{expression} AS {alias}" for alias, expression in col.items())
+    inner = (
+        f"SELECT {selected}, {excluded(col, put)} AS {EXCLUDED}, {_account(col)} AS {ACCOUNT} FROM {store} "
+        f"WHERE eventTime >= {put.time(since)} AND eventTime < {put.time(until + timedelta(seconds=1))} "
+        f"AND {matching(col, put)}"
+    )
+    return Query(_grouped(inner))
