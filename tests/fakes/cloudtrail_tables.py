@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import re
+import tempfile
+from collections.abc import Iterable
 from datetime import timezone
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 import orjson
@@ -104,9 +106,7 @@ def athena_table(connection: duckdb.DuckDBPyConnection, table: str, records: Ite
     connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{database}"')
     connection.execute(ATHENA_DDL.format(table=f'"{database}"."{name}"'))
     rows = [athena_row(record, delivered) for record, delivered in records]
-    if rows:
-        marks = ", ".join("?" for _ in rows[0])
-        connection.executemany(f'INSERT INTO "{database}"."{name}" VALUES ({marks})', rows)
+    _insert(connection, f'"{database}"."{name}"', ["useridentity", *_STRINGS, "timestamp"], rows)
     return len(rows)
 
 
@@ -127,10 +127,23 @@ def lake_row(record: dict) -> tuple | None:
 def lake_table(connection: duckdb.DuckDBPyConnection, table: str, records: Iterable[dict]) -> int:
     connection.execute(LAKE_DDL.format(table=f'"{table}"'))
     rows = [row for row in map(lake_row, records) if row is not None]
-    if rows:
-        marks = ", ".join("?" for _ in rows[0])
-        connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)
+    _insert(connection, f'"{table}"', ["useridentity", "eventtime", "requestparameters", *LAKE_STRINGS], rows)
     return len(rows)
+
+
+def _insert(connection: duckdb.DuckDBPyConnection, table: str, names: list[str], rows: list[tuple]) -> None:
+    """Rows in through DuckDB's JSON reader (row-by-row inserts take a second per few hundred rows)."""
+    if not rows:
+        return
+    types = dict(connection.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl") as lines:
+        for row in rows:
+            lines.write(orjson.dumps(dict(zip(names, row)), default=str) + b"\n")
+        lines.flush()
+        columns = "{" + ", ".join(f"'{name}': '{types[name]}'" for name in names) + "}"
+        connection.execute(f"INSERT INTO {table} ({', '.join(chr(34) + n + chr(34) for n in names)}) "
+                           f"SELECT * FROM read_json(?, columns = {columns}, format = 'newline_delimited')",
+                           [lines.name])
 
 
 class BadParameter(ValueError):

@@ -56,7 +56,10 @@ COLUMNS = (
 )
 ALIASES = tuple(alias for alias, _, _ in COLUMNS)
 # The outer query's own columns: is it an excluded callers' summary row, and how many rows it stands for.
-EXCLUDED, ROW_COUNT = "is_excluded", "row_count"
+# An eventTime Athena may summarise: CloudTrail's own form, and a date that exists whatever the month (days 29
+# to 31 come back row by row), so that the least such text is the earliest valid time.
+CANONICAL_EVENT_TIME = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
+SUMMARISED, ROW_COUNT = "summarised", "row_count"
 ACCOUNT = "account_key"
 # The partition reaches this much later than the events (see the module's docstring).
 DELIVERY_MARGIN = timedelta(days=1)
@@ -139,10 +142,10 @@ def _grouped(inner: str) -> str:
     calls = ", ".join(alias for alias in ALIASES)
     shown = ", ".join(alias if alias != "event_time" else "min(event_time) AS event_time" for alias in ALIASES)
     return (
-        f"SELECT {EXCLUDED}, {shown}, {ACCOUNT}, count(*) AS {ROW_COUNT}\n"
+        f"SELECT {SUMMARISED}, {shown}, {ACCOUNT}, count(*) AS {ROW_COUNT}\n"
         f"FROM ({inner}) AS candidates\n"
-        f"GROUP BY GROUPING SETS (({EXCLUDED}, {calls}, {ACCOUNT}), ({EXCLUDED}, {ACCOUNT}))\n"
-        f"HAVING (grouping(event_id) = 0 AND NOT {EXCLUDED}) OR (grouping(event_id) = 1 AND {EXCLUDED})"
+        f"GROUP BY GROUPING SETS (({SUMMARISED}, {calls}, {ACCOUNT}), ({SUMMARISED}, {ACCOUNT}))\n"
+        f"HAVING (grouping(event_id) = 0 AND NOT {SUMMARISED}) OR (grouping(event_id) = 1 AND {SUMMARISED})"
     )
 
 
@@ -155,7 +158,11 @@ def athena_rule_query(table: str, since: datetime, until: datetime, parameters: 
     since, until = values.utc(since), values.utc(until)
     selected = ", ".join(f"{expression} AS {alias}" for alias, expression in col.items())
     # Parameters are filled in the order their `?` appear: every fragment is built in reading order.
-    excluded_sql = excluded(col, put)
+    # Excluded callers are summarised where their eventTime is exactly inside [since, until): CloudTrail's own
+    # text, compared as text (the others come back row by row, and the Python rule decides them).
+    summarised = (f"({excluded(col, put)} AND regexp_like(eventtime, {_constant(CANONICAL_EVENT_TIME)}) "
+                  f"AND eventtime >= {put(values.event_time_text(since))} "
+                  f"AND eventtime < {put(values.event_time_text(until))})")
     where = (
         f"FROM \"{database}\".\"{name}\" WHERE \"timestamp\" BETWEEN "
         f"{put(values.partition_day(since - OFFSET_MARGIN))} AND "
@@ -163,21 +170,20 @@ def athena_rule_query(table: str, since: datetime, until: datetime, parameters: 
         f" AND substr(eventtime, 1, 10) BETWEEN {put(values.day(since - OFFSET_MARGIN))} AND "
         f"{put(values.day(until + OFFSET_MARGIN))} AND {matching(col, put)}"
     )
-    inner = f"SELECT {selected}, {excluded_sql} AS {EXCLUDED}, {_account(col)} AS {ACCOUNT} {where}"
+    inner = f"SELECT {selected}, {summarised} AS {SUMMARISED}, {_account(col)} AS {ACCOUNT} {where}"
     return Query(_grouped(inner), put.parameters or [])
 
 
 def lake_rule_query(event_data_store: str, since: datetime, until: datetime) -> Query:
     """The rule over a CloudTrail Lake event data store (its ID after FROM, as Lake's SQL names it), for
-    eventTimes in [since, until). eventTime is a timestamp there, compared to whole seconds (the upper bound
-    one second later): the exact bounds are applied to the rebuilt records."""
+    eventTimes in [since, until). eventTime is a timestamp there, of milliseconds: the bounds are exact."""
     store = values.event_data_store(event_data_store)
     col = {alias: lake for alias, _, lake in COLUMNS}
     put = _Values(parameters=False)
     selected = ", ".join(f"{expression} AS {alias}" for alias, expression in col.items())
     inner = (
-        f"SELECT {selected}, {excluded(col, put)} AS {EXCLUDED}, {_account(col)} AS {ACCOUNT} FROM {store} "
-        f"WHERE eventTime >= {put.time(since)} AND eventTime < {put.time(until + timedelta(seconds=1))} "
+        f"SELECT {selected}, {excluded(col, put)} AS {SUMMARISED}, {_account(col)} AS {ACCOUNT} FROM {store} "
+        f"WHERE eventTime >= {put.time(since)} AND eventTime < {put.time(until)} "
         f"AND {matching(col, put)}"
     )
     return Query(_grouped(inner))

@@ -12,13 +12,14 @@ the calls it stands for are counted as matched.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from detection import rule
 from detection.record import BadRecord, Sighting, parse_time, to_call
 from detection.sources.files import FileScan
-from detection.sources.sql.query import ACCOUNT, EXCLUDED, ROW_COUNT
+from detection.sources.sql.query import ACCOUNT, ROW_COUNT, SUMMARISED
 
 # Row column → where CloudTrail writes it in a record.
 TOP_LEVEL = {
@@ -97,7 +98,7 @@ def _count(value: Any) -> int:
 
 
 def _is_summary(row: Mapping[str, Any]) -> bool:
-    flag = row.get(EXCLUDED)
+    flag = row.get(SUMMARISED)
     return flag is True or (isinstance(flag, str) and flag.lower() in TRUE_TEXT)
 
 
@@ -148,11 +149,8 @@ def _summary_row(scanned: EngineScan, row: Mapping[str, Any], count: int, since,
     except BadRecord:
         moment = None
     scanned.records += count
-    if since is not None and moment is not None:
-        # The SQL's day-wide bounds may reach before `since`: the first time inside them is not known more
-        # exactly than that, and observation cannot start before the query does.
-        moment = max(moment, since)
-    if not account or moment is None or (until is not None and moment >= until):
-        return
+    if not account or moment is None or (since is not None and moment < since) \
+            or (until is not None and moment >= until):
+        return  # the query summarises only times inside the bounds: never met with AWS's own answers
     scanned.sightings.append(Sighting(f"sql-excluded-callers-{account}", moment, account))
     scanned.summarised += count - 1  # the one Sighting counts itself

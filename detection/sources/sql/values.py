@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class UnsafeValue(ValueError):
@@ -77,10 +80,24 @@ def partition_day(moment: datetime) -> str:
     return utc(moment).strftime("%Y/%m/%d")
 
 
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    moment = utc(moment)
+    floor = moment - (moment - EPOCH) % step
+    return floor if floor == moment else floor + step
+
+
+def event_time_text(moment: datetime) -> str:
+    """`2025-01-31T12:00:01Z`: CloudTrail's own eventTime text for the first whole second at or after `moment`.
+    For an eventTime written that way (whole seconds), `text >= event_time_text(m)` is exactly `time >= m`."""
+    return _ceil(moment, timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def time_literal(moment: datetime) -> str:
-    """`'2025-01-31 12:00:00'`: how Lake's examples compare eventTime (whole seconds, UTC). Made from a
-    datetime, never from text, so its one blank is the only character outside the value alphabet."""
-    return "'" + utc(moment).strftime("%Y-%m-%d %H:%M:%S") + "'"
+    """`'2025-01-31 12:00:00.001'`: a Lake eventTime bound (milliseconds, Lake's precision), the first one at or
+    after `moment`. Made from a datetime, never from text: its one blank is the only character outside the
+    value alphabet."""
+    text = _ceil(moment, timedelta(milliseconds=1)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"'{text}'"
 
 
 def account_id(value: str) -> str:
@@ -103,9 +120,9 @@ def arn(value: str) -> str:
 
 def ip_address(value: str) -> str:
     """An IPv4 or IPv6 address, written back in its canonical form (what CloudTrail records)."""
+    if not isinstance(value, str):
+        raise UnsafeValue(f"not an IP address: {_shown(value)}")
     try:
-        if not isinstance(value, str):
-            raise ValueError
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         raise UnsafeValue(f"not an IP address: {_shown(value)}") from None
