@@ -14,7 +14,6 @@ import ipaddress
 import re
 from datetime import datetime, timedelta, timezone
 
-
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
