@@ -39,14 +39,20 @@ class EngineInput:
         return f"{self.engine}://{self.name}"
 
 
-def parse(url: str) -> EngineInput:
-    """An engine URL, its name checked (values.UnsafeValue names what is wrong)."""
+def parse(url: str, athena_table: str | None = None, lake_store: str | None = None) -> EngineInput:
+    """An engine URL, its name checked (values.UnsafeValue names what is wrong). A bare `athena://` or `lake://`
+    names the configured table or store (SESGUARD_ATHENA_TABLE, SESGUARD_LAKE_EVENT_DATA_STORE)."""
     if url.startswith(ATHENA):
-        name = url[len(ATHENA):]
+        name = url[len(ATHENA):] or athena_table or ""
+        if not name:
+            raise values.UnsafeValue("athena:// names no database.table, and SESGUARD_ATHENA_TABLE is not set")
         values.athena_table(name)
         return EngineInput("athena", name.strip())
     if url.startswith(LAKE):
-        return EngineInput("lake", values.event_data_store(url[len(LAKE):]))
+        name = url[len(LAKE):] or lake_store or ""
+        if not name:
+            raise values.UnsafeValue("lake:// names no event data store, and SESGUARD_LAKE_EVENT_DATA_STORE is not set")
+        return EngineInput("lake", values.event_data_store(name))
     raise values.UnsafeValue(f"not an athena:// or lake:// URL: {url[:40]!r}")
 
 

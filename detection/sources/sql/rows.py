@@ -13,7 +13,7 @@ the calls it stands for are counted as matched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from detection import rule
@@ -75,7 +75,7 @@ class EngineScan(FileScan):
     summarised: int = 0
     not_matching: int = 0  # rows the Python rule refused (the SQL's wider bounds), dropped
     figures: Figures | None = None
-    extra: list[str] = field(default_factory=list)
+    failed: str | None = None  # the query's one-line failure, once reported (`error` then left empty)
 
 
 def to_record(row: Mapping[str, Any]) -> dict:
