@@ -38,7 +38,7 @@ def run(query: Query, workgroup: str, output: str | None, limits: Limits, figure
         client=None) -> Iterator[dict]:
     """The rows of a query as dicts (column name → text or None); `figures` filled as it goes.
     QueryFailed for every way it can fail."""
-    client = client or athena_client()
+    client = client or _call("client set-up", athena_client)
     query_id = _start(client, query, workgroup, output)
     figures.query_id = query_id
     _wait(client, query_id, limits, figures)
@@ -94,9 +94,10 @@ def _wait(client, query_id: str, limits: Limits, figures: Figures) -> dict:
             _stop(client, query_id)
             raise QueryFailed(f"athena query {query_id} stopped: still {state} after "
                               f"{limits.deadline_seconds:g} s")
-        if not waits.wait():
+        reason = waits.wait()
+        if reason:
             _stop(client, query_id)
-            raise QueryFailed(f"athena query {query_id} stopped: the process is stopping")
+            raise QueryFailed(f"athena query {query_id} stopped: {reason}")
 
 
 def _read_statistics(execution: dict, figures: Figures) -> None:

@@ -39,7 +39,7 @@ def _call(what: str, call, **arguments):
 
 
 def run(query: Query, limits: Limits, figures: Figures, client=None) -> Iterator[dict]:
-    client = client or lake_client()
+    client = client or _call("client set-up", lake_client)
     answer = _call("StartQuery", client.start_query, QueryStatement=query.text)
     query_id = answer.get("QueryId")
     if not isinstance(query_id, str) or not query_id:
@@ -81,9 +81,10 @@ def _wait(client, query_id: str, limits: Limits, figures: Figures) -> None:
         if waits.expired():
             _cancel(client, query_id)
             raise QueryFailed(f"lake query {query_id} stopped: still {state} after {limits.deadline_seconds:g} s")
-        if not waits.wait():
+        reason = waits.wait()
+        if reason:
             _cancel(client, query_id)
-            raise QueryFailed(f"lake query {query_id} stopped: the process is stopping")
+            raise QueryFailed(f"lake query {query_id} stopped: {reason}")
 
 
 def _results(client, query_id: str, limits: Limits, figures: Figures) -> Iterator[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 GB = 1024 ** 3
@@ -29,6 +30,8 @@ class Limits:
     longest_wait: float = 5.0
     page_size: int = 1000  # rows a results page (both engines' maximum)
     stop: threading.Event = field(default_factory=threading.Event, compare=False)
+    # Called before each wait (the worker renews its lease there); False stops the query.
+    keep_alive: Callable[[], bool] | None = field(default=None, compare=False)
 
     @property
     def max_bytes(self) -> int:
@@ -54,8 +57,10 @@ class Waits:
     def expired(self) -> bool:
         return self.clock() >= self.deadline
 
-    def wait(self) -> bool:
-        """Wait before the next look; False when the process is stopping."""
+    def wait(self) -> str | None:
+        """Wait before the next look; why the query must stop instead, if it must."""
+        if self.limits.keep_alive is not None and not self.limits.keep_alive():
+            return "another process took over its lease"
         pause = min(self.next, max(0.0, self.deadline - self.clock()))
         self.next = min(self.next * 2, self.limits.longest_wait)
-        return not self.limits.stop.wait(pause)
+        return "the process is stopping" if self.limits.stop.wait(pause) else None
