@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from detection.sources.sql import athena, lake, query, values
+from detection.sources.sql import query, values
 from detection.sources.sql.rows import EngineScan, Figures, scan_rows
 from detection.sources.sql.running import Limits, QueryFailed
 
@@ -60,6 +60,8 @@ def rule_scan(source: EngineInput, since: datetime, until: datetime, settings: E
               identity_mode: str = "principal", athena_client=None, lake_client=None) -> EngineScan:
     """The rule's matching calls in [since, until) from the engine; a failed query is the scan's `error`
     (one line), as an unreadable file is."""
+    from detection.sources.sql import athena, lake  # boto3: imported only when a query runs
+
     since, until = values.utc(since), values.utc(until)
     figures = Figures(source.engine)
     try:

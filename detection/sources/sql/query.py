@@ -187,3 +187,48 @@ def lake_rule_query(event_data_store: str, since: datetime, until: datetime) -> 
         f"AND {matching(col, put)}"
     )
     return Query(_grouped(inner))
+
+
+# ── §6: an identity's or key's other activity, every event source and region ─────────────────────────
+
+ACTIVITY_COLUMNS = (
+    *((alias, athena, lake) for alias, athena, lake in COLUMNS if alias != "service_code"),
+    ("read_only", "readonly", "readOnly"),
+)
+
+
+def activity_query(engine: str, name: str, since: datetime, until: datetime, arns: list[str], keys: list[str],
+                   account: str | None, limit: int) -> Query:
+    """The records made with one of `keys` or by one of `arns` (the caller's ARN or its role's), newest first,
+    at most `limit`. Every value checked (`values`); Athena's as parameters, Lake's as literals."""
+    athena = engine == "athena"
+    col = {alias: (a if athena else lk) for alias, a, lk in ACTIVITY_COLUMNS}
+    put = _Values(parameters=athena)
+    arns = [values.arn(arn) for arn in arns]
+    keys = [values.access_key_id(key) for key in keys]
+    if not arns and not keys:
+        raise values.UnsafeValue("nothing to look for: no ARN and no access key")
+    if not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
+        raise values.UnsafeValue("the row limit must be a whole number from 1 to 1,000,000")
+    selected = ", ".join(f"{expression} AS {alias}" for alias, expression in col.items())
+    since, until = values.utc(since), values.utc(until)
+    if athena:
+        database, table = values.athena_table(name)
+        source = f'"{database}"."{table}"'
+        bounds = (f"\"timestamp\" BETWEEN {put(values.partition_day(since - OFFSET_MARGIN))} AND "
+                  f"{put(values.partition_day(until + OFFSET_MARGIN + DELIVERY_MARGIN))} AND substr(eventtime, 1, 10) "
+                  f"BETWEEN {put(values.day(since - OFFSET_MARGIN))} AND {put(values.day(until + OFFSET_MARGIN))}")
+    else:
+        source = values.event_data_store(name)
+        bounds = f"eventTime >= {put.time(since)} AND eventTime < {put.time(until)}"
+    whose = []
+    if keys:
+        whose.append(f"{col['access_key_id']} IN ({', '.join(put(key) for key in keys)})")
+    for column in ("identity_arn", "issuer_arn"):
+        if arns:
+            whose.append(f"{col[column]} IN ({', '.join(put(arn) for arn in arns)})")
+    text = f"SELECT {selected} FROM {source} WHERE {bounds} AND ({' OR '.join(whose)})"
+    if account is not None:
+        text += f" AND {col['recipient_account']} = {put(values.account_id(account))}"
+    text += f" ORDER BY {col['event_time']} DESC LIMIT {limit}"
+    return Query(text, put.parameters or [])
