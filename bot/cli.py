@@ -278,12 +278,20 @@ def run_investigate(args: argparse.Namespace) -> int:
     if kind == subjects.IP:
         days = args.hours / 24 if args.hours else settings.event_retention_days
         history = identity_history(store, term, days=days)
+        # With a SQL engine (SPEC §9), the address's whole traffic of the last hours too.
+        traffic = None
+        if settings.athena_table or settings.lake_event_data_store:
+            window = recent_window(args.hours or settings.investigate_hours, utcnow())
+            traffic = SharedReader(settings, store)().address(term, window)
         if args.json:
-            answer = {"address": term, "days": days, "history": history, "note": ADDRESS_NOTE}
+            answer = {"address": term, "days": days, "history": history,
+                      **({"traffic": traffic.to_dict()} if traffic else {"note": ADDRESS_NOTE})}
             print(orjson.dumps(answer).decode())
         else:
             sys.stdout.write(address_report(term, history, days))
-        return 0
+            if traffic is not None:
+                sys.stdout.write(summary_report(traffic))
+        return 1 if traffic is not None and traffic.reading.problems and not traffic.reading.pages else 0
     window = recent_window(args.hours or settings.investigate_hours, utcnow())
     subject = subjects.for_term(store, term, window, settings.identity_key)
     summary = SharedReader(settings, store)().investigate(subject, window, [*settings.aws_regions, *subject.regions])

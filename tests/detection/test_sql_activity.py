@@ -88,3 +88,42 @@ def test_with_an_athena_table_configured_investigations_read_the_engine(store):
     reader = SharedReader(settings, store)()
     assert isinstance(reader, EngineActivityReader) and reader.source.url == f"athena://{trails.TABLE}"
     assert reader.max_rows == settings.investigate_max_pages * 50
+
+
+@pytest.mark.parametrize("engine", ["athena", "lake"])
+def test_an_address_is_answered_with_its_whole_traffic_whoever_called(engines, engine):
+    attack = story.attack(NOW)
+    stranger = story.call(story.mallory("eve", key="AKIAEVEKEY0000000001"), "ListBuckets", NOW, 20,
+                          source="s3.amazonaws.com", ip=story.IP)
+    records = [*attack.everything, stranger]
+    name = trails.TABLE if engine == "athena" else trails.STORE
+    (engines.load_athena if engine == "athena" else engines.load_lake)(name, records)
+    window = signal_window(NOW - timedelta(hours=5), NOW, 0, NOW)
+    summary = EngineActivityReader(EngineInput(engine, name), SETTINGS, 500).address(story.IP, window)
+    from_there = [rec for rec in records if rec["sourceIPAddress"] == story.IP and
+                  NOW - timedelta(hours=5) - timedelta(hours=1) <= datetime.fromisoformat(rec["eventTime"])]
+    assert summary.calls == len(from_there) and summary.reading.problems == []
+    assert "AKIAEVEKEY0000000001" in str(summary.to_dict()) and story.KEY in str(summary.to_dict())
+
+
+def test_a_hostile_address_never_reaches_the_sql(engines):
+    engines.load_athena(trails.TABLE, story.attack(NOW).everything)
+    window = signal_window(NOW - timedelta(hours=5), NOW, 0, NOW)
+    summary = EngineActivityReader(EngineInput("athena", trails.TABLE), SETTINGS, 500).address(
+        "198.51.100.66' OR '1'='1", window)
+    assert summary.reading.problems and engines.requests == []
+
+
+def test_sesguard_investigate_an_address_shows_its_traffic_from_the_engine(engines, tmp_path):
+    from tests import records as r
+
+    engines.load_athena(trails.TABLE, story.attack(NOW).everything)
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL_ATHENA": engines.endpoint, "SESGUARD_ATHENA_TABLE": trails.TABLE,
+           "SESGUARD_ATHENA_OUTPUT": "s3://results/", "DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
+    done = r.sesguard("investigate", story.IP, "--hours", "5", "--json", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    answer = json.loads(done.stdout)
+    assert answer["address"] == story.IP and answer["traffic"]["calls"] > 10 and "note" not in answer

@@ -27,6 +27,10 @@ class EngineActivityReader:
         self.source, self.settings, self.max_rows = source, settings, max_rows
         self.figures: Figures | None = None  # the last query's
 
+    def address(self, address: str, window: Window) -> Summary:
+        """An IP address's whole traffic in the window, whoever called, every account and region."""
+        return self.investigate(Subject(address, None, None, source_ip=address), window)
+
     def investigate(self, subject: Subject, window: Window, regions: Iterable[str] = (), between=None) -> Summary:
         gathered = self.read(subject, window, regions, between)
         return summarise(gathered.records, subject, window, gathered.reading)
@@ -36,15 +40,16 @@ class EngineActivityReader:
         gathered = Gathered(reading=Reading(page_cap=None))
         arns = [subject.identity] if subject.identity and subject.identity.startswith("arn:") else []
         keys = list(subject.access_keys)
+        ips = [subject.source_ip] if subject.source_ip is not None else []
         try:
             sql = query.activity_query(self.source.engine, self.source.name, window.start, window.end, arns, keys,
-                                       subject.account_id, self.max_rows)
+                                       subject.account_id, self.max_rows, ips)
         except values.UnsafeValue as exc:
             gathered.reading.problems.append(f"{self.source.url}: {exc}")
             return gathered
         self.figures = figures = Figures(self.source.engine)
-        gathered.reading.lookups.append(f"{self.source.url}: keys {', '.join(keys) or '-'}, "
-                                        f"{', '.join(arns) or 'no ARN'}, every region")
+        asked = [*keys, *arns, *(f"source address {ip}" for ip in ips)]
+        gathered.reading.lookups.append(f"{self.source.url}: {', '.join(asked)}, every region")
         try:
             if self.source.engine == "athena":
                 rows = athena.run(sql, self.settings.athena_workgroup, self.settings.athena_output,

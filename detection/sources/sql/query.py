@@ -198,16 +198,17 @@ ACTIVITY_COLUMNS = (
 
 
 def activity_query(engine: str, name: str, since: datetime, until: datetime, arns: list[str], keys: list[str],
-                   account: str | None, limit: int) -> Query:
-    """The records made with one of `keys` or by one of `arns` (the caller's ARN or its role's), newest first,
-    at most `limit`. Every value checked (`values`); Athena's as parameters, Lake's as literals."""
+                   account: str | None, limit: int, ips: list[str] = ()) -> Query:
+    """The records made with one of `keys`, by one of `arns` (the caller's ARN or its role's) or from one of `ips`,
+    newest first, at most `limit`. Every value checked (`values`); Athena's as parameters, Lake's as literals."""
     athena = engine == "athena"
     col = {alias: (a if athena else lk) for alias, a, lk in ACTIVITY_COLUMNS}
     put = _Values(parameters=athena)
     arns = [values.arn(arn) for arn in arns]
     keys = [values.access_key_id(key) for key in keys]
-    if not arns and not keys:
-        raise values.UnsafeValue("nothing to look for: no ARN and no access key")
+    ips = [values.ip_address(ip) for ip in ips]
+    if not arns and not keys and not ips:
+        raise values.UnsafeValue("nothing to look for: no ARN, access key or address")
     if not isinstance(limit, int) or not 1 <= limit <= 1_000_000:
         raise values.UnsafeValue("the row limit must be a whole number from 1 to 1,000,000")
     selected = ", ".join(f"{expression} AS {alias}" for alias, expression in col.items())
@@ -227,6 +228,8 @@ def activity_query(engine: str, name: str, since: datetime, until: datetime, arn
     for column in ("identity_arn", "issuer_arn"):
         if arns:
             whose.append(f"{col[column]} IN ({', '.join(put(arn) for arn in arns)})")
+    if ips:
+        whose.append(f"{col['source_ip']} IN ({', '.join(put(ip) for ip in ips)})")
     text = f"SELECT {selected} FROM {source} WHERE {bounds} AND ({' OR '.join(whose)})"
     if account is not None:
         text += f" AND {col['recipient_account']} = {put(values.account_id(account))}"
