@@ -13,6 +13,7 @@ from bot import __version__
 from bot.errors import SettingsError
 from detection.record import IDENTITY_KEYS
 from detection.sources.inputs import default_jobs
+from detection.sources.sql.engine import is_engine_url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     scan_cmd = commands.add_parser("scan", help="detect over CloudTrail log files, folders or s3://bucket/prefix",
                                    description="Detection over CloudTrail logs; signals on stdout, a summary on stderr.")
     scan_cmd.add_argument("paths", nargs="+", metavar="PATH_OR_URL",
-                          help="files, folders (walked for *.json, *.jsonl, *.ndjson, each optionally .gz) or s3://bucket/prefix")
+                          help="files, folders (walked for *.json, *.jsonl, *.ndjson, each optionally .gz), "
+                               "s3://bucket/prefix, athena://database.table or lake://<event data store>")
+    scan_cmd.add_argument("--since", metavar="DATE", default=None,
+                          help="athena:// and lake:// only (needed there): from this UTC date or time "
+                               "(2025-01-01, 2025-01-01T12:00:00Z)")
+    scan_cmd.add_argument("--until", metavar="DATE", default=None,
+                          help="athena:// and lake:// only: up to this UTC date or time, excluded (default: now)")
     scan_cmd.add_argument("--json", action="store_true", help="one JSON object per signal per line")
     scan_cmd.add_argument("--db", metavar="URL", help="read and update this store (default: in memory)")
     scan_cmd.add_argument("--learning-days", type=float, default=None, metavar="DAYS",
@@ -138,8 +145,14 @@ def run_scan(args: argparse.Namespace) -> int:
              "forget": _duration("--forget-days", args.forget_days, timedelta(days=1), positive=True),
              "group": _duration("--group-minutes", args.group_minutes, timedelta(minutes=1))}
     tuning = dataclasses.replace(tuning, **{name: value for name, value in flags.items() if value is not None})
+    identity_mode = args.identity_key or identity_key
+    engine_urls = [path for path in args.paths if is_engine_url(path)]
+    engines = _engine_inputs(engine_urls, args) if engine_urls else []
+    if not engine_urls and (args.since is not None or args.until is not None):
+        print("sesguard scan: warning: --since and --until bound athena:// and lake:// queries only; files are read "
+              "whole", file=sys.stderr)
     try:
-        inputs = expand(args.paths)
+        inputs = expand([path for path in args.paths if not is_engine_url(path)])
     except InputError as exc:
         print(f"sesguard scan: {printable(exc)}", file=sys.stderr)
         return 2
@@ -149,11 +162,11 @@ def run_scan(args: argparse.Namespace) -> int:
 
         store = Store(args.db)
         store.migrate()
+    read_already = _run_engines(engines, identity_mode)
     # A progress bar only for a person watching: never in --json output, never into a pipe or a file.
     progress = None if args.json or not sys.stderr.isatty() else ScanProgress(sys.stderr, inputs.count_local)
     try:
-        signals, summary = scan(inputs, tuning, args.identity_key or identity_key, store,
-                                max(1, args.jobs), progress)
+        signals, summary = scan(inputs, tuning, identity_mode, store, max(1, args.jobs), progress, read_already)
     finally:
         if progress is not None:
             progress.close()
@@ -168,7 +181,59 @@ def run_scan(args: argparse.Namespace) -> int:
         out.write(signal_table(signals, terminal_width(out)))
     report_problems(summary)
     print(summary.line(), file=sys.stderr)
-    return 0
+    # A query that failed read nothing of its input: a script must not take that for "nothing found".
+    return 1 if any(scanned.failed for scanned in read_already) else 0
+
+
+def _engine_time(flag: str, text: str | None):
+    """A --since/--until value as a UTC datetime; a date alone is its midnight."""
+    from datetime import datetime, timezone
+
+    from detection.record import EARLIEST_EVENT_TIME, LATEST_EVENT_TIME
+
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise SettingsError(f"sesguard scan: {flag} must be a date or time (2025-01-01, 2025-01-01T12:00:00Z)") from None
+    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    if not EARLIEST_EVENT_TIME <= moment <= LATEST_EVENT_TIME:
+        raise SettingsError(f"sesguard scan: {flag} must be between {EARLIEST_EVENT_TIME:%Y} and {LATEST_EVENT_TIME:%Y}")
+    return moment
+
+
+def _engine_inputs(urls: list[str], args: argparse.Namespace) -> list:
+    """The athena:// and lake:// inputs with their time range; SettingsError (exit 2) for a usage error."""
+    from bot.scan_settings import engine_settings
+    from detection.sources.sql.engine import parse
+    from detection.sources.sql.values import UnsafeValue
+    from detection.store import utcnow
+
+    if args.since is None:
+        raise SettingsError("sesguard scan: athena:// and lake:// need --since (every query is bounded in time)")
+    since = _engine_time("--since", args.since)
+    until = _engine_time("--until", args.until) if args.until is not None else utcnow()
+    if since >= until:
+        raise SettingsError("sesguard scan: --since must be before --until")
+    settings, table, store = engine_settings()
+    try:
+        return [(parse(url, table, store), since, until, settings) for url in urls]
+    except UnsafeValue as exc:
+        raise SettingsError(f"sesguard scan: {exc}") from None
+
+
+def _run_engines(engines: list, identity_mode: str) -> list:
+    """Each engine's query, its figures (or its one-line failure) on stderr."""
+    from bot.printable import printable
+    from detection.sources.sql.engine import rule_scan
+
+    scans = []
+    for source, since, until, settings in engines:
+        scanned = rule_scan(source, since, until, settings, identity_mode)
+        # One line either way: the figures, or the failure (said here, not again as a skipped file).
+        print(f"sesguard scan: {printable(scanned.error or scanned.figures.line(source.url))}", file=sys.stderr)
+        scanned.failed, scanned.error = scanned.error, None
+        scans.append(scanned)
+    return scans
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -215,12 +280,20 @@ def run_investigate(args: argparse.Namespace) -> int:
     if kind == subjects.IP:
         days = args.hours / 24 if args.hours else settings.event_retention_days
         history = identity_history(store, term, days=days)
+        # With a SQL engine (SPEC §9), the address's whole traffic of the last hours too.
+        traffic = None
+        if settings.athena_table or settings.lake_event_data_store:
+            window = recent_window(args.hours or settings.investigate_hours, utcnow())
+            traffic = SharedReader(settings, store)().address(term, window)
         if args.json:
-            answer = {"address": term, "days": days, "history": history, "note": ADDRESS_NOTE}
+            answer = {"address": term, "days": days, "history": history,
+                      **({"traffic": traffic.to_dict()} if traffic else {"note": ADDRESS_NOTE})}
             print(orjson.dumps(answer).decode())
         else:
             sys.stdout.write(address_report(term, history, days))
-        return 0
+            if traffic is not None:
+                sys.stdout.write(summary_report(traffic))
+        return 1 if traffic is not None and traffic.reading.problems and not traffic.reading.pages else 0
     window = recent_window(args.hours or settings.investigate_hours, utcnow())
     subject = subjects.for_term(store, term, window, settings.identity_key)
     summary = SharedReader(settings, store)().investigate(subject, window, [*settings.aws_regions, *subject.regions])

@@ -57,3 +57,35 @@ def scan_settings() -> tuple[Tuning, str]:
         exercise_user_agents=_prefixes(env, "SESGUARD_EXERCISE_USER_AGENTS", DEFAULTS.exercise_user_agents),
     )
     return tuning, identity_key
+
+
+def engine_settings():
+    """(EngineSettings, SESGUARD_ATHENA_TABLE, SESGUARD_LAKE_EVENT_DATA_STORE) for `scan athena://… lake://…`,
+    checked as `bot.settings.Settings` checks them (values never echoed)."""
+    import re
+
+    from detection.sources.sql.engine import EngineSettings
+    from detection.sources.sql.running import DEFAULT_MAX_GB, Limits
+    from detection.sources.sql.values import UnsafeValue, athena_table, event_data_store
+
+    env = {**dotenv_values(".env"), **os.environ}
+    workgroup = (env.get("SESGUARD_ATHENA_WORKGROUP") or "primary").strip()
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", workgroup):
+        raise SettingsError("sesguard: invalid setting SESGUARD_ATHENA_WORKGROUP: must be a workgroup name")
+    output = (env.get("SESGUARD_ATHENA_OUTPUT") or "").strip() or None
+    if output is not None and not re.fullmatch(r"s3://[^/\s]+(/\S*)?", output):
+        raise SettingsError("sesguard: invalid setting SESGUARD_ATHENA_OUTPUT: must be s3://bucket/prefix/")
+    max_gb = _number(env, "SESGUARD_SQL_MAX_GB", DEFAULT_MAX_GB, DAY, positive=True)
+    table = (env.get("SESGUARD_ATHENA_TABLE") or "").strip() or None
+    store = (env.get("SESGUARD_LAKE_EVENT_DATA_STORE") or "").strip() or None
+    try:
+        if table:
+            athena_table(table)
+    except UnsafeValue:
+        raise SettingsError("sesguard: invalid setting SESGUARD_ATHENA_TABLE: must be database.table") from None
+    try:
+        store = event_data_store(store) if store else None
+    except UnsafeValue:
+        raise SettingsError("sesguard: invalid setting SESGUARD_LAKE_EVENT_DATA_STORE: must be an event data "
+                            "store ID or ARN") from None
+    return EngineSettings(workgroup, output, Limits(max_gb=max_gb)), table, store

@@ -19,6 +19,10 @@ from detection.baseline import LONGEST, Tuning
 from detection.investigate import MAX_HOURS
 from detection.record import IDENTITY_KEYS
 from detection.signals import EXERCISE_USER_AGENTS, HIGH, LOW, MEDIUM
+from detection.sources.sql.engine import is_engine_url
+from detection.sources.sql.engine import parse as parse_engine_url
+from detection.sources.sql.running import DEFAULT_MAX_GB
+from detection.sources.sql.values import UnsafeValue, athena_table, event_data_store
 
 AUTO_INVESTIGATE_OFF = "off"
 AUTO_INVESTIGATE_CHOICES = (HIGH, MEDIUM, LOW, AUTO_INVESTIGATE_OFF)
@@ -76,7 +80,9 @@ class Settings(BaseSettings):
                                                  alias="SESGUARD_EXERCISE_USER_AGENTS")
     poll_seconds: float = Field(300, alias="SESGUARD_POLL_SECONDS", gt=0)
     lookback_minutes: float = Field(20, alias="SESGUARD_LOOKBACK_MINUTES", ge=0)
-    backfill_days: float = Field(90, alias="SESGUARD_BACKFILL_DAYS", ge=0, le=90)
+    # Where the first start's history comes from (SPEC §7, §9); athena:// and lake:// reach past 90 days.
+    backfill_source: str | None = Field(None, alias="SESGUARD_BACKFILL_SOURCE")
+    backfill_days: float = Field(90, alias="SESGUARD_BACKFILL_DAYS", ge=0)
     contact_timeout_minutes: float = Field(120, alias="SESGUARD_CONTACT_TIMEOUT_MINUTES", gt=0)
     # Matching calls are kept this long for `/sesguard history` and de-duplication by eventID.
     event_retention_days: float = Field(400, alias="SESGUARD_EVENT_RETENTION_DAYS", gt=0)
@@ -112,8 +118,14 @@ class Settings(BaseSettings):
     accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
     # SESGUARD_SOURCE=sqs: the queue of S3 notifications / EventBridge events the worker consumes.
     sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
-    # Where the first start's baseline comes from with SESGUARD_SOURCE=sqs (bot.worker.backfill).
-    backfill_source: str | None = Field(None, alias="SESGUARD_BACKFILL_SOURCE")
+
+    # ── SPEC §9: history on a SQL engine ─────────────────────────────────────────────────────────
+    athena_table: str | None = Field(None, alias="SESGUARD_ATHENA_TABLE")
+    athena_workgroup: str = Field("primary", alias="SESGUARD_ATHENA_WORKGROUP", pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    athena_output: str | None = Field(None, alias="SESGUARD_ATHENA_OUTPUT", pattern=r"^s3://[^/\s]+(/\S*)?$")
+    lake_event_data_store: str | None = Field(None, alias="SESGUARD_LAKE_EVENT_DATA_STORE")
+    # Every query stops, and fails, once the engine says it scanned more than this.
+    sql_max_gb: float = Field(DEFAULT_MAX_GB, alias="SESGUARD_SQL_MAX_GB", gt=0, le=1_000_000)
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
                                   "accounts_exclude", mode="before")(_csv)
@@ -182,9 +194,48 @@ class Settings(BaseSettings):
     @field_validator("backfill_source")
     @classmethod
     def _backfill_source(cls, value: str | None) -> str | None:
-        from bot.worker.backfill import check_backfill_url
+        if not value:
+            return None
+        if value == "lookup" or re.fullmatch(r"s3://[^/]+(/.*)?", value):
+            return value
+        if is_engine_url(value):
+            try:
+                parse_engine_url(value)
+            except UnsafeValue:  # not echoed: a pasted secret would be
+                raise ValueError("athena:// needs database.table (lower-case letters, digits, _), lake:// an "
+                                 "event data store ID or ARN") from None
+            return value
+        raise ValueError("must be lookup, s3://bucket/prefix, athena://database.table or lake://<event data store>")
 
-        return check_backfill_url(value) if value else None
+    @field_validator("backfill_days")
+    @classmethod
+    def _backfill_reach(cls, value: float, info: ValidationInfo) -> float:
+        # LookupEvents keeps 90 days; a SQL engine keeps what the trail holds.
+        if value > 90 and not is_engine_url(info.data.get("backfill_source") or ""):
+            raise ValueError("must be at most 90 (LookupEvents' reach) unless SESGUARD_BACKFILL_SOURCE is "
+                             "athena://… or lake://…")
+        return value
+
+    @field_validator("athena_table")
+    @classmethod
+    def _athena_table(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            athena_table(value)
+        except UnsafeValue:
+            raise ValueError("must be database.table (lower-case letters, digits, _)") from None
+        return value.strip()
+
+    @field_validator("lake_event_data_store")
+    @classmethod
+    def _lake_store(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return event_data_store(value)
+        except UnsafeValue:
+            raise ValueError("must be an event data store ID or ARN (letters, digits, -)") from None
 
     @model_validator(mode="after")
     def _queue_for_sqs(self) -> Settings:
@@ -236,6 +287,14 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("name at least one region")
         return value
+
+    @property
+    def engine_settings(self):
+        """detection.sources.sql.engine.EngineSettings from these settings."""
+        from detection.sources.sql.engine import EngineSettings
+        from detection.sources.sql.running import Limits
+
+        return EngineSettings(self.athena_workgroup, self.athena_output, Limits(max_gb=self.sql_max_gb))
 
     @property
     def tuning(self) -> Tuning:

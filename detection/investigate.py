@@ -79,6 +79,8 @@ class Subject:
     # every playbook call of the window is shown).
     enumeration_start: datetime | None = None
     enumeration_event_ids: frozenset[str] = frozenset()  # the signal's own calls: not "other" activity
+    # An address asked about (SPEC §6, with a SQL engine, §9): its whole traffic, whoever called.
+    source_ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def belongs(record: dict, subject: Subject) -> bool:
     user_identity = record.get("userIdentity")
     if not isinstance(user_identity, dict):
         return False
+    if subject.source_ip is not None:
+        return _text(record.get("sourceIPAddress")) == subject.source_ip
     if subject.account_id and _text(record.get("recipientAccountId")) not in ("", subject.account_id):
         return False
     if _text(user_identity.get("accessKeyId")) in subject.access_keys:

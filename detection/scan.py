@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from detection.baseline import Baseline, Tuning
@@ -87,20 +88,25 @@ def scan(
     store: Store | None = None,
     jobs: int = 1,
     progress: Callable[[ScanSummary], None] | None = None,
+    read_already: Iterable[FileScan] = (),
 ) -> tuple[list[Signal], ScanSummary]:
     """Scan every input; only matching calls are kept in memory, evaluated once all files are read
-    (CloudTrail files are not ordered, and the answer must not depend on the order they come in)."""
+    (CloudTrail files are not ordered, and the answer must not depend on the order they come in).
+
+    `read_already`: what SQL engines returned (`detection.sources.sql`), one input each, evaluated with the files."""
     summary = ScanSummary()
     calls: list[Call] = []
     sightings: set[Sighting] = set()  # each record once, as calls are
-    for scanned in scan_inputs(inputs, identity_mode, jobs):
+    summarised = 0  # excluded callers' calls an engine returned as one row per account
+    for scanned in chain(read_already, scan_inputs(inputs, identity_mode, jobs)):
+        summarised += getattr(scanned, "summarised", 0)
         summary.add(scanned)
         calls.extend(scanned.calls)
         sightings.update(scanned.sightings)
         if progress is not None:
             progress(summary)
     signals, taken = detect(calls, tuning, store, sightings=sightings)
-    summary.matched = len(taken) + len(sightings)
+    summary.matched = len(taken) + len(sightings) + summarised
     signals.sort(key=lambda s: (s.first_seen, s.account_id, s.identity))
     summary.signals = len(signals)
     return signals, summary

@@ -55,3 +55,11 @@ def test_the_investigate_benchmark_clicks_and_times_the_summary(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 LookupEvents requests (Username), 0 throttled, at most 2 in any second" in done.stdout
     assert "from the click to the summary" in done.stdout
+
+
+def test_the_sql_benchmark_serves_a_trail_through_both_engines_and_the_matches_agree(tmp_path):
+    done = run(str(REPO / "bench" / "sql.py"), "--records", "2000", "--share", "0.05", "--days", "40",
+               "--window-days", "20", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "athena://cloudtrail.logs: " in done.stdout and "lake://" in done.stdout
+    assert "the same matches" in done.stdout

@@ -104,6 +104,12 @@ INVALID = {
     "SLACK_TRIAGERS": ["@alice", "alice", "UTRIAGER1,@bob", "u0123abcd", "<@U0123ABCD>", "S0TRIAGE",
                        f"U0123ABCD,{DISTINCT}"],
     "SLACK_TRIAGE_USERGROUP": ["security", "@security-team", "U0123ABCD", "s0triage", f"S{DISTINCT}"],
+    "SESGUARD_BACKFILL_SOURCE": ["athena", f"athena://db.{DISTINCT}", "lake://a b", f"ftp://{DISTINCT}"],
+    "SESGUARD_ATHENA_TABLE": ["logs", "db.logs; DROP TABLE x", f"db.{DISTINCT}"],
+    "SESGUARD_ATHENA_WORKGROUP": ["a b", f"{DISTINCT}'"],
+    "SESGUARD_ATHENA_OUTPUT": ["bucket/prefix", f"https://{DISTINCT}"],
+    "SESGUARD_LAKE_EVENT_DATA_STORE": ["x' OR 1=1", f"arn:aws:s3:::{DISTINCT}"],
+    "SESGUARD_SQL_MAX_GB": ["0", "-1", "nan", "inf", DISTINCT],
     "PORT": ["0", "65536", "http", "3000.5"],
     **{name: ["soon", "-1", "inf", "nan", "1e12", f"{DISTINCT}"] for name in (
         "SESGUARD_LEARNING_DAYS", "SESGUARD_FORGET_DAYS", "SESGUARD_GROUP_MINUTES", "SESGUARD_POLL_SECONDS",

@@ -13,10 +13,13 @@ the next pass.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -62,7 +65,12 @@ def backfill_source(settings: Settings, store: Store) -> Source | None:
     for pattern, _, make in BACKFILL_KINDS:
         if pattern.fullmatch(url):
             return make(settings, store, url)
-    raise ValueError(check_backfill_url(url))  # the settings refuse it first
+    # athena:// and lake:// (SPEC §9) are accepted by the settings for the poll; the queue's backfill does
+    # not take them yet (one entry in BACKFILL_KINDS will): said once at start, observation from first events.
+    log.warning("SESGUARD_BACKFILL_SOURCE=%s is not a backfill the SQS source reads yet (%s); without one, "
+                "an account's observation starts at its first event", url.split("://")[0] + "://…",
+                ", ".join(kind for _, kind, _ in BACKFILL_KINDS))
+    return None
 
 
 def backfill_pass(settings: Settings, store: Store, source: Source,

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -37,7 +38,7 @@ from bot.printable import printable
 from bot.settings import Settings, load_settings
 from bot.worker.lease import Lease, poll_lease_name
 from bot.worker.process import start, stop_on_signals
-from bot.worker.tables import SOURCE_ROW, PollState
+from bot.worker.tables import SOURCE_ROW, EngineBackfill, PollState
 from detection.scan import detect
 from detection.sources.pulled import (
     AccountRegion,
@@ -46,6 +47,7 @@ from detection.sources.pulled import (
     Source,
     SourceError,
 )
+from detection.sources.sql.engine import is_engine_url
 from detection.store import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,11 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         if only_new_places:
             done = _watermarks(store, source.name, places)
             places = [place for place in places if place not in done]
+    if places and not stop.is_set():
+        engine_error = engine_backfill(settings, store, places, stop)
+        if engine_error:
+            result.source_error = engine_error
+            _record_failure(store, source.name, WHOLE_SOURCE, engine_error)
     result.places += _poll_accounts(settings, store, source, places, stop)
     for outcome in result.places:
         log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
@@ -265,8 +272,15 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
                      lease: Lease, stop: threading.Event, reads: ThreadPoolExecutor) -> None:
     now = utcnow()
     watermarks = _watermarks(store, source.name, [o.place for o in outcomes])
+    history_end = engine_history_end(settings, store)
     for outcome in outcomes:
         watermark = watermarks.get(outcome.place)
+        if watermark is None and uses_engine_backfill(settings):
+            # The engine's history is the backfill: the first poll starts where its query ended.
+            if history_end is None:
+                outcome.skipped = f"waiting for the backfill from {settings.backfill_source}"
+                continue
+            watermark = history_end
         outcome.backfill = watermark is None
         outcome.start = now - timedelta(days=settings.backfill_days) if outcome.backfill \
             else watermark - timedelta(minutes=settings.lookback_minutes)
@@ -281,6 +295,8 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
             raise SourceError("another process took over this account's poll lease")
 
     def pull(outcome: PlaceOutcome) -> Pulled | None:
+        if outcome.skipped:
+            return None
         try:
             return source.pull(outcome.place, outcome.start, outcome.end, between_requests)
         except Interrupted:
@@ -331,6 +347,57 @@ def _detect_and_store(settings: Settings, store: Store, source: Source, outcomes
         for problem in pulled.bad[:20]:
             log.warning("skipped %s", problem)
         _record_success(store, source.name, outcome.place, watermark=outcome.end, backfill=backfill)
+
+
+# ── the first start's history from a SQL engine (SPEC §9) ────────────────────────────────────────
+
+
+def uses_engine_backfill(settings: Settings) -> bool:
+    return is_engine_url(settings.backfill_source or "")
+
+
+def engine_history_end(settings: Settings, store: Store) -> datetime | None:
+    """Where the engine's history ended, once it is stored; None before (or without an engine backfill)."""
+    if not uses_engine_backfill(settings):
+        return None
+    with store.session() as session:
+        row = session.get(EngineBackfill, settings.backfill_source)
+    return row.until if row is not None else None
+
+
+def engine_backfill(settings: Settings, store: Store, places: list[AccountRegion],
+                    stop: threading.Event) -> str | None:
+    """SESGUARD_BACKFILL_SOURCE=athena://…|lake://…: on the first start, SESGUARD_BACKFILL_DAYS of every account's
+    and region's history in one query, learned silently; once. None when done (or not configured), else why not."""
+    if not uses_engine_backfill(settings) or engine_history_end(settings, store) is not None:
+        return None
+    from detection.sources.sql.backfill import backfill
+
+    lease = Lease(store, f"engine-backfill:{settings.backfill_source}", settings.lease_seconds)
+    if not lease.acquire():
+        return None  # another process reads it; the places wait (skipped, not failing) until it is stored
+    try:
+        if engine_history_end(settings, store) is not None:  # finished by another process meanwhile
+            return None
+        until = utcnow()
+        since = until - timedelta(days=settings.backfill_days)
+        engine = settings.engine_settings
+        engine = dataclasses.replace(engine, limits=dataclasses.replace(engine.limits, stop=stop,
+                                                                         keep_alive=lease.keep_alive))
+        result = backfill(settings.backfill_source, store, settings.tuning, since, until, engine,
+                          settings.identity_key, {place.account_id for place in places},
+                          settings.athena_table, settings.lake_event_data_store)
+        log.log(logging.INFO if result.ok else logging.WARNING, "%s", result.line())
+        if not result.ok:
+            return result.line()
+        with store.session() as session:
+            session.add(EngineBackfill(source=settings.backfill_source, since=since, until=until,
+                                       query_id=result.figures.query_id, calls=result.calls,
+                                       bytes_scanned=result.figures.bytes_scanned))
+            session.commit()
+        return None
+    finally:
+        lease.release()
 
 
 # ── poll_state ───────────────────────────────────────────────────────────────────────────────────────

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from detection.store import utc_time, utcnow
@@ -103,3 +104,17 @@ class QueueState(SQLModel, table=True):
     received_at: datetime | None = utc_time(default=None, nullable=True)
     unusable: int = 0  # messages left to the redrive policy, since the row was made
     ignored: int = 0  # s3:TestEvent, digest files, other EventBridge events: read and deleted
+
+
+class EngineBackfill(SQLModel, table=True):
+    """A first start's history read from a SQL engine (SESGUARD_BACKFILL_SOURCE=athena://… or lake://…): once done,
+    each place's first poll starts from `until` instead of backfilling LookupEvents' 90 days."""
+
+    __tablename__ = "engine_backfills"
+    source: str = Field(primary_key=True)  # the athena:// or lake:// URL
+    since: datetime = utc_time()
+    until: datetime = utc_time()
+    finished_at: datetime = utc_time(default_factory=utcnow)
+    query_id: str = ""
+    calls: int = 0
+    bytes_scanned: int = Field(default=0, sa_type=sa.BigInteger)

@@ -36,7 +36,7 @@ USAGE_ERRORS = {
     "unknown identity key": (["scan", "--identity-key", "session", "trail.json"], "--identity-key: invalid choice"),
     "not a number": (["scan", "--forget-days", "soon", "trail.json"], "--forget-days: invalid float value: 'soon'"),
     "negative": (["scan", "--learning-days", "-1", "trail.json"], "--learning-days must be a number, not negative"),
-    "unknown option": (["scan", "--since", "2025-01-01", "trail.json"], "unrecognized arguments: --since"),
+    "unknown option": (["scan", "--after", "2025-01-01", "trail.json"], "unrecognized arguments: --after"),
     "port out of range": (["serve", "--port", "70000"], "--port must be between 0 and 65535"),
 }
 

@@ -52,7 +52,7 @@ def test_an_s3_trail_can_be_the_backfill_source_and_other_kinds_are_refused_by_n
     source = backfill_source(worker_settings(**base, backfill_source="s3://trail-bucket/org"), sqlite_store)
     assert isinstance(source, S3TrailSource) and source.name == "s3://trail-bucket/org"
     assert backfill_source(worker_settings(**base), sqlite_store) is None
-    with pytest.raises(SettingsError, match="SESGUARD_BACKFILL_SOURCE: must be one of: lookup, s3://bucket/prefix"):
+    with pytest.raises(SettingsError, match="SESGUARD_BACKFILL_SOURCE: must be lookup, s3://bucket/prefix"):
         worker_settings(**base, backfill_source="gopher://x")
 
 

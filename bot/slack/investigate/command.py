@@ -26,6 +26,10 @@ def answer(context: BoltContext, user: str, term: str, hours: float | None) -> l
     if kind is None:
         return [f"{text(term, 300)} is not an ARN (arn:aws:iam::… or arn:aws:sts::…), an access key ID or an IP "
                 "address."]
+    if kind == subjects.IP and (settings.athena_table or settings.lake_event_data_store):
+        # A SQL engine (SPEC §9) answers with the address's whole traffic, whoever called.
+        window = recent_window(hours or settings.investigate_hours, utcnow())
+        return blocks.render(context["activity_reader"]().address(term, window), requested_by=user, severity=None)
     if kind == subjects.IP:
         # Without hours, every stored call: the store keeps them SESGUARD_EVENT_RETENTION_DAYS.
         days = hours / 24 if hours else settings.event_retention_days

@@ -21,6 +21,8 @@ class SharedReader:
 
     def __call__(self) -> ActivityReader:
         with self._lock:
+            if self._reader is None and (self.settings.athena_table or self.settings.lake_event_data_store):
+                self._reader = engine_reader(self.settings)
             if self._reader is None:
                 source = self._source or LookupSource(
                     self.settings.aws_regions, self.settings.role_arns, self.store, self.settings.identity_key,
@@ -28,3 +30,15 @@ class SharedReader:
                     org_role_name=self.settings.org_role_name, exclude=self.settings.accounts_exclude)
                 self._reader = ActivityReader(source, self.settings.investigate_max_pages)
             return self._reader
+
+
+def engine_reader(settings: Settings):
+    """With SESGUARD_ATHENA_TABLE (or else SESGUARD_LAKE_EVENT_DATA_STORE), investigations read the SQL engine: every
+    region in one query, up to as many records as SESGUARD_INVESTIGATE_MAX_PAGES pages of LookupEvents hold."""
+    from detection.sources.lookup import PAGE_SIZE
+    from detection.sources.sql.activity import EngineActivityReader
+    from detection.sources.sql.engine import EngineInput
+
+    source = EngineInput("athena", settings.athena_table) if settings.athena_table else \
+        EngineInput("lake", settings.lake_event_data_store)
+    return EngineActivityReader(source, settings.engine_settings, settings.investigate_max_pages * PAGE_SIZE)
