@@ -13,7 +13,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
+from bot.business_hours import parse as parse_business_hours
+from bot.errors import SettingsError
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
 from detection.investigate import MAX_HOURS
@@ -104,6 +105,10 @@ class Settings(BaseSettings):
     # LookupEvents pages (50 events each) one investigation reads at most; the summary says when it stopped.
     investigate_max_pages: int = Field(50, alias="SESGUARD_INVESTIGATE_MAX_PAGES", ge=1, le=1000)
 
+    # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
+    # The contact time-out counts only time inside these hours (`Mon-Fri 09:00-18:00 Europe/Berlin`).
+    business_hours: str | None = Field(None, alias="SESGUARD_BUSINESS_HOURS")
+
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
                                   mode="before")(_csv)
 
@@ -165,6 +170,14 @@ class Settings(BaseSettings):
         if value not in AUTO_INVESTIGATE_CHOICES:
             raise ValueError(f"must be one of {', '.join(AUTO_INVESTIGATE_CHOICES)}")
         return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parse_business_hours(value)  # its ValueError names what is wrong
+        return value.strip()
 
     @field_validator("identity_key")
     @classmethod
