@@ -131,7 +131,7 @@ class SignalRow(SQLModel, table=True):
     follow_on_abuse: list = json_list()
     # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
     status: str = Field(default=Status.NEW.value, index=True)
-    suppression_id: int | None = None
+    suppression_id: int | None = Field(default=None, index=True)  # counts a suppression's hits
     created_at: datetime = utc_time(default_factory=utcnow)
     updated_at: datetime = utc_time(default_factory=utcnow)
     # the outbox: unposted while slack_ts is empty

@@ -41,6 +41,8 @@ HOUSEKEEPING_SECONDS = 3600.0
 # The outboxes (alerts, pages) and contact deadlines are looked at at least this often, however long
 # the poll interval.
 OUTBOX_SECONDS = 30.0
+# Open App Home tabs are brought up to date this often (what changed without a click: new alerts, time-outs).
+HOME_SECONDS = 5.0
 # Stored events are kept at least this long, whatever the retention says: de-duplication needs them.
 MIN_RETENTION = timedelta(days=2)
 # Forgotten identities are deleted a day after they count as forgotten (a late event may still touch them).
@@ -99,6 +101,7 @@ class Worker:
             (self.investigate_alerts, min(OUTBOX_SECONDS, poll_seconds)),
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
+            (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
         ]
         if paging_enabled(self.settings):
             jobs.append((self.send_pages, min(OUTBOX_SECONDS, poll_seconds)))
@@ -175,6 +178,16 @@ class Worker:
             return
         if escalated:
             log.info("escalated %d signals whose person did not answer in time", escalated)
+
+    def refresh_home_tabs(self) -> None:
+        """The triage desk (SPEC §8): open Home tabs show what changed since they were published."""
+        from bot.slack.client import slack_client
+        from bot.slack.home.refresh import refresh_open
+
+        try:
+            refresh_open(self.store, self.settings, slack_client(self.settings))
+        except Exception:
+            log.exception("refreshing the open Home tabs failed")
 
     def housekeeping(self) -> None:
         try:
