@@ -173,6 +173,8 @@ class SuppressionRow(SQLModel, table=True):
     reason: str
     created_at: datetime = utc_time(default_factory=utcnow)
     expires_at: datetime | None = utc_time(default=None, nullable=True)
+    # what it was made for, in days (None: no expiry); an extension adds this again
+    duration_days: float | None = None
     lifted_at: datetime | None = utc_time(default=None, nullable=True)
     lifted_by: str | None = None
 
@@ -317,6 +319,18 @@ class Store:
                        sa.or_(SuppressionRow.expires_at.is_(None), SuppressionRow.expires_at > now))
                 .order_by(SuppressionRow.id)
             ).all())
+
+    def suppression_hits(self, ids: Iterable[int]) -> dict[int, int]:
+        """How many signals each suppression covered (kept out of the channel, or suppressed from the alert),
+        counted in SQL over the signals' indexed `suppression_id`."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self.session() as session:
+            rows = session.exec(
+                select(SignalRow.suppression_id, sa.func.count()).where(SignalRow.suppression_id.in_(ids))
+                .group_by(SignalRow.suppression_id)).all()
+        return {suppression_id: count for suppression_id, count in rows}
 
     # ── detection state ───────────────────────────────────────────────────────────────────────────
 

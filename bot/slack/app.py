@@ -1,7 +1,7 @@
 """`build_app(settings, store)`: the Bolt app of SPEC §4: its client, middleware and listeners, in one place.
 
 The store, the settings and the triager check reach handlers through middleware (`bot.slack.middleware`);
-each capability (triage, contact, respond, commands, investigate, home) registers its handlers with its
+each capability (triage, contact, respond, commands, investigate, home, suppressions) registers its handlers with its
 `listeners.register(app)`.
 """
 
@@ -23,6 +23,7 @@ from bot.slack.home import listeners as home
 from bot.slack.investigate import listeners as investigate
 from bot.slack.middleware import Triagers, reject_replays, services
 from bot.slack.respond import listeners as respond
+from bot.slack.suppressions import listeners as suppressions
 from bot.slack.triage import listeners as triage
 from detection.sources.lookup import LookupSource
 from detection.store import Store
@@ -80,7 +81,7 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
     app.use(reject_replays(store))
     app.use(services(store, settings, triagers, listener_executor))
     app.use(investigate.provide_reader(settings, store, activity_source))
-    for capability in (triage, contact, respond, commands, investigate, home):
+    for capability in (triage, contact, respond, commands, investigate, home, suppressions):
         capability.register(app)
     return app
 

@@ -25,6 +25,7 @@ class Action(str, Enum):
     INVESTIGATE = "sesguard.investigate"
     # the triage desk (SPEC §8): a closed or suppressed alert back to new
     REOPEN = "sesguard.reopen"
+    EXTEND_SUPPRESSION = "sesguard.extend_suppression"  # in the reminder DM to a suppression's author
 
 
 class View(str, Enum):

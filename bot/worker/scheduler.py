@@ -102,6 +102,7 @@ class Worker:
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
             (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
+            (self.remind_suppressions, min(OUTBOX_SECONDS, poll_seconds)),
         ]
         if paging_enabled(self.settings):
             jobs.append((self.send_pages, min(OUTBOX_SECONDS, poll_seconds)))
@@ -188,6 +189,19 @@ class Worker:
             refresh_open(self.store, self.settings, slack_client(self.settings))
         except Exception:
             log.exception("refreshing the open Home tabs failed")
+
+    def remind_suppressions(self) -> None:
+        """Suppression hygiene (SPEC §8): the author's DM a day before a suppression expires, once."""
+        from bot.slack.client import slack_client
+        from bot.slack.suppressions.reminders import remind
+
+        try:
+            reminded = remind(self.store, slack_client(self.settings), self.lease.holder)
+        except Exception:
+            log.exception("reminding of expiring suppressions failed")
+            return
+        if reminded.sent or reminded.found:
+            log.info("reminded %d authors of suppressions about to expire", reminded.sent + reminded.found)
 
     def housekeeping(self) -> None:
         try:

@@ -18,6 +18,7 @@ from sqlmodel import SQLModel, func, select
 import bot.slack.home.tables  # noqa: F401
 import bot.slack.investigate.tables  # noqa: F401
 import bot.slack.respond.tables  # noqa: F401
+import bot.slack.suppressions.tables  # noqa: F401
 import bot.slack.tables  # noqa: F401
 import bot.worker.tables  # noqa: F401
 import detection.pacing  # noqa: F401

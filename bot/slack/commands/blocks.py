@@ -42,12 +42,12 @@ def history_lines(history: Any) -> list[str]:
     return lines
 
 
-def suppression_line(row: Any) -> str:
+def suppression_line(row: Any, hits: int = 0) -> str:
     where = f"account {text(row.account_id, 20)}" if row.account_id else "every account"
     if row.source_cidr:
         where += f", from {text(row.source_cidr, 50)}"
     expiry = f"until {when(row.expires_at)}" if row.expires_at else "no expiry"
     return (
-        f"• *#{row.id}* {text(row.identity, 400)} in {where}, {expiry}; by {mention(row.author)} "
-        f"at {when(row.created_at)}: {text(row.reason, 500)}"
+        f"• *#{row.id}* {text(row.identity, 400)} in {where}, {expiry}; covered {hits} "
+        f"signal{'' if hits == 1 else 's'}; by {mention(row.author)} at {when(row.created_at)}: {text(row.reason, 500)}"
     )

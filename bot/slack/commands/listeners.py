@@ -64,8 +64,9 @@ def _suppressions(context: BoltContext, user: str, args: list[str]) -> list[str]
     rows = context["store"].active_suppressions()
     if not rows:
         return ["No active suppressions."]
+    hits = context["store"].suppression_hits(row.id for row in rows)
     return [f"*Active suppressions* ({len(rows)}); lift one with `/sesguard unsuppress &lt;id&gt;`:"] + [
-        blocks.suppression_line(row) for row in rows]
+        blocks.suppression_line(row, hits.get(row.id, 0)) for row in rows]
 
 
 def _unsuppress(context: BoltContext, user: str, args: list[str]) -> list[str]:

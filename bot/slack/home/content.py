@@ -104,20 +104,8 @@ def for_triager(store: Store, settings: Settings, now: datetime | None = None) -
         desk.expiring_count = session.exec(select(sa.func.count()).select_from(SuppressionRow).where(expiring)).one()
         desk.expiring = list(session.exec(
             select(SuppressionRow).where(expiring).order_by(SuppressionRow.expires_at).limit(LIST_SHOWN)).all())
-    desk.hits = suppression_hits(store, [row.id for row in desk.expiring])
+    desk.hits = store.suppression_hits(row.id for row in desk.expiring)
     desk.questions, desk.questions_waiting = _questions(store, None)
     report = health(store, settings, now)
     desk.health_ok, desk.health_problems, desk.health_lines = report.ok, report.problems(), report.lines()
     return desk
-
-
-def suppression_hits(store: Store, ids: list[int]) -> dict[int, int]:
-    """How many signals each suppression covered (those it kept out of the channel, and the one it was
-    created on), counted in SQL."""
-    if not ids:
-        return {}
-    with store.session() as session:
-        rows = session.exec(
-            select(SignalRow.suppression_id, sa.func.count()).where(SignalRow.suppression_id.in_(ids))
-            .group_by(SignalRow.suppression_id)).all()
-    return {suppression_id: count for suppression_id, count in rows}

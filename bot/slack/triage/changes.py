@@ -114,7 +114,7 @@ def suppress(store: Store, signal_id: str, actor: str, scope: str, duration: str
             return refused
         suppression = SuppressionRow(
             identity=row.identity, account_id=row.account_id if scope == SCOPE_ACCOUNT else None,
-            author=actor, reason=reason, created_at=now,
+            author=actor, reason=reason, created_at=now, duration_days=days,
             expires_at=now + timedelta(days=days) if days is not None else None,
         )
         session.add(suppression)

@@ -1,4 +1,5 @@
-"""the triage desk (SPEC §8): the App Home's open tabs; signals counted per suppression
+"""the triage desk (SPEC §8): the App Home's open tabs; signals counted per suppression; suppression
+reminders and each suppression's own duration
 
 Revision ID: 0008_triage_desk
 Revises: 0007_investigations
@@ -31,8 +32,41 @@ def upgrade() -> None:
     with op.batch_alter_table('signals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_signals_suppression_id'), ['suppression_id'], unique=False)
 
+    with op.batch_alter_table('suppressions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('duration_days', sa.Float(), nullable=True))
+
+    op.create_table('suppression_reminders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('suppression_id', sa.Integer(), nullable=False),
+    sa.Column('expires_at', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('author', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('created_at', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('claimed_until', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('sent_at', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('dropped', sa.Boolean(), nullable=False),
+    sa.Column('dm_channel', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('dm_ts', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('extended_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('extended_at', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('suppression_id', 'expires_at', name='uq_suppression_reminders_expiry')
+    )
+    with op.batch_alter_table('suppression_reminders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_suppression_reminders_sent_at'), ['sent_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_suppression_reminders_suppression_id'), ['suppression_id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('suppression_reminders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_suppression_reminders_suppression_id'))
+        batch_op.drop_index(batch_op.f('ix_suppression_reminders_sent_at'))
+
+    op.drop_table('suppression_reminders')
+    with op.batch_alter_table('suppressions', schema=None) as batch_op:
+        batch_op.drop_column('duration_days')
+
     with op.batch_alter_table('signals', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_signals_suppression_id'))
 
