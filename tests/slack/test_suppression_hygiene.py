@@ -13,7 +13,13 @@ from bot.slack.suppressions.reminders import enqueue_due, remind
 from bot.slack.suppressions.tables import SuppressionReminder
 from detection.store import AuditEntry, Store, SuppressionRow, utcnow
 from tests.slack_harness import (
-    ACCOUNT, TOKEN, TRIAGER, Harness, answer_text, cloudtrail_record, store_signals,
+    ACCOUNT,
+    TOKEN,
+    TRIAGER,
+    Harness,
+    answer_text,
+    cloudtrail_record,
+    store_signals,
 )
 
 EXTEND = "sesguard.extend_suppression"
