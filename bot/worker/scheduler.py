@@ -103,6 +103,7 @@ class Worker:
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
             (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
             (self.remind_suppressions, min(OUTBOX_SECONDS, poll_seconds)),
+            (self.post_learning_reports, min(OUTBOX_SECONDS, poll_seconds)),
         ]
         if paging_enabled(self.settings):
             jobs.append((self.send_pages, min(OUTBOX_SECONDS, poll_seconds)))
@@ -202,6 +203,19 @@ class Worker:
             return
         if reminded.sent or reminded.found:
             log.info("reminded %d authors of suppressions about to expire", reminded.sent + reminded.found)
+
+    def post_learning_reports(self) -> None:
+        """The learning report (SPEC §8): once per account, when its learning period is over."""
+        from bot.slack.client import slack_client
+        from bot.worker.learning import post_reports
+
+        try:
+            reported = post_reports(self.store, self.settings, slack_client(self.settings), self.lease.holder)
+        except Exception:
+            log.exception("posting the learning reports failed")
+            return
+        for account in reported.posted:
+            log.info("posted the learning report of account %s", account)
 
     def housekeeping(self) -> None:
         try:

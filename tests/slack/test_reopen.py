@@ -26,7 +26,8 @@ def posted(bot: Harness) -> tuple[str, str]:
 
 def history(bot: Harness, signal_id: str) -> list[tuple[str, str, str]]:
     with bot.store.session() as session:
-        rows = session.exec(select(SignalHistory).where(SignalHistory.signal_id == signal_id).order_by(SignalHistory.id))
+        rows = session.exec(select(SignalHistory).where(SignalHistory.signal_id == signal_id)
+                            .order_by(SignalHistory.id))
         return [(r.actor, r.action, r.status) for r in rows]
 
 

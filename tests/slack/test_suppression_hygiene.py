@@ -56,7 +56,8 @@ def reminders_sent(bot: Harness) -> list:
 def test_suppressions_show_how_many_signals_each_covered(bot):
     kept = suppression(bot, 30, timedelta(days=1), account=None)  # this identity in every account
     forever = suppression(bot, None, timedelta(days=1), identity=f"arn:aws:iam::{ACCOUNT}:user/ci")
-    store_signals(bot.store, cloudtrail_record(user="alice"), dict(cloudtrail_record(user="alice"), recipientAccountId="444455556666"),
+    store_signals(bot.store, cloudtrail_record(user="alice"),
+                  dict(cloudtrail_record(user="alice"), recipientAccountId="444455556666"),
                   cloudtrail_record(user="ci"))
     answer = answer_text(bot.command("suppressions"))
     assert f"*#{kept}* {IDENTITY}" in answer and "covered 2 signals" in answer

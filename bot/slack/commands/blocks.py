@@ -15,6 +15,7 @@ HELP_TEXT = "\n".join([
     "• `/sesguard status` — last poll, lag and errors per account and region; delivery to Slack and alerts set aside",
     "• `/sesguard investigate &lt;arn|access-key-id|ip&gt; [hours]` — what else it did in CloudTrail "
     "(default: SESGUARD_INVESTIGATE_HOURS); for an IP, its stored SES calls across identities",
+    "• `/sesguard learned [account]` — what the learning period learned silently (the learning report again)",
     "• `/sesguard help` — this text",
 ])
 

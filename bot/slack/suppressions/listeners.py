@@ -77,7 +77,8 @@ def extend_suppression(ack: Ack, body: dict, client: WebClient, context: BoltCon
         reminder = session.get(SuppressionReminder, reminder_id)
     hits = store.suppression_hits([row.id]).get(row.id, 0)
     if reminder.dm_channel and reminder.dm_ts:
-        client.chat_update(channel=reminder.dm_channel, ts=reminder.dm_ts, blocks=blocks.extended_message(row, user, hits),
+        client.chat_update(channel=reminder.dm_channel, ts=reminder.dm_ts,
+                           blocks=blocks.extended_message(row, user, hits),
                            text=f"Suppression #{row.id} extended until {when(row.expires_at)}")
     if user != row.author:
         tell(client, body, f"Extended suppression #{row.id} of {mention(row.author)} until {when(row.expires_at)}.")

@@ -1,5 +1,5 @@
 """the triage desk (SPEC §8): the App Home's open tabs; signals counted per suppression; suppression
-reminders and each suppression's own duration
+reminders and each suppression's own duration; what learning learned silently, and its report
 
 Revision ID: 0008_triage_desk
 Revises: 0007_investigations
@@ -57,8 +57,47 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_suppression_reminders_sent_at'), ['sent_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_suppression_reminders_suppression_id'), ['suppression_id'], unique=False)
 
+    op.create_table('learned_identities',
+    sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('identity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('identity_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('arn', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('first_seen', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('event_count', sa.Integer(), nullable=False),
+    sa.Column('calls', sa.JSON(), nullable=False),
+    sa.Column('regions', sa.JSON(), nullable=False),
+    sa.Column('source_ips', sa.JSON(), nullable=False),
+    sa.Column('root_caller', sa.Boolean(), nullable=False),
+    sa.Column('long_term_keys_outside_console', sa.JSON(), nullable=False),
+    sa.Column('all_from_console', sa.Boolean(), nullable=False),
+    sa.Column('exercise_tool', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('account_id', 'identity')
+    )
+    op.create_table('learning_reports',
+    sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('observed_since', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('learning_ended_at', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('claimed_until', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('done_at', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('identities', sa.Integer(), nullable=False),
+    sa.Column('slack_channel', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('slack_ts', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('account_id')
+    )
+    with op.batch_alter_table('learning_reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_learning_reports_done_at'), ['done_at'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('learning_reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_learning_reports_done_at'))
+
+    op.drop_table('learning_reports')
+    op.drop_table('learned_identities')
     with op.batch_alter_table('suppression_reminders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_suppression_reminders_suppression_id'))
         batch_op.drop_index(batch_op.f('ix_suppression_reminders_sent_at'))
