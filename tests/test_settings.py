@@ -104,6 +104,7 @@ INVALID = {
     "SLACK_TRIAGERS": ["@alice", "alice", "UTRIAGER1,@bob", "u0123abcd", "<@U0123ABCD>", "S0TRIAGE",
                        f"U0123ABCD,{DISTINCT}"],
     "SLACK_TRIAGE_USERGROUP": ["security", "@security-team", "U0123ABCD", "s0triage", f"S{DISTINCT}"],
+    "SESGUARD_DIGEST_HOUR": ["24", "-1", "9.5", f"{DISTINCT}"],
     "SESGUARD_BUSINESS_HOURS": [f"Mon-Fri 09:00-18:00 {DISTINCT}", "Mon-Fri", f"Mon-{DISTINCT} 09:00-18:00 UTC",
                                 "Mon-Fri 18:00-09:00 Europe/Berlin", "Mon-Fri 09:00-25:00 UTC", "Mon-Fri 9-5 UTC"],
     "PORT": ["0", "65536", "http", "3000.5"],

@@ -105,6 +105,8 @@ class Worker:
             (self.remind_suppressions, min(OUTBOX_SECONDS, poll_seconds)),
             (self.post_learning_reports, min(OUTBOX_SECONDS, poll_seconds)),
         ]
+        if self.settings.digest_hour is not None:
+            jobs.append((self.post_digest, min(OUTBOX_SECONDS, poll_seconds)))
         if paging_enabled(self.settings):
             jobs.append((self.send_pages, min(OUTBOX_SECONDS, poll_seconds)))
         for job, seconds in jobs:
@@ -216,6 +218,17 @@ class Worker:
             return
         for account in reported.posted:
             log.info("posted the learning report of account %s", account)
+
+    def post_digest(self) -> None:
+        """The daily digest (SPEC §8, SESGUARD_DIGEST_HOUR): once a day, across every worker."""
+        from bot.slack.client import slack_client
+        from bot.worker.digest import post_digest
+
+        try:
+            if post_digest(self.store, self.settings, slack_client(self.settings), self.lease.holder):
+                log.info("posted the daily digest")
+        except Exception:
+            log.exception("posting the daily digest failed")
 
     def housekeeping(self) -> None:
         try:

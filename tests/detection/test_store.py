@@ -20,6 +20,7 @@ import bot.slack.investigate.tables  # noqa: F401
 import bot.slack.respond.tables  # noqa: F401
 import bot.slack.suppressions.tables  # noqa: F401
 import bot.slack.tables  # noqa: F401
+import bot.worker.digest  # noqa: F401
 import bot.worker.learning  # noqa: F401
 import bot.worker.tables  # noqa: F401
 import detection.pacing  # noqa: F401

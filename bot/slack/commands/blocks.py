@@ -16,6 +16,8 @@ HELP_TEXT = "\n".join([
     "• `/sesguard investigate &lt;arn|access-key-id|ip&gt; [hours]` — what else it did in CloudTrail "
     "(default: SESGUARD_INVESTIGATE_HOURS); for an IP, its stored SES calls across identities",
     "• `/sesguard learned [account]` — what the learning period learned silently (the learning report again)",
+    "• `/sesguard stats [days]` — signals by severity and outcome, alerts open, time to the first triage action, "
+    "contact answer rate, the busiest suppressions (default 7 days)",
     "• `/sesguard help` — this text",
 ])
 

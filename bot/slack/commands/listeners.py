@@ -21,6 +21,7 @@ from bot.slack.contact.people import map_identity
 from bot.slack.ids import COMMAND
 from bot.slack.investigate import command as investigate
 from bot.slack.learning import command as learned
+from bot.slack.stats import command as stats
 from bot.slack.middleware import REFUSAL
 from bot.slack.numbers import ascii_decimal, ascii_id
 from bot.slack.triage.changes import lift_suppression
@@ -121,6 +122,10 @@ def _learned(context: BoltContext, user: str, args: list[str]) -> list[str]:
     return learned.answer(context, args)
 
 
+def _stats(context: BoltContext, user: str, args: list[str]) -> list[str]:
+    return stats.answer(context, args)
+
+
 SUBCOMMANDS: dict[str, Callable[[BoltContext, str, list[str]], list[str] | dict]] = {
     "history": _history,
     "suppressions": _suppressions,
@@ -129,6 +134,7 @@ SUBCOMMANDS: dict[str, Callable[[BoltContext, str, list[str]], list[str] | dict]
     "status": _status,
     "investigate": _investigate,
     "learned": _learned,
+    "stats": _stats,
 }
 # Sub-commands that read CloudTrail take seconds: a note answers at once, and the answer replaces it.
 PROGRESS_NOTES = {"investigate": ":mag: Investigating… the answer replaces this note in a few seconds."}

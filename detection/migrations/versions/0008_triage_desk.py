@@ -1,5 +1,6 @@
 """the triage desk (SPEC §8): the App Home's open tabs; signals counted per suppression; suppression
-reminders and each suppression's own duration; what learning learned silently, and its report
+reminders and each suppression's own duration; what learning learned silently, and its report; the daily
+digests
 
 Revision ID: 0008_triage_desk
 Revises: 0007_investigations
@@ -91,8 +92,21 @@ def upgrade() -> None:
     with op.batch_alter_table('learning_reports', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_learning_reports_done_at'), ['done_at'], unique=False)
 
+    op.create_table('digests',
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('period_end', detection.store.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('claimed_until', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('posted_at', detection.store.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('slack_channel', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('slack_ts', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('day')
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('digests')
     with op.batch_alter_table('learning_reports', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_learning_reports_done_at'))
 
