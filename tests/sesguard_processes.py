@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator
 import pytest
 from sqlmodel import select
 
+from bot.worker.learning import LearningReport
 from bot.worker.tables import PollState
 from detection.store import SignalRow, Store
 from tests.misbehaving_slack import MisbehavingSlack
@@ -233,8 +234,14 @@ class Deployment:
             return session.get(PollState, ("lookup", account, region))
 
     def watermark(self):
+        """The watermark once the backfill is stored and its account's learning report (SPEC §8) is out of
+        the way: the faults the tests inject are meant for the alerts that come after it."""
         state = self.poll_state()
-        return state.watermark if state else None
+        if not (state and state.watermark):
+            return None
+        with self.store.session() as session:
+            report = session.get(LearningReport, OWN_ACCOUNT)
+        return state.watermark if report is not None and report.done_at is not None else None
 
     def polled_since(self, moment) -> bool:
         state = self.poll_state()
@@ -248,9 +255,11 @@ class Deployment:
         return next(body["text"] for key, body in self.slack.responses if key == name)
 
     def alerts_in_channel(self) -> dict[str, list[str]]:
-        """signal id → the ts of every alert message in the channel carrying it."""
+        """signal id → the ts of every alert message in the channel carrying it (not the learning report)."""
         found: dict[str, list[str]] = {}
         for message in self.slack.channel_messages(CHANNEL):
+            if (message.metadata or {}).get("event_type") == "sesguard_learning_report":
+                continue
             signal_id = ((message.metadata or {}).get("event_payload") or {}).get("signal_id")
             found.setdefault(signal_id, []).append(message.ts)
         return found
