@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
     # The contact time-out counts only time inside these hours (`Mon-Fri 09:00-18:00 Europe/Berlin`).
     business_hours: str | None = Field(None, alias="SESGUARD_BUSINESS_HOURS")
+    # The learning report in the alert channel once an account's learning period is over.
+    learning_report: bool = Field(True, alias="SESGUARD_LEARNING_REPORT")
     # The UTC hour of the daily digest in the alert channel; without it, no digest.
     digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
 

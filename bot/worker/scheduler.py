@@ -103,8 +103,9 @@ class Worker:
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
             (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
             (self.remind_suppressions, min(OUTBOX_SECONDS, poll_seconds)),
-            (self.post_learning_reports, min(OUTBOX_SECONDS, poll_seconds)),
         ]
+        if self.settings.learning_report:
+            jobs.append((self.post_learning_reports, min(OUTBOX_SECONDS, poll_seconds)))
         if self.settings.digest_hour is not None:
             jobs.append((self.post_digest, min(OUTBOX_SECONDS, poll_seconds)))
         if paging_enabled(self.settings):
