@@ -132,7 +132,7 @@ class SignalRow(SQLModel, table=True):
     # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
     status: str = Field(default=Status.NEW.value, index=True)
     suppression_id: int | None = Field(default=None, index=True)  # counts a suppression's hits
-    created_at: datetime = utc_time(default_factory=utcnow)
+    created_at: datetime = utc_time(default_factory=utcnow, index=True)  # the figures' periods (SPEC §8)
     updated_at: datetime = utc_time(default_factory=utcnow)
     # the outbox: unposted while slack_ts is empty
     slack_channel: str | None = None

@@ -55,3 +55,10 @@ def test_the_investigate_benchmark_clicks_and_times_the_summary(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 LookupEvents requests (Username), 0 throttled, at most 2 in any second" in done.stdout
     assert "from the click to the summary" in done.stdout
+
+
+def test_the_stats_benchmark_fills_a_store_and_answers(tmp_path):
+    done = run(str(REPO / "bench" / "stats.py"), "--backends", "sqlite", "--signals", "500", "--runs", "1",
+               "--sqlite", str(tmp_path / "stats.db"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "500 signals stored" in done.stdout and "stats 365 days" in done.stdout

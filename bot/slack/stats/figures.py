@@ -63,11 +63,12 @@ def seconds_between(store: Store, later, earlier):
 
 
 def _time_to_first_action(store: Store, session, in_period) -> tuple[int, float | None, float | None]:
-    first = (select(SignalHistory.signal_id.label("signal_id"), sa.func.min(SignalHistory.at).label("first_at"))
-             .where(SignalHistory.actor != "sesguard").group_by(SignalHistory.signal_id).subquery())
-    delay = seconds_between(store, first.c.first_at, SignalRow.created_at)
-    delays = (select(delay.label("seconds")).select_from(SignalRow)
-              .join(first, first.c.signal_id == SignalRow.signal_id).where(in_period).subquery())
+    # the signals of the period (by the index on created_at), each with its first row by a person
+    first = (select(SignalRow.created_at.label("created_at"), sa.func.min(SignalHistory.at).label("first_at"))
+             .join(SignalHistory, SignalHistory.signal_id == SignalRow.signal_id)
+             .where(in_period, SignalHistory.actor != "sesguard")
+             .group_by(SignalRow.signal_id, SignalRow.created_at).subquery())
+    delays = select(seconds_between(store, first.c.first_at, first.c.created_at).label("seconds")).subquery()
     ranked = select(delays.c.seconds, sa.func.row_number().over(order_by=delays.c.seconds).label("rank"),
                     sa.func.count().over().label("n")).subquery()
 

@@ -32,6 +32,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('signals', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_signals_suppression_id'), ['suppression_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_signals_created_at'), ['created_at'], unique=False)
 
     with op.batch_alter_table('suppressions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('duration_days', sa.Float(), nullable=True))
@@ -121,6 +122,7 @@ def downgrade() -> None:
         batch_op.drop_column('duration_days')
 
     with op.batch_alter_table('signals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signals_created_at'))
         batch_op.drop_index(batch_op.f('ix_signals_suppression_id'))
 
     with op.batch_alter_table('home_tabs', schema=None) as batch_op:
