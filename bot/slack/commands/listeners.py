@@ -21,9 +21,9 @@ from bot.slack.contact.people import map_identity
 from bot.slack.ids import COMMAND
 from bot.slack.investigate import command as investigate
 from bot.slack.learning import command as learned
-from bot.slack.stats import command as stats
 from bot.slack.middleware import REFUSAL
 from bot.slack.numbers import ascii_decimal, ascii_id
+from bot.slack.stats import command as stats
 from bot.slack.triage.changes import lift_suppression
 from bot.worker.health import health
 from detection.history import identity_history
