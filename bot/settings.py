@@ -13,7 +13,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.errors import SettingsError  # noqa: F401  (raised here, caught by the CLI)
+from bot.business_hours import parse as parse_business_hours
+from bot.errors import SettingsError
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
 from detection.investigate import MAX_HOURS
@@ -118,6 +119,14 @@ class Settings(BaseSettings):
     accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
     # SESGUARD_SOURCE=sqs: the queue of S3 notifications / EventBridge events the worker consumes.
     sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
+
+    # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
+    # The contact time-out counts only time inside these hours (`Mon-Fri 09:00-18:00 Europe/Berlin`).
+    business_hours: str | None = Field(None, alias="SESGUARD_BUSINESS_HOURS")
+    # The learning report in the alert channel once an account's learning period is over.
+    learning_report: bool = Field(True, alias="SESGUARD_LEARNING_REPORT")
+    # The UTC hour of the daily digest in the alert channel; without it, no digest.
+    digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
 
     # ── SPEC §9: history on a SQL engine ─────────────────────────────────────────────────────────
     athena_table: str | None = Field(None, alias="SESGUARD_ATHENA_TABLE")
@@ -258,6 +267,14 @@ class Settings(BaseSettings):
         if value not in AUTO_INVESTIGATE_CHOICES:
             raise ValueError(f"must be one of {', '.join(AUTO_INVESTIGATE_CHOICES)}")
         return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parse_business_hours(value)  # its ValueError names what is wrong
+        return value.strip()
 
     @field_validator("identity_key")
     @classmethod

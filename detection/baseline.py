@@ -42,6 +42,10 @@ class Baseline:
     known: dict[tuple[str, str], Known] = field(default_factory=dict)
     # (account, identity) → its latest signal, which later calls of the burst join
     latest_signals: dict[tuple[str, str], Signal] = field(default_factory=dict)
+    # (account, identity) → the calls it made while they were learned silently (during the learning
+    # period, or a backfill), gathered like a signal's so that its severity says what it would have been:
+    # the learning report (SPEC §8) shows them, so that nothing is dropped unseen. This batch's only.
+    learned: dict[tuple[str, str], Signal] = field(default_factory=dict)
 
     def observe_all(self, calls: Iterable[Call], learn_only: bool = False,
                     sightings: Iterable[Sighting] = ()) -> list[Signal]:
@@ -76,11 +80,21 @@ class Baseline:
             return signal
         is_known = self.is_known(key, call.event_time)
         self._seen(key, call.event_time)
-        if is_known or learn_only or call.event_time < start + self.tuning.learning:
+        silent = learn_only or call.event_time < start + self.tuning.learning
+        if silent:
+            self._learn_silently(key, call)
+        if is_known or silent:
             return None
         signal = Signal.start(call, self.tuning.exercise_user_agents)
         self.latest_signals[key] = signal
         return signal
+
+    def _learn_silently(self, key: tuple[str, str], call: Call) -> None:
+        learned = self.learned.get(key)
+        if learned is None:
+            self.learned[key] = Signal.start(call, self.tuning.exercise_user_agents)
+        else:
+            learned.add(call, self.tuning.exercise_user_agents)
 
     def is_known(self, key: tuple[str, str], moment: datetime) -> bool:
         seen = self.known.get(key)

@@ -131,8 +131,8 @@ class SignalRow(SQLModel, table=True):
     follow_on_abuse: list = json_list()
     # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
     status: str = Field(default=Status.NEW.value, index=True)
-    suppression_id: int | None = None
-    created_at: datetime = utc_time(default_factory=utcnow)
+    suppression_id: int | None = Field(default=None, index=True)  # counts a suppression's hits
+    created_at: datetime = utc_time(default_factory=utcnow, index=True)  # the figures' periods (SPEC §8)
     updated_at: datetime = utc_time(default_factory=utcnow)
     # the outbox: unposted while slack_ts is empty
     slack_channel: str | None = None
@@ -173,11 +173,43 @@ class SuppressionRow(SQLModel, table=True):
     reason: str
     created_at: datetime = utc_time(default_factory=utcnow)
     expires_at: datetime | None = utc_time(default=None, nullable=True)
+    # what it was made for, in days (None: no expiry); an extension adds this again
+    duration_days: float | None = None
     lifted_at: datetime | None = utc_time(default=None, nullable=True)
     lifted_by: str | None = None
 
     def as_rule(self) -> SuppressionRule:
         return SuppressionRule(self.id, self.identity, self.account_id, self.source_cidr, self.expires_at)
+
+
+class LearnedIdentity(SQLModel, table=True):
+    """An identity learned silently in an account (during its learning period, or a backfill) and the calls
+    it made then, with the facts its severity is scored from: what the learning report (SPEC §8) shows."""
+
+    __tablename__ = "learned_identities"
+    account_id: str = Field(primary_key=True)
+    identity: str = Field(primary_key=True)
+    identity_type: str
+    arn: str
+    first_seen: datetime = utc_time()
+    last_seen: datetime = utc_time()
+    event_count: int = 0
+    calls: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # event name → count
+    regions: list = json_list()
+    source_ips: list = json_list()
+    root_caller: bool = False
+    long_term_keys_outside_console: list = json_list()
+    all_from_console: bool = True
+    exercise_tool: bool = False
+
+    def as_signal(self) -> Signal:
+        """The signal it would have raised, for its severity and reasons."""
+        return Signal(signal_id="", account_id=self.account_id, identity=self.identity,
+                      identity_type=self.identity_type, arn=self.arn, first_seen=self.first_seen,
+                      last_seen=self.last_seen, event_count=self.event_count, regions=list(self.regions),
+                      root_caller=self.root_caller,
+                      long_term_keys_outside_console=list(self.long_term_keys_outside_console),
+                      all_from_console=self.all_from_console, exercise_tool=self.exercise_tool)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -318,6 +350,18 @@ class Store:
                 .order_by(SuppressionRow.id)
             ).all())
 
+    def suppression_hits(self, ids: Iterable[int]) -> dict[int, int]:
+        """How many signals each suppression covered (kept out of the channel, or suppressed from the alert),
+        counted in SQL over the signals' indexed `suppression_id`."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self.session() as session:
+            rows = session.exec(
+                select(SignalRow.suppression_id, sa.func.count()).where(SignalRow.suppression_id.in_(ids))
+                .group_by(SignalRow.suppression_id)).all()
+        return {suppression_id: count for suppression_id, count in rows}
+
     # ── detection state ───────────────────────────────────────────────────────────────────────────
 
     def new_calls(self, calls: Iterable[Call]) -> list[Call]:
@@ -387,6 +431,7 @@ class Store:
                     session.add(row)
             self.insert_ignoring_duplicates(
                 session, EventRow, [event_values(c, signal_of.get(c)) for c in calls])
+            self._save_learned(session, baseline.learned.values())
             created: list[Signal] = []
             for signal in signals:
                 row = session.get(SignalRow, signal.signal_id, with_for_update=self.is_postgres)
@@ -413,6 +458,34 @@ class Store:
                     session.add(row)
             session.commit()
         return created
+
+
+    def _save_learned(self, session: Session, learned: Iterable[Signal]) -> None:
+        """Add this batch's silently learned calls to what each identity was learned with before."""
+        for batch in learned:
+            key = (batch.account_id, batch.identity)
+            calls: dict[str, int] = {}
+            for call in batch.joined:
+                calls[call.event_name] = calls.get(call.event_name, 0) + 1
+            self.insert_ignoring_duplicates(session, LearnedIdentity, [{
+                "account_id": key[0], "identity": key[1], "identity_type": batch.identity_type, "arn": batch.arn,
+                "first_seen": batch.first_seen, "last_seen": batch.last_seen, "event_count": 0, "calls": {},
+                "regions": [], "source_ips": [], "root_caller": False, "long_term_keys_outside_console": [],
+                "all_from_console": True, "exercise_tool": False}])
+            row = session.get(LearnedIdentity, key, with_for_update=self.is_postgres, populate_existing=True)
+            if batch.first_seen < row.first_seen or not row.event_count:
+                row.identity_type, row.arn = batch.identity_type, batch.arn
+            row.first_seen, row.last_seen = min(row.first_seen, batch.first_seen), max(row.last_seen, batch.last_seen)
+            row.event_count += len(batch.joined)
+            row.calls = {name: row.calls.get(name, 0) + calls.get(name, 0) for name in sorted({*row.calls, *calls})}
+            row.regions = sorted({*row.regions, *batch.regions})
+            row.source_ips = sorted({*row.source_ips, *batch.source_ips})[:50]
+            row.root_caller = row.root_caller or batch.root_caller
+            row.long_term_keys_outside_console = sorted({*row.long_term_keys_outside_console,
+                                                         *batch.long_term_keys_outside_console})
+            row.all_from_console = row.all_from_console and batch.all_from_console
+            row.exercise_tool = row.exercise_tool or batch.exercise_tool
+            session.add(row)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -79,6 +79,9 @@ def sesguard_env(aws_env: dict[str, str], slack_api_url: str, database_url: str,
         "SLACK_TRIAGERS": TRIAGER, "DATABASE_URL": database_url, "AWS_REGIONS": "us-east-1",
         "SESGUARD_POLL_SECONDS": "0.3", "SESGUARD_LEASE_SECONDS": "1.5", "SESGUARD_BACKFILL_DAYS": "30",
         "SESGUARD_LEARNING_DAYS": "7", "SESGUARD_RETRY_SECONDS": "0.05",
+        # The faults these tests inject are meant for the alerts: no learning report beside them (its own
+        # processes' test is in tests/worker/test_scheduler.py).
+        "SESGUARD_LEARNING_REPORT": "false",
     }, settings)
 
 
@@ -248,9 +251,11 @@ class Deployment:
         return next(body["text"] for key, body in self.slack.responses if key == name)
 
     def alerts_in_channel(self) -> dict[str, list[str]]:
-        """signal id → the ts of every alert message in the channel carrying it."""
+        """signal id → the ts of every alert message in the channel carrying it (not the learning report)."""
         found: dict[str, list[str]] = {}
         for message in self.slack.channel_messages(CHANNEL):
+            if (message.metadata or {}).get("event_type") == "sesguard_learning_report":
+                continue
             signal_id = ((message.metadata or {}).get("event_payload") or {}).get("signal_id")
             found.setdefault(signal_id, []).append(message.ts)
         return found

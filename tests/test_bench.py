@@ -63,3 +63,10 @@ def test_the_sql_benchmark_serves_a_trail_through_both_engines_and_the_matches_a
     assert done.returncode == 0, done.stdout + done.stderr
     assert "athena://cloudtrail.logs: " in done.stdout and "lake://" in done.stdout
     assert "the same matches" in done.stdout
+
+
+def test_the_stats_benchmark_fills_a_store_and_answers(tmp_path):
+    done = run(str(REPO / "bench" / "stats.py"), "--backends", "sqlite", "--signals", "500", "--runs", "1",
+               "--sqlite", str(tmp_path / "stats.db"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "500 signals stored" in done.stdout and "stats 365 days" in done.stdout

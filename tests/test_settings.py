@@ -110,6 +110,9 @@ INVALID = {
     "SESGUARD_ATHENA_OUTPUT": ["bucket/prefix", f"https://{DISTINCT}"],
     "SESGUARD_LAKE_EVENT_DATA_STORE": ["x' OR 1=1", f"arn:aws:s3:::{DISTINCT}"],
     "SESGUARD_SQL_MAX_GB": ["0", "-1", "nan", "inf", DISTINCT],
+    "SESGUARD_DIGEST_HOUR": ["24", "-1", "9.5", f"{DISTINCT}"],
+    "SESGUARD_BUSINESS_HOURS": [f"Mon-Fri 09:00-18:00 {DISTINCT}", "Mon-Fri", f"Mon-{DISTINCT} 09:00-18:00 UTC",
+                                "Mon-Fri 18:00-09:00 Europe/Berlin", "Mon-Fri 09:00-25:00 UTC", "Mon-Fri 9-5 UTC"],
     "PORT": ["0", "65536", "http", "3000.5"],
     **{name: ["soon", "-1", "inf", "nan", "1e12", f"{DISTINCT}"] for name in (
         "SESGUARD_LEARNING_DAYS", "SESGUARD_FORGET_DAYS", "SESGUARD_GROUP_MINUTES", "SESGUARD_POLL_SECONDS",

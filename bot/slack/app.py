@@ -1,7 +1,7 @@
 """`build_app(settings, store)`: the Bolt app of SPEC §4: its client, middleware and listeners, in one place.
 
 The store, the settings and the triager check reach handlers through middleware (`bot.slack.middleware`);
-each capability (triage, contact, respond, commands, investigate) registers its handlers with its
+each capability (triage, contact, respond, commands, investigate, home, suppressions) registers its handlers with its
 `listeners.register(app)`.
 """
 
@@ -19,9 +19,11 @@ from bot.settings import Settings
 from bot.slack.client import slack_client
 from bot.slack.commands import listeners as commands
 from bot.slack.contact import listeners as contact
+from bot.slack.home import listeners as home
 from bot.slack.investigate import listeners as investigate
 from bot.slack.middleware import Triagers, reject_replays, services
 from bot.slack.respond import listeners as respond
+from bot.slack.suppressions import listeners as suppressions
 from bot.slack.triage import listeners as triage
 from detection.sources.lookup import LookupSource
 from detection.store import Store
@@ -42,7 +44,7 @@ def authorize_with_the_bot_token(settings: Settings) -> Callable[..., AuthorizeR
     again on every request after: while Slack's Web API hung or refused connections, every slash command
     and click waited for it and got a 500 (after 15 s, or 2 s). An ack needs only the token. The bot's
     user and bot IDs, which `auth.test` would have told, stay unknown: Bolt uses them only to drop the
-    bot's own events, and sesguard listens to no event.
+    bot's own events, and the one event sesguard listens to (`app_home_opened`) is a person's.
     """
     token = settings.slack_bot_token.get_secret_value()
 
@@ -79,7 +81,7 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
     app.use(reject_replays(store))
     app.use(services(store, settings, triagers, listener_executor))
     app.use(investigate.provide_reader(settings, store, activity_source))
-    for capability in (triage, contact, respond, commands, investigate):
+    for capability in (triage, contact, respond, commands, investigate, home, suppressions):
         capability.register(app)
     return app
 

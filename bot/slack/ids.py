@@ -23,6 +23,9 @@ class Action(str, Enum):
     REVOKE_ROLE_SESSIONS = "sesguard.revoke_role_sessions"
     # investigation (SPEC §6)
     INVESTIGATE = "sesguard.investigate"
+    # the triage desk (SPEC §8): a closed or suppressed alert back to new
+    REOPEN = "sesguard.reopen"
+    EXTEND_SUPPRESSION = "sesguard.extend_suppression"  # in the reminder DM to a suppression's author
 
 
 class View(str, Enum):

@@ -119,6 +119,8 @@ def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ac
     row, problem = clicked_signal(context["store"], body)
     if row is not None:
         context["signal"] = row
+        if row.slack_channel and channel_of(body) is None:  # a click in the App Home: notes go to the alert's channel
+            body["channel"] = {"id": row.slack_channel}
         next()
         return None
     after_ack(context, tell, client=client, body=body, text=problem)

@@ -42,6 +42,8 @@ HOUSEKEEPING_SECONDS = 3600.0
 # The outboxes (alerts, pages) and contact deadlines are looked at at least this often, however long
 # the poll interval.
 OUTBOX_SECONDS = 30.0
+# Open App Home tabs are brought up to date this often (what changed without a click: new alerts, time-outs).
+HOME_SECONDS = 5.0
 # Stored events are kept at least this long, whatever the retention says: de-duplication needs them.
 MIN_RETENTION = timedelta(days=2)
 # Forgotten identities are deleted a day after they count as forgotten (a late event may still touch them).
@@ -114,7 +116,13 @@ class Worker:
             (self.investigate_alerts, min(OUTBOX_SECONDS, poll_seconds)),
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
+            (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
+            (self.remind_suppressions, min(OUTBOX_SECONDS, poll_seconds)),
         ]
+        if self.settings.learning_report:
+            jobs.append((self.post_learning_reports, min(OUTBOX_SECONDS, poll_seconds)))
+        if self.settings.digest_hour is not None:
+            jobs.append((self.post_digest, min(OUTBOX_SECONDS, poll_seconds)))
         if paging_enabled(self.settings):
             jobs.append((self.send_pages, min(OUTBOX_SECONDS, poll_seconds)))
         for job, seconds in jobs:
@@ -194,6 +202,53 @@ class Worker:
             return
         if escalated:
             log.info("escalated %d signals whose person did not answer in time", escalated)
+
+    def refresh_home_tabs(self) -> None:
+        """The triage desk (SPEC §8): open Home tabs show what changed since they were published."""
+        from bot.slack.client import slack_client
+        from bot.slack.home.refresh import refresh_open
+
+        try:
+            refresh_open(self.store, self.settings, slack_client(self.settings))
+        except Exception:
+            log.exception("refreshing the open Home tabs failed")
+
+    def remind_suppressions(self) -> None:
+        """Suppression hygiene (SPEC §8): the author's DM a day before a suppression expires, once."""
+        from bot.slack.client import slack_client
+        from bot.slack.suppressions.reminders import remind
+
+        try:
+            reminded = remind(self.store, slack_client(self.settings), self.lease.holder)
+        except Exception:
+            log.exception("reminding of expiring suppressions failed")
+            return
+        if reminded.sent or reminded.found:
+            log.info("reminded %d authors of suppressions about to expire", reminded.sent + reminded.found)
+
+    def post_learning_reports(self) -> None:
+        """The learning report (SPEC §8): once per account, when its learning period is over."""
+        from bot.slack.client import slack_client
+        from bot.worker.learning import post_reports
+
+        try:
+            reported = post_reports(self.store, self.settings, slack_client(self.settings), self.lease.holder)
+        except Exception:
+            log.exception("posting the learning reports failed")
+            return
+        for account in reported.posted:
+            log.info("posted the learning report of account %s", account)
+
+    def post_digest(self) -> None:
+        """The daily digest (SPEC §8, SESGUARD_DIGEST_HOUR): once a day, across every worker."""
+        from bot.slack.client import slack_client
+        from bot.worker.digest import post_digest
+
+        try:
+            if post_digest(self.store, self.settings, slack_client(self.settings), self.lease.holder):
+                log.info("posted the daily digest")
+        except Exception:
+            log.exception("posting the daily digest failed")
 
     def housekeeping(self) -> None:
         try:

@@ -187,6 +187,9 @@ def blocks_problems(blocks: Any, most: int, inputs_allowed: bool) -> Problems:
     if not isinstance(blocks, list):
         return ["blocks is not an array"]
     problems = [f"{len(blocks)} blocks > {most}"] if len(blocks) > most else []
+    # "block_id … should be unique for each message or view" (every block's page)
+    ids = [block.get("block_id") for block in blocks if isinstance(block, dict) and block.get("block_id")]
+    problems += [f"block_id {i!r} used twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
     for n, block in enumerate(blocks):
         where = f"block {n}"
         kind = block.get("type") if isinstance(block, dict) else None

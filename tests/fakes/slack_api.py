@@ -47,11 +47,20 @@ TRIGGER_SECONDS = 3.0
 HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, HISTORY_PAGE = 100, 999, 100
 # conversations.replies: at most 1,000 messages a page (and that many when no limit is given)
 REPLIES_MAX_LIMIT = 1000
+# views.publish: "view_too_large: the provided view is greater than 250kb"
+VIEW_MAX_BYTES = 250_000
 
 
 def manifest_scopes() -> frozenset[str]:
     """The bot scopes the app asks for at installation: what its token is granted."""
     return frozenset(yaml.safe_load(MANIFEST.read_text())["oauth_config"]["scopes"]["bot"])
+
+
+def manifest_home_tab() -> bool:
+    """Whether the app's Home tab is enabled (`features.app_home.home_tab_enabled`): views.publish of a home
+    view answers `not_enabled` otherwise."""
+    return bool(((yaml.safe_load(MANIFEST.read_text()).get("features") or {}).get("app_home") or {})
+                .get("home_tab_enabled"))
 
 
 @dataclass
@@ -112,6 +121,9 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         self.faults: list[Fault] = []
         self.views: dict[str, dict] = {}
+        self.home_tab_enabled = manifest_home_tab()
+        self.home_views: dict[str, dict] = {}  # user ID → the Home tab published for them
+        self.users: set[str] = set()  # people of the workspace beyond channel members and e-mail look-ups
         self._triggers: dict[str, tuple[float, bool]] = {}  # trigger ID → (issued at, used)
         self._lock = threading.RLock()
         self._last_ts = 0.0
@@ -153,6 +165,19 @@ class FakeSlack:
         with self._lock:
             people = set(members) | ({self.bot_user_id} if bot else set())
             self.channels[channel] = Channel(channel, "private" if private else "public", people)
+
+    def add_user(self, *user_ids: str) -> None:
+        with self._lock:
+            self.users.update(user_ids)
+
+    def knows_user(self, user_id: Any) -> bool:
+        """A person of this workspace: a member of a channel, someone `users.lookupByEmail` finds, in a
+        user group, or added by the test."""
+        with self._lock:
+            return isinstance(user_id, str) and user_id != self.bot_user_id and (
+                user_id in self.users or user_id in self.users_by_email.values()
+                or any(user_id in channel.members for channel in self.channels.values())
+                or any(user_id in members for members in self.usergroups.values()))
 
     def invite_bot(self, channel: str) -> None:
         with self._lock:
@@ -429,6 +454,24 @@ class FakeSlack:
         view = dict(params.get("view") or {}, id=f"V{next(self._view_ids):08d}")
         self.views[view["id"]] = view
         return {"ok": True, "view": view}
+
+    def api_views_publish(self, params: dict) -> dict:
+        """The Home tab of one user (https://docs.slack.dev/reference/methods/views.publish: no scope needed;
+        `user_id` must be a user of the workspace, `invalid_arguments` "invalid `user_id`" otherwise; the view
+        must be of type `home` and the app's Home tab enabled, `not_enabled` otherwise; at most 250 kB)."""
+        view = params.get("view")
+        if not self.knows_user(params.get("user_id")):
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": ["invalid `user_id`"]}}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments",
+                    "response_metadata": {"messages": ["views.publish takes a view of type home"]}}
+        if not self.home_tab_enabled:
+            return {"ok": False, "error": "not_enabled"}
+        if len(json.dumps(view)) > VIEW_MAX_BYTES:
+            return {"ok": False, "error": "view_too_large"}
+        published = dict(view, id=self.home_views.get(params["user_id"], {}).get("id") or f"V{next(self._view_ids):08d}")
+        self.home_views[params["user_id"]] = published
+        return {"ok": True, "view": published}
 
     def api_views_update(self, params: dict) -> dict:
         if str(params.get("view_id")) not in self.views:

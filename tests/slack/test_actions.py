@@ -27,6 +27,7 @@ from tests.slack_signing import get, post, signed_headers
 
 ESCALATE, CONTACT, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.contact_user", "sesguard.suppress", "sesguard.not_an_issue"
 INVESTIGATE = "sesguard.investigate"
+REOPEN = "sesguard.reopen"
 
 
 @pytest.fixture
@@ -172,7 +173,7 @@ def test_not_an_issue_closes_the_alert(bot):
     bot.settle()
     assert bot.alert(signal_id).status == "closed"
     assert history(bot, signal_id)[-1] == (TRIAGER, "not an issue", "closed")
-    assert bot.buttons(CHANNEL, ts) == [SUPPRESS, INVESTIGATE]
+    assert bot.buttons(CHANNEL, ts) == [SUPPRESS, INVESTIGATE, REOPEN]
     assert "not an issue" in thread(bot, ts)[0]
 
 
@@ -326,7 +327,7 @@ def test_suppress_opens_a_modal_and_its_submission_suppresses(bot):
     assert timedelta(days=7) - timedelta(minutes=1) < row.expires_at - row.created_at <= timedelta(days=7)
     assert [(a.action, a.actor) for a in audit] == [("suppression created", TRIAGER)]
     assert bot.alert(signal_id).status == "suppressed" and bot.alert(signal_id).suppression_id == row.id
-    assert bot.buttons(CHANNEL, ts) == []
+    assert bot.buttons(CHANNEL, ts) == [REOPEN]
     [line] = thread(bot, ts)
     assert f"Suppressed by <@{TRIAGER}>" in line and "&lt;!channel&gt; &amp; co" in line and "<!channel>" not in line
 

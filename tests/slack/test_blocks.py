@@ -103,8 +103,8 @@ def test_long_lists_say_how_many_more_there_were():
     (Status.NEW, [Action.ESCALATE, Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE, Action.INVESTIGATE]),
     (Status.CONTACTING, [Action.ESCALATE, Action.SUPPRESS, Action.NOT_AN_ISSUE, Action.INVESTIGATE]),
     (Status.ESCALATED, [Action.CONTACT_USER, Action.SUPPRESS, Action.NOT_AN_ISSUE, Action.INVESTIGATE]),
-    (Status.CLOSED, [Action.SUPPRESS, Action.INVESTIGATE]),
-    (Status.SUPPRESSED, []),
+    (Status.CLOSED, [Action.SUPPRESS, Action.INVESTIGATE, Action.REOPEN]),
+    (Status.SUPPRESSED, [Action.REOPEN]),
 ])
 def test_only_the_buttons_that_still_apply_are_shown(status, expected):
     signal = signal_from(cloudtrail_record())

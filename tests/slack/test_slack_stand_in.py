@@ -158,3 +158,41 @@ def test_history_answers_pages_of_at_most_100_whatever_the_limit():
             slack.handle("chat.postMessage", {"channel": CHANNEL, "text": str(n)})
         page = client(slack).conversations_history(channel=CHANNEL, limit=999)
         assert len(page["messages"]) == 100 and page["has_more"]
+
+
+# ── views.publish (the App Home) ─────────────────────────────────────────────────────────────────────
+
+
+def test_views_publish_shows_a_home_view_to_a_user_of_the_workspace():
+    with FakeSlack(channels={CHANNEL: [PERSON]}) as slack:
+        first = client(slack).views_publish(user_id=PERSON, view={"type": "home", "blocks": [section("hi")]})
+        again = client(slack).views_publish(user_id=PERSON, view={"type": "home", "blocks": [section("again")]})
+        assert first["view"]["id"] == again["view"]["id"]  # one Home tab per user, replaced
+        assert slack.home_views[PERSON]["blocks"] == [section("again")]
+
+
+def test_views_publish_refuses_a_user_slack_does_not_know_and_a_view_that_is_not_home():
+    with FakeSlack(channels={CHANNEL: [PERSON]}) as slack:
+        assert refused(lambda: client(slack).views_publish(user_id=STRANGER, view={"type": "home", "blocks": []})) \
+            == "invalid_arguments"
+        assert refused(lambda: client(slack).views_publish(user_id=PERSON, view={
+            "type": "modal", "title": {"type": "plain_text", "text": "x"}, "blocks": []})) == "invalid_arguments"
+        assert slack.home_views == {}
+
+
+def test_views_publish_refuses_more_than_100_blocks_and_repeated_block_ids():
+    with FakeSlack(channels={CHANNEL: [PERSON]}, expect_block_kit_refusals=True) as slack:
+        many = {"type": "home", "blocks": [section(str(n)) for n in range(101)]}
+        assert refused(lambda: client(slack).views_publish(user_id=PERSON, view=many)) == "invalid_arguments"
+        twice = {"type": "home", "blocks": [dict(section("a"), block_id="x"), dict(section("b"), block_id="x")]}
+        assert refused(lambda: client(slack).views_publish(user_id=PERSON, view=twice)) == "invalid_arguments"
+        assert client(slack).views_publish(user_id=PERSON, view={
+            "type": "home", "blocks": [section(str(n)) for n in range(100)]})["ok"]
+
+
+def test_views_publish_needs_no_scope_but_the_home_tab_enabled():
+    with FakeSlack(channels={CHANNEL: [PERSON]}, scopes=[]) as slack:
+        assert client(slack).views_publish(user_id=PERSON, view={"type": "home", "blocks": []})["ok"]
+        slack.home_tab_enabled = False
+        assert refused(lambda: client(slack).views_publish(user_id=PERSON, view={"type": "home", "blocks": []})) \
+            == "not_enabled"

@@ -109,18 +109,23 @@ def test_a_waiting_worker_takes_over_when_the_first_stops(aws, slack, sqlite_sto
     threads[1].start()
     wait_for(lambda: _watermark(sqlite_store) is not None, "the backfill")
     aws.api.add_events(*ses_calls(user("mallory"), 1))
-    wait_for(lambda: len(slack.channel_messages(CHANNEL)) == 1, "the first alert")
+    wait_for(lambda: len(alerts_in(slack)) == 1, "the first alert")
 
     workers[0].stop.set()  # as SIGTERM does: the running job ends, the lease is handed back
     threads[0].join(timeout=PATIENCE_SECONDS)
     assert not threads[0].is_alive()
     wait_for(lambda: Lease(sqlite_store, SCHEDULER_LEASE, 1).current_holder() == workers[1].lease.holder, "a takeover")
     aws.api.add_events(*ses_calls(user("oscar"), 1))
-    wait_for(lambda: len(slack.channel_messages(CHANNEL)) == 2, "the second alert")
+    wait_for(lambda: len(alerts_in(slack)) == 2, "the second alert")
     workers[1].stop.set()
     threads[1].join(timeout=PATIENCE_SECONDS)
     assert not threads[1].is_alive() and Lease(sqlite_store, SCHEDULER_LEASE, 1).current_holder() is None
-    assert len(alert_posts(slack)) == 2
+    assert len(alerts_in(slack)) == 2
+
+
+def alerts_in(slack) -> list:
+    """The alert messages in the channel (not the learning report beside them)."""
+    return [m for m in slack.channel_messages(CHANNEL) if (m.metadata or {}).get("event_type") == "sesguard_alert"]
 
 
 def alert_posts(slack) -> list[dict]:
@@ -154,7 +159,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
         wait_for(lambda: all(_watermark(store, r) for r in regions), "the backfill", workers)
         first = [ses_calls(user("mallory"), 3, region=r) for r in regions] + [ses_calls(user("oscar"), 2)]
         aws.api.add_events(*[r for batch in first for r in batch])
-        wait_for(lambda: len(slack.channel_messages(CHANNEL)) == 2, "two alerts", workers)
+        wait_for(lambda: len(alerts_in(slack)) == 2, "two alerts", workers)
 
         holder = Lease(store, SCHEDULER_LEASE, 1).current_holder()
         killed = next(w for w in workers if holder and holder.split(":")[1] == str(w.pid))
@@ -162,7 +167,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
         killed.kill()
         killed.wait()
         aws.api.add_events(*ses_calls(user("peggy"), 2, region="eu-west-1"))
-        wait_for(lambda: len(slack.channel_messages(CHANNEL)) == 3, "the alert after the takeover", [survivor])
+        wait_for(lambda: len(alerts_in(slack)) == 3, "the alert after the takeover", [survivor])
         for _ in range(2):  # two more passes with nothing new: nothing more is posted
             moment = utcnow()
             wait_for(lambda: _polled_since(store, moment), "another poll", [survivor])
@@ -178,10 +183,13 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
     assert sum(text.count("holds the scheduler lease") for text in output) == 2  # first the killed, then the survivor
     assert "stopped" in output[workers.index(survivor)]
 
-    posted = slack.channel_messages(CHANNEL)
+    posted = alerts_in(slack)
     assert sorted(m.metadata["event_payload"]["signal_id"] for m in posted) == sorted(
         s.signal_id for s in _rows(store, SignalRow))
-    assert len(alert_posts(slack)) == 3
+    # alice, learned by the backfill: the account's learning report, posted once by the two processes
+    [report] = [m for m in slack.channel_messages(CHANNEL) if m not in posted]
+    assert report.metadata["event_type"] == "sesguard_learning_report" and "user/alice" in str(report.blocks)
+    assert len(alert_posts(slack)) == 3 + 1  # every top-level post: the three alerts and the report
     rows = _rows(store, SignalRow)
     assert sorted(r.identity.rsplit("/", 1)[-1] for r in rows) == ["mallory", "oscar", "peggy"]
     assert all(r.slack_ts for r in rows) and next(r for r in rows if r.identity.endswith("mallory")).severity == "high"

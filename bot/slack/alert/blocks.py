@@ -65,6 +65,7 @@ BUTTON_LABELS = {
     Action.SUPPRESS: ("Suppress…", None),
     Action.NOT_AN_ISSUE: ("Not an issue", "primary"),
     Action.INVESTIGATE: ("Investigate", None),
+    Action.REOPEN: ("Reopen", None),
 }
 
 

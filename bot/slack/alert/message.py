@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 from bot.settings import Settings
 from bot.slack.alert.blocks import alert_message, alert_text
 from bot.slack.client import CONNECTION_ERRORS
+from bot.slack.home.refresh import request_refresh
 from bot.slack.ids import ALERT_EVENT_TYPE
 from bot.slack.respond.blocks import HISTORY_ACTIONS, containment_blocks
 from detection.store import EventRow, SignalHistory, SignalRow, Store, utcnow
@@ -105,6 +106,7 @@ def refresh_alert(store: Store, client: WebClient, signal_id: str, settings: Set
         with store.session() as session:
             session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(posted_at=started))
             session.commit()
+    request_refresh(store, settings, client)  # the App Home shows this alert too
     return row
 
 

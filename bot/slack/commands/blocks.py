@@ -15,6 +15,9 @@ HELP_TEXT = "\n".join([
     "• `/sesguard status` — last poll, lag and errors per account and region; delivery to Slack and alerts set aside",
     "• `/sesguard investigate &lt;arn|access-key-id|ip&gt; [hours]` — what else it did in CloudTrail "
     "(default: SESGUARD_INVESTIGATE_HOURS); for an IP, its stored SES calls across identities",
+    "• `/sesguard learned [account]` — what the learning period learned silently (the learning report again)",
+    "• `/sesguard stats [days]` — signals by severity and outcome, alerts open, time to the first triage action, "
+    "contact answer rate, the busiest suppressions (default 7 days)",
     "• `/sesguard help` — this text",
 ])
 
@@ -42,12 +45,12 @@ def history_lines(history: Any) -> list[str]:
     return lines
 
 
-def suppression_line(row: Any) -> str:
+def suppression_line(row: Any, hits: int = 0) -> str:
     where = f"account {text(row.account_id, 20)}" if row.account_id else "every account"
     if row.source_cidr:
         where += f", from {text(row.source_cidr, 50)}"
     expiry = f"until {when(row.expires_at)}" if row.expires_at else "no expiry"
     return (
-        f"• *#{row.id}* {text(row.identity, 400)} in {where}, {expiry}; by {mention(row.author)} "
-        f"at {when(row.created_at)}: {text(row.reason, 500)}"
+        f"• *#{row.id}* {text(row.identity, 400)} in {where}, {expiry}; covered {hits} "
+        f"signal{'' if hits == 1 else 's'}; by {mention(row.author)} at {when(row.created_at)}: {text(row.reason, 500)}"
     )

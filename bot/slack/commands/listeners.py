@@ -1,4 +1,5 @@
-"""`/sesguard`: history, suppressions, unsuppress, map, status, investigate, help. Every answer is ephemeral.
+"""`/sesguard`: history, suppressions, unsuppress, map, status, investigate, learned, stats, help. Every answer
+is ephemeral.
 
 `help` is open to everyone; the rest is for triagers (history shows IPs and keys; unsuppress and map
 change what gets alerted and whom the bot asks). Unknown input gets the help text, never a traceback.
@@ -19,8 +20,10 @@ from bot.slack.commands import blocks
 from bot.slack.contact.people import map_identity
 from bot.slack.ids import COMMAND
 from bot.slack.investigate import command as investigate
+from bot.slack.learning import command as learned
 from bot.slack.middleware import REFUSAL
 from bot.slack.numbers import ascii_decimal, ascii_id
+from bot.slack.stats import command as stats
 from bot.slack.triage.changes import lift_suppression
 from bot.worker.health import health
 from detection.history import identity_history
@@ -64,8 +67,9 @@ def _suppressions(context: BoltContext, user: str, args: list[str]) -> list[str]
     rows = context["store"].active_suppressions()
     if not rows:
         return ["No active suppressions."]
+    hits = context["store"].suppression_hits(row.id for row in rows)
     return [f"*Active suppressions* ({len(rows)}); lift one with `/sesguard unsuppress &lt;id&gt;`:"] + [
-        blocks.suppression_line(row) for row in rows]
+        blocks.suppression_line(row, hits.get(row.id, 0)) for row in rows]
 
 
 def _unsuppress(context: BoltContext, user: str, args: list[str]) -> list[str]:
@@ -114,6 +118,14 @@ def _investigate(context: BoltContext, user: str, args: list[str]) -> list[str] 
     return investigate.answer(context, user, plain(args[0])[:MAX_TERM], hours)
 
 
+def _learned(context: BoltContext, user: str, args: list[str]) -> list[str]:
+    return learned.answer(context, args)
+
+
+def _stats(context: BoltContext, user: str, args: list[str]) -> list[str]:
+    return stats.answer(context, args)
+
+
 SUBCOMMANDS: dict[str, Callable[[BoltContext, str, list[str]], list[str] | dict]] = {
     "history": _history,
     "suppressions": _suppressions,
@@ -121,6 +133,8 @@ SUBCOMMANDS: dict[str, Callable[[BoltContext, str, list[str]], list[str] | dict]
     "map": _map,
     "status": _status,
     "investigate": _investigate,
+    "learned": _learned,
+    "stats": _stats,
 }
 # Sub-commands that read CloudTrail take seconds: a note answers at once, and the answer replaces it.
 PROGRESS_NOTES = {"investigate": ":mag: Investigating… the answer replaces this note in a few seconds."}

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from sqlmodel import select
 
+from bot.business_hours import contact_deadline
 from bot.settings import Settings
 from bot.slack.alert.blocks import thread_line
 from bot.slack.alert.message import post_in_thread, refresh_alert
-from bot.slack.blocks import mention
+from bot.slack.blocks import mention, text, when
 from bot.slack.client import slack_client
 from bot.slack.contact import blocks
 from bot.slack.ids import Action
@@ -61,7 +62,7 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
             unlock(session)
             return Asked(waiting, False, row)
         contact = Contact(signal_id=signal_id, slack_user_id=person, asked_by=asked_by, asked_at=now,
-                          deadline=now + timedelta(minutes=settings.contact_timeout_minutes))
+                          deadline=contact_deadline(settings.business_hours, now, settings.contact_timeout_minutes))
         session.add(contact)
         previous = row.status
         # From "escalated" the status stays: asking the person does not undo an escalation.
@@ -81,11 +82,16 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
         session.commit()
     contact.dm_channel, contact.dm_ts = dm, sent["ts"]
     row = refresh_alert(store, client, signal_id, settings) or row
-    minutes = f"{settings.contact_timeout_minutes:g}"
     post_in_thread(client, row, thread_line(
         f":speech_balloon: Asked {mention(person)} whether these calls were theirs "
-        f"(escalates without an answer within {minutes} minutes); asked", asked_by))
+        f"(escalates without an answer within {_timeout_words(settings)}, at {when(contact.deadline)}); asked",
+        asked_by))
     return Asked(contact, True, row)
+
+
+def _timeout_words(settings: Settings) -> str:
+    minutes = f"{settings.contact_timeout_minutes:g} minutes"
+    return f"{minutes} of business hours ({text(settings.business_hours, 80)})" if settings.business_hours else minutes
 
 
 def _undelivered(store: Store, contact: Contact, previous: str, actor: str, error: Exception) -> None:
@@ -174,10 +180,10 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
             record(session, row, "sesguard", "no answer in time", Status.ESCALATED if escalate else row.status, now=now)
             session.commit()
         escalated += escalate
-        minutes = f"{settings.contact_timeout_minutes:g}"
-        line = f":hourglass: {mention(question.slack_user_id)} did not answer within {minutes} minutes."
+        minutes = _timeout_words(settings)
+        line = f":hourglass: {mention(question.slack_user_id)} did not answer within {minutes}."
         try:
-            _close_dm(client, question, row, f"No answer arrived within {minutes} minutes; the security team will follow up.")
+            _close_dm(client, question, row, f"No answer arrived within {minutes}; the security team will follow up.")
             row = refresh_alert(store, client, row.signal_id, settings) or row
             post_in_thread(client, row, f"<!channel> {line} Escalated." if escalate else line)
         except Exception as exc:  # the store has the escalation; the notifier re-renders the alert

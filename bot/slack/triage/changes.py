@@ -97,6 +97,12 @@ def close(store: Store, signal_id: str, actor: str) -> Change:
     return transition(store, signal_id, actor, Action.NOT_AN_ISSUE, "not an issue", Status.CLOSED)
 
 
+def reopen(store: Store, signal_id: str, actor: str) -> Change:
+    """A closed or suppressed alert back to `new` (SPEC §8). The suppression that covered it is not lifted:
+    it still keeps later signals of that identity out of the channel; `/sesguard unsuppress` lifts it."""
+    return transition(store, signal_id, actor, Action.REOPEN, "reopened", Status.NEW)
+
+
 def suppress(store: Store, signal_id: str, actor: str, scope: str, duration: str, reason: str,
              now: datetime | None = None) -> Change:
     """Create the suppression (audited) and mark the signal suppressed, once however often submitted."""
@@ -108,7 +114,7 @@ def suppress(store: Store, signal_id: str, actor: str, scope: str, duration: str
             return refused
         suppression = SuppressionRow(
             identity=row.identity, account_id=row.account_id if scope == SCOPE_ACCOUNT else None,
-            author=actor, reason=reason, created_at=now,
+            author=actor, reason=reason, created_at=now, duration_days=days,
             expires_at=now + timedelta(days=days) if days is not None else None,
         )
         session.add(suppression)

@@ -1,4 +1,4 @@
-"""The alert's triage buttons (Escalate, Not an issue, Suppress…) and the Suppress… modal; triagers only.
+"""The alert's triage buttons (Escalate, Not an issue, Suppress…, Reopen) and the Suppress… modal; triagers only.
 
 Each handler acks first. The signal comes from `signal_of_alert`, re-read from the store; a submitted
 modal is a payload like any other: its choices are checked against what the modal offered, and the
@@ -36,6 +36,7 @@ def register(app: App) -> None:
     app.action(Action.ESCALATE.value, middleware=on_alert)(escalate)
     app.action(Action.NOT_AN_ISSUE.value, middleware=on_alert)(not_an_issue)
     app.action(Action.SUPPRESS.value, middleware=on_alert)(open_suppress_modal)
+    app.action(Action.REOPEN.value, middleware=on_alert)(reopen)
     app.view(View.SUPPRESS.value, middleware=[triagers_only])(submit_suppression)
 
 
@@ -57,6 +58,11 @@ def escalate(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> N
 def not_an_issue(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> None:
     ack()
     _apply(body, client, context, changes.close, ":white_check_mark: Marked *not an issue*")
+
+
+def reopen(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> None:
+    ack()
+    _apply(body, client, context, changes.reopen, ":leftwards_arrow_with_hook: Reopened")
 
 
 def open_suppress_modal(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> None:

@@ -1,7 +1,7 @@
 """The one state table of triage: which action applies from which status.
 
-The store's changes refuse an action from any other status, and the alert shows exactly the buttons
-that still apply (SPEC §4), both read from here. Containment (SPEC §6) applies while an alert is open;
+The store's changes refuse an action from any other status, and the alert (and the App Home, SPEC §8)
+shows exactly the buttons that still apply (SPEC §4), both read from here. Containment (SPEC §6) applies while an alert is open;
 its buttons are the respond room's (`bot.slack.respond.blocks`), shown with SESGUARD_RESPONSE_ACTIONS.
 """
 
@@ -23,6 +23,8 @@ APPLIES_FROM: dict[Action, frozenset[Status]] = {
     # what it finds must reach the channel. A suppression, though, says "stop telling us" (and a
     # suppressed alert shows no buttons): its identity is still reached by /sesguard investigate.
     Action.INVESTIGATE: frozenset(set(Status) - {Status.SUPPRESSED}),
+    # Back to `new` (SPEC §8), from where triage ended; the suppression that covered it stays as it is.
+    Action.REOPEN: frozenset({Status.CLOSED, Status.SUPPRESSED}),
 }
 CONTAINMENT = frozenset({Action.DEACTIVATE_ACCESS_KEY, Action.REVOKE_ROLE_SESSIONS})
 

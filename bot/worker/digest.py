@@ -1,0 +1,118 @@
+"""The daily digest (SPEC §8, `SESGUARD_DIGEST_HOUR`): one message a day in the alert channel with the last
+day's figures, once across every worker.
+
+The day's digest is due from its hour (UTC) until the end of that day and covers the 24 hours before
+that hour. A worker that was away for longer posts the current day's only (the past days' figures are
+one `/sesguard stats` away). One row per day in `digests` (its date the key), claimed with one conditional
+`UPDATE` before it is posted, posted with message metadata naming the day and looked for in the channel
+after an attempt that may have reached Slack: never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, time, timedelta, timezone
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+from sqlmodel import Field, SQLModel
+
+from bot.settings import Settings
+from bot.slack.blocks import text_blocks
+from bot.slack.pace import channel_pacer
+from bot.slack.stats.blocks import DIGEST_EVENT_TYPE, digest_lines
+from bot.slack.stats.figures import figures
+from bot.worker.notifier import describe
+from detection.store import Store, utc_time, utcnow
+
+log = logging.getLogger(__name__)
+
+CLAIM = timedelta(minutes=2)
+HISTORY_PAGES = 5
+
+
+class Digest(SQLModel, table=True):
+    __tablename__ = "digests"
+    day: date = Field(primary_key=True)
+    period_end: datetime = utc_time()
+    claimed_by: str | None = None
+    claimed_until: datetime | None = utc_time(default=None, nullable=True)
+    attempts: int = 0
+    posted_at: datetime | None = utc_time(default=None, nullable=True)
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+
+def due_day(hour: int, now: datetime) -> tuple[date, datetime] | None:
+    """(today, the digest's moment) once today's hour has come, else None."""
+    moment = datetime.combine(now.date(), time(hour), tzinfo=timezone.utc)
+    return (now.date(), moment) if now >= moment else None
+
+
+def _claim(store: Store, day: date, holder: str, now: datetime) -> Digest | None:
+    with store.session() as session:
+        claimed = session.execute(sa.update(Digest).where(
+            Digest.day == day, Digest.posted_at.is_(None),
+            sa.or_(Digest.claimed_until.is_(None), Digest.claimed_until < now))
+            .values(claimed_by=holder, claimed_until=now + CLAIM, attempts=Digest.attempts + 1)).rowcount
+        session.commit()
+        return session.get(Digest, day, populate_existing=True) if claimed else None
+
+
+def _finish(store: Store, day: date, holder: str, **values) -> None:
+    with store.session() as session:
+        session.execute(sa.update(Digest).where(Digest.day == day, Digest.claimed_by == holder)
+                        .values(claimed_by=None, claimed_until=None, **values))
+        session.commit()
+
+
+def find_posted(client: WebClient, channel: str, digest: Digest) -> str | None:
+    oldest = (digest.period_end - timedelta(minutes=5)).timestamp()
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
+                                            limit=200, cursor=cursor)
+        for message in page.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == DIGEST_EVENT_TYPE and \
+                    (meta.get("event_payload") or {}).get("day") == digest.day.isoformat():
+                return message["ts"]
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not page.get("has_more") or not cursor:
+            return None
+    return None
+
+
+def post_digest(store: Store, settings: Settings, client: WebClient, holder: str, now: datetime | None = None,
+                interval: float | None = None) -> str | None:
+    """Today's digest, if due and not posted yet: its ts (None when there was nothing to do)."""
+    if settings.digest_hour is None:
+        return None
+    settings.require("SLACK_ALERT_CHANNEL")
+    now = now or utcnow()
+    due = due_day(settings.digest_hour, now)
+    if due is None:
+        return None
+    day, period_end = due
+    with store.session() as session:
+        store.insert_ignoring_duplicates(session, Digest, [{"day": day, "period_end": period_end, "attempts": 0}])
+        session.commit()
+    digest = _claim(store, day, holder, now)
+    if digest is None:
+        return None
+    channel = settings.slack_alert_channel
+    try:
+        ts = find_posted(client, channel, digest) if digest.attempts > 1 else None
+        if ts is None:
+            lines = digest_lines(figures(store, 1, now=period_end))
+            (channel_pacer(store, channel) if interval is None else channel_pacer(store, channel, interval))()
+            ts = client.chat_postMessage(
+                channel=channel, text="\n".join(lines)[:3000], blocks=text_blocks(lines),
+                metadata={"event_type": DIGEST_EVENT_TYPE, "event_payload": {"day": day.isoformat()}},
+                unfurl_links=False, unfurl_media=False)["ts"]
+    except Exception as exc:  # Slack away or refusing: tried again on the next look
+        log.warning("the digest of %s was not posted (%s); tried again later", day, describe(exc))
+        _finish(store, day, holder)
+        return None
+    _finish(store, day, holder, posted_at=now, slack_channel=channel, slack_ts=ts)
+    return ts

@@ -1,0 +1,164 @@
+"""The learning report's outbox (SPEC §8): once an account's learning period is over, one message in the
+alert channel lists what was learned silently, exactly once per account.
+
+- Due: the account's start of observation (`scopes`) is more than SESGUARD_LEARNING_DAYS ago, and no
+  place of the account still waits for its first backfill (its history is stored before it is reported).
+  That holds in the worker after its backfill, and for an account a `scan --db` observed: the worker's
+  next look reports it.
+- One row per account in `learning_reports` (its primary key): made by whoever sees it due first,
+  claimed with one conditional `UPDATE` before it is posted (two workers never both post it), posted with
+  message metadata naming the account, and, after an attempt that may have reached Slack, looked for in
+  the channel by that metadata before it is posted again (a crash, a lost answer: never twice).
+- An account that learned nothing silently gets no message (its row says so).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+from sqlmodel import Field, SQLModel, select
+
+from bot.settings import Settings
+from bot.slack.learning.blocks import REPORT_EVENT_TYPE, report_message, report_text
+from bot.slack.pace import channel_pacer
+from bot.worker.notifier import describe
+from bot.worker.tables import SOURCE_ROW, PollState
+from detection.store import LearnedIdentity, Scope, Store, utc_time, utcnow
+
+log = logging.getLogger(__name__)
+
+CLAIM = timedelta(minutes=2)
+HISTORY_PAGES = 5
+
+
+class LearningReport(SQLModel, table=True):
+    """The learning report of one account: made once, claimed while it is posted, posted once."""
+
+    __tablename__ = "learning_reports"
+    account_id: str = Field(primary_key=True)
+    observed_since: datetime = utc_time()
+    learning_ended_at: datetime = utc_time()
+    created_at: datetime = utc_time(default_factory=utcnow)
+    claimed_by: str | None = None
+    claimed_until: datetime | None = utc_time(default=None, nullable=True)
+    attempts: int = 0
+    done_at: datetime | None = utc_time(default=None, nullable=True, index=True)
+    identities: int = 0
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+
+
+@dataclass
+class Reported:
+    posted: list[str] = field(default_factory=list)  # accounts
+    found: int = 0
+    empty: int = 0
+    failed: int = 0
+
+
+def _awaiting_backfill(session, account_id: str) -> bool:
+    return session.exec(select(sa.func.count()).select_from(PollState).where(
+        PollState.account_id == account_id, PollState.account_id != SOURCE_ROW[0],
+        PollState.retired_at.is_(None), PollState.watermark.is_(None))).one() > 0
+
+
+def enqueue_ended(store: Store, settings: Settings, now: datetime | None = None) -> None:
+    now = now or utcnow()
+    learning = timedelta(days=settings.learning_days)
+    with store.session() as session:
+        reported = select(LearningReport.account_id)
+        ended = session.exec(select(Scope).where(Scope.observed_since <= now - learning,
+                                                 Scope.account_id.not_in(reported))).all()
+        rows = [{"account_id": scope.account_id, "observed_since": scope.observed_since,
+                 "learning_ended_at": scope.observed_since + learning, "created_at": now, "attempts": 0,
+                 "identities": 0} for scope in ended if not _awaiting_backfill(session, scope.account_id)]
+        store.insert_ignoring_duplicates(session, LearningReport, rows)
+        session.commit()
+
+
+def learned_in(store: Store, account_id: str) -> list[LearnedIdentity]:
+    with store.session() as session:
+        return list(session.exec(select(LearnedIdentity).where(LearnedIdentity.account_id == account_id)
+                                 .order_by(LearnedIdentity.first_seen, LearnedIdentity.identity)).all())
+
+
+def _claim(store: Store, account_id: str, holder: str, now: datetime) -> LearningReport | None:
+    with store.session() as session:
+        claimed = session.execute(sa.update(LearningReport).where(
+            LearningReport.account_id == account_id, LearningReport.done_at.is_(None),
+            sa.or_(LearningReport.claimed_until.is_(None), LearningReport.claimed_until < now))
+            .values(claimed_by=holder, claimed_until=now + CLAIM, attempts=LearningReport.attempts + 1)).rowcount
+        session.commit()
+        return session.get(LearningReport, account_id, populate_existing=True) if claimed else None
+
+
+def _finish(store: Store, account_id: str, holder: str, **values) -> None:
+    with store.session() as session:
+        session.execute(sa.update(LearningReport).where(
+            LearningReport.account_id == account_id, LearningReport.claimed_by == holder)
+            .values(claimed_by=None, claimed_until=None, **values))
+        session.commit()
+
+
+def find_posted(client: WebClient, channel: str, report: LearningReport) -> str | None:
+    oldest = (report.created_at - timedelta(minutes=5)).timestamp()
+    cursor = None
+    for _ in range(HISTORY_PAGES):
+        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
+                                            limit=200, cursor=cursor)
+        for message in page.get("messages", []):
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == REPORT_EVENT_TYPE and \
+                    (meta.get("event_payload") or {}).get("account_id") == report.account_id:
+                return message["ts"]
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not page.get("has_more") or not cursor:
+            return None
+    return None
+
+
+def post_reports(store: Store, settings: Settings, client: WebClient, holder: str, now: datetime | None = None,
+                 interval: float | None = None) -> Reported:
+    """Make the reports that are due, then post each once. Slack trouble leaves them for the next pass."""
+    settings.require("SLACK_ALERT_CHANNEL")
+    now = now or utcnow()
+    enqueue_ended(store, settings, now)
+    channel = settings.slack_alert_channel
+    paced = channel_pacer(store, channel) if interval is None else channel_pacer(store, channel, interval)
+    result = Reported()
+    with store.session() as session:
+        waiting = session.exec(select(LearningReport.account_id).where(LearningReport.done_at.is_(None))
+                               .order_by(LearningReport.learning_ended_at)).all()
+    for account_id in waiting:
+        report = _claim(store, account_id, holder, now)
+        if report is None:
+            continue
+        learned = learned_in(store, account_id)
+        if not learned:
+            _finish(store, account_id, holder, done_at=now, identities=0)
+            result.empty += 1
+            continue
+        try:
+            ts = find_posted(client, channel, report) if report.attempts > 1 else None
+            found = ts is not None
+            if not found:
+                paced()
+                ts = client.chat_postMessage(
+                    channel=channel, text=report_text(account_id, learned),
+                    blocks=report_message(account_id, learned, report.observed_since, report.learning_ended_at),
+                    metadata={"event_type": REPORT_EVENT_TYPE, "event_payload": {"account_id": account_id}},
+                    unfurl_links=False, unfurl_media=False)["ts"]
+        except Exception as exc:  # Slack away or refusing: the row waits, its attempt counted
+            log.warning("the learning report of %s was not posted (%s); tried again later", account_id, describe(exc))
+            _finish(store, account_id, holder)
+            result.failed += 1
+            break
+        _finish(store, account_id, holder, done_at=now, identities=len(learned), slack_channel=channel, slack_ts=ts)
+        result.found += found
+        if not found:
+            result.posted.append(account_id)
+    return result
