@@ -250,6 +250,10 @@ class Settings(BaseSettings):
     def _queue_for_sqs(self) -> Settings:
         if self.source == "sqs" and not self.sqs_queue_url:
             raise ValueError("SESGUARD_SOURCE=sqs needs SESGUARD_SQS_QUEUE_URL (the queue's URL)")
+        if self.source == "sqs" and is_engine_url(self.backfill_source or ""):
+            # Said at start-up rather than consuming without the baseline the operator asked for.
+            raise ValueError("SESGUARD_BACKFILL_SOURCE=athena://… or lake://… backfills the lookup and s3:// "
+                             "sources; with SESGUARD_SOURCE=sqs use lookup or s3://bucket/prefix")
         return self
 
     @field_validator(*DURATIONS)

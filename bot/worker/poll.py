@@ -120,14 +120,22 @@ def make_source(settings: Settings, store: Store) -> Source | None:
 
         return backfill_source(settings, store)
     if settings.source == "lookup":
-        from detection.sources.lookup import Backoff, LookupSource
+        return lookup_source(settings, store)
+    return s3_source(settings, store, settings.source)
 
-        return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key,
-                            backoff=Backoff(base=settings.retry_seconds),
-                            org_role_name=settings.org_role_name, exclude=settings.accounts_exclude)
+
+def lookup_source(settings: Settings, store: Store) -> Source:
+    from detection.sources.lookup import Backoff, LookupSource
+
+    return LookupSource(settings.aws_regions, settings.role_arns, store, settings.identity_key,
+                        backoff=Backoff(base=settings.retry_seconds),
+                        org_role_name=settings.org_role_name, exclude=settings.accounts_exclude)
+
+
+def s3_source(settings: Settings, store: Store, url: str) -> Source:
     from detection.sources.s3_trail import S3TrailSource
 
-    return S3TrailSource(settings.source, store, settings.identity_key)
+    return S3TrailSource(url, store, settings.identity_key)
 
 
 def poll_once(settings: Settings, store: Store, source: Source | None = None, *,

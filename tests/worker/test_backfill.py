@@ -60,6 +60,8 @@ def test_an_s3_trail_can_be_the_backfill_source_and_other_kinds_are_refused_by_n
     ({"source": "sqs"}, "SESGUARD_SOURCE=sqs needs SESGUARD_SQS_QUEUE_URL"),
     ({"source": "sqs", "sqs_queue_url": "not a url"}, "invalid setting SESGUARD_SQS_QUEUE_URL"),
     ({"source": "kafka://x"}, "SESGUARD_SOURCE: must be lookup, s3://bucket/prefix or sqs"),
+    ({"source": "sqs", "sqs_queue_url": "https://sqs.eu-west-1.amazonaws.com/111111111111/trail",
+      "backfill_source": "athena://cloudtrail.logs"}, "with SESGUARD_SOURCE=sqs use lookup or s3://"),
 ])
 def test_the_queue_settings_stop_start_up_with_one_line(values, message):
     with pytest.raises(SettingsError, match=message):

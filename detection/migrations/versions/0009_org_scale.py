@@ -1,7 +1,7 @@
 """queue_state: what the SQS consumers last learned of their queue (SPEC §7)
 
 Revision ID: 0009_org_scale
-Revises: 0010_sql_engines
+Revises: 0008_triage_desk
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import detection.store
 
 revision = '0009_org_scale'
-down_revision = '0010_sql_engines'
+down_revision = '0008_triage_desk'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """sql engines: the first start's history read from Athena or CloudTrail Lake, once per source
 
 Revision ID: 0010_sql_engines
-Revises: 0008_triage_desk
+Revises: 0009_org_scale
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import detection.store
 
 revision = '0010_sql_engines'
-down_revision = '0008_triage_desk'
+down_revision = '0009_org_scale'
 branch_labels = None
 depends_on = None
 
