@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel
 
 from bot.settings import Settings
 from bot.slack.blocks import text_blocks
+from bot.slack.history import find_by_metadata
 from bot.slack.pace import channel_pacer
 from bot.slack.stats.blocks import DIGEST_EVENT_TYPE, digest_lines
 from bot.slack.stats.figures import figures
@@ -67,20 +68,8 @@ def _finish(store: Store, day: date, holder: str, **values) -> None:
 
 
 def find_posted(client: WebClient, channel: str, digest: Digest) -> str | None:
-    oldest = (digest.period_end - timedelta(minutes=5)).timestamp()
-    cursor = None
-    for _ in range(HISTORY_PAGES):
-        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
-                                            limit=200, cursor=cursor)
-        for message in page.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == DIGEST_EVENT_TYPE and \
-                    (meta.get("event_payload") or {}).get("day") == digest.day.isoformat():
-                return message["ts"]
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not page.get("has_more") or not cursor:
-            return None
-    return None
+    return find_by_metadata(client, channel, digest.period_end - timedelta(minutes=5), DIGEST_EVENT_TYPE, "day",
+                            digest.day.isoformat(), HISTORY_PAGES)
 
 
 def post_digest(store: Store, settings: Settings, client: WebClient, holder: str, now: datetime | None = None,

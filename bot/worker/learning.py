@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from sqlmodel import Field, SQLModel, select
 
 from bot.settings import Settings
+from bot.slack.history import find_by_metadata
 from bot.slack.learning.blocks import REPORT_EVENT_TYPE, report_message, report_text
 from bot.slack.pace import channel_pacer
 from bot.worker.notifier import describe
@@ -105,20 +106,8 @@ def _finish(store: Store, account_id: str, holder: str, **values) -> None:
 
 
 def find_posted(client: WebClient, channel: str, report: LearningReport) -> str | None:
-    oldest = (report.created_at - timedelta(minutes=5)).timestamp()
-    cursor = None
-    for _ in range(HISTORY_PAGES):
-        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
-                                            limit=200, cursor=cursor)
-        for message in page.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == REPORT_EVENT_TYPE and \
-                    (meta.get("event_payload") or {}).get("account_id") == report.account_id:
-                return message["ts"]
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not page.get("has_more") or not cursor:
-            return None
-    return None
+    return find_by_metadata(client, channel, report.created_at - timedelta(minutes=5), REPORT_EVENT_TYPE,
+                            "account_id", report.account_id, HISTORY_PAGES)
 
 
 def post_reports(store: Store, settings: Settings, client: WebClient, holder: str, now: datetime | None = None,

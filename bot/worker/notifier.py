@@ -37,6 +37,7 @@ from sqlmodel import select
 from bot.settings import Settings
 from bot.slack.alert.message import Unrenderable, metadata, rendered
 from bot.slack.client import is_transient, slack_client
+from bot.slack.history import find_by_metadata
 from bot.slack.ids import ALERT_EVENT_TYPE
 from bot.slack.pace import POST_INTERVAL_SECONDS, channel_pacer
 from bot.worker.delivery import record_pass
@@ -175,19 +176,8 @@ def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | No
 
 def find_posted(client: WebClient, channel: str, row: SignalRow) -> str | None:
     """The ts of this signal's alert if it is already in the channel (searched by message metadata)."""
-    oldest = (row.created_at - HISTORY_MARGIN).timestamp()
-    cursor = None
-    for _ in range(HISTORY_PAGES):
-        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
-                                            limit=200, cursor=cursor)
-        for message in page.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == ALERT_EVENT_TYPE and (meta.get("event_payload") or {}).get("signal_id") == row.signal_id:
-                return message["ts"]
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not page.get("has_more") or not cursor:
-            return None
-    return None
+    return find_by_metadata(client, channel, row.created_at - HISTORY_MARGIN, ALERT_EVENT_TYPE, "signal_id",
+                            row.signal_id, HISTORY_PAGES)
 
 
 def _post_once(store: Store, settings: Settings, client: WebClient, channel: str, row: SignalRow,

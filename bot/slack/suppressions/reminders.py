@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
+from bot.slack.history import find_by_metadata
 from bot.slack.suppressions import blocks
 from bot.slack.suppressions.tables import SuppressionReminder
 from detection.store import Store, SuppressionRow, utcnow
@@ -95,20 +96,8 @@ def metadata(reminder_id: int) -> dict:
 
 def find_sent(client: WebClient, channel: str, reminder: SuppressionReminder) -> str | None:
     """The ts of this reminder if an earlier attempt already put it in the DM."""
-    oldest = (reminder.created_at - timedelta(minutes=5)).timestamp()
-    cursor = None
-    for _ in range(HISTORY_PAGES):
-        page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True,
-                                            limit=200, cursor=cursor)
-        for message in page.get("messages", []):
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == REMINDER_EVENT_TYPE and \
-                    (meta.get("event_payload") or {}).get("reminder_id") == reminder.id:
-                return message["ts"]
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not page.get("has_more") or not cursor:
-            return None
-    return None
+    return find_by_metadata(client, channel, reminder.created_at - timedelta(minutes=5), REMINDER_EVENT_TYPE,
+                            "reminder_id", reminder.id, HISTORY_PAGES)
 
 
 def send_pending(store: Store, client: WebClient, holder: str, now: datetime | None = None) -> Reminded:
