@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, time, timedelta, timezone
 
-import sqlalchemy as sa
 from slack_sdk import WebClient
 from sqlmodel import Field, SQLModel
 
+from bot.claims import claim, finish
 from bot.settings import Settings
 from bot.slack.blocks import text_blocks
 from bot.slack.history import find_by_metadata
@@ -28,7 +28,6 @@ from detection.store import Store, utc_time, utcnow
 
 log = logging.getLogger(__name__)
 
-CLAIM = timedelta(minutes=2)
 HISTORY_PAGES = 5
 
 
@@ -51,20 +50,11 @@ def due_day(hour: int, now: datetime) -> tuple[date, datetime] | None:
 
 
 def _claim(store: Store, day: date, holder: str, now: datetime) -> Digest | None:
-    with store.session() as session:
-        claimed = session.execute(sa.update(Digest).where(
-            Digest.day == day, Digest.posted_at.is_(None),
-            sa.or_(Digest.claimed_until.is_(None), Digest.claimed_until < now))
-            .values(claimed_by=holder, claimed_until=now + CLAIM, attempts=Digest.attempts + 1)).rowcount
-        session.commit()
-        return session.get(Digest, day, populate_existing=True) if claimed else None
+    return claim(store, Digest, Digest.day, day, [Digest.posted_at.is_(None)], holder, now)
 
 
 def _finish(store: Store, day: date, holder: str, **values) -> None:
-    with store.session() as session:
-        session.execute(sa.update(Digest).where(Digest.day == day, Digest.claimed_by == holder)
-                        .values(claimed_by=None, claimed_until=None, **values))
-        session.commit()
+    finish(store, Digest, Digest.day, day, holder, **values)
 
 
 def find_posted(client: WebClient, channel: str, digest: Digest) -> str | None:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from slack_sdk import WebClient
 from sqlmodel import Field, SQLModel, select
 
+from bot.claims import claim, finish
 from bot.settings import Settings
 from bot.slack.history import find_by_metadata
 from bot.slack.learning.blocks import REPORT_EVENT_TYPE, report_message, report_text
@@ -32,7 +33,6 @@ from detection.store import LearnedIdentity, Scope, Store, utc_time, utcnow
 
 log = logging.getLogger(__name__)
 
-CLAIM = timedelta(minutes=2)
 HISTORY_PAGES = 5
 
 
@@ -88,21 +88,12 @@ def learned_in(store: Store, account_id: str) -> list[LearnedIdentity]:
 
 
 def _claim(store: Store, account_id: str, holder: str, now: datetime) -> LearningReport | None:
-    with store.session() as session:
-        claimed = session.execute(sa.update(LearningReport).where(
-            LearningReport.account_id == account_id, LearningReport.done_at.is_(None),
-            sa.or_(LearningReport.claimed_until.is_(None), LearningReport.claimed_until < now))
-            .values(claimed_by=holder, claimed_until=now + CLAIM, attempts=LearningReport.attempts + 1)).rowcount
-        session.commit()
-        return session.get(LearningReport, account_id, populate_existing=True) if claimed else None
+    return claim(store, LearningReport, LearningReport.account_id, account_id, [LearningReport.done_at.is_(None)],
+                 holder, now)
 
 
 def _finish(store: Store, account_id: str, holder: str, **values) -> None:
-    with store.session() as session:
-        session.execute(sa.update(LearningReport).where(
-            LearningReport.account_id == account_id, LearningReport.claimed_by == holder)
-            .values(claimed_by=None, claimed_until=None, **values))
-        session.commit()
+    finish(store, LearningReport, LearningReport.account_id, account_id, holder, **values)
 
 
 def find_posted(client: WebClient, channel: str, report: LearningReport) -> str | None:

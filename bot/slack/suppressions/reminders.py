@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
+from bot.claims import claim, finish
 from bot.slack.history import find_by_metadata
 from bot.slack.suppressions import blocks
 from bot.slack.suppressions.tables import SuppressionReminder
@@ -28,7 +29,6 @@ from detection.store import Store, SuppressionRow, utcnow
 log = logging.getLogger(__name__)
 
 LEAD = timedelta(days=1)
-CLAIM = timedelta(minutes=2)
 REMINDER_EVENT_TYPE = "sesguard_suppression_reminder"
 HISTORY_PAGES = 5
 
@@ -70,24 +70,12 @@ def enqueue_due(store: Store, now: datetime | None = None) -> None:
 
 
 def _claim(store: Store, reminder_id: int, holder: str, now: datetime) -> SuppressionReminder | None:
-    with store.session() as session:
-        claimed = session.execute(
-            sa.update(SuppressionReminder).where(
-                SuppressionReminder.id == reminder_id, SuppressionReminder.sent_at.is_(None),
-                SuppressionReminder.dropped.is_(False),
-                sa.or_(SuppressionReminder.claimed_until.is_(None), SuppressionReminder.claimed_until < now))
-            .values(claimed_by=holder, claimed_until=now + CLAIM, attempts=SuppressionReminder.attempts + 1)
-        ).rowcount
-        session.commit()
-        return session.get(SuppressionReminder, reminder_id, populate_existing=True) if claimed else None
+    return claim(store, SuppressionReminder, SuppressionReminder.id, reminder_id,
+                 [SuppressionReminder.sent_at.is_(None), SuppressionReminder.dropped.is_(False)], holder, now)
 
 
 def _finish(store: Store, reminder_id: int, holder: str, **values) -> None:
-    with store.session() as session:
-        session.execute(sa.update(SuppressionReminder).where(
-            SuppressionReminder.id == reminder_id, SuppressionReminder.claimed_by == holder)
-            .values(claimed_by=None, claimed_until=None, **values))
-        session.commit()
+    finish(store, SuppressionReminder, SuppressionReminder.id, reminder_id, holder, **values)
 
 
 def metadata(reminder_id: int) -> dict:
