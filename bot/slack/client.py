@@ -66,6 +66,11 @@ class _PausesThroughSleep:
     sleep: Callable[[float], None]
     interval_calculator: BackoffRetryIntervalCalculator
 
+    def __init__(self, max_retry_count: int, pause: float, sleep: Callable[[float], None]):
+        super().__init__(max_retry_count=max_retry_count,
+                         interval_calculator=BackoffRetryIntervalCalculator(pause, _Spread(pause)))
+        self.sleep = sleep
+
     def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
                                  response: HttpResponse | None = None, error: Exception | None = None) -> None:
         state.next_attempt_requested = True
@@ -74,22 +79,12 @@ class _PausesThroughSleep:
 
 
 class RepeatableServerErrorRetryHandler(_PausesThroughSleep, ServerErrorRetryHandler):
-    def __init__(self, max_retry_count: int, pause: float, sleep: Callable[[float], None]):
-        super().__init__(max_retry_count=max_retry_count,
-                         interval_calculator=BackoffRetryIntervalCalculator(pause, _Spread(pause)))
-        self.sleep = sleep
-
     def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
                    error: Exception | None = None) -> bool:
         return response is not None and response.status_code in TRANSIENT_STATUSES and _repeatable(request)
 
 
 class RepeatableConnectionErrorRetryHandler(_PausesThroughSleep, ConnectionErrorRetryHandler):
-    def __init__(self, max_retry_count: int, pause: float, sleep: Callable[[float], None]):
-        super().__init__(max_retry_count=max_retry_count,
-                         interval_calculator=BackoffRetryIntervalCalculator(pause, _Spread(pause)))
-        self.sleep = sleep
-
     def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
                    error: Exception | None = None) -> bool:
         return _repeatable(request) and super()._can_retry(state=state, request=request, response=response, error=error)
