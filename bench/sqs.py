@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.poll import fresh_store
 from tests import records
 
 ACCOUNT = "111111111111"
@@ -107,25 +108,6 @@ def fill(url: str, kind: str, args, rng: random.Random) -> tuple[str, int, int]:
         sqs.send_message_batch(QueueUrl=queue_url, Entries=[
             {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start:start + 10])])
     return queue_url, len(bodies), len(bodies)
-
-
-def fresh_store(database: str | None, folder: Path):
-    import sqlalchemy as sa
-
-    from detection.store import Store
-
-    if database is None:
-        url = f"sqlite:///{folder / f'bench-{time.monotonic_ns()}.db'}"
-    else:
-        url = database
-        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-        engine.dispose()
-    store = Store(url)
-    store.migrate()
-    return store
 
 
 def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
