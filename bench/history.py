@@ -23,7 +23,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,7 +34,7 @@ from detection.history import identity_history  # noqa: E402
 from detection.store import EventRow, SignalRow, Store, name_of  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ACCOUNTS = [f"{100000000000 + n * 7919:012d}" for n in range(25)]
 CALLS = ["GetSendQuota", "ListIdentities", "GetAccountSendingEnabled", "GetIdentityVerificationAttributes",
          "GetAccount", "ListEmailIdentities", "ListServiceQuotas"]

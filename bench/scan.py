@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -362,7 +362,7 @@ def generate(data: Path, records: int, ses_share: float, seed: int = 20250314) -
     data.mkdir(parents=True)
     trail = Trail(seed, ses_share)
     rng = trail.rng
-    start = datetime(2025, 3, 14, tzinfo=timezone.utc)
+    start = datetime(2025, 3, 14, tzinfo=UTC)
     files: list[str] = []
     raw_bytes = gz_bytes = 0
     written = 0

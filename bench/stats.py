@@ -18,7 +18,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,7 +29,7 @@ from bot.slack.stats.figures import figures  # noqa: E402
 from bot.slack.tables import Contact  # noqa: E402
 from detection.store import SignalHistory, SignalRow, Store, SuppressionRow  # noqa: E402
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 DATA = Path(__file__).resolve().parent / "data"
 BENCH_DATABASE = "sesguard_bench_stats"
 SEVERITIES = ["low"] * 3 + ["medium"] * 4 + ["high"] * 2 + ["critical"]

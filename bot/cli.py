@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from datetime import timedelta
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, timedelta
 
 from bot import __version__
 from bot.errors import SettingsError
@@ -133,9 +133,9 @@ def _duration(flag: str, value: float | None, unit: timedelta, positive: bool = 
 def run_scan(args: argparse.Namespace) -> int:
     import orjson
 
+    from bot.printable import printable
     from bot.progress import ScanProgress
     from bot.scan_settings import scan_settings
-    from bot.printable import printable
     from bot.terminal import report_problems, signal_table, terminal_width
     from detection.scan import scan
     from detection.sources.inputs import InputError, expand
@@ -187,7 +187,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 def _engine_time(flag: str, text: str | None):
     """A --since/--until value as a UTC datetime; a date alone is its midnight."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from detection.record import EARLIEST_EVENT_TIME, LATEST_EVENT_TIME
 
@@ -195,7 +195,7 @@ def _engine_time(flag: str, text: str | None):
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise SettingsError(f"sesguard scan: {flag} must be a date or time (2025-01-01, 2025-01-01T12:00:00Z)") from None
-    moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     if not EARLIEST_EVENT_TIME <= moment <= LATEST_EVENT_TIME:
         raise SettingsError(f"sesguard scan: {flag} must be between {EARLIEST_EVENT_TIME:%Y} and {LATEST_EVENT_TIME:%Y}")
     return moment
@@ -258,9 +258,9 @@ def run_investigate(args: argparse.Namespace) -> int:
     import orjson
 
     from bot.investigation_report import address_report, summary_report
+    from bot.printable import printable
     from bot.settings import load_settings
     from bot.slack.investigate.reader import SharedReader
-    from bot.printable import printable
     from detection import subjects
     from detection.history import identity_history
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window

@@ -4,7 +4,7 @@ forged line); long ones are cut, lists end with how many more there were."""
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from bot.printable import printable
 from bot.terminal import clip

@@ -10,7 +10,8 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from detection.scan import ScanSummary
 

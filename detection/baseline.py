@@ -6,9 +6,9 @@ The state is plain dictionaries so that the same code runs in memory (`scan`), a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable
 
 from detection.record import Call, Sighting
 from detection.signals import EXERCISE_USER_AGENTS, Signal

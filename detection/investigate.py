@@ -13,9 +13,10 @@ question is what *else* the identity did.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from detection import playbook, rule
 from detection.record import BadRecord, format_time, identity_key, parse_time

@@ -8,7 +8,7 @@ share the database share the budget.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -31,8 +31,8 @@ TEXT_FIELDS = ("event_id", "account_id", "identity", "identity_type", "arn", "ev
 # A time outside them is forged or damaged, and near datetime's own limits (years 1 and 9999) it could
 # not take part in the baseline's arithmetic at all: learning, forgetting and grouping add days to it.
 # With every duration at most a hundred years (baseline.LONGEST), that arithmetic stays in range.
-EARLIEST_EVENT_TIME = datetime(2006, 1, 1, tzinfo=timezone.utc)
-LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST_EVENT_TIME = datetime(2006, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 CONSOLE_USER_AGENT_PREFIX = "aws-internal/"
 
@@ -63,7 +63,7 @@ def parse_time(value: Any) -> datetime:
     except ValueError as exc:  # 30 February, hour 25, an offset of a day or more
         raise BadRecord(f"eventTime is not a date: {value[:40]!r}") from exc
     try:
-        moment = written.astimezone(timezone.utc)
+        moment = written.astimezone(UTC)
     except OverflowError:  # the offset took it past year 1 or 9999: outside the range below as well
         raise _outside_range(value) from None
     if not EARLIEST_EVENT_TIME <= moment < LATEST_EVENT_TIME:
@@ -74,7 +74,7 @@ def parse_time(value: Any) -> datetime:
 def _zone(zone: str | None) -> timezone:
     """`Z`, `UTC` or none (CloudTrail writes UTC), `+02:00`, `-0500`."""
     if not zone or zone.upper() in ("Z", "UTC"):
-        return timezone.utc
+        return UTC
     sign = 1 if zone[0] == "+" else -1
     digits = zone[1:].replace(":", "")
     return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
@@ -87,7 +87,7 @@ def _outside_range(value: str) -> BadRecord:
 
 def format_time(moment: datetime) -> str:
     """The CloudTrail form, with fractions only when the record had them."""
-    text = moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat()
     return text + "Z"
 
 

@@ -6,10 +6,11 @@ baseline through `detect()` with the calls it pulled.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from detection.baseline import Baseline, Tuning
 from detection.record import Call, Sighting

@@ -66,7 +66,7 @@ class Signal:
     joined: list[Call] = field(default_factory=list, init=False, repr=False, compare=False)
 
     @classmethod
-    def start(cls, call: Call, exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS) -> "Signal":
+    def start(cls, call: Call, exercise_user_agents: tuple[str, ...] = EXERCISE_USER_AGENTS) -> Signal:
         signal = cls(
             signal_id=signal_id_for(call.account_id, call.identity, call.event_time),
             account_id=call.account_id,

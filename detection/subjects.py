@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -72,7 +72,7 @@ def _seen(store: Store, where: sa.ColumnElement[bool]) -> Seen:
         used=tuple(dict.fromkeys((key, arn) for key, arn, _, _ in rows)),
         regions=tuple(sorted({region for _, _, region, _ in rows if region})),
         # SQLite hands aggregates back without their zone
-        first=first.replace(tzinfo=timezone.utc) if first is not None and first.tzinfo is None else first,
+        first=first.replace(tzinfo=UTC) if first is not None and first.tzinfo is None else first,
     )
 
 

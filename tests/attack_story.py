@@ -9,7 +9,7 @@ returns it too), other users with their own keys, and mallory's own calls outsid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests import records
 from tests.worker_fixtures import OWN_ACCOUNT
@@ -53,7 +53,7 @@ def attack(now: datetime | None = None, name: str = "mallory", unrelated: int = 
            **overrides) -> Story:
     """The story; with `second_region`, one enumeration call is made there; `overrides` replace fields of
     every call mallory makes (hostile values, say)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     story = Story(now)
     me, new_key = mallory(name), mallory(name, NEW_KEY)
 

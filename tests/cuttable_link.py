@@ -21,7 +21,7 @@ class CuttableLink:
         self._listener: socket.socket | None = None
         self.port = self._listen(0)
 
-    def __enter__(self) -> "CuttableLink":
+    def __enter__(self) -> CuttableLink:
         return self
 
     def __exit__(self, *exc: object) -> None:

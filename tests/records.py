@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import gzip
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-T0 = datetime(2025, 3, 3, 9, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 9, 0, 0, tzinfo=UTC)
 ACCOUNT = "111122223333"
 OTHER_ACCOUNT = "444455556666"
 LONG_TERM_KEY = "AKIAIOSFODNN7EXAMPLE"

@@ -13,10 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import pytest
 from sqlmodel import select
@@ -62,7 +62,7 @@ def closed_port() -> int:
     return held.getsockname()[1]
 
 
-def wait_for(condition: Callable[[], object], what: str, processes: Iterable["Running"] = ()) -> None:
+def wait_for(condition: Callable[[], object], what: str, processes: Iterable[Running] = ()) -> None:
     deadline = time.monotonic() + PATIENCE_SECONDS
     while not condition():
         for process in processes:

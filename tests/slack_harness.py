@@ -14,7 +14,7 @@ import tempfile
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -108,7 +108,7 @@ def cloudtrail_record(event_name: str = "GetSendQuota", user: str = "alice", acc
                       region: str = "us-east-1", when: datetime | None = None, identity: dict | None = None,
                       **fields) -> dict:
     """A CloudTrail record of an SES enumeration call by an IAM user, fields overridable."""
-    when = when or datetime.now(timezone.utc) - timedelta(hours=1)
+    when = when or datetime.now(UTC) - timedelta(hours=1)
     record = {
         "eventVersion": "1.08",
         "userIdentity": identity or {
@@ -160,7 +160,7 @@ class Harness:
         self.slept: list[float] = []
         self._names = itertools.count(1)
 
-    def __enter__(self) -> "Harness":
+    def __enter__(self) -> Harness:
         self.slack.__enter__()
         self.settings = settings_for(self.slack, self.store, **self.setting_overrides)
         # The app's Web API client counts its retry pauses (Retry-After included) in `slept` instead of sleeping.

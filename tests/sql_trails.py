@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -89,7 +89,7 @@ def _engine_answer(found: list[dict], since, until, mode):
 
 # ── a generated trail ────────────────────────────────────────────────────────────────────────────────
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 ACCOUNTS = ("111122223333", "444455556666", "777788889999")
 HOSTILE = ("x' OR '1'='1", "a'; DROP TABLE logs; --", "<!channel>", "\\'", "bob\u0000")
 LOOKALIKES = [("apigateway.amazonaws.com", "GetAccount"), ("cognito-identity.amazonaws.com", "ListIdentities"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 # A bound on waiting for something that takes a second or two: it only stops a broken test from hanging.
 PATIENCE_SECONDS = 60

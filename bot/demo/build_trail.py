@@ -18,12 +18,12 @@ import gzip
 import json
 import random
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "trail"
 PROD, STAGING = "111122223333", "444455556666"
-START = datetime(2026, 9, 1, 8, 0, tzinfo=timezone.utc)
+START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 rng = random.Random(1526)
 
 

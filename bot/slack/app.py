@@ -8,8 +8,8 @@ each capability (triage, contact, respond, commands, investigate, home, suppress
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Callable
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from slack_bolt import Ack, BoltContext, BoltRequest, BoltResponse

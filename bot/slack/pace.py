@@ -4,7 +4,7 @@ outbox job's passes, other processes, and the investigations' summaries in the a
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from detection.pacing import RequestPacer
 from detection.store import Store

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 from slack_bolt import App, BoltRequest

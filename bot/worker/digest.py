@@ -11,7 +11,7 @@ after an attempt that may have reached Slack: never twice.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from slack_sdk import WebClient
 from sqlmodel import Field, SQLModel
@@ -45,7 +45,7 @@ class Digest(SQLModel, table=True):
 
 def due_day(hour: int, now: datetime) -> tuple[date, datetime] | None:
     """(today, the digest's moment) once today's hour has come, else None."""
-    moment = datetime.combine(now.date(), time(hour), tzinfo=timezone.utc)
+    moment = datetime.combine(now.date(), time(hour), tzinfo=UTC)
     return (now.date(), moment) if now >= moment else None
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
@@ -143,7 +143,7 @@ class _ClaimKeeper:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._renew_until_done, name="outbox-claim", daemon=True)
 
-    def __enter__(self) -> "_ClaimKeeper":
+    def __enter__(self) -> _ClaimKeeper:
         self._thread.start()
         return self
 

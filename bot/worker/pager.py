@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from slack_sdk import WebClient

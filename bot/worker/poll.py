@@ -24,11 +24,12 @@ import dataclasses
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import select

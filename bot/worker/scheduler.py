@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from apscheduler.events import EVENT_SCHEDULER_STARTED
@@ -106,8 +106,8 @@ class Worker:
     # ── the scheduler ────────────────────────────────────────────────────────────────────────────
 
     def _run_jobs(self) -> None:
-        scheduler = BlockingScheduler(job_defaults=JOB_DEFAULTS, timezone=timezone.utc)
-        now = datetime.now(timezone.utc)
+        scheduler = BlockingScheduler(job_defaults=JOB_DEFAULTS, timezone=UTC)
+        now = datetime.now(UTC)
         poll_seconds = self.settings.poll_seconds
         contact_seconds = min(OUTBOX_SECONDS, poll_seconds, max(0.1, self.settings.contact_timeout_minutes * 60 / 4))
         jobs = [

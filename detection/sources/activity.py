@@ -14,10 +14,10 @@ cap is complete back to the oldest event it reached, and the reading says from w
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
 
 import orjson
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import io
 import zlib
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any, Union
 
 import msgspec
 import orjson

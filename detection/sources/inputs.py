@@ -14,11 +14,12 @@ import multiprocessing
 import os
 import threading
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from detection.sources.files import FileScan, scan_file

@@ -24,9 +24,10 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import orjson
@@ -112,7 +113,7 @@ class AccountAccess:
 
     def client(self, region: str):
         with self._lock:
-            if self.role_arn and (self._session is None or datetime.now(timezone.utc) >= self._renew_at):
+            if self.role_arn and (self._session is None or datetime.now(UTC) >= self._renew_at):
                 self._assume_role()
             if region not in self._clients:
                 client = self._session.client("cloudtrail", region_name=region, config=_CLOUDTRAIL_CONFIG)
@@ -143,10 +144,10 @@ class AccountAccess:
         except (ClientError, BotoCoreError) as exc:
             raise SourceError(f"cannot assume {self.role_arn}: {describe_aws_error(exc)}") from exc
         credentials = answer["Credentials"]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         expires_at = credentials["Expiration"]
         if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
+            expires_at = expires_at.replace(tzinfo=UTC)
         self._session = boto3.Session(
             aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"], region_name=self.sts_region,

@@ -3,9 +3,10 @@ read brings back, and how a read fails. `bot.poll` drives any source through thi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Protocol
 
 from detection.record import Call
 from detection.sources.files import FileScan

@@ -16,9 +16,9 @@ No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_S3.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, datetime, timedelta
-from typing import Iterator
 from urllib.parse import urlparse
 
 import boto3

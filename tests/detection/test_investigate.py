@@ -3,7 +3,7 @@ follow-on abuse that makes a signal critical."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from detection.investigate import (
     ACCESS_KEY_ID,
@@ -25,7 +25,7 @@ from tests import records
 from tests.attack_story import FOLLOW_ON, KEY, NEW_KEY, attack
 from tests.worker_fixtures import OWN_ACCOUNT
 
-NOW = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
 
 
@@ -225,10 +225,10 @@ def test_the_migration_creates_the_investigations_as_the_models_say(store):
 
 
 def test_a_signals_subject_names_its_sessions_and_looks_up_only_the_keys_of_sessions_beyond_the_names(store):
-    from detection.scan import detect
-    from detection.baseline import Tuning
-    from detection.store import SignalRow
     from detection import subjects
+    from detection.baseline import Tuning
+    from detection.scan import detect
+    from detection.store import SignalRow
 
     sessions = [records.assumed_role("app-server", f"i-{n:02d}") | {"accessKeyId": f"ASIASESSIONKEY{n:06d}"}
                 for n in range(12)]
@@ -247,9 +247,9 @@ def test_a_signals_subject_names_its_sessions_and_looks_up_only_the_keys_of_sess
 
 
 def test_an_arn_or_key_asked_about_is_completed_from_the_store(store):
-    from detection.scan import detect
-    from detection.baseline import Tuning
     from detection import subjects
+    from detection.baseline import Tuning
+    from detection.scan import detect
 
     user = records.iam_user("mallory", key=KEY)
     detect([to_call(records.record(user, time=records.at(), region="eu-west-1"))], Tuning(learning=timedelta(0)), store)

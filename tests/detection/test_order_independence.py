@@ -19,7 +19,6 @@ from detection.sources.inputs import expand
 from tests import records as r
 from tests.records import at
 
-
 TRAIL = r.realistic_trail()
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from detection.record import BadRecord, format_time, identity_key, is_console_call, parse_time, to_call
 from tests import records as r
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # ── timestamps ───────────────────────────────────────────────────────────────────────────────────────

@@ -10,7 +10,6 @@ import pytest
 from detection import rule
 from detection.baseline import Tuning
 from detection.sources.files import scan_bytes
-
 from tests.conftest import SAMPLES
 from tests.records import at, detect_records
 

@@ -4,7 +4,7 @@ reach the SQL."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,7 +18,7 @@ from tests import sql_trails as trails
 from tests.fakes.sql_engines import SqlEngines
 from tests.worker_fixtures import OWN_ACCOUNT, worker_settings
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
 SETTINGS = EngineSettings("primary", "s3://results/", Limits(first_wait=0.001, longest_wait=0.001))
 

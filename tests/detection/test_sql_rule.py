@@ -4,7 +4,7 @@ transpiled to DuckDB over the engines' table shapes — exactly the Python rule'
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlglot
@@ -17,8 +17,8 @@ from tests import records as r
 from tests import sql_trails as trails
 from tests.fakes import cloudtrail_tables as tables
 
-SINCE, UNTIL = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 3, 1, tzinfo=timezone.utc)
-EVERYTHING = (datetime(2006, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc))
+SINCE, UNTIL = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)
+EVERYTHING = (datetime(2006, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
 def _inline(sql: query.Query) -> str:

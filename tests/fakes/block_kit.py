@@ -14,7 +14,8 @@ reference that states it:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 Problems = list[str]
 

@@ -28,7 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -402,7 +402,7 @@ class FakeCloudTrail:
         access_key = "ASIA" + uuid.uuid4().hex[:16].upper()
         key = SessionKey(role.account, secrets.token_hex(20), secrets.token_hex(32), time.time() + seconds)
         self.keys[access_key] = key
-        expiration = datetime.fromtimestamp(key.expires_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        expiration = datetime.fromtimestamp(key.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         role_name = role_arn.rsplit("/", 1)[-1]
         return _xml(
             "<AssumeRoleResult><AssumedRoleUser>"
@@ -419,10 +419,10 @@ _request_ids = itertools.count(1)
 def _signed_in_time(amz_date: str, scope_date: str) -> bool:
     """X-Amz-Date names the credential scope's day and lies within 15 minutes of now."""
     try:
-        signed = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        signed = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         return False
-    return amz_date[:8] == scope_date and abs(datetime.now(timezone.utc) - signed) <= SIGNATURE_PATIENCE
+    return amz_date[:8] == scope_date and abs(datetime.now(UTC) - signed) <= SIGNATURE_PATIENCE
 
 
 def _signature(key: SessionKey, match, headers, body: bytes, path: str) -> str:
@@ -453,7 +453,7 @@ def _invalid_session(form: dict, role: Role) -> str | None:
 
 
 def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text).astimezone(timezone.utc).timestamp()
+    return datetime.fromisoformat(text).astimezone(UTC).timestamp()
 
 
 def read_only(event_name: str) -> bool:

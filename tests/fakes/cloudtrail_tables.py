@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Iterable
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 import duckdb
@@ -120,7 +120,7 @@ def lake_row(record: dict) -> tuple | None:
     parameters = fields.get("requestparameters")
     parameters = ({str(key): hive_string(item) for key, item in parameters.items()}
                   if isinstance(parameters, dict) else None)
-    return (identity_struct(fields.get("useridentity")), moment.astimezone(timezone.utc).replace(tzinfo=None),
+    return (identity_struct(fields.get("useridentity")), moment.astimezone(UTC).replace(tzinfo=None),
             parameters, *(hive_string(fields.get(name)) for name in LAKE_STRINGS))
 
 

@@ -49,7 +49,7 @@ class FakePagerDuty:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-pagerduty",
                                         daemon=True)
 
-    def __enter__(self) -> "FakePagerDuty":
+    def __enter__(self) -> FakePagerDuty:
         self._thread.start()
         return self
 

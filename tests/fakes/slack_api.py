@@ -28,10 +28,11 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
@@ -136,7 +137,7 @@ class FakeSlack:
 
     # ── life cycle ──────────────────────────────────────────────────────────────────────────────
 
-    def __enter__(self) -> "FakeSlack":
+    def __enter__(self) -> FakeSlack:
         self._thread.start()
         return self
 

@@ -21,8 +21,17 @@ from bot.cli import main
 from detection.store import EventRow, SignalHistory, Store
 from tests.conftest import FIXTURES, _empty_postgres
 from tests.cuttable_link import CuttableLink
-from tests.sesguard_processes import (DB_PASSWORD, TRIAGER, aws, closed_port, deployed,  # noqa: F401
-                                      leaked_secrets, run, sesguard_env, wait_for)
+from tests.sesguard_processes import (  # noqa: F401
+    DB_PASSWORD,
+    TRIAGER,
+    aws,
+    closed_port,
+    deployed,
+    leaked_secrets,
+    run,
+    sesguard_env,
+    wait_for,
+)
 from tests.slack_signing import get
 from tests.worker_fixtures import ses_calls, user
 

@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlencode
 
 import pytest
 from sqlmodel import select
 
-from bot.worker.notifier import post_pending
 from bot.settings import load_settings
 from bot.slack.tables import Contact
+from bot.worker.notifier import post_pending
 from detection.store import AuditEntry, SignalHistory, SignalRow, Store, SuppressionRow
 from tests.misbehaving_slack import MisbehavingSlack
-from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, SIGNING_SECRET, TRIAGER, leaked_secrets, sesguard_env,
-                                      start_serve, wait_for)
+from tests.sesguard_processes import (
+    BOT_TOKEN,
+    CHANNEL,
+    SIGNING_SECRET,
+    TRIAGER,
+    leaked_secrets,
+    sesguard_env,
+    start_serve,
+    wait_for,
+)
 from tests.slack_harness import PEOPLE, cloudtrail_record, migrated_sqlite, sso_identity, store_signals
 from tests.slack_signing import post, signature, signed_headers
 

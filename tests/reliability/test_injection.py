@@ -16,8 +16,7 @@ import pytest
 
 from detection.record import KEY_FIELD_BYTES, BadRecord, to_call
 from detection.scan import detect
-from tests.sesguard_processes import (CHANNEL, SIGNING_SECRET, TRIAGER, aws, deployment, leaked_secrets,  # noqa: F401
-                                      wait_for)
+from tests.sesguard_processes import CHANNEL, SIGNING_SECRET, TRIAGER, aws, deployment, leaked_secrets, wait_for  # noqa: F401
 from tests.slack_harness import NO_LEARNING, cloudtrail_record
 from tests.slack_signing import post, signed_headers
 from tests.worker_fixtures import OWN_ACCOUNT, ago

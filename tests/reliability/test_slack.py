@@ -22,8 +22,7 @@ from bot.worker.notifier import post_pending
 from detection.store import SignalHistory
 from tests import records
 from tests.cuttable_link import CuttableLink
-from tests.sesguard_processes import (BOT_TOKEN, CHANNEL, TRIAGER, aws, closed_port, deployment,  # noqa: F401
-                                      leaked_secrets, wait_for)
+from tests.sesguard_processes import BOT_TOKEN, CHANNEL, TRIAGER, aws, closed_port, deployment, leaked_secrets, wait_for  # noqa: F401
 from tests.slack_harness import cloudtrail_record, store_signals
 from tests.worker_fixtures import OWN_ACCOUNT, ago, ses_calls, user
 

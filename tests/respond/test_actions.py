@@ -3,7 +3,7 @@ already revoked, and confirmations that always fit Slack's dialog and say what w
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from bot.respond import access_key, names, role_sessions
 from bot.respond.action import TEXT_LIMIT
 
 ACCOUNT = "111122223333"
-NOW = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)
 
 
 def test_the_policy_is_the_consoles_deny_all_before_now():
@@ -26,12 +26,12 @@ def test_the_policy_is_the_consoles_deny_all_before_now():
 @pytest.mark.parametrize("document, cutoff", [
     # the older documentation's form: one statement object, whole seconds
     ({"Version": "2012-10-17", "Statement": {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
-        "DateLessThan": {"aws:TokenIssueTime": "2014-05-07T23:47:00Z"}}}}, datetime(2014, 5, 7, 23, 47, tzinfo=timezone.utc)),
+        "DateLessThan": {"aws:TokenIssueTime": "2014-05-07T23:47:00Z"}}}}, datetime(2014, 5, 7, 23, 47, tzinfo=UTC)),
     ({"Statement": [{"Effect": "Deny", "Action": ["*"], "Resource": ["*"], "Condition": {
-        "DateLessThan": {"AWS:TokenIssueTime": ["2020-01-01T00:00:00Z"]}}}]}, datetime(2020, 1, 1, tzinfo=timezone.utc)),
+        "DateLessThan": {"AWS:TokenIssueTime": ["2020-01-01T00:00:00Z"]}}}]}, datetime(2020, 1, 1, tzinfo=UTC)),
     ("%7B%22Statement%22%3A%7B%22Effect%22%3A%22Deny%22%2C%22Action%22%3A%22%2A%22%2C%22Resource%22%3A%22%2A%22%2C"
      "%22Condition%22%3A%7B%22DateLessThan%22%3A%7B%22aws%3ATokenIssueTime%22%3A%222021-02-03T04%3A05%3A06Z%22%7D%7D%7D%7D",
-     datetime(2021, 2, 3, 4, 5, 6, tzinfo=timezone.utc)),  # URL-encoded, as the API returns it
+     datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC)),  # URL-encoded, as the API returns it
     ({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {
         "DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}}]}, None),  # not a deny
     ({"Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*", "Condition": {

@@ -21,7 +21,16 @@ from bot.worker.tables import PollState
 from detection.store import AuditEntry, SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import (
-    ACCOUNT, CHANNEL, OUTSIDER, PEOPLE, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, settings_for, store_signals,
+    ACCOUNT,
+    CHANNEL,
+    OUTSIDER,
+    PEOPLE,
+    TRIAGER,
+    Harness,
+    cloudtrail_record,
+    migrated_sqlite,
+    settings_for,
+    store_signals,
 )
 from tests.slack_signing import get, post, signed_headers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -15,9 +15,8 @@ from bot.slack.alert.blocks import alert_message, alert_text, status_line
 from bot.slack.contact.blocks import pick_person_modal
 from bot.slack.ids import Action
 from bot.slack.triage.blocks import suppress_modal
-from detection.signals import Status
 from detection.record import to_call
-from detection.signals import Signal
+from detection.signals import Signal, Status
 from tests import records
 from tests.fakes.block_kit import message_problems, view_problems
 from tests.slack_harness import cloudtrail_record
@@ -167,7 +166,7 @@ def test_every_reason_and_both_times_are_in_the_alert():
 
 def test_status_line_names_who_acted_and_when():
     class Step:
-        actor, action, at = "UTRIAGER1", "escalated", datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        actor, action, at = "UTRIAGER1", "escalated", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
     assert status_line("escalated", Step()) == "*Status:* Escalated, by <@UTRIAGER1> at 2025-01-02 03:04:05 UTC"
     Step.actor = "<!channel>"  # never from Slack, but a mention is only ever made of a well-formed user ID
@@ -232,11 +231,11 @@ def test_every_part_of_the_alert_is_cut_to_its_limit_when_every_value_is_huge():
         signal_id="s-1", account_id=huge, identity="arn:aws:iam::111122223333:role/" + huge,
         arn="arn:aws:sts::111122223333:assumed-role/" + huge, identity_type=huge, severity=huge, status=huge,
         reasons=many, regions=many, source_ips=many, user_agents=many, access_key_ids=many, error_codes=many,
-        event_names=many, event_count=10**12, first_seen=datetime(2025, 1, 2, tzinfo=timezone.utc),
-        last_seen=datetime(2025, 1, 3, tzinfo=timezone.utc))
+        event_names=many, event_count=10**12, first_seen=datetime(2025, 1, 2, tzinfo=UTC),
+        last_seen=datetime(2025, 1, 3, tzinfo=UTC))
 
     class Step:
-        actor, action, at = huge, huge, datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        actor, action, at = huge, huge, datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
     message = alert_message(signal, {f"{n}{huge}": n for n in range(300)}, Step())
     assert message_problems({"blocks": message}) == []

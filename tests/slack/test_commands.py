@@ -9,13 +9,21 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.slack.triage.changes import suppress
 from bot.slack.tables import IdentityMapping
+from bot.slack.triage.changes import suppress
 from bot.worker.delivery import record_pass
 from bot.worker.tables import PollState
 from detection.store import AuditEntry, SignalRow, SuppressionRow, utcnow
-from tests.slack_harness import (ACCOUNT, CHANNEL, OUTSIDER, Harness, answer_text, cloudtrail_record, migrated_sqlite,
-                                 store_signals)
+from tests.slack_harness import (
+    ACCOUNT,
+    CHANNEL,
+    OUTSIDER,
+    Harness,
+    answer_text,
+    cloudtrail_record,
+    migrated_sqlite,
+    store_signals,
+)
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.slack.investigate.blocks import escalation_line, render
 from detection.investigate import Reading, Subject, Window, summarise
 from tests import records
 from tests.worker_fixtures import OWN_ACCOUNT
 
-NOW = datetime(2026, 3, 3, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
 HOSTILE = "<!channel> <@U1> <https://evil.example|click> &amp; "
 
 

@@ -16,7 +16,14 @@ from bot.respond.role_sessions import POLICY_NAME, revoked_before
 from bot.slack.ids import Action
 from detection.store import SignalHistory, utcnow
 from tests.slack_harness import (
-    CHANNEL, OUTSIDER, TRIAGER, Harness, cloudtrail_record, migrated_sqlite, sso_identity, store_signals,
+    CHANNEL,
+    OUTSIDER,
+    TRIAGER,
+    Harness,
+    cloudtrail_record,
+    migrated_sqlite,
+    sso_identity,
+    store_signals,
 )
 
 OWN = "123456789012"  # moto's default account: the credentials' own

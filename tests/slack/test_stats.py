@@ -3,7 +3,7 @@ through the signed endpoint, and the daily digest at its hour, once across worke
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from slack_sdk import WebClient
@@ -14,7 +14,7 @@ from bot.worker.digest import post_digest
 from detection.store import SignalHistory, SignalRow, Store, SuppressionRow
 from tests.slack_harness import ACCOUNT, CHANNEL, TOKEN, TRIAGER, Harness, answer_text
 
-NOW = datetime(2026, 3, 10, 9, 0, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 9, 0, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 

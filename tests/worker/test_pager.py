@@ -30,7 +30,15 @@ from detection.store import SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.pagerduty_api import FakePagerDuty
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_harness import (
-    ACCOUNT, CHANNEL, TOKEN, TRIAGER, Harness, answer_text, cloudtrail_record, migrated_sqlite, settings_for,
+    ACCOUNT,
+    CHANNEL,
+    TOKEN,
+    TRIAGER,
+    Harness,
+    answer_text,
+    cloudtrail_record,
+    migrated_sqlite,
+    settings_for,
     store_signals,
 )
 

@@ -16,13 +16,22 @@ from bot.cli import main
 from bot.worker.health import health
 from bot.worker.lease import Lease
 from bot.worker.poll import poll_once
-from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from bot.worker.tables import PollState
+from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import EventRow, Scope, SignalHistory, SignalRow
 from tests.fakes.slack_api import FakeSlack
 from tests.waiting import wait_for
-from tests.worker_fixtures import (OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls,  # noqa: F401
-                                   subprocess_env, user, worker_settings)
+from tests.worker_fixtures import (  # noqa: F401
+    OWN_ACCOUNT,
+    ROLE_ACCOUNT,
+    ROLE_ARN,
+    aws,
+    now,
+    ses_calls,
+    subprocess_env,
+    user,
+    worker_settings,
+)
 
 CHANNEL = "C0ALERTS"
 FAST = Backoff(base=0.01, cap=0.05)

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -52,7 +52,7 @@ def deliver(client, key: str, calls: list[dict]) -> str:
 
 
 def days_ago(days: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(days=days)
+    return datetime.now(UTC) - timedelta(days=days)
 
 
 def poll(store, url=f"s3://{BUCKET}/trail", **overrides):

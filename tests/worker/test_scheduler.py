@@ -13,16 +13,16 @@ from sqlmodel import select
 
 from bot.worker.lease import Lease
 from bot.worker.scheduler import SCHEDULER_LEASE, Worker, housekeeping
+from bot.worker.tables import PollState
 from detection.baseline import Tuning
 from detection.scan import detect
 from detection.sources.files import scan_bytes
 from detection.sources.lookup import LookupSource
-from bot.worker.tables import PollState
 from detection.store import EventRow, KnownIdentity, SignalHistory, SignalRow, Store, utcnow
-from tests.conftest import _empty_postgres
-from tests.records import encode
 from tests import waiting
+from tests.conftest import _empty_postgres
 from tests.fakes.slack_api import FakeSlack
+from tests.records import encode
 from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, subprocess_env, user, worker_settings  # noqa: F401
 
 CHANNEL = "C0ALERTS"

@@ -7,7 +7,8 @@ apply in that status (`triage.states`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,

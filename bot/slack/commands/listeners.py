@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient

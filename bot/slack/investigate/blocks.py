@@ -7,7 +7,8 @@ and user agents, each list cut to its section, a dozen blocks at most.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from slack_sdk.models.blocks import Block, ContextBlock, DividerBlock, SectionBlock
 

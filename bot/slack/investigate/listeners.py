@@ -3,7 +3,7 @@ in the thread and any escalation happen after the ack, on the listener pool."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient

@@ -7,8 +7,9 @@ would have been `high` (or worse) first, and what does not fit is counted ("… 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import ContextBlock, HeaderBlock, PlainTextObject
 

@@ -11,9 +11,9 @@ is answered "already". An attempt whose process died is over after IN_FLIGHT.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from sqlmodel import select

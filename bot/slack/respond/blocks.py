@@ -8,7 +8,8 @@ to names that pass `bot.respond.names` (a forged one gets a note saying why, nev
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,

@@ -7,7 +7,7 @@ signal is re-read by the ID the modal carries.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient

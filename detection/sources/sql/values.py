@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class UnsafeValue(ValueError):
@@ -66,7 +66,7 @@ def event_data_store(name: str) -> str:
 def utc(moment: datetime) -> datetime:
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise UnsafeValue("a query's time bound must be a datetime with a time zone")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def day(moment: datetime) -> str:
