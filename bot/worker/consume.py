@@ -260,12 +260,12 @@ class QueueConsumer:
                 error: str | None = None) -> None:
         """Health: the receive worked (or failed with `error`); the queue's figures."""
         now = utcnow()
-        from bot.worker.poll import _record_failure, _record_listing
+        from bot.worker.poll import _record_failure, record_source_success
 
         if error is not None:
             _record_failure(self.store, SOURCE_NAME, AccountRegion(*SOURCE_ROW), error)
             return
-        _record_listing(self.store, SOURCE_NAME, [])
+        record_source_success(self.store, SOURCE_NAME)
         backlog = None
         if self._attributes_at is None or now - self._attributes_at >= ATTRIBUTES_EVERY:
             backlog = self._backlog()

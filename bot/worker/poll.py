@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.logs import configure_logging
@@ -459,23 +458,32 @@ def _record_failure(store: Store, source: str, place: AccountRegion, error: str)
 
 
 def _record_listing(store: Store, source: str, places: list[AccountRegion], listed: bool = True) -> None:
-    """The source listed its places: the listing itself succeeded (row `*`/`*`, unless not `listed`); each
-    listed place is awaited from now on if it is new; a place no longer listed is retired, one listed again
-    is not."""
+    """The source listed its places: each listed place is awaited from now on if it is new; a place no longer
+    listed is retired, one listed again is not; and, when the whole listing worked (`listed`), that is the
+    source's own success (row `*`/`*`). A listing that failed part-way lists what it could, and is no success."""
     now = utcnow()
-    listed = {(place.account_id, place.region) for place in places}
+    keys = {(place.account_id, place.region) for place in places}
     with store.session() as session:
         rows = {(row.account_id, row.region): row
                 for row in session.exec(select(PollState).where(PollState.source == source))}
-        new = [place for place in [*places, WHOLE_SOURCE] if (place.account_id, place.region) not in rows]
+        new = [place for place in places if (place.account_id, place.region) not in rows]
         store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, now) for place in new])
         for key, row in rows.items():
-            retired = key not in listed and key != SOURCE_ROW
+            retired = key not in keys and key != SOURCE_ROW
             if retired != (row.retired_at is not None):
                 row.retired_at = now if retired else None
                 session.add(row)
-        if listed:
-            session.execute(sa.update(PollState).where(
-                PollState.source == source, PollState.account_id == WHOLE_SOURCE.account_id,
-                PollState.region == WHOLE_SOURCE.region).values(last_success_at=now, consecutive_failures=0))
         session.commit()
+    if listed:
+        record_source_success(store, source)
+
+
+def record_source_success(store: Store, source: str) -> None:
+    """The source as a whole worked (its listing, or a queue's receive): row `*`/`*` healthy from now."""
+    now = utcnow()
+
+    def change(row: PollState) -> None:
+        row.last_success_at = now
+        row.consecutive_failures = 0
+
+    _update_state(store, source, WHOLE_SOURCE, change)

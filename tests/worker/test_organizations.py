@@ -3,11 +3,13 @@ stand-in answers STS AssumeRole and LookupEvents for each of them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import boto3
 import pytest
 from sqlmodel import select
 
-from bot.worker.health import health
+from bot.worker.health import FAILING_AFTER_INTERVALS, health
 from bot.worker.poll import make_source, poll_once
 from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
@@ -161,6 +163,8 @@ def test_a_listing_that_fails_fails_the_source_and_the_accounts_listed_before_ar
         source = source_for(settings, store)
         assert poll_once(settings, store, source, notify=False).ok
         read = sorted([OWN_ACCOUNT, ROLE_ARN.split(":")[4], member])
+        with store.session() as session:
+            listed_at = session.get(PollState, ("lookup", "*", "*")).last_success_at
 
         link.cut()  # Organizations unreachable: the accounts listed last time are read meanwhile
         result = poll_once(settings, store, source, notify=False)
@@ -170,6 +174,9 @@ def test_a_listing_that_fails_fails_the_source_and_the_accounts_listed_before_ar
         with store.session() as session:
             whole = session.get(PollState, ("lookup", "*", "*"))
         assert whole.consecutive_failures == 1 and "ListAccounts" in whole.last_error
+        assert whole.last_success_at == listed_at  # a failed listing is no success of the source
+        later = listed_at + timedelta(seconds=settings.poll_seconds * (FAILING_AFTER_INTERVALS + 1))
+        assert any(source.whole_source and source.failing for source in health(store, settings, now=later).sources)
         assert states(store)[member].retired_at is None
 
         link.restore()

@@ -368,3 +368,26 @@ def test_poll_once_drains_the_queue_posts_and_exits_1_when_a_message_was_left(sq
     err = capsys.readouterr().err
     assert "1 left for the redrive policy" in err
     assert f"sqs {trail.queue_url}: 2 messages, 1 stored, 1 ignored" in err
+
+
+def test_a_consumer_that_keeps_receiving_keeps_the_source_healthy_however_long_it_has_run(sqs_env, store):
+    """A worker started ten intervals ago that received a moment ago is healthy: a receive that works is the
+    queue source's success (it has no places to list), not only a start of waiting."""
+    from bot.worker.health import FAILING_AFTER_INTERVALS
+    from bot.worker.tables import PollState
+
+    trail = Trail(sqs_env)
+    settings = settings_for(store, trail)
+    queue = consumer(settings, store)
+    queue.consume_batch(threading.Event(), wait_seconds=0)
+    started = datetime.now(UTC) - timedelta(seconds=settings.poll_seconds * 10)
+    with store.session() as session:
+        for row in session.exec(select(PollState).where(PollState.source == "sqs")):
+            row.waiting_since = started
+            session.add(row)
+        session.commit()
+    queue.consume_batch(threading.Event(), wait_seconds=0)
+
+    soon = datetime.now(UTC) + timedelta(seconds=settings.poll_seconds * (FAILING_AFTER_INTERVALS - 1))
+    report = health(store, settings, now=soon)
+    assert report.sources and not any(source.failing for source in report.sources), report.lines()
