@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from detection.store import EventRow, SignalRow, Store, name_of, utcnow
 
@@ -53,9 +53,9 @@ def term_filter(term: str) -> sa.ColumnElement[bool]:
     except ValueError:
         pass
     if term.startswith("arn:"):
-        return sa.or_(EventRow.identity == term, EventRow.arn == term)
+        return sa.or_(col(EventRow.identity) == term, col(EventRow.arn) == term)
     name = name_of(term)
-    return sa.or_(EventRow.identity_name == name, EventRow.arn_name == name)
+    return sa.or_(col(EventRow.identity_name) == name, col(EventRow.arn_name) == name)
 
 
 def identity_history(store: Store, term: str, days: float = 90, now: datetime | None = None) -> IdentityHistory | None:
@@ -64,7 +64,7 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
     if not term:
         return None
     since = (now or utcnow()) - timedelta(days=days)
-    where = sa.and_(term_filter(term), EventRow.event_time >= since)
+    where = sa.and_(term_filter(term), col(EventRow.event_time) >= since)
     history = IdentityHistory(term=term, days=days)
     grouping = (EventRow.event_name, EventRow.source_ip, EventRow.region, EventRow.identity, EventRow.account_id)
     with store.session() as session:
@@ -87,8 +87,8 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
         history.accounts = sorted({group[4] for group in groups})
         rows = session.exec(
             select(SignalRow)
-            .where(SignalRow.identity.in_(history.identities), SignalRow.account_id.in_(history.accounts))
-            .order_by(SignalRow.first_seen.desc())
+            .where(col(SignalRow.identity).in_(history.identities), col(SignalRow.account_id).in_(history.accounts))
+            .order_by(col(SignalRow.first_seen).desc())
             .limit(MAX_SIGNALS_SHOWN)
         ).all()
     history.signals = [

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine, select
+from sqlmodel import JSON, Column, Field, Session, SQLModel, col, create_engine, select
 
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Baseline, Known, Tuning
@@ -346,9 +346,9 @@ class Store:
         with self.session() as session:
             return list(session.exec(
                 select(SuppressionRow)
-                .where(SuppressionRow.lifted_at.is_(None),
-                       sa.or_(SuppressionRow.expires_at.is_(None), SuppressionRow.expires_at > now))
-                .order_by(SuppressionRow.id)
+                .where(col(SuppressionRow.lifted_at).is_(None),
+                       sa.or_(col(SuppressionRow.expires_at).is_(None), col(SuppressionRow.expires_at) > now))
+                .order_by(col(SuppressionRow.id))
             ).all())
 
     def suppression_hits(self, ids: Iterable[int]) -> dict[int, int]:
@@ -359,8 +359,8 @@ class Store:
             return {}
         with self.session() as session:
             rows = session.exec(
-                select(SignalRow.suppression_id, sa.func.count()).where(SignalRow.suppression_id.in_(ids))
-                .group_by(SignalRow.suppression_id)).all()
+                select(SignalRow.suppression_id, sa.func.count()).where(col(SignalRow.suppression_id).in_(ids))
+                .group_by(col(SignalRow.suppression_id))).all()
         return {suppression_id: count for suppression_id, count in rows}
 
     # ── detection state ───────────────────────────────────────────────────────────────────────────
@@ -373,7 +373,7 @@ class Store:
         ids = list({call.event_id for call in unique})
         with self.session() as session:
             for start in range(0, len(ids), 500):
-                rows = session.exec(select(EventRow).where(EventRow.event_id.in_(ids[start:start + 500])))
+                rows = session.exec(select(EventRow).where(col(EventRow.event_id).in_(ids[start:start + 500])))
                 stored.update(call_from_row(row) for row in rows)
         return [call for call in unique if call not in stored]
 
@@ -383,7 +383,7 @@ class Store:
         keys = {(call.account_id, call.identity) for call in calls}
         accounts = {account for account, _ in keys}
         with self.session() as session:
-            for scope in session.exec(select(Scope).where(Scope.account_id.in_(accounts))):
+            for scope in session.exec(select(Scope).where(col(Scope.account_id).in_(accounts))):
                 baseline.scopes[scope.account_id] = scope.observed_since
             for account, identity in keys:
                 known = session.get(KnownIdentity, (account, identity))
@@ -392,7 +392,7 @@ class Store:
                 latest = session.exec(
                     select(SignalRow)
                     .where(SignalRow.account_id == account, SignalRow.identity == identity)
-                    .order_by(SignalRow.first_seen.desc())
+                    .order_by(col(SignalRow.first_seen).desc())
                     .limit(1)
                 ).first()
                 if latest is not None:
@@ -414,7 +414,8 @@ class Store:
         signal_of = {call: s.signal_id for s in signals for call in s.joined}
         keys = {(call.account_id, call.identity) for call in calls}
         with self.session() as session:
-            rules = [row.as_rule() for row in session.exec(select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None)))]
+            in_force = select(SuppressionRow).where(col(SuppressionRow.lifted_at).is_(None))
+            rules = [row.as_rule() for row in session.exec(in_force)]
             self.insert_ignoring_duplicates(
                 session, Scope,
                 [{"account_id": a, "observed_since": t} for a, t in baseline.scopes.items()

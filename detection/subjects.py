@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from detection.investigate import Subject, Window, account_of, username_of
 from detection.store import EventRow, SignalRow, Store
@@ -105,12 +105,12 @@ def for_term(store: Store, term: str, window: Window, identity_mode: str) -> Sub
     kind = kind_of(term)
     in_window = EventRow.event_time.between(window.start, window.end)
     if kind == KEY:
-        seen = _seen(store, sa.and_(EventRow.access_key_id == term, in_window))
+        seen = _seen(store, sa.and_(col(EventRow.access_key_id) == term, in_window))
         return Subject(label=term, account_id=None, identity=None, access_keys=(term,), regions=seen.regions,
                        identity_mode=identity_mode, enumeration_start=seen.first)
     if kind != IDENTITY:
         raise ValueError(f"not an ARN or access key ID: {term[:100]!r}")
-    seen = _seen(store, sa.and_(sa.or_(EventRow.identity == term, EventRow.arn == term), in_window))
+    seen = _seen(store, sa.and_(sa.or_(col(EventRow.identity) == term, col(EventRow.arn) == term), in_window))
     usernames, named_keys = _callers([term], seen.used)
     return Subject(label=term, account_id=account_of(term), identity=term, identity_type=type_of_arn(term),
                    access_keys=tuple(dict.fromkeys(key for key, _ in seen.used if key)), usernames=usernames,

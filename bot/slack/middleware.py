@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from slack_bolt import Ack, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlmodel import col
 
 from bot.settings import Settings
 from bot.slack.replies import channel_of, tell, user_of
@@ -175,7 +176,8 @@ def reject_replays(store: Store) -> Callable:
             return None
         now = utcnow()
         with store.session() as session:
-            session.execute(sa.delete(SlackRequest).where(SlackRequest.received_at < now - REPLAY_WINDOW))
+            replayable_since = now - REPLAY_WINDOW
+            session.execute(sa.delete(SlackRequest).where(col(SlackRequest.received_at) < replayable_since))
             first = store.insert_ignoring_duplicates(session, SlackRequest, [{"signature": signature, "received_at": now}])
             session.commit()
         if not first:

@@ -37,7 +37,7 @@ import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.worker.lease import Lease
@@ -333,7 +333,7 @@ def backfill_done(store: Store, source_name: str) -> bool:
     read, such as an account whose role is missing, must not hold up every other account's alerts)."""
     with store.session() as session:
         rows = list(session.exec(select(PollState).where(PollState.source == source_name,
-                                                         PollState.retired_at.is_(None))))
+                                                         col(PollState.retired_at).is_(None))))
     whole = [row for row in rows if (row.account_id, row.region) == SOURCE_ROW]
     places = [row for row in rows if (row.account_id, row.region) != SOURCE_ROW]
     return bool(whole and whole[0].last_success_at and all(row.watermark or row.last_error_at for row in places))

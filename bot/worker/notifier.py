@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.slack.alert.message import Unrenderable, metadata, rendered
@@ -94,14 +94,14 @@ class _Stopping(Exception):
 
 
 def _pending_clause():
-    unposted = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
-    grown = sa.and_(SignalRow.slack_ts.is_not(None), SignalRow.updated_at > SignalRow.posted_at)
+    unposted = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)
+    grown = sa.and_(col(SignalRow.slack_ts).is_not(None), col(SignalRow.updated_at) > col(SignalRow.posted_at))
     return unposted, grown
 
 
 def _due(now: datetime):
     """Not set aside, or set aside until a moment that has come."""
-    return sa.or_(SignalRow.post_retry_at.is_(None), SignalRow.post_retry_at <= now)
+    return sa.or_(col(SignalRow.post_retry_at).is_(None), col(SignalRow.post_retry_at) <= now)
 
 
 def pending_count(store: Store) -> int:
@@ -115,7 +115,7 @@ def _candidates(store: Store, now: datetime) -> list[str]:
     with store.session() as session:
         return list(session.exec(
             select(SignalRow.signal_id).where(sa.or_(unposted, grown), _due(now))
-            .order_by(SignalRow.created_at, SignalRow.signal_id)
+            .order_by(col(SignalRow.created_at), col(SignalRow.signal_id))
         ).all())
 
 
@@ -125,10 +125,10 @@ def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: time
     with store.session() as session:
         won = session.execute(
             sa.update(SignalRow)
-            .where(SignalRow.signal_id == signal_id, sa.or_(unposted, grown), _due(now),
-                   sa.or_(SignalRow.post_claimed_until.is_(None), SignalRow.post_claimed_until < now))
+            .where(col(SignalRow.signal_id) == signal_id, sa.or_(unposted, grown), _due(now),
+                   sa.or_(col(SignalRow.post_claimed_until).is_(None), col(SignalRow.post_claimed_until) < now))
             .values(post_claimed_by=worker, post_claimed_until=now + claim,
-                    post_attempts=SignalRow.post_attempts + sa.case((SignalRow.slack_ts.is_(None), 1), else_=0))
+                    post_attempts=SignalRow.post_attempts + sa.case((col(SignalRow.slack_ts).is_(None), 1), else_=0))
         ).rowcount
         session.commit()
         return session.get(SignalRow, signal_id) if won == 1 else None
@@ -155,7 +155,7 @@ class _ClaimKeeper:
         while not self._done.wait(self.claim.total_seconds() / 3):
             try:
                 with self.store.session() as session:
-                    session.execute(sa.update(SignalRow).where(SignalRow.post_claimed_by == self.worker)
+                    session.execute(sa.update(SignalRow).where(col(SignalRow.post_claimed_by) == self.worker)
                                     .values(post_claimed_until=utcnow() + self.claim))
                     session.commit()
             except Exception as exc:  # the database is away: the claim lapses unless it comes back in time
@@ -166,7 +166,7 @@ def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | No
     """Give the claim back, storing what the attempt achieved (`values`) and its history line."""
     with store.session() as session:
         session.execute(
-            sa.update(SignalRow).where(SignalRow.signal_id == signal_id, SignalRow.post_claimed_by == worker)
+            sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id, col(SignalRow.post_claimed_by) == worker)
             .values(post_claimed_by=None, post_claimed_until=None, **values)
         )
         if note is not None:
@@ -222,7 +222,8 @@ def _covered(row: SignalRow, rules, now: datetime):
 def _mark_suppressed(store: Store, row: SignalRow, worker: str, suppression_id: int) -> None:
     with store.session() as session:
         session.execute(
-            sa.update(SignalRow).where(SignalRow.signal_id == row.signal_id, SignalRow.post_claimed_by == worker)
+            sa.update(SignalRow)
+            .where(col(SignalRow.signal_id) == row.signal_id, col(SignalRow.post_claimed_by) == worker)
             .values(status=Status.SUPPRESSED.value, suppression_id=suppression_id,
                     post_claimed_by=None, post_claimed_until=None)
         )

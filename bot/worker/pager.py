@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.slack.alert.message import alert_link
@@ -94,7 +94,7 @@ def paging_enabled(settings: Settings) -> bool:
 
 
 def _pending():
-    return Page.outcome.is_(None)
+    return col(Page.outcome).is_(None)
 
 
 def pending_pages(store: Store) -> int:
@@ -113,19 +113,19 @@ def derive_pages(store: Store, now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     paging = sa.or_(
-        SignalHistory.action.in_([a for a in TRIGGERS if a not in ESCALATED_ONLY] + list(RESOLVES)),
-        sa.and_(SignalHistory.action.in_(ESCALATED_ONLY), SignalHistory.status == Status.ESCALATED.value),
+        col(SignalHistory.action).in_([a for a in TRIGGERS if a not in ESCALATED_ONLY] + list(RESOLVES)),
+        sa.and_(col(SignalHistory.action).in_(ESCALATED_ONLY), col(SignalHistory.status) == Status.ESCALATED.value),
     )
     with store.session() as session:
         steps = session.exec(
             select(SignalHistory.id, SignalHistory.signal_id, SignalHistory.action)
-            .outerjoin(Page, Page.history_id == SignalHistory.id)
-            .where(Page.id.is_(None), SignalHistory.at >= now - HORIZON, paging)
-            .order_by(SignalHistory.id)
+            .outerjoin(Page, col(Page.history_id) == col(SignalHistory.id))
+            .where(col(Page.id).is_(None), col(SignalHistory.at) >= now - HORIZON, paging)
+            .order_by(col(SignalHistory.id))
         ).all()
         first_trigger: dict[str, int] = dict(session.exec(
             select(Page.signal_id, sa.func.min(Page.history_id))
-            .where(Page.event_action == TRIGGER, Page.signal_id.in_({signal_id for _, signal_id, _ in steps}))
+            .where(col(Page.event_action) == TRIGGER, col(Page.signal_id).in_({signal_id for _, signal_id, _ in steps}))
             .group_by(Page.signal_id)
         ).all())
         rows = []
@@ -162,7 +162,7 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
     worker, claim = holder_name(), timedelta(seconds=settings.lease_seconds)
     waiting: set[str] = set()  # signals with an earlier page still waiting: their later pages wait too
     with store.session() as session:
-        candidates = session.exec(select(Page).where(_pending()).order_by(Page.history_id)).all()
+        candidates = session.exec(select(Page).where(_pending()).order_by(col(Page.history_id))).all()
     for page in candidates:
         if page.signal_id in waiting:
             continue
@@ -183,8 +183,8 @@ def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timede
     with store.session() as session:
         won = session.execute(
             sa.update(Page)
-            .where(Page.id == page_id, _pending(), Page.next_attempt_at <= now,
-                   sa.or_(Page.claimed_until.is_(None), Page.claimed_until < now))
+            .where(col(Page.id) == page_id, _pending(), col(Page.next_attempt_at) <= now,
+                   sa.or_(col(Page.claimed_until).is_(None), col(Page.claimed_until) < now))
             .values(claimed_by=worker, claimed_until=now + claim, attempts=Page.attempts + 1)
         ).rowcount
         session.commit()
@@ -194,7 +194,7 @@ def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timede
 def _finish(store: Store, page: Page, worker: str, **values) -> None:
     """Store what the attempt achieved and give the claim back."""
     with store.session() as session:
-        session.execute(sa.update(Page).where(Page.id == page.id, Page.claimed_by == worker)
+        session.execute(sa.update(Page).where(col(Page.id) == page.id, col(Page.claimed_by) == worker)
                         .values(claimed_by=None, claimed_until=None, **values))
         session.commit()
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.business_hours import contact_deadline
 from bot.settings import Settings
@@ -44,7 +44,8 @@ class Asked:
 def open_contact(store: Store, signal_id: str) -> Contact | None:
     with store.session() as session:
         return session.exec(
-            select(Contact).where(Contact.signal_id == signal_id, Contact.answer.is_(None)).order_by(Contact.id.desc())
+            select(Contact).where(col(Contact.signal_id) == signal_id, col(Contact.answer).is_(None))
+            .order_by(col(Contact.id).desc())
         ).first()
 
 
@@ -57,7 +58,8 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
         if row is None or not applies(Action.CONTACT_USER, row.status):
             unlock(session)
             return Asked(None, False, row)
-        waiting = session.exec(select(Contact).where(Contact.signal_id == signal_id, Contact.answer.is_(None))).first()
+        waiting = session.exec(
+            select(Contact).where(col(Contact.signal_id) == signal_id, col(Contact.answer).is_(None))).first()
         if waiting is not None:
             unlock(session)
             return Asked(waiting, False, row)
@@ -78,7 +80,7 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
         _undelivered(store, contact, previous, asked_by, exc)
         raise
     with store.session() as session:
-        session.execute(sa.update(Contact).where(Contact.id == contact.id).values(dm_channel=dm, dm_ts=sent["ts"]))
+        session.execute(sa.update(Contact).where(col(Contact.id) == contact.id).values(dm_channel=dm, dm_ts=sent["ts"]))
         session.commit()
     contact.dm_channel, contact.dm_ts = dm, sent["ts"]
     row = refresh_alert(store, client, signal_id, settings) or row
@@ -159,7 +161,8 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
     now = now or utcnow()
     with store.session() as session:
         overdue = session.exec(
-            select(Contact.id).where(Contact.answer.is_(None), Contact.deadline <= now).order_by(Contact.deadline)
+            select(Contact.id).where(col(Contact.answer).is_(None), col(Contact.deadline) <= now)
+            .order_by(col(Contact.deadline))
         ).all()
     if not overdue:
         return 0

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import AUTO_INVESTIGATE_OFF, Settings
 from bot.slack.alert.message import INVESTIGATED, refresh_alert
@@ -78,8 +78,8 @@ def request(store: Store, signal_id: str, requested_by: str, hours: float, now: 
         window = signal_window(row.first_seen, row.last_seen, hours, now)
         earlier = session.exec(
             select(Investigation).where(Investigation.signal_id == signal_id, sa.or_(
-                Investigation.state != POSTED,
-                sa.and_(Investigation.window_start == window.start, Investigation.window_end == window.end)))
+                col(Investigation.state) != POSTED,
+                sa.and_(col(Investigation.window_start) == window.start, col(Investigation.window_end) == window.end)))
         ).first()
         if earlier is not None:
             unlock(session)
@@ -98,14 +98,14 @@ def enqueue_automatic(store: Store, settings: Settings, now: datetime | None = N
         return 0
     now = now or utcnow()
     severities = SEVERITIES[SEVERITIES.index(settings.auto_investigate):]
-    investigated = sa.exists().where(Investigation.signal_id == SignalRow.signal_id)
+    investigated = sa.exists().where(col(Investigation.signal_id) == col(SignalRow.signal_id))
     with store.session() as session:
         alerts = session.exec(
             select(SignalRow.signal_id).where(
-                SignalRow.slack_ts.is_not(None), SignalRow.severity.in_(severities),
+                col(SignalRow.slack_ts).is_not(None), col(SignalRow.severity).in_(severities),
                 SignalRow.status != Status.SUPPRESSED.value, SignalRow.created_at >= now - AUTOMATIC_REACH,
                 ~investigated)
-            .order_by(SignalRow.created_at)
+            .order_by(col(SignalRow.created_at))
         ).all()
     return sum(request(store, signal_id, AUTOMATIC, settings.investigate_hours, now).new for signal_id in alerts)
 
@@ -116,8 +116,8 @@ def waiting(store: Store, now: datetime | None = None) -> list[int]:
     with store.session() as session:
         return list(session.exec(
             select(Investigation.id).where(Investigation.state != POSTED, sa.or_(
-                Investigation.claimed_until.is_(None), Investigation.claimed_until < now))
-            .order_by(Investigation.requested_at, Investigation.id)
+                col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
+            .order_by(col(Investigation.requested_at), col(Investigation.id))
         ).all())
 
 
@@ -135,8 +135,8 @@ class _Claim:
         with self.store.session() as session:
             won = session.execute(
                 sa.update(Investigation)
-                .where(Investigation.id == self.id, Investigation.state != POSTED,
-                       sa.or_(Investigation.claimed_until.is_(None), Investigation.claimed_until < now))
+                .where(col(Investigation.id) == self.id, col(Investigation.state) != POSTED,
+                       sa.or_(col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
                 .values(claimed_by=self.token, claimed_until=now + self.length, attempts=Investigation.attempts + 1)
             ).rowcount
             session.commit()
@@ -153,7 +153,8 @@ class _Claim:
             return
         with self.store.session() as session:
             kept = session.execute(
-                sa.update(Investigation).where(Investigation.id == self.id, Investigation.claimed_by == self.token)
+                sa.update(Investigation)
+                .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
                 .values(claimed_until=now + self.length)
             ).rowcount
             session.commit()
@@ -164,7 +165,7 @@ class _Claim:
     def store_values(self, **values) -> None:
         with self.store.session() as session:
             session.execute(sa.update(Investigation)
-                            .where(Investigation.id == self.id, Investigation.claimed_by == self.token)
+                            .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
                             .values(**values))
             session.commit()
 

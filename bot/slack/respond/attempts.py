@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.respond.action import HistoryActions, Outcome
 from bot.slack.respond.tables import ContainmentAttempt
@@ -49,7 +49,7 @@ def begin(store: Store, signal_id: str, action: str, allowed: Callable[[str], bo
         busy = session.exec(
             select(ContainmentAttempt).where(
                 ContainmentAttempt.signal_id == signal_id, ContainmentAttempt.action == action,
-                ContainmentAttempt.finished_at.is_(None), ContainmentAttempt.requested_at > now - IN_FLIGHT)
+                col(ContainmentAttempt.finished_at).is_(None), col(ContainmentAttempt.requested_at) > now - IN_FLIGHT)
         ).first()
         if busy is not None:
             unlock(session)
@@ -66,7 +66,7 @@ def finish(store: Store, attempt: ContainmentAttempt, history: HistoryActions, o
     now = now or utcnow()
     with store.session() as session:
         row = lock_signal(session, attempt.signal_id)
-        session.execute(sa.update(ContainmentAttempt).where(ContainmentAttempt.id == attempt.id)
+        session.execute(sa.update(ContainmentAttempt).where(col(ContainmentAttempt.id) == attempt.id)
                         .values(finished_at=now, outcome=outcome.kind, detail=outcome.detail[:2000]))
         record(session, row, attempt.requested_by, history.of(outcome), row.status, outcome.detail[:2000], now)
         session.commit()

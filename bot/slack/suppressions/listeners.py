@@ -12,6 +12,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
+from sqlmodel import col
 
 from bot.slack.blocks import mention, when
 from bot.slack.ids import Action
@@ -36,7 +37,7 @@ def extend(store: Store, reminder_id: int, actor: str) -> tuple[SuppressionRow |
         if reminder is None:
             return None, "This reminder is not known to sesguard. Nothing was changed."
         # the row lock first (as every triage change), then decide on what is stored
-        session.execute(sa.update(SuppressionRow).where(SuppressionRow.id == reminder.suppression_id)
+        session.execute(sa.update(SuppressionRow).where(col(SuppressionRow.id) == reminder.suppression_id)
                         .values(lifted_at=SuppressionRow.lifted_at))
         row = session.get(SuppressionRow, reminder.suppression_id, populate_existing=True)
         problem = None

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.claims import claim, finish
 from bot.slack.history import find_by_metadata
@@ -60,8 +60,8 @@ def enqueue_due(store: Store, now: datetime | None = None) -> None:
     now = now or utcnow()
     with store.session() as session:
         candidates = session.exec(select(SuppressionRow).where(
-            SuppressionRow.lifted_at.is_(None), SuppressionRow.expires_at.is_not(None),
-            SuppressionRow.expires_at > now, SuppressionRow.expires_at <= now + LEAD)).all()
+            col(SuppressionRow.lifted_at).is_(None), col(SuppressionRow.expires_at).is_not(None),
+            col(SuppressionRow.expires_at) > now, col(SuppressionRow.expires_at) <= now + LEAD)).all()
         due = [row for row in candidates if row.expires_at - lead(row) <= now]
         store.insert_ignoring_duplicates(session, SuppressionReminder, [
             {"suppression_id": row.id, "expires_at": row.expires_at, "author": row.author, "created_at": now,
@@ -71,7 +71,7 @@ def enqueue_due(store: Store, now: datetime | None = None) -> None:
 
 def _claim(store: Store, reminder_id: int, holder: str, now: datetime) -> SuppressionReminder | None:
     return claim(store, SuppressionReminder, SuppressionReminder.id, reminder_id,
-                 [SuppressionReminder.sent_at.is_(None), SuppressionReminder.dropped.is_(False)], holder, now)
+                 [col(SuppressionReminder.sent_at).is_(None), col(SuppressionReminder.dropped).is_(False)], holder, now)
 
 
 def _finish(store: Store, reminder_id: int, holder: str, **values) -> None:
@@ -94,8 +94,8 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
     result = Reminded()
     with store.session() as session:
         waiting = session.exec(select(SuppressionReminder.id).where(
-            SuppressionReminder.sent_at.is_(None), SuppressionReminder.dropped.is_(False))
-            .order_by(SuppressionReminder.expires_at)).all()
+            col(SuppressionReminder.sent_at).is_(None), col(SuppressionReminder.dropped).is_(False))
+            .order_by(col(SuppressionReminder.expires_at))).all()
     for reminder_id in waiting:
         reminder = _claim(store, reminder_id, holder, now)
         if reminder is None:
@@ -139,7 +139,7 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
 
 def _drop(store: Store, reminder_id: int) -> None:
     with store.session() as session:
-        session.execute(sa.update(SuppressionReminder).where(SuppressionReminder.id == reminder_id)
+        session.execute(sa.update(SuppressionReminder).where(col(SuppressionReminder.id) == reminder_id)
                         .values(dropped=True))
         session.commit()
 

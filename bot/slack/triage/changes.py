@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.slack.ids import DURATIONS, SCOPE_ACCOUNT, Action
 from bot.slack.triage.states import applies
@@ -36,7 +36,8 @@ class Change:
 
 
 def lock_signal(session: Session, signal_id: str) -> SignalRow | None:
-    session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(status=SignalRow.status))
+    session.execute(
+        sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id).values(status=SignalRow.status))
     return session.get(SignalRow, signal_id, populate_existing=True)
 
 
@@ -49,7 +50,7 @@ def unlock(session: Session) -> None:
 def _latest(session: Session, signal_id: str) -> SignalHistory | None:
     return session.exec(
         select(SignalHistory).where(SignalHistory.signal_id == signal_id)
-        .order_by(SignalHistory.at.desc(), SignalHistory.id.desc()).limit(1)
+        .order_by(col(SignalHistory.at).desc(), col(SignalHistory.id).desc()).limit(1)
     ).first()
 
 
@@ -135,7 +136,7 @@ def lift_suppression(store: Store, suppression_id: int, actor: str,
     """(the suppression or None, whether this call lifted it); audited. Lifting twice changes nothing."""
     now = now or utcnow()
     with store.session() as session:
-        session.execute(sa.update(SuppressionRow).where(SuppressionRow.id == suppression_id)
+        session.execute(sa.update(SuppressionRow).where(col(SuppressionRow.id) == suppression_id)
                         .values(lifted_at=SuppressionRow.lifted_at))
         row = session.get(SuppressionRow, suppression_id, populate_existing=True)
         if row is None or row.lifted_at is not None:
