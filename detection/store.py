@@ -55,6 +55,14 @@ def json_list() -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The table a table model is mapped to, for Core statements on it (SQLModel does not declare `__table__`)."""
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    return table
+
+
 # ── detection ────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -334,10 +342,10 @@ class Store:
         if not rows:
             return 0
         dialect = postgresql if self.is_postgres else sqlite
-        statement = dialect.insert(model.__table__).on_conflict_do_nothing()
+        statement = dialect.insert(table_of(model)).on_conflict_do_nothing()
         inserted = 0
         for start in range(0, len(rows), 500):
-            inserted += session.execute(statement, rows[start:start + 500]).rowcount or 0
+            inserted += session.exec(statement, params=rows[start:start + 500]).rowcount or 0
         return inserted
 
     def active_suppressions(self, now: datetime | None = None) -> list[SuppressionRow]:

@@ -123,7 +123,7 @@ def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: time
     """Win the signal for this pass, or None when another process holds it or it needs nothing."""
     unposted, grown = _pending_clause()
     with store.session() as session:
-        won = session.execute(
+        won = session.exec(
             sa.update(SignalRow)
             .where(col(SignalRow.signal_id) == signal_id, sa.or_(unposted, grown), _due(now),
                    sa.or_(col(SignalRow.post_claimed_until).is_(None), col(SignalRow.post_claimed_until) < now))

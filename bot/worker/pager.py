@@ -181,7 +181,7 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
 def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timedelta) -> bool:
     """Win a due page for this pass (another process may have sent or rescheduled it since it was read)."""
     with store.session() as session:
-        won = session.execute(
+        won = session.exec(
             sa.update(Page)
             .where(col(Page.id) == page_id, _pending(), col(Page.next_attempt_at) <= now,
                    sa.or_(col(Page.claimed_until).is_(None), col(Page.claimed_until) < now))

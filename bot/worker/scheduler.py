@@ -274,7 +274,7 @@ def housekeeping(store: Store, settings: Settings, now: datetime | None = None) 
     pruned = {}
     with store.session() as session:
         for what, statement in statements.items():
-            pruned[what] = session.execute(statement).rowcount or 0
+            pruned[what] = session.exec(statement).rowcount or 0
         session.commit()
     return pruned
 

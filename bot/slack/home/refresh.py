@@ -53,7 +53,7 @@ def desk_view(store: Store, settings: Settings, user_id: str, triager: bool, now
 def _claim(store: Store, user_id: str, now: datetime) -> bool:
     """The right to publish this person's tab now: not published within the last second (by anyone)."""
     with store.session() as session:
-        claimed = session.execute(
+        claimed = session.exec(
             sa.update(HomeTab).where(col(HomeTab.user_id) == user_id, sa.or_(
                 col(HomeTab.published_at).is_(None), col(HomeTab.published_at) <= now - MIN_INTERVAL))
             .values(published_at=now)

@@ -133,7 +133,7 @@ class _Claim:
     def take(self) -> Investigation | None:
         now = utcnow()
         with self.store.session() as session:
-            won = session.execute(
+            won = session.exec(
                 sa.update(Investigation)
                 .where(col(Investigation.id) == self.id, col(Investigation.state) != POSTED,
                        sa.or_(col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
@@ -152,7 +152,7 @@ class _Claim:
         if self.renewed_at and now - self.renewed_at < self.length / 3:
             return
         with self.store.session() as session:
-            kept = session.execute(
+            kept = session.exec(
                 sa.update(Investigation)
                 .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
                 .values(claimed_until=now + self.length)
