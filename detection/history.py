@@ -49,7 +49,7 @@ class IdentityHistory:
 def term_filter(term: str) -> sa.ColumnElement[bool]:
     """What the term names: an IP address, a full ARN (identity or caller), or a user/role/session name."""
     try:
-        return EventRow.source_ip == str(ipaddress.ip_address(term))
+        return col(EventRow.source_ip) == str(ipaddress.ip_address(term))
     except ValueError:
         pass
     if term.startswith("arn:"):
@@ -66,15 +66,18 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
     since = (now or utcnow()) - timedelta(days=days)
     where = sa.and_(term_filter(term), col(EventRow.event_time) >= since)
     history = IdentityHistory(term=term, days=days)
-    grouping = (EventRow.event_name, EventRow.source_ip, EventRow.region, EventRow.identity, EventRow.account_id)
+    grouping = (col(EventRow.event_name), col(EventRow.source_ip), col(EventRow.region), col(EventRow.identity),
+                col(EventRow.account_id))
     with store.session() as session:
-        groups = session.exec(
-            select(*grouping, sa.func.count(), sa.func.min(EventRow.event_time), sa.func.max(EventRow.event_time))
+        groups = session.execute(  # SQLModel's select() takes at most four columns
+            sa.select(*grouping, sa.func.count(), sa.func.min(EventRow.event_time), sa.func.max(EventRow.event_time))
             .where(where).group_by(*grouping)
         ).all()
         if not groups:
             return None
-        calls, source_ips, regions = Counter(), Counter(), Counter()
+        calls: Counter[str] = Counter()
+        source_ips: Counter[str] = Counter()
+        regions: Counter[str] = Counter()
         for event_name, source_ip, region, _identity, _account, count, _first, _last in groups:
             calls[event_name] += count
             source_ips[source_ip] += count

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,6 +24,8 @@ from detection.baseline import Baseline, Known, Tuning
 from detection.record import CONTENT_FIELDS, Call
 from detection.signals import Signal, Status
 from detection.suppression import SuppressionRule, first_covering
+
+_Row = TypeVar("_Row", bound=SQLModel)
 
 
 def utcnow() -> datetime:
@@ -53,6 +55,26 @@ def utc_time(**kw: Any) -> Any:
 
 def json_list() -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class _Numbered(Protocol):
+    id: int | None
+
+
+def row_id(row: _Numbered) -> int:
+    """The id of a row read from the store (a numbered row has none only until its insert is flushed)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} is not stored yet: it has no id")
+    return row.id
+
+
+def get_stored(session: Session, model: type[_Row], key: Any, **options: Any) -> _Row:
+    """A row this process stored or read earlier in the work at hand; sesguard deletes none of these, so a row
+    missing here is a broken invariant, said as such rather than as an AttributeError on None further on."""
+    row = session.get(model, key, **options)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key!r} is not in the store")
+    return row
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -188,7 +210,7 @@ class SuppressionRow(SQLModel, table=True):
     lifted_by: str | None = None
 
     def as_rule(self) -> SuppressionRule:
-        return SuppressionRule(self.id, self.identity, self.account_id, self.source_cidr, self.expires_at)
+        return SuppressionRule(row_id(self), self.identity, self.account_id, self.source_cidr, self.expires_at)
 
 
 class LearnedIdentity(SQLModel, table=True):
@@ -369,7 +391,7 @@ class Store:
             rows = session.exec(
                 select(SignalRow.suppression_id, sa.func.count()).where(col(SignalRow.suppression_id).in_(ids))
                 .group_by(col(SignalRow.suppression_id))).all()
-        return {suppression_id: count for suppression_id, count in rows}
+        return {suppression_id: count for suppression_id, count in rows if suppression_id is not None}  # IN: never NULL
 
     # ── detection state ───────────────────────────────────────────────────────────────────────────
 
@@ -431,14 +453,15 @@ class Store:
             )
             for key in keys:
                 known = baseline.known[key]
-                row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
-                if row is None:
+                known_row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
+                if known_row is None:
                     self.insert_ignoring_duplicates(session, KnownIdentity, [
                         {"account_id": key[0], "identity": key[1], "first_seen": known.first_seen, "last_seen": known.last_seen}])
                 else:
-                    row.first_seen = known.first_seen if known.first_seen > row.last_seen else min(row.first_seen, known.first_seen)
-                    row.last_seen = max(row.last_seen, known.last_seen)
-                    session.add(row)
+                    known_row.first_seen = (known.first_seen if known.first_seen > known_row.last_seen
+                                            else min(known_row.first_seen, known.first_seen))
+                    known_row.last_seen = max(known_row.last_seen, known.last_seen)
+                    session.add(known_row)
             self.insert_ignoring_duplicates(
                 session, EventRow, [event_values(c, signal_of.get(c)) for c in calls])
             self._save_learned(session, baseline.learned.values())
@@ -482,7 +505,7 @@ class Store:
                 "first_seen": batch.first_seen, "last_seen": batch.last_seen, "event_count": 0, "calls": {},
                 "regions": [], "source_ips": [], "root_caller": False, "long_term_keys_outside_console": [],
                 "all_from_console": True, "exercise_tool": False}])
-            row = session.get(LearnedIdentity, key, with_for_update=self.is_postgres, populate_existing=True)
+            row = get_stored(session, LearnedIdentity, key, with_for_update=self.is_postgres, populate_existing=True)
             if batch.first_seen < row.first_seen or not row.event_count:
                 row.identity_type, row.arn = batch.identity_type, batch.arn
             row.first_seen, row.last_seen = min(row.first_seen, batch.first_seen), max(row.last_seen, batch.last_seen)

@@ -90,7 +90,7 @@ def _callers(arns: list[str], used: tuple[tuple[str, str], ...]) -> tuple[tuple[
 
 def for_signal(store: Store, signal: SignalRow, identity_mode: str) -> Subject:
     """The identity of a stored signal: its keys, the names of the sessions that enumerated, its regions."""
-    seen = _seen(store, EventRow.signal_id == signal.signal_id)
+    seen = _seen(store, col(EventRow.signal_id) == signal.signal_id)
     usernames, named_keys = _callers([signal.arn], seen.used)
     return Subject(
         label=signal.identity, account_id=signal.account_id, identity=signal.identity,
@@ -103,7 +103,7 @@ def for_signal(store: Store, signal: SignalRow, identity_mode: str) -> Subject:
 def for_term(store: Store, term: str, window: Window, identity_mode: str) -> Subject:
     """An ARN or access key asked about (`kind_of` says which): what the store saw it use in the window."""
     kind = kind_of(term)
-    in_window = EventRow.event_time.between(window.start, window.end)
+    in_window = col(EventRow.event_time).between(window.start, window.end)
     if kind == KEY:
         seen = _seen(store, sa.and_(col(EventRow.access_key_id) == term, in_window))
         return Subject(label=term, account_id=None, identity=None, access_keys=(term,), regions=seen.regions,
