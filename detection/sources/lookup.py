@@ -176,7 +176,7 @@ class LookupSource:
     the worker (it keeps assumed-role credentials and clients between passes)."""
 
     name = "lookup"
-    history = HISTORY
+    history: timedelta | None = HISTORY
 
     def __init__(self, regions: list[str], role_arns: list[str], store: Store, identity_mode: str = "principal",
                  backoff: Backoff = Backoff(), pacer: RequestPacer | None = None,

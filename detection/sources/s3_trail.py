@@ -52,7 +52,7 @@ class S3Object(SQLModel, table=True):
 
 
 class S3TrailSource:
-    history = None  # a bucket keeps what its lifecycle rules keep
+    history: timedelta | None = None  # a bucket keeps what its lifecycle rules keep
 
     def __init__(self, url: str, store: Store, identity_mode: str = "principal", client=None):
         parsed = urlparse(url)

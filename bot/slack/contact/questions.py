@@ -24,10 +24,10 @@ from bot.slack.contact import blocks
 from bot.slack.ids import Action
 from bot.slack.numbers import ascii_id
 from bot.slack.tables import Contact
-from bot.slack.triage.changes import lock_signal, record, unlock
+from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from bot.slack.triage.states import applies
 from detection.signals import Status
-from detection.store import SignalRow, Store, utcnow
+from detection.store import SignalRow, Store, get_stored, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def _timeout_words(settings: Settings) -> str:
 def _undelivered(store: Store, contact: Contact, previous: str, actor: str, error: Exception) -> None:
     """The DM could not be sent: close the question and put the status back."""
     with store.session() as session:
-        row = lock_signal(session, contact.signal_id)
-        stored = session.get(Contact, contact.id)
+        row = lock_stored_signal(session, contact.signal_id)
+        stored = get_stored(session, Contact, contact.id)
         stored.answer, stored.answered_at = UNDELIVERED, utcnow()
         session.add(stored)
         record(session, row, actor, "contact failed", previous, detail=type(error).__name__)
@@ -125,8 +125,8 @@ def answer(store: Store, settings: Settings, client: WebClient, contact_id: str,
             return Answered(False, "This question is not known.")
         if question.slack_user_id != user_id:
             return Answered(False, f"Only {mention(question.slack_user_id)} can answer this question.")
-        row = lock_signal(session, question.signal_id)
-        question = session.get(Contact, key, populate_existing=True)
+        row = lock_stored_signal(session, question.signal_id)
+        question = get_stored(session, Contact, key, populate_existing=True)
         if question.answer is not None:
             unlock(session)
             return Answered(False, f"This question was already closed ({question.answer}). Thank you.")
@@ -170,9 +170,9 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
     escalated = 0
     for contact_id in overdue:
         with store.session() as session:
-            question = session.get(Contact, contact_id)
-            row = lock_signal(session, question.signal_id)
-            question = session.get(Contact, contact_id, populate_existing=True)
+            question = get_stored(session, Contact, contact_id)
+            row = lock_stored_signal(session, question.signal_id)
+            question = get_stored(session, Contact, contact_id, populate_existing=True)
             if question.answer is not None:  # answered, or another process got here first
                 unlock(session)
                 continue

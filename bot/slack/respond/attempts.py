@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from bot.respond.action import HistoryActions, Outcome
 from bot.slack.respond.tables import ContainmentAttempt
-from bot.slack.triage.changes import lock_signal, record, unlock
+from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from detection.store import SignalRow, Store, utcnow
 
 IN_FLIGHT = timedelta(minutes=2)
@@ -65,7 +65,7 @@ def finish(store: Store, attempt: ContainmentAttempt, history: HistoryActions, o
     """The attempt's outcome, stored with its line in the signal's history; the signal as it is now."""
     now = now or utcnow()
     with store.session() as session:
-        row = lock_signal(session, attempt.signal_id)
+        row = lock_stored_signal(session, attempt.signal_id)
         session.execute(sa.update(ContainmentAttempt).where(col(ContainmentAttempt.id) == attempt.id)
                         .values(finished_at=now, outcome=outcome.kind, detail=outcome.detail[:2000]))
         record(session, row, attempt.requested_by, history.of(outcome), row.status, outcome.detail[:2000], now)
