@@ -35,7 +35,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
 from bot.settings import Settings
-from bot.slack.alert.message import Unrenderable, metadata, rendered
+from bot.slack.alert.message import Unrenderable, metadata, rendered_stored
 from bot.slack.client import is_transient, slack_client
 from bot.slack.history import find_by_metadata
 from bot.slack.ids import ALERT_EVENT_TYPE
@@ -195,7 +195,7 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
                 log.warning("cannot search %s for earlier posts (missing_scope); posting %s again", channel, row.signal_id)
             if found:
                 return found, True
-        rendered_alert = rendered_alert or rendered(store, row.signal_id, settings)
+        rendered_alert = rendered_alert or rendered_stored(store, row.signal_id, settings)
         _, blocks, text = rendered_alert
         wait_turn()
         try:
@@ -211,7 +211,7 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
 
 
 def _update(store: Store, settings: Settings, client: WebClient, row: SignalRow) -> None:
-    _, blocks, text = rendered(store, row.signal_id, settings)
+    _, blocks, text = rendered_stored(store, row.signal_id, settings)
     client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text, metadata=metadata(row.signal_id))
 
 

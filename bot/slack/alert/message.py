@@ -87,6 +87,14 @@ def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRo
         raise Unrenderable(f"the alert cannot be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
+def rendered_stored(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str]:
+    """`rendered` for a signal read from the store moments ago (signals are never deleted)."""
+    found = rendered(store, signal_id, settings)
+    if found is None:
+        raise LookupError(f"signal {signal_id!r} is not in the store")
+    return found
+
+
 def metadata(signal_id: str) -> dict:
     """Slack message metadata: finds the post again in the channel's history after a lost answer."""
     return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"signal_id": signal_id}}

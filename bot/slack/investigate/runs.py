@@ -31,6 +31,7 @@ from bot.slack.alert.message import INVESTIGATED, refresh_alert
 from bot.slack.client import CONNECTION_ERRORS, is_transient
 from bot.slack.ids import INVESTIGATION_EVENT_TYPE, Action
 from bot.slack.investigate import blocks
+from bot.slack.investigate.reader import Reader
 from bot.slack.investigate.tables import GATHERED, PENDING, POSTED, Investigation
 from bot.slack.pace import channel_pacer
 from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
@@ -38,7 +39,6 @@ from bot.slack.triage.states import applies
 from detection import subjects
 from detection.investigate import Summary, Window, signal_window
 from detection.signals import SEVERITIES, Status
-from detection.sources.activity import ActivityReader
 from detection.sources.pulled import Interrupted
 from detection.store import SignalHistory, SignalRow, Store, get_stored, signal_from_row, utcnow
 
@@ -174,7 +174,7 @@ class _Claim:
         self.store_values(claimed_by=None, claimed_until=None)
 
 
-def carry_out(store: Store, settings: Settings, client: WebClient, reader: Callable[[], ActivityReader],
+def carry_out(store: Store, settings: Settings, client: WebClient, reader: Callable[[], Reader],
               investigation_id: int, stop: Callable[[], bool] = lambda: False) -> Investigation | None:
     """Take the investigation as far as it goes (read, store, escalate, post); None when another process
     has it, it is done, or `stop` ended the read (it stays pending). Slack trouble leaves it `gathered`,
@@ -205,7 +205,7 @@ def carry_out(store: Store, settings: Settings, client: WebClient, reader: Calla
     return investigation
 
 
-def carry_out_waiting(store: Store, settings: Settings, client: WebClient, reader: Callable[[], ActivityReader],
+def carry_out_waiting(store: Store, settings: Settings, client: WebClient, reader: Callable[[], Reader],
                       stop: Callable[[], bool] = lambda: False) -> int:
     """The worker's job: every investigation nobody is carrying out; how many reached the thread."""
     posted = 0
@@ -224,7 +224,7 @@ def carry_out_waiting(store: Store, settings: Settings, client: WebClient, reade
 # ── reading and storing ──────────────────────────────────────────────────────────────────────────────
 
 
-def _gather(store: Store, settings: Settings, reader: Callable[[], ActivityReader], claim: _Claim,
+def _gather(store: Store, settings: Settings, reader: Callable[[], Reader], claim: _Claim,
             investigation: Investigation) -> Investigation:
     with store.session() as session:
         signal = session.get(SignalRow, investigation.signal_id)
