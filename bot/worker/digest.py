@@ -79,7 +79,7 @@ def post_digest(store: Store, settings: Settings, client: WebClient, holder: str
     digest = _claim(store, day, holder, now)
     if digest is None:
         return None
-    channel = settings.slack_alert_channel
+    channel = settings.alert_channel
     try:
         ts = find_posted(client, channel, digest) if digest.attempts > 1 else None
         if ts is None:

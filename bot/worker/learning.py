@@ -107,7 +107,7 @@ def post_reports(store: Store, settings: Settings, client: WebClient, holder: st
     settings.require("SLACK_ALERT_CHANNEL")
     now = now or utcnow()
     enqueue_ended(store, settings, now)
-    channel = settings.slack_alert_channel
+    channel = settings.alert_channel
     paced = channel_pacer(store, channel) if interval is None else channel_pacer(store, channel, interval)
     result = Reported()
     with store.session() as session:

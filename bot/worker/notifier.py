@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
@@ -64,7 +65,7 @@ GONE_ERRORS = {"message_not_found", "cant_update_message"}
 # A set-aside alert is due again after one poll interval, then twice as long each time, up to this.
 SET_ASIDE_MAX = timedelta(hours=1)
 # What a successful post or update clears.
-NOT_SET_ASIDE = {"post_failures": 0, "post_error": None, "post_retry_at": None}
+NOT_SET_ASIDE: dict[str, Any] = {"post_failures": 0, "post_error": None, "post_retry_at": None}  # column values
 
 
 @dataclass
@@ -211,6 +212,8 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
 
 
 def _update(store: Store, settings: Settings, client: WebClient, row: SignalRow) -> None:
+    if row.slack_channel is None or row.slack_ts is None:  # stored together when it was posted
+        raise ValueError(f"alert {row.signal_id} was never posted: there is no message to update")
     _, blocks, text = rendered_stored(store, row.signal_id, settings)
     client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text, metadata=metadata(row.signal_id))
 
@@ -243,7 +246,7 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
     worker = holder_name()
     claim = timedelta(seconds=settings.lease_seconds)
     with _ClaimKeeper(store, worker, claim):
-        paced = channel_pacer(store, settings.slack_alert_channel, interval)
+        paced = channel_pacer(store, settings.alert_channel, interval)
 
         def wait_turn() -> None:  # a stop that came during the wait keeps this post from starting
             paced()
@@ -252,7 +255,7 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
 
         result = _post_each(store, settings, client, worker, claim, wait_turn, stop)
     result.pending = pending_count(store)
-    _record_delivery(store, settings.slack_alert_channel, result)
+    _record_delivery(store, settings.alert_channel, result)
     return result
 
 
@@ -271,7 +274,7 @@ def _record_delivery(store: Store, channel: str, result: NotifyResult) -> None:
 
 def _post_each(store: Store, settings: Settings, client: WebClient, worker: str, claim: timedelta,
                wait_turn: Callable[[], None], stop: threading.Event | None) -> NotifyResult:
-    channel = settings.slack_alert_channel
+    channel = settings.alert_channel
     result = NotifyResult()
     rules = [row.as_rule() for row in store.active_suppressions()]
     for signal_id in _candidates(store, utcnow()):

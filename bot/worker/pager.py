@@ -35,7 +35,7 @@ from bot.worker.lease import holder_name
 from bot.worker.pagerduty import CONNECTION_ERRORS, Answer, post_event, resolve_event, trigger_event
 from bot.worker.tables import PAGE_ACCEPTED, PAGE_REJECTED, PAGE_SUPERSEDED, Page
 from detection.signals import Status
-from detection.store import SignalHistory, SignalRow, Store, utcnow
+from detection.store import SignalHistory, SignalRow, Store, get_stored, row_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ def derive_pages(store: Store, now: datetime | None = None) -> int:
         ).all())
         rows = []
         for step_id, signal_id, action in steps:
+            if step_id is None:  # a primary key: never NULL
+                continue
             if action in TRIGGERS:
                 first_trigger.setdefault(signal_id, step_id)
             elif first_trigger.get(signal_id, step_id) >= step_id:
@@ -157,7 +159,7 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
     if not paging_enabled(settings):
         return result
     derive_pages(store)
-    routing_key = settings.pagerduty_routing_key.get_secret_value()
+    routing_key = settings.routing_key
     client = client or slack_client(settings)
     worker, claim = holder_name(), timedelta(seconds=settings.lease_seconds)
     waiting: set[str] = set()  # signals with an earlier page still waiting: their later pages wait too
@@ -167,7 +169,7 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
         if page.signal_id in waiting:
             continue
         now = utcnow()
-        if page.next_attempt_at > now or not _claim(store, page.id, worker, now, claim):
+        if page.next_attempt_at > now or not _claim(store, row_id(page), worker, now, claim):
             waiting.add(page.signal_id)  # not due yet, or another process is sending it
             continue
         try:
@@ -202,8 +204,8 @@ def _finish(store: Store, page: Page, worker: str, **values) -> None:
 def _send(store: Store, settings: Settings, client: WebClient, page: Page, routing_key: str, worker: str,
           backoff: Backoff, send: Callable[[str, dict], Answer], result: PageResult) -> None:
     with store.session() as session:
-        signal = session.get(SignalRow, page.signal_id)
-        step = session.get(SignalHistory, page.history_id)
+        signal = get_stored(session, SignalRow, page.signal_id)
+        step = get_stored(session, SignalHistory, page.history_id)
         resolved_later = session.exec(
             select(Page.history_id).where(Page.signal_id == page.signal_id, Page.event_action == RESOLVE,
                                           Page.history_id > page.history_id).limit(1)
