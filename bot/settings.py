@@ -333,6 +333,10 @@ class Settings(BaseSettings):
         return _set(self.slack_alert_channel, "SLACK_ALERT_CHANNEL")
 
     @property
+    def queue_url(self) -> str:
+        return _set(self.sqs_queue_url, "SESGUARD_SQS_QUEUE_URL")
+
+    @property
     def bot_token(self) -> str:
         return _set(self.slack_bot_token, "SLACK_BOT_TOKEN").get_secret_value()
 

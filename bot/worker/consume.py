@@ -47,7 +47,7 @@ from detection.scan import detect
 from detection.sources.files import scan_bytes, scan_file
 from detection.sources.pulled import AccountRegion, describe_aws_error
 from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, parse_message
-from detection.store import Store, utcnow
+from detection.store import Store, get_stored, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class _Message:
 class QueueConsumer:
     def __init__(self, settings: Settings, store: Store, sqs=None, s3=None, wait_seconds: int = LONG_POLL_SECONDS):
         self.settings, self.store = settings, store
-        self.queue_url = settings.sqs_queue_url
+        self.queue_url = settings.queue_url
         region = _queue_region(self.queue_url) or boto3.Session().region_name or settings.aws_regions[0]
         self.sqs = sqs or boto3.client("sqs", region_name=region, config=_CONFIG)
         self.s3 = s3 or boto3.client("s3", region_name=region)
@@ -137,8 +137,8 @@ class QueueConsumer:
             QueueUrl=self.queue_url, MaxNumberOfMessages=BATCH,
             WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
             AttributeNames=["SentTimestamp"])  # (MessageSystemAttributeNames needs a newer botocore than 1.34)
-        messages = [_received(entry) for entry in answer.get("Messages") or [] if isinstance(entry, dict)]
-        messages = [message for message in messages if message is not None]
+        received = [_received(entry) for entry in answer.get("Messages") or [] if isinstance(entry, dict)]
+        messages = [message for message in received if message is not None]
         result = BatchResult(received=len(messages))
         if not messages:
             self._record(received=messages)
@@ -171,9 +171,9 @@ class QueueConsumer:
                 log.warning("skipped SQS message %s: %s", message.id[:80], problem)
         elif parsed.kind == OBJECTS:
             for bucket, key in parsed.objects:
-                problem = self._read_object(message, bucket, key)
-                if problem:  # all or none: the message is left whole, nothing of it stored
-                    message.kind, message.why, message.calls = UNUSABLE, problem, []
+                unreadable = self._read_object(message, bucket, key)
+                if unreadable:  # all or none: the message is left whole, nothing of it stored
+                    message.kind, message.why, message.calls = UNUSABLE, unreadable, []
                     return
 
     def _read_object(self, message: _Message, bucket: str, key: str) -> str | None:
@@ -273,7 +273,7 @@ class QueueConsumer:
         sent = [m.sent_at for m in received or [] if m.sent_at is not None]
         with self.store.session() as session:
             self.store.insert_ignoring_duplicates(session, QueueState, [{"queue_url": self.queue_url}])
-            row = session.get(QueueState, self.queue_url, with_for_update=self.store.is_postgres)
+            row = get_stored(session, QueueState, self.queue_url, with_for_update=self.store.is_postgres)
             if backlog is not None and backlog != (None, None):
                 row.backlog, row.in_flight, row.attributes_at = backlog[0], backlog[1], now
             if received:

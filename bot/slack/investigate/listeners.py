@@ -14,7 +14,7 @@ from bot.slack.ids import Action
 from bot.slack.investigate import blocks, runs
 from bot.slack.investigate.reader import SharedReader
 from bot.slack.middleware import signal_of_alert, triagers_only
-from bot.slack.replies import tell, user_of
+from bot.slack.replies import actor_of, tell
 from detection.sources.lookup import LookupSource
 from detection.store import Store
 
@@ -36,7 +36,7 @@ def provide_reader(settings: Settings, store: Store, source: LookupSource | None
 
 def investigate_alert(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> None:
     ack()
-    store, settings, user = context["store"], context["settings"], user_of(body)
+    store, settings, user = context["store"], context["settings"], actor_of(body)
     signal = context["signal"]
     requested = runs.request(store, signal.signal_id, user, settings.investigate_hours)
     if requested.investigation is None:

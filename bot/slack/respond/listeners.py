@@ -25,7 +25,7 @@ from bot.slack.alert.message import post_in_thread, refresh_alert
 from bot.slack.blocks import mention, when
 from bot.slack.ids import Action
 from bot.slack.middleware import signal_of_alert, triagers_only
-from bot.slack.replies import tell, user_of
+from bot.slack.replies import actor_of, tell
 from bot.slack.respond import attempts
 from bot.slack.respond.blocks import LABELS, MODULES, result_line
 from bot.slack.triage.blocks import unchanged
@@ -57,7 +57,7 @@ def revoke_role_sessions(ack: Ack, body: dict, client: WebClient, context: BoltC
 
 
 def contain(body: dict, client: WebClient, context: BoltContext, action: Action) -> None:
-    store, settings, row, user = context["store"], context["settings"], context["signal"], user_of(body)
+    store, settings, row, user = context["store"], context["settings"], context["signal"], actor_of(body)
     module = MODULES[action]
     if not settings.response_actions:
         tell(client, body, TURNED_OFF)
