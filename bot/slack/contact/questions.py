@@ -27,7 +27,7 @@ from bot.slack.tables import Contact
 from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from bot.slack.triage.states import applies
 from detection.signals import Status
-from detection.store import SignalRow, Store, get_stored, utcnow
+from detection.store import SignalRow, Store, get_stored, row_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
     try:
         dm = client.conversations_open(users=person)["channel"]["id"]
         sent = client.chat_postMessage(channel=dm, text=blocks.contact_text(row),
-                                       blocks=blocks.contact_message(row, contact.id, asked_by),
+                                       blocks=blocks.contact_message(row, row_id(contact), asked_by),
                                        unfurl_links=False, unfurl_media=False)
     except Exception as exc:
         _undelivered(store, contact, previous, asked_by, exc)

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from bot.slack.tables import Contact
 from bot.worker.health import health
 from detection.signals import Status
-from detection.store import Scope, SignalRow, Store, SuppressionRow, utcnow
+from detection.store import Scope, SignalRow, Store, SuppressionRow, row_id, utcnow
 
 # SPEC §8: the open alerts of the desk (a confirmed alert waits for nobody).
 DESK_STATUSES = (Status.NEW.value, Status.CONTACTING.value, Status.ESCALATED.value)
@@ -61,16 +61,17 @@ class Desk:
 
 
 def _questions(store: Store, person: str | None) -> tuple[list[Question], int]:
-    waiting = [col(Contact.answer).is_(None)]
+    waiting: list[sa.ColumnElement[bool]] = [col(Contact.answer).is_(None)]
     if person is not None:
-        waiting.append(Contact.slack_user_id == person)
+        waiting.append(col(Contact.slack_user_id) == person)
     with store.session() as session:
         count = session.exec(select(sa.func.count()).select_from(Contact).where(*waiting)).one()
         rows = session.exec(
             select(Contact, SignalRow).join(SignalRow, col(SignalRow.signal_id) == col(Contact.signal_id))
             .where(*waiting).order_by(col(Contact.deadline), col(Contact.id)).limit(QUESTIONS_SHOWN)
         ).all()
-    return [Question(c.id, c.slack_user_id, c.asked_by, c.asked_at, c.deadline, s.signal_id, s.identity, s.account_id)
+    return [Question(row_id(c), c.slack_user_id, c.asked_by, c.asked_at, c.deadline,
+                     s.signal_id, s.identity, s.account_id)
             for c, s in rows], count
 
 
@@ -104,7 +105,7 @@ def for_triager(store: Store, settings: Settings, now: datetime | None = None) -
         desk.expiring_count = session.exec(select(sa.func.count()).select_from(SuppressionRow).where(expiring)).one()
         desk.expiring = list(session.exec(
             select(SuppressionRow).where(expiring).order_by(col(SuppressionRow.expires_at)).limit(LIST_SHOWN)).all())
-    desk.hits = store.suppression_hits(row.id for row in desk.expiring)
+    desk.hits = store.suppression_hits(row_id(row) for row in desk.expiring)
     desk.questions, desk.questions_waiting = _questions(store, None)
     report = health(store, settings, now)
     desk.health_ok, desk.health_problems, desk.health_lines = report.ok, report.problems(), report.lines()

@@ -16,7 +16,7 @@ from bot.slack.investigate.reader import SharedReader
 from bot.slack.middleware import signal_of_alert, triagers_only
 from bot.slack.replies import actor_of, tell
 from detection.sources.lookup import LookupSource
-from detection.store import Store
+from detection.store import Store, row_id
 
 
 def register(app: App) -> None:
@@ -46,4 +46,4 @@ def investigate_alert(ack: Ack, body: dict, client: WebClient, context: BoltCont
         tell(client, body, blocks.requested_before(requested.investigation))
         return
     tell(client, body, f":mag: Investigating {text(signal.identity, 300)}: the summary will be in the alert's thread.")
-    runs.carry_out(store, settings, client, context["activity_reader"], requested.investigation.id)
+    runs.carry_out(store, settings, client, context["activity_reader"], row_id(requested.investigation))

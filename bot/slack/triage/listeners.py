@@ -87,7 +87,7 @@ def submit_suppression(ack: Ack, body: dict, view: dict, client: WebClient, cont
     row = signal_of_modal(context["store"], view)
     if row is None:
         errors[Field.REASON.value] = "This alert is not known to sesguard."
-    if errors:
+    if errors or row is None or scope is None or duration is None:  # each of these is one of the errors
         ack(response_action="errors", errors=errors)
         return
     ack()
@@ -96,5 +96,5 @@ def submit_suppression(ack: Ack, body: dict, view: dict, client: WebClient, cont
     if not change.changed:
         tell(client, body, blocks.unchanged(change.previous_status, change.last), row.slack_channel)
         return
-    row = refresh_alert(context["store"], client, row.signal_id, context["settings"]) or change.signal
+    row = refresh_alert(context["store"], client, row.signal_id, context["settings"]) or change.signal or row
     post_in_thread(client, row, thread_line(":mute: Suppressed", user, change.detail))
