@@ -85,10 +85,13 @@ def _days(spec: str) -> frozenset[int]:
     return frozenset(days)
 
 
-def _clock(value: str, allow_midnight_end: bool = False) -> time | None:
+def _end_clock(value: str) -> time | None:
+    """The window's end; None for 24:00, the end of the day."""
+    return None if value == "24:00" else _clock(value)
+
+
+def _clock(value: str) -> time:
     hours, minutes = (int(part) for part in value.split(":"))
-    if allow_midnight_end and (hours, minutes) == (24, 0):
-        return None
     if not (0 <= hours <= 23 and 0 <= minutes <= 59):
         raise ValueError("a time is not a time of day (00:00 to 23:59, or 24:00 as an end)")
     return time(hours, minutes)
@@ -101,7 +104,7 @@ def parse(value: str) -> BusinessHours:
     if not found:
         raise ValueError(f"must be days, a time window and a time zone, {EXAMPLE}")
     weekdays = _days(found["days"])
-    start, end = _clock(found["start"]), _clock(found["end"], allow_midnight_end=True)
+    start, end = _clock(found["start"]), _end_clock(found["end"])
     if end is not None and end <= start:
         raise ValueError("the window must end after it starts on the same day (overnight windows are not supported)")
     try:

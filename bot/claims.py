@@ -19,7 +19,7 @@ def claim(store: Store, model, key_column, key, pending: list, holder: str, now:
     """The row of `model` whose `key_column` is `key`, claimed by `holder`, while it is still `pending` and
     nobody else holds it (its attempts counted); None otherwise."""
     with store.session() as session:
-        claimed = session.execute(sa.update(model).where(
+        claimed = session.exec(sa.update(model).where(
             key_column == key, *pending, sa.or_(model.claimed_until.is_(None), model.claimed_until < now))
             .values(claimed_by=holder, claimed_until=now + CLAIM, attempts=model.attempts + 1)).rowcount
         session.commit()

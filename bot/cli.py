@@ -7,7 +7,8 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot import __version__
 from bot.errors import SettingsError
@@ -141,7 +142,7 @@ def run_scan(args: argparse.Namespace) -> int:
     from detection.sources.inputs import InputError, expand
 
     tuning, identity_key = scan_settings()
-    flags = {"learning": _duration("--learning-days", args.learning_days, timedelta(days=1)),
+    flags: dict[str, Any] = {"learning": _duration("--learning-days", args.learning_days, timedelta(days=1)),
              "forget": _duration("--forget-days", args.forget_days, timedelta(days=1), positive=True),
              "group": _duration("--group-minutes", args.group_minutes, timedelta(minutes=1))}
     tuning = dataclasses.replace(tuning, **{name: value for name, value in flags.items() if value is not None})
@@ -185,10 +186,8 @@ def run_scan(args: argparse.Namespace) -> int:
     return 1 if any(scanned.failed for scanned in read_already) else 0
 
 
-def _engine_time(flag: str, text: str | None):
+def _engine_time(flag: str, text: str) -> datetime:
     """A --since/--until value as a UTC datetime; a date alone is its midnight."""
-    from datetime import datetime
-
     from detection.record import EARLIEST_EVENT_TIME, LATEST_EVENT_TIME
 
     try:
@@ -230,6 +229,7 @@ def _run_engines(engines: list, identity_mode: str) -> list:
     for source, since, until, settings in engines:
         scanned = rule_scan(source, since, until, settings, identity_mode)
         # One line either way: the figures, or the failure (said here, not again as a skipped file).
+        assert scanned.figures is not None  # rule_scan() returns the figures of its query, failed or not
         print(f"sesguard scan: {printable(scanned.error or scanned.figures.line(source.url))}", file=sys.stderr)
         scanned.failed, scanned.error = scanned.error, None
         scans.append(scanned)
@@ -260,7 +260,7 @@ def run_investigate(args: argparse.Namespace) -> int:
     from bot.investigation_report import address_report, summary_report
     from bot.printable import printable
     from bot.settings import load_settings
-    from bot.slack.investigate.reader import SharedReader
+    from bot.slack.investigate.reader import SharedReader, engine_reader
     from detection import subjects
     from detection.history import identity_history
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window
@@ -282,9 +282,10 @@ def run_investigate(args: argparse.Namespace) -> int:
         history = identity_history(store, term, days=days)
         # With a SQL engine (SPEC §9), the address's whole traffic of the last hours too.
         traffic = None
-        if settings.athena_table or settings.lake_event_data_store:
+        engine = engine_reader(settings)
+        if engine is not None:
             window = recent_window(args.hours or settings.investigate_hours, utcnow())
-            traffic = SharedReader(settings, store)().address(term, window)
+            traffic = engine.address(term, window)
         if args.json:
             answer = {"address": term, "days": days, "history": history,
                       **({"traffic": traffic.to_dict()} if traffic else {"note": ADDRESS_NOTE})}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,6 +38,7 @@ def _csv(value: object) -> object:
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 # Slack's IDs: users U… (W… on Enterprise Grid), user groups S…; upper-case letters and digits.
+_Value = TypeVar("_Value", str, SecretStr)
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
 
@@ -259,7 +260,7 @@ class Settings(BaseSettings):
     @field_validator(*DURATIONS)
     @classmethod
     def _duration(cls, value: float, info: ValidationInfo) -> float:
-        unit = DURATIONS[info.field_name]
+        unit = DURATIONS[str(info.field_name)]  # a field validator's: always named
         if value > LONGEST / unit:  # longer, or infinite, would overflow date arithmetic (nan fails ge/gt)
             raise ValueError(f"must be at most {LONGEST / unit:g}")
         return value
@@ -326,12 +327,39 @@ class Settings(BaseSettings):
             exercise_user_agents=tuple(self.exercise_user_agents),
         )
 
+    @property
+    def alert_channel(self) -> str:
+        """SLACK_ALERT_CHANNEL, for what posts there; SettingsError when it is not set."""
+        return _set(self.slack_alert_channel, "SLACK_ALERT_CHANNEL")
+
+    @property
+    def queue_url(self) -> str:
+        return _set(self.sqs_queue_url, "SESGUARD_SQS_QUEUE_URL")
+
+    @property
+    def bot_token(self) -> str:
+        return _set(self.slack_bot_token, "SLACK_BOT_TOKEN").get_secret_value()
+
+    @property
+    def app_token(self) -> str:
+        return _set(self.slack_app_token, "SLACK_APP_TOKEN").get_secret_value()
+
+    @property
+    def routing_key(self) -> str:
+        return _set(self.pagerduty_routing_key, "PAGERDUTY_ROUTING_KEY").get_secret_value()
+
     def require(self, *names: str) -> None:
         """Stop start-up when a setting this command needs is missing (names as in the environment)."""
         for name in names:
             field_name = next(k for k, f in type(self).model_fields.items() if _env_name(k, f) == name)
             if not getattr(self, field_name):
                 raise SettingsError(f"sesguard: {name} is not set (see .env.example)")
+
+
+def _set(value: _Value | None, name: str) -> _Value:
+    if not value:
+        raise SettingsError(f"sesguard: {name} is not set (see .env.example)")
+    return value
 
 
 def _env_name(field_name: str, field) -> str:
@@ -341,7 +369,7 @@ def _env_name(field_name: str, field) -> str:
     return str(alias or field_name.upper())
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """The settings, or SettingsError naming the first bad one (its value is never echoed: it may be a secret)."""
     try:
         return Settings(**overrides)

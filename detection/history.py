@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from detection.store import EventRow, SignalRow, Store, name_of, utcnow
 
@@ -49,13 +49,13 @@ class IdentityHistory:
 def term_filter(term: str) -> sa.ColumnElement[bool]:
     """What the term names: an IP address, a full ARN (identity or caller), or a user/role/session name."""
     try:
-        return EventRow.source_ip == str(ipaddress.ip_address(term))
+        return col(EventRow.source_ip) == str(ipaddress.ip_address(term))
     except ValueError:
         pass
     if term.startswith("arn:"):
-        return sa.or_(EventRow.identity == term, EventRow.arn == term)
+        return sa.or_(col(EventRow.identity) == term, col(EventRow.arn) == term)
     name = name_of(term)
-    return sa.or_(EventRow.identity_name == name, EventRow.arn_name == name)
+    return sa.or_(col(EventRow.identity_name) == name, col(EventRow.arn_name) == name)
 
 
 def identity_history(store: Store, term: str, days: float = 90, now: datetime | None = None) -> IdentityHistory | None:
@@ -64,17 +64,20 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
     if not term:
         return None
     since = (now or utcnow()) - timedelta(days=days)
-    where = sa.and_(term_filter(term), EventRow.event_time >= since)
+    where = sa.and_(term_filter(term), col(EventRow.event_time) >= since)
     history = IdentityHistory(term=term, days=days)
-    grouping = (EventRow.event_name, EventRow.source_ip, EventRow.region, EventRow.identity, EventRow.account_id)
+    grouping = (col(EventRow.event_name), col(EventRow.source_ip), col(EventRow.region), col(EventRow.identity),
+                col(EventRow.account_id))
     with store.session() as session:
-        groups = session.exec(
-            select(*grouping, sa.func.count(), sa.func.min(EventRow.event_time), sa.func.max(EventRow.event_time))
+        groups = session.execute(  # SQLModel's select() takes at most four columns
+            sa.select(*grouping, sa.func.count(), sa.func.min(EventRow.event_time), sa.func.max(EventRow.event_time))
             .where(where).group_by(*grouping)
         ).all()
         if not groups:
             return None
-        calls, source_ips, regions = Counter(), Counter(), Counter()
+        calls: Counter[str] = Counter()
+        source_ips: Counter[str] = Counter()
+        regions: Counter[str] = Counter()
         for event_name, source_ip, region, _identity, _account, count, _first, _last in groups:
             calls[event_name] += count
             source_ips[source_ip] += count
@@ -87,8 +90,8 @@ def identity_history(store: Store, term: str, days: float = 90, now: datetime | 
         history.accounts = sorted({group[4] for group in groups})
         rows = session.exec(
             select(SignalRow)
-            .where(SignalRow.identity.in_(history.identities), SignalRow.account_id.in_(history.accounts))
-            .order_by(SignalRow.first_seen.desc())
+            .where(col(SignalRow.identity).in_(history.identities), col(SignalRow.account_id).in_(history.accounts))
+            .order_by(col(SignalRow.first_seen).desc())
             .limit(MAX_SIGNALS_SHOWN)
         ).all()
     history.signals = [

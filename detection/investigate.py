@@ -272,7 +272,11 @@ def summarise(records: Iterable[Any], subject: Subject, window: Window, reading:
 
 def _count(summary: Summary, activities: list[Activity]) -> None:
     apis: dict[str, ApiCalls] = {}
-    errors, regions, ips, agents, keys = Counter(), Counter(), Counter(), Counter(), Counter()
+    errors: Counter[str] = Counter()
+    regions: Counter[str] = Counter()
+    ips: Counter[str] = Counter()
+    agents: Counter[str] = Counter()
+    keys: Counter[str] = Counter()
     for activity in activities:
         calls = apis.setdefault(activity.api, ApiCalls(activity.api, 0, activity.write))
         calls.calls += 1
@@ -318,7 +322,9 @@ def _activity(record: dict) -> Activity | None:
         return None
     if not event_id:
         return None
-    user_identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
+    user_identity = record.get("userIdentity")
+    if not isinstance(user_identity, dict):
+        user_identity = {}
     return Activity(
         event_id=event_id, at=moment, event_source=_text(record.get("eventSource")),
         event_name=_text(record.get("eventName")), region=_text(record.get("awsRegion")),

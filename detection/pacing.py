@@ -13,7 +13,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from detection.store import Store, json_list
+from detection.store import Store, json_list, table_of
 
 
 class RequestSlots(SQLModel, table=True):
@@ -67,7 +67,7 @@ class RequestPacer:
 
     def _book(self, key: str) -> tuple[float, float]:
         """(the booked send time, how far the booking clock is ahead of this host's)."""
-        table = RequestSlots.__table__
+        table = table_of(RequestSlots)
         with self.store.session() as session:
             self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
             # A no-op write takes the row's lock (PostgreSQL) or the database's write lock (SQLite) first,

@@ -83,7 +83,7 @@ def distinct(calls: Iterable[Call]) -> list[Call]:
 
 
 def scan(
-    inputs: list[Input],
+    inputs: Iterable[Input],
     tuning: Tuning,
     identity_mode: str = "principal",
     store: Store | None = None,

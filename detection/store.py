@@ -13,17 +13,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine, select
+from sqlmodel import JSON, Column, Field, Session, SQLModel, col, create_engine, select
 
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import Baseline, Known, Tuning
 from detection.record import CONTENT_FIELDS, Call
 from detection.signals import Signal, Status
 from detection.suppression import SuppressionRule, first_covering
+
+_Row = TypeVar("_Row", bound=SQLModel)
 
 
 def utcnow() -> datetime:
@@ -53,6 +55,34 @@ def utc_time(**kw: Any) -> Any:
 
 def json_list() -> Any:
     return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class _Numbered(Protocol):
+    id: int | None
+
+
+def row_id(row: _Numbered) -> int:
+    """The id of a row read from the store (a numbered row has none only until its insert is flushed)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} is not stored yet: it has no id")
+    return row.id
+
+
+def get_stored(session: Session, model: type[_Row], key: Any, **options: Any) -> _Row:
+    """A row this process stored or read earlier in the work at hand; sesguard deletes none of these, so a row
+    missing here is a broken invariant, said as such rather than as an AttributeError on None further on."""
+    row = session.get(model, key, **options)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key!r} is not in the store")
+    return row
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The table a table model is mapped to, for Core statements on it (SQLModel does not declare `__table__`)."""
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to one table")
+    return table
 
 
 # ── detection ────────────────────────────────────────────────────────────────────────────────────────
@@ -180,7 +210,7 @@ class SuppressionRow(SQLModel, table=True):
     lifted_by: str | None = None
 
     def as_rule(self) -> SuppressionRule:
-        return SuppressionRule(self.id, self.identity, self.account_id, self.source_cidr, self.expires_at)
+        return SuppressionRule(row_id(self), self.identity, self.account_id, self.source_cidr, self.expires_at)
 
 
 class LearnedIdentity(SQLModel, table=True):
@@ -334,10 +364,10 @@ class Store:
         if not rows:
             return 0
         dialect = postgresql if self.is_postgres else sqlite
-        statement = dialect.insert(model.__table__).on_conflict_do_nothing()
+        statement = dialect.insert(table_of(model)).on_conflict_do_nothing()
         inserted = 0
         for start in range(0, len(rows), 500):
-            inserted += session.execute(statement, rows[start:start + 500]).rowcount or 0
+            inserted += session.exec(statement, params=rows[start:start + 500]).rowcount or 0
         return inserted
 
     def active_suppressions(self, now: datetime | None = None) -> list[SuppressionRow]:
@@ -346,9 +376,9 @@ class Store:
         with self.session() as session:
             return list(session.exec(
                 select(SuppressionRow)
-                .where(SuppressionRow.lifted_at.is_(None),
-                       sa.or_(SuppressionRow.expires_at.is_(None), SuppressionRow.expires_at > now))
-                .order_by(SuppressionRow.id)
+                .where(col(SuppressionRow.lifted_at).is_(None),
+                       sa.or_(col(SuppressionRow.expires_at).is_(None), col(SuppressionRow.expires_at) > now))
+                .order_by(col(SuppressionRow.id))
             ).all())
 
     def suppression_hits(self, ids: Iterable[int]) -> dict[int, int]:
@@ -359,9 +389,9 @@ class Store:
             return {}
         with self.session() as session:
             rows = session.exec(
-                select(SignalRow.suppression_id, sa.func.count()).where(SignalRow.suppression_id.in_(ids))
-                .group_by(SignalRow.suppression_id)).all()
-        return {suppression_id: count for suppression_id, count in rows}
+                select(SignalRow.suppression_id, sa.func.count()).where(col(SignalRow.suppression_id).in_(ids))
+                .group_by(col(SignalRow.suppression_id))).all()
+        return {suppression_id: count for suppression_id, count in rows if suppression_id is not None}  # IN: never NULL
 
     # ── detection state ───────────────────────────────────────────────────────────────────────────
 
@@ -373,7 +403,7 @@ class Store:
         ids = list({call.event_id for call in unique})
         with self.session() as session:
             for start in range(0, len(ids), 500):
-                rows = session.exec(select(EventRow).where(EventRow.event_id.in_(ids[start:start + 500])))
+                rows = session.exec(select(EventRow).where(col(EventRow.event_id).in_(ids[start:start + 500])))
                 stored.update(call_from_row(row) for row in rows)
         return [call for call in unique if call not in stored]
 
@@ -383,7 +413,7 @@ class Store:
         keys = {(call.account_id, call.identity) for call in calls}
         accounts = {account for account, _ in keys}
         with self.session() as session:
-            for scope in session.exec(select(Scope).where(Scope.account_id.in_(accounts))):
+            for scope in session.exec(select(Scope).where(col(Scope.account_id).in_(accounts))):
                 baseline.scopes[scope.account_id] = scope.observed_since
             for account, identity in keys:
                 known = session.get(KnownIdentity, (account, identity))
@@ -392,7 +422,7 @@ class Store:
                 latest = session.exec(
                     select(SignalRow)
                     .where(SignalRow.account_id == account, SignalRow.identity == identity)
-                    .order_by(SignalRow.first_seen.desc())
+                    .order_by(col(SignalRow.first_seen).desc())
                     .limit(1)
                 ).first()
                 if latest is not None:
@@ -414,7 +444,8 @@ class Store:
         signal_of = {call: s.signal_id for s in signals for call in s.joined}
         keys = {(call.account_id, call.identity) for call in calls}
         with self.session() as session:
-            rules = [row.as_rule() for row in session.exec(select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None)))]
+            in_force = select(SuppressionRow).where(col(SuppressionRow.lifted_at).is_(None))
+            rules = [row.as_rule() for row in session.exec(in_force)]
             self.insert_ignoring_duplicates(
                 session, Scope,
                 [{"account_id": a, "observed_since": t} for a, t in baseline.scopes.items()
@@ -422,14 +453,15 @@ class Store:
             )
             for key in keys:
                 known = baseline.known[key]
-                row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
-                if row is None:
+                known_row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
+                if known_row is None:
                     self.insert_ignoring_duplicates(session, KnownIdentity, [
                         {"account_id": key[0], "identity": key[1], "first_seen": known.first_seen, "last_seen": known.last_seen}])
                 else:
-                    row.first_seen = known.first_seen if known.first_seen > row.last_seen else min(row.first_seen, known.first_seen)
-                    row.last_seen = max(row.last_seen, known.last_seen)
-                    session.add(row)
+                    known_row.first_seen = (known.first_seen if known.first_seen > known_row.last_seen
+                                            else min(known_row.first_seen, known.first_seen))
+                    known_row.last_seen = max(known_row.last_seen, known.last_seen)
+                    session.add(known_row)
             self.insert_ignoring_duplicates(
                 session, EventRow, [event_values(c, signal_of.get(c)) for c in calls])
             self._save_learned(session, baseline.learned.values())
@@ -473,7 +505,7 @@ class Store:
                 "first_seen": batch.first_seen, "last_seen": batch.last_seen, "event_count": 0, "calls": {},
                 "regions": [], "source_ips": [], "root_caller": False, "long_term_keys_outside_console": [],
                 "all_from_console": True, "exercise_tool": False}])
-            row = session.get(LearnedIdentity, key, with_for_update=self.is_postgres, populate_existing=True)
+            row = get_stored(session, LearnedIdentity, key, with_for_update=self.is_postgres, populate_existing=True)
             if batch.first_seen < row.first_seen or not row.event_count:
                 row.identity_type, row.arn = batch.identity_type, batch.arn
             row.first_seen, row.last_seen = min(row.first_seen, batch.first_seen), max(row.last_seen, batch.last_seen)

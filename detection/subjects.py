@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from detection.investigate import Subject, Window, account_of, username_of
 from detection.store import EventRow, SignalRow, Store
@@ -90,7 +90,7 @@ def _callers(arns: list[str], used: tuple[tuple[str, str], ...]) -> tuple[tuple[
 
 def for_signal(store: Store, signal: SignalRow, identity_mode: str) -> Subject:
     """The identity of a stored signal: its keys, the names of the sessions that enumerated, its regions."""
-    seen = _seen(store, EventRow.signal_id == signal.signal_id)
+    seen = _seen(store, col(EventRow.signal_id) == signal.signal_id)
     usernames, named_keys = _callers([signal.arn], seen.used)
     return Subject(
         label=signal.identity, account_id=signal.account_id, identity=signal.identity,
@@ -103,14 +103,14 @@ def for_signal(store: Store, signal: SignalRow, identity_mode: str) -> Subject:
 def for_term(store: Store, term: str, window: Window, identity_mode: str) -> Subject:
     """An ARN or access key asked about (`kind_of` says which): what the store saw it use in the window."""
     kind = kind_of(term)
-    in_window = EventRow.event_time.between(window.start, window.end)
+    in_window = col(EventRow.event_time).between(window.start, window.end)
     if kind == KEY:
-        seen = _seen(store, sa.and_(EventRow.access_key_id == term, in_window))
+        seen = _seen(store, sa.and_(col(EventRow.access_key_id) == term, in_window))
         return Subject(label=term, account_id=None, identity=None, access_keys=(term,), regions=seen.regions,
                        identity_mode=identity_mode, enumeration_start=seen.first)
     if kind != IDENTITY:
         raise ValueError(f"not an ARN or access key ID: {term[:100]!r}")
-    seen = _seen(store, sa.and_(sa.or_(EventRow.identity == term, EventRow.arn == term), in_window))
+    seen = _seen(store, sa.and_(sa.or_(col(EventRow.identity) == term, col(EventRow.arn) == term), in_window))
     usernames, named_keys = _callers([term], seen.used)
     return Subject(label=term, account_id=account_of(term), identity=term, identity_type=type_of_arn(term),
                    access_keys=tuple(dict.fromkeys(key for key, _ in seen.used if key)), usernames=usernames,

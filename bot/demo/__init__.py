@@ -54,12 +54,12 @@ def run(show_blocks: bool = False) -> int:
 
 def print_alerts(store: Store, settings: Settings, signals: list, show_blocks: bool) -> None:
     """What the notifier would post to SLACK_ALERT_CHANNEL, as a person would see it in Slack."""
-    from bot.slack.alert.message import rendered
+    from bot.slack.alert.message import rendered_stored
 
     postable = [signal for signal in signals if signal.status != Status.SUPPRESSED]
     print(f"\nThe {len(postable)} alerts sesguard would post to Slack (suppressed signals are stored, not posted):")
     for signal in postable:
-        _, blocks, _ = rendered(store, signal.signal_id, settings)
+        _, blocks, _ = rendered_stored(store, signal.signal_id, settings)
         print("\n" + "─" * 100 + "\n" + readable(blocks))
         print(f"\nOpen it in Slack's Block Kit Builder: {builder_url(blocks)}")
         if show_blocks:

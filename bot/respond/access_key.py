@@ -66,7 +66,9 @@ def contain(keys: Keys, iam, now: datetime) -> Outcome:
     except (ClientError, BotoCoreError) as exc:
         return Outcome(FAILED, f"Could not list the access keys of IAM user {user} in account {keys.user.account_id} "
                                f"(iam:ListAccessKeys): {describe_aws_error(exc)}. Nothing was changed.")
-    deactivated, inactive, unknown = [], [], []
+    deactivated: list[str] = []
+    inactive: list[str] = []
+    unknown: list[str] = []
     for key in keys.key_ids:
         if key not in status:
             unknown.append(key)

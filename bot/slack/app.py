@@ -46,7 +46,7 @@ def authorize_with_the_bot_token(settings: Settings) -> Callable[..., AuthorizeR
     user and bot IDs, which `auth.test` would have told, stay unknown: Bolt uses them only to drop the
     bot's own events, and the one event sesguard listens to (`app_home_opened`) is a person's.
     """
-    token = settings.slack_bot_token.get_secret_value()
+    token = settings.bot_token
 
     def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
@@ -99,5 +99,5 @@ def run_socket_mode() -> int:
     store.migrate()  # before logging is set up: an unusable store is one line, without migration chatter
     configure_logging()
     app = build_app(settings, store, socket_mode=True)
-    SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()
+    SocketModeHandler(app, settings.app_token).start()
     return 0

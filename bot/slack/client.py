@@ -60,11 +60,10 @@ class _Spread(Jitter):
         return duration + random.uniform(0, self.spread)
 
 
-class _PausesThroughSleep:
+class _PausesThroughSleep(RetryHandler):
     """The pause between attempts through the handler's own `sleep` (slack-sdk calls time.sleep itself)."""
 
     sleep: Callable[[float], None]
-    interval_calculator: BackoffRetryIntervalCalculator
 
     def __init__(self, max_retry_count: int, pause: float, sleep: Callable[[float], None]):
         super().__init__(max_retry_count=max_retry_count,

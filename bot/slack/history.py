@@ -20,7 +20,8 @@ def find_by_metadata(client: WebClient, channel: str, oldest: datetime, event_ty
     for _ in range(pages):
         page = client.conversations_history(channel=channel, oldest=f"{oldest.timestamp():.6f}",
                                             include_all_metadata=True, limit=200, cursor=cursor)
-        for message in page.get("messages", []):
+        messages: list[dict] = page.get("messages", [])
+        for message in messages:
             meta = message.get("metadata") or {}
             if meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get(key) == value:
                 return message["ts"]

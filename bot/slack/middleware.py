@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from slack_bolt import Ack, BoltContext, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlmodel import col
 
 from bot.settings import Settings
 from bot.slack.replies import channel_of, tell, user_of
@@ -55,19 +56,23 @@ class Triagers:
             return False
         if self.everyone or user_id in self.users:
             return True
-        return bool(self.usergroup) and user_id in self._group_members(client)
+        if not self.usergroup:
+            return False
+        return user_id in self._group_members(client, self.usergroup)
 
-    def _group_members(self, client: WebClient) -> frozenset[str]:
+    def _group_members(self, client: WebClient, usergroup: str) -> frozenset[str]:
         with self._lock:
             now = time.monotonic()
             patience = USERGROUP_CACHE_SECONDS if self._known else USERGROUP_RETRY_SECONDS
             if self._looked_up_at is not None and now - self._looked_up_at < patience:
                 return self._members
             self._looked_up_at = now
-            quick = WebClient(token=client.token, base_url=client.base_url, timeout=USERGROUP_LOOKUP_TIMEOUT_SECONDS,
+            # slack-sdk annotates `timeout` as int; it is handed to urllib, which takes fractions of seconds.
+            quick = WebClient(token=client.token, base_url=client.base_url,
+                              timeout=USERGROUP_LOOKUP_TIMEOUT_SECONDS,  # type: ignore[arg-type]
                               retry_handlers=[])
             try:
-                self._members, self._known = frozenset(quick.usergroups_users_list(usergroup=self.usergroup)["users"]), True
+                self._members, self._known = frozenset(quick.usergroups_users_list(usergroup=usergroup)["users"]), True
             except Exception as exc:  # refused, slow or unreachable: keep the last known members (none: nobody)
                 self._known = False
                 reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
@@ -175,7 +180,8 @@ def reject_replays(store: Store) -> Callable:
             return None
         now = utcnow()
         with store.session() as session:
-            session.execute(sa.delete(SlackRequest).where(SlackRequest.received_at < now - REPLAY_WINDOW))
+            replayable_since = now - REPLAY_WINDOW
+            session.execute(sa.delete(SlackRequest).where(col(SlackRequest.received_at) < replayable_since))
             first = store.insert_ignoring_duplicates(session, SlackRequest, [{"signature": signature, "received_at": now}])
             session.commit()
         if not first:

@@ -18,4 +18,8 @@ def channel_pacer(store: Store, channel: str, interval: float = POST_INTERVAL_SE
         return lambda: None
     pacer = RequestPacer(store, limit=1, window=interval)
     key = f"slack:chat.postMessage:{channel}"
-    return lambda: pacer.wait_turn(key)
+
+    def wait_turn() -> None:
+        pacer.wait_turn(key)
+
+    return wait_turn

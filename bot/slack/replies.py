@@ -18,6 +18,14 @@ def user_of(body: dict) -> str | None:
     return (body.get("user") or {}).get("id") or body.get("user_id")
 
 
+def actor_of(body: dict) -> str:
+    """Who clicked or submitted: every interaction payload names its user; one that does not is refused."""
+    user = user_of(body)
+    if not user:
+        raise ValueError("a Slack interaction without a user")
+    return user
+
+
 def channel_of(body: dict) -> str | None:
     return (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
 

@@ -37,7 +37,7 @@ import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.worker.lease import Lease
@@ -47,7 +47,7 @@ from detection.scan import detect
 from detection.sources.files import scan_bytes, scan_file
 from detection.sources.pulled import AccountRegion, describe_aws_error
 from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, parse_message
-from detection.store import Store, utcnow
+from detection.store import Store, get_stored, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class _Message:
 class QueueConsumer:
     def __init__(self, settings: Settings, store: Store, sqs=None, s3=None, wait_seconds: int = LONG_POLL_SECONDS):
         self.settings, self.store = settings, store
-        self.queue_url = settings.sqs_queue_url
+        self.queue_url = settings.queue_url
         region = _queue_region(self.queue_url) or boto3.Session().region_name or settings.aws_regions[0]
         self.sqs = sqs or boto3.client("sqs", region_name=region, config=_CONFIG)
         self.s3 = s3 or boto3.client("s3", region_name=region)
@@ -137,8 +137,8 @@ class QueueConsumer:
             QueueUrl=self.queue_url, MaxNumberOfMessages=BATCH,
             WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
             AttributeNames=["SentTimestamp"])  # (MessageSystemAttributeNames needs a newer botocore than 1.34)
-        messages = [_received(entry) for entry in answer.get("Messages") or [] if isinstance(entry, dict)]
-        messages = [message for message in messages if message is not None]
+        received = [_received(entry) for entry in answer.get("Messages") or [] if isinstance(entry, dict)]
+        messages = [message for message in received if message is not None]
         result = BatchResult(received=len(messages))
         if not messages:
             self._record(received=messages)
@@ -171,9 +171,9 @@ class QueueConsumer:
                 log.warning("skipped SQS message %s: %s", message.id[:80], problem)
         elif parsed.kind == OBJECTS:
             for bucket, key in parsed.objects:
-                problem = self._read_object(message, bucket, key)
-                if problem:  # all or none: the message is left whole, nothing of it stored
-                    message.kind, message.why, message.calls = UNUSABLE, problem, []
+                unreadable = self._read_object(message, bucket, key)
+                if unreadable:  # all or none: the message is left whole, nothing of it stored
+                    message.kind, message.why, message.calls = UNUSABLE, unreadable, []
                     return
 
     def _read_object(self, message: _Message, bucket: str, key: str) -> str | None:
@@ -273,7 +273,7 @@ class QueueConsumer:
         sent = [m.sent_at for m in received or [] if m.sent_at is not None]
         with self.store.session() as session:
             self.store.insert_ignoring_duplicates(session, QueueState, [{"queue_url": self.queue_url}])
-            row = session.get(QueueState, self.queue_url, with_for_update=self.store.is_postgres)
+            row = get_stored(session, QueueState, self.queue_url, with_for_update=self.store.is_postgres)
             if backlog is not None and backlog != (None, None):
                 row.backlog, row.in_flight, row.attributes_at = backlog[0], backlog[1], now
             if received:
@@ -333,7 +333,7 @@ def backfill_done(store: Store, source_name: str) -> bool:
     read, such as an account whose role is missing, must not hold up every other account's alerts)."""
     with store.session() as session:
         rows = list(session.exec(select(PollState).where(PollState.source == source_name,
-                                                         PollState.retired_at.is_(None))))
+                                                         col(PollState.retired_at).is_(None))))
     whole = [row for row in rows if (row.account_id, row.region) == SOURCE_ROW]
     places = [row for row in rows if (row.account_id, row.region) != SOURCE_ROW]
     return bool(whole and whole[0].last_success_at and all(row.watermark or row.last_error_at for row in places))

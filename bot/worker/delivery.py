@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.worker.tables import DeliveryState
 from detection.signals import Status
@@ -34,7 +34,7 @@ def record_pass(store: Store, channel: str, *, stopped_by: str | None, transient
     with store.session() as session:
         store.insert_ignoring_duplicates(session, DeliveryState, [
             {"channel": channel, "last_pass_at": now, "stopped_by_transient": False}])
-        session.execute(sa.update(DeliveryState).where(DeliveryState.channel == channel).values(
+        session.execute(sa.update(DeliveryState).where(col(DeliveryState.channel) == channel).values(
             last_pass_at=now, stopped_by=stopped_by, stopped_by_transient=transient))
         session.commit()
 
@@ -71,9 +71,9 @@ class DeliveryHealth:
 def delivery_health(store: Store, channel: str | None, patience: timedelta,
                     now: datetime | None = None) -> DeliveryHealth:
     now = now or utcnow()
-    waiting = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
+    waiting = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)
     # Set aside: refused (or unrenderable) at its latest attempt, a first post or an update of a grown alert.
-    set_aside = sa.and_(SignalRow.post_failures > 0, SignalRow.status != Status.SUPPRESSED.value)
+    set_aside = sa.and_(col(SignalRow.post_failures) > 0, col(SignalRow.status) != Status.SUPPRESSED.value)
     with store.session() as session:
         state = session.get(DeliveryState, channel) if channel else None
         pending, oldest = session.exec(
@@ -81,7 +81,8 @@ def delivery_health(store: Store, channel: str | None, patience: timedelta,
         last_post = session.exec(select(sa.func.max(SignalRow.posted_at))).one()
         set_aside_count = session.exec(select(sa.func.count()).select_from(SignalRow).where(set_aside)).one()
         shown = session.exec(select(SignalRow).where(set_aside)
-                             .order_by(SignalRow.created_at, SignalRow.signal_id).limit(SET_ASIDE_SHOWN)).all()
+                             .order_by(col(SignalRow.created_at), col(SignalRow.signal_id))
+                             .limit(SET_ASIDE_SHOWN)).all()
     report = DeliveryHealth(
         channel=channel, state=state, pending=pending, oldest_pending_at=oldest, last_post_at=last_post,
         set_aside=set_aside_count,

@@ -14,7 +14,7 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from slack_sdk import WebClient
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from bot.claims import claim, finish
 from bot.settings import Settings
@@ -50,7 +50,7 @@ def due_day(hour: int, now: datetime) -> tuple[date, datetime] | None:
 
 
 def _claim(store: Store, day: date, holder: str, now: datetime) -> Digest | None:
-    return claim(store, Digest, Digest.day, day, [Digest.posted_at.is_(None)], holder, now)
+    return claim(store, Digest, col(Digest.day), day, [col(Digest.posted_at).is_(None)], holder, now)
 
 
 def _finish(store: Store, day: date, holder: str, **values) -> None:
@@ -79,7 +79,7 @@ def post_digest(store: Store, settings: Settings, client: WebClient, holder: str
     digest = _claim(store, day, holder, now)
     if digest is None:
         return None
-    channel = settings.slack_alert_channel
+    channel = settings.alert_channel
     try:
         ts = find_posted(client, channel, digest) if digest.attempts > 1 else None
         if ts is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.worker.delivery import DeliveryHealth, delivery_health
@@ -191,7 +191,8 @@ def _sources(store: Store, source: str, patience: timedelta, now: datetime) -> l
     rows = _expected_places(store, source, now)
     with store.session() as session:
         leases = {poll_lease_name(source, row.account_id) for row in rows}
-        polling = set(session.exec(select(LeaseRow.name).where(LeaseRow.name.in_(leases), LeaseRow.expires_at > now)))
+        polling = set(session.exec(
+            select(LeaseRow.name).where(col(LeaseRow.name).in_(leases), col(LeaseRow.expires_at) > now)))
     reports = [_place(row, now, patience, poll_lease_name(source, row.account_id) in polling) for row in rows]
     places = [report for report in reports if not report.whole_source]
     listing_fails = [report for report in reports
@@ -204,10 +205,11 @@ def _backfills_missing(store: Store, source: str, patience: timedelta, now: date
     place done is no longer awaited, and one that keeps failing, such as a role missing, is failing)."""
     with store.session() as session:
         rows = list(session.exec(select(PollState).where(
-            PollState.source == source, PollState.retired_at.is_(None), PollState.watermark.is_(None),
-            sa.or_(PollState.account_id != SOURCE_ROW[0], PollState.region != SOURCE_ROW[1]))))
+            col(PollState.source) == source, col(PollState.retired_at).is_(None), col(PollState.watermark).is_(None),
+            sa.or_(col(PollState.account_id) != SOURCE_ROW[0], col(PollState.region) != SOURCE_ROW[1]))))
         leases = {poll_lease_name(source, row.account_id) for row in rows}
-        polling = set(session.exec(select(LeaseRow.name).where(LeaseRow.name.in_(leases), LeaseRow.expires_at > now)))
+        polling = set(session.exec(
+            select(LeaseRow.name).where(col(LeaseRow.name).in_(leases), col(LeaseRow.expires_at) > now)))
     return [_place(row, now, patience, poll_lease_name(source, row.account_id) in polling) for row in rows]
 
 
@@ -216,8 +218,9 @@ def _expected_places(store: Store, source: str, now: datetime) -> list[PollState
     stores its row, so that from then on it is awaited, and turns red if no worker ever comes."""
     with store.session() as session:
         def unretired() -> list[PollState]:
-            return list(session.exec(select(PollState).where(PollState.source == source, PollState.retired_at.is_(None))
-                                     .order_by(PollState.account_id, PollState.region)))
+            return list(session.exec(
+                select(PollState).where(col(PollState.source) == source, col(PollState.retired_at).is_(None))
+                .order_by(col(PollState.account_id), col(PollState.region))))
 
         rows = unretired()
         if not any((row.account_id, row.region) == SOURCE_ROW for row in rows):
@@ -250,14 +253,14 @@ def _failing(row: PollState, now: datetime, patience: timedelta, first_poll_unde
 
 
 def paging_health(store: Store, now: datetime) -> PagingHealth:
-    waiting = Page.outcome.is_(None)
-    rejected = sa.and_(Page.outcome == PAGE_REJECTED, Page.done_at >= now - REJECTED_PAGES_SHOWN)
+    waiting = col(Page.outcome).is_(None)
+    rejected = sa.and_(col(Page.outcome) == PAGE_REJECTED, col(Page.done_at) >= now - REJECTED_PAGES_SHOWN)
     with store.session() as session:
         pending, since = session.exec(select(sa.func.count(), sa.func.min(Page.created_at)).where(waiting)).one()
         rejected_count = session.exec(select(sa.func.count()).select_from(Page).where(rejected)).one()
         last_error = session.exec(
-            select(Page.last_error).where(Page.last_error.is_not(None), sa.or_(waiting, rejected))
-            .order_by(Page.id.desc()).limit(1)
+            select(Page.last_error).where(col(Page.last_error).is_not(None), sa.or_(waiting, rejected))
+            .order_by(col(Page.id).desc()).limit(1)
         ).first()
     return PagingHealth(pending, since, last_error, rejected_count)
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from bot.claims import claim, finish
 from bot.settings import Settings
@@ -64,7 +64,7 @@ class Reported:
 def _awaiting_backfill(session, account_id: str) -> bool:
     return session.exec(select(sa.func.count()).select_from(PollState).where(
         PollState.account_id == account_id, PollState.account_id != SOURCE_ROW[0],
-        PollState.retired_at.is_(None), PollState.watermark.is_(None))).one() > 0
+        col(PollState.retired_at).is_(None), col(PollState.watermark).is_(None))).one() > 0
 
 
 def enqueue_ended(store: Store, settings: Settings, now: datetime | None = None) -> None:
@@ -73,7 +73,7 @@ def enqueue_ended(store: Store, settings: Settings, now: datetime | None = None)
     with store.session() as session:
         reported = select(LearningReport.account_id)
         ended = session.exec(select(Scope).where(Scope.observed_since <= now - learning,
-                                                 Scope.account_id.not_in(reported))).all()
+                                                 col(Scope.account_id).not_in(reported))).all()
         rows = [{"account_id": scope.account_id, "observed_since": scope.observed_since,
                  "learning_ended_at": scope.observed_since + learning, "created_at": now, "attempts": 0,
                  "identities": 0} for scope in ended if not _awaiting_backfill(session, scope.account_id)]
@@ -84,12 +84,12 @@ def enqueue_ended(store: Store, settings: Settings, now: datetime | None = None)
 def learned_in(store: Store, account_id: str) -> list[LearnedIdentity]:
     with store.session() as session:
         return list(session.exec(select(LearnedIdentity).where(LearnedIdentity.account_id == account_id)
-                                 .order_by(LearnedIdentity.first_seen, LearnedIdentity.identity)).all())
+                                 .order_by(col(LearnedIdentity.first_seen), col(LearnedIdentity.identity))).all())
 
 
 def _claim(store: Store, account_id: str, holder: str, now: datetime) -> LearningReport | None:
-    return claim(store, LearningReport, LearningReport.account_id, account_id, [LearningReport.done_at.is_(None)],
-                 holder, now)
+    return claim(store, LearningReport, col(LearningReport.account_id), account_id,
+                 [col(LearningReport.done_at).is_(None)], holder, now)
 
 
 def _finish(store: Store, account_id: str, holder: str, **values) -> None:
@@ -107,12 +107,12 @@ def post_reports(store: Store, settings: Settings, client: WebClient, holder: st
     settings.require("SLACK_ALERT_CHANNEL")
     now = now or utcnow()
     enqueue_ended(store, settings, now)
-    channel = settings.slack_alert_channel
+    channel = settings.alert_channel
     paced = channel_pacer(store, channel) if interval is None else channel_pacer(store, channel, interval)
     result = Reported()
     with store.session() as session:
-        waiting = session.exec(select(LearningReport.account_id).where(LearningReport.done_at.is_(None))
-                               .order_by(LearningReport.learning_ended_at)).all()
+        waiting = session.exec(select(LearningReport.account_id).where(col(LearningReport.done_at).is_(None))
+                               .order_by(col(LearningReport.learning_ended_at))).all()
     for account_id in waiting:
         report = _claim(store, account_id, holder, now)
         if report is None:

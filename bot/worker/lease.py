@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bot.worker.tables import LeaseRow
-from detection.store import Store, utcnow
+from detection.store import Store, table_of, utcnow
 
 
 def poll_lease_name(source: str, account: str) -> str:
@@ -39,11 +39,11 @@ class Lease:
     def acquire(self) -> bool:
         """Take the lease if it is free, expired or ours; True when we hold it now."""
         now = utcnow()
-        table = LeaseRow.__table__
+        table = table_of(LeaseRow)
         with self.store.session() as session:
             self.store.insert_ignoring_duplicates(
                 session, LeaseRow, [{"name": self.name, "holder": self.holder, "expires_at": now + self.ttl}])
-            taken = session.execute(
+            taken = session.exec(
                 sa.update(table)
                 .where(table.c.name == self.name, sa.or_(table.c.holder == self.holder, table.c.expires_at < now))
                 .values(holder=self.holder, expires_at=now + self.ttl)
@@ -56,9 +56,9 @@ class Lease:
     def renew(self) -> bool:
         """Extend the lease; False when another process holds it now (ours lapsed and was taken)."""
         now = utcnow()
-        table = LeaseRow.__table__
+        table = table_of(LeaseRow)
         with self.store.session() as session:
-            kept = session.execute(
+            kept = session.exec(
                 sa.update(table).where(table.c.name == self.name, table.c.holder == self.holder)
                 .values(expires_at=now + self.ttl)
             ).rowcount
@@ -75,7 +75,7 @@ class Lease:
             return self.renew()
 
     def release(self) -> None:
-        table = LeaseRow.__table__
+        table = table_of(LeaseRow)
         with self.store.session() as session:
             session.execute(sa.delete(table).where(table.c.name == self.name, table.c.holder == self.holder))
             session.commit()

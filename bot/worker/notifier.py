@@ -28,14 +28,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
-from bot.slack.alert.message import Unrenderable, metadata, rendered
+from bot.slack.alert.message import Unrenderable, metadata, rendered_stored
 from bot.slack.client import is_transient, slack_client
 from bot.slack.history import find_by_metadata
 from bot.slack.ids import ALERT_EVENT_TYPE
@@ -64,7 +65,7 @@ GONE_ERRORS = {"message_not_found", "cant_update_message"}
 # A set-aside alert is due again after one poll interval, then twice as long each time, up to this.
 SET_ASIDE_MAX = timedelta(hours=1)
 # What a successful post or update clears.
-NOT_SET_ASIDE = {"post_failures": 0, "post_error": None, "post_retry_at": None}
+NOT_SET_ASIDE: dict[str, Any] = {"post_failures": 0, "post_error": None, "post_retry_at": None}  # column values
 
 
 @dataclass
@@ -94,14 +95,14 @@ class _Stopping(Exception):
 
 
 def _pending_clause():
-    unposted = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)
-    grown = sa.and_(SignalRow.slack_ts.is_not(None), SignalRow.updated_at > SignalRow.posted_at)
+    unposted = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)
+    grown = sa.and_(col(SignalRow.slack_ts).is_not(None), col(SignalRow.updated_at) > col(SignalRow.posted_at))
     return unposted, grown
 
 
 def _due(now: datetime):
     """Not set aside, or set aside until a moment that has come."""
-    return sa.or_(SignalRow.post_retry_at.is_(None), SignalRow.post_retry_at <= now)
+    return sa.or_(col(SignalRow.post_retry_at).is_(None), col(SignalRow.post_retry_at) <= now)
 
 
 def pending_count(store: Store) -> int:
@@ -115,7 +116,7 @@ def _candidates(store: Store, now: datetime) -> list[str]:
     with store.session() as session:
         return list(session.exec(
             select(SignalRow.signal_id).where(sa.or_(unposted, grown), _due(now))
-            .order_by(SignalRow.created_at, SignalRow.signal_id)
+            .order_by(col(SignalRow.created_at), col(SignalRow.signal_id))
         ).all())
 
 
@@ -123,12 +124,12 @@ def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: time
     """Win the signal for this pass, or None when another process holds it or it needs nothing."""
     unposted, grown = _pending_clause()
     with store.session() as session:
-        won = session.execute(
+        won = session.exec(
             sa.update(SignalRow)
-            .where(SignalRow.signal_id == signal_id, sa.or_(unposted, grown), _due(now),
-                   sa.or_(SignalRow.post_claimed_until.is_(None), SignalRow.post_claimed_until < now))
+            .where(col(SignalRow.signal_id) == signal_id, sa.or_(unposted, grown), _due(now),
+                   sa.or_(col(SignalRow.post_claimed_until).is_(None), col(SignalRow.post_claimed_until) < now))
             .values(post_claimed_by=worker, post_claimed_until=now + claim,
-                    post_attempts=SignalRow.post_attempts + sa.case((SignalRow.slack_ts.is_(None), 1), else_=0))
+                    post_attempts=SignalRow.post_attempts + sa.case((col(SignalRow.slack_ts).is_(None), 1), else_=0))
         ).rowcount
         session.commit()
         return session.get(SignalRow, signal_id) if won == 1 else None
@@ -155,7 +156,7 @@ class _ClaimKeeper:
         while not self._done.wait(self.claim.total_seconds() / 3):
             try:
                 with self.store.session() as session:
-                    session.execute(sa.update(SignalRow).where(SignalRow.post_claimed_by == self.worker)
+                    session.execute(sa.update(SignalRow).where(col(SignalRow.post_claimed_by) == self.worker)
                                     .values(post_claimed_until=utcnow() + self.claim))
                     session.commit()
             except Exception as exc:  # the database is away: the claim lapses unless it comes back in time
@@ -166,7 +167,7 @@ def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | No
     """Give the claim back, storing what the attempt achieved (`values`) and its history line."""
     with store.session() as session:
         session.execute(
-            sa.update(SignalRow).where(SignalRow.signal_id == signal_id, SignalRow.post_claimed_by == worker)
+            sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id, col(SignalRow.post_claimed_by) == worker)
             .values(post_claimed_by=None, post_claimed_until=None, **values)
         )
         if note is not None:
@@ -195,7 +196,7 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
                 log.warning("cannot search %s for earlier posts (missing_scope); posting %s again", channel, row.signal_id)
             if found:
                 return found, True
-        rendered_alert = rendered_alert or rendered(store, row.signal_id, settings)
+        rendered_alert = rendered_alert or rendered_stored(store, row.signal_id, settings)
         _, blocks, text = rendered_alert
         wait_turn()
         try:
@@ -211,7 +212,9 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
 
 
 def _update(store: Store, settings: Settings, client: WebClient, row: SignalRow) -> None:
-    _, blocks, text = rendered(store, row.signal_id, settings)
+    if row.slack_channel is None or row.slack_ts is None:  # stored together when it was posted
+        raise ValueError(f"alert {row.signal_id} was never posted: there is no message to update")
+    _, blocks, text = rendered_stored(store, row.signal_id, settings)
     client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text, metadata=metadata(row.signal_id))
 
 
@@ -222,7 +225,8 @@ def _covered(row: SignalRow, rules, now: datetime):
 def _mark_suppressed(store: Store, row: SignalRow, worker: str, suppression_id: int) -> None:
     with store.session() as session:
         session.execute(
-            sa.update(SignalRow).where(SignalRow.signal_id == row.signal_id, SignalRow.post_claimed_by == worker)
+            sa.update(SignalRow)
+            .where(col(SignalRow.signal_id) == row.signal_id, col(SignalRow.post_claimed_by) == worker)
             .values(status=Status.SUPPRESSED.value, suppression_id=suppression_id,
                     post_claimed_by=None, post_claimed_until=None)
         )
@@ -242,7 +246,7 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
     worker = holder_name()
     claim = timedelta(seconds=settings.lease_seconds)
     with _ClaimKeeper(store, worker, claim):
-        paced = channel_pacer(store, settings.slack_alert_channel, interval)
+        paced = channel_pacer(store, settings.alert_channel, interval)
 
         def wait_turn() -> None:  # a stop that came during the wait keeps this post from starting
             paced()
@@ -251,7 +255,7 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
 
         result = _post_each(store, settings, client, worker, claim, wait_turn, stop)
     result.pending = pending_count(store)
-    _record_delivery(store, settings.slack_alert_channel, result)
+    _record_delivery(store, settings.alert_channel, result)
     return result
 
 
@@ -270,7 +274,7 @@ def _record_delivery(store: Store, channel: str, result: NotifyResult) -> None:
 
 def _post_each(store: Store, settings: Settings, client: WebClient, worker: str, claim: timedelta,
                wait_turn: Callable[[], None], stop: threading.Event | None) -> NotifyResult:
-    channel = settings.slack_alert_channel
+    channel = settings.alert_channel
     result = NotifyResult()
     rules = [row.as_rule() for row in store.active_suppressions()]
     for signal_id in _candidates(store, utcnow()):

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.slack.alert.message import alert_link
@@ -35,7 +35,7 @@ from bot.worker.lease import holder_name
 from bot.worker.pagerduty import CONNECTION_ERRORS, Answer, post_event, resolve_event, trigger_event
 from bot.worker.tables import PAGE_ACCEPTED, PAGE_REJECTED, PAGE_SUPERSEDED, Page
 from detection.signals import Status
-from detection.store import SignalHistory, SignalRow, Store, utcnow
+from detection.store import SignalHistory, SignalRow, Store, get_stored, row_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def paging_enabled(settings: Settings) -> bool:
 
 
 def _pending():
-    return Page.outcome.is_(None)
+    return col(Page.outcome).is_(None)
 
 
 def pending_pages(store: Store) -> int:
@@ -113,23 +113,25 @@ def derive_pages(store: Store, now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     paging = sa.or_(
-        SignalHistory.action.in_([a for a in TRIGGERS if a not in ESCALATED_ONLY] + list(RESOLVES)),
-        sa.and_(SignalHistory.action.in_(ESCALATED_ONLY), SignalHistory.status == Status.ESCALATED.value),
+        col(SignalHistory.action).in_([a for a in TRIGGERS if a not in ESCALATED_ONLY] + list(RESOLVES)),
+        sa.and_(col(SignalHistory.action).in_(ESCALATED_ONLY), col(SignalHistory.status) == Status.ESCALATED.value),
     )
     with store.session() as session:
         steps = session.exec(
             select(SignalHistory.id, SignalHistory.signal_id, SignalHistory.action)
-            .outerjoin(Page, Page.history_id == SignalHistory.id)
-            .where(Page.id.is_(None), SignalHistory.at >= now - HORIZON, paging)
-            .order_by(SignalHistory.id)
+            .outerjoin(Page, col(Page.history_id) == col(SignalHistory.id))
+            .where(col(Page.id).is_(None), col(SignalHistory.at) >= now - HORIZON, paging)
+            .order_by(col(SignalHistory.id))
         ).all()
         first_trigger: dict[str, int] = dict(session.exec(
             select(Page.signal_id, sa.func.min(Page.history_id))
-            .where(Page.event_action == TRIGGER, Page.signal_id.in_({signal_id for _, signal_id, _ in steps}))
+            .where(col(Page.event_action) == TRIGGER, col(Page.signal_id).in_({signal_id for _, signal_id, _ in steps}))
             .group_by(Page.signal_id)
         ).all())
         rows = []
         for step_id, signal_id, action in steps:
+            if step_id is None:  # a primary key: never NULL
+                continue
             if action in TRIGGERS:
                 first_trigger.setdefault(signal_id, step_id)
             elif first_trigger.get(signal_id, step_id) >= step_id:
@@ -157,17 +159,17 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
     if not paging_enabled(settings):
         return result
     derive_pages(store)
-    routing_key = settings.pagerduty_routing_key.get_secret_value()
+    routing_key = settings.routing_key
     client = client or slack_client(settings)
     worker, claim = holder_name(), timedelta(seconds=settings.lease_seconds)
     waiting: set[str] = set()  # signals with an earlier page still waiting: their later pages wait too
     with store.session() as session:
-        candidates = session.exec(select(Page).where(_pending()).order_by(Page.history_id)).all()
+        candidates = session.exec(select(Page).where(_pending()).order_by(col(Page.history_id))).all()
     for page in candidates:
         if page.signal_id in waiting:
             continue
         now = utcnow()
-        if page.next_attempt_at > now or not _claim(store, page.id, worker, now, claim):
+        if page.next_attempt_at > now or not _claim(store, row_id(page), worker, now, claim):
             waiting.add(page.signal_id)  # not due yet, or another process is sending it
             continue
         try:
@@ -181,10 +183,10 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
 def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timedelta) -> bool:
     """Win a due page for this pass (another process may have sent or rescheduled it since it was read)."""
     with store.session() as session:
-        won = session.execute(
+        won = session.exec(
             sa.update(Page)
-            .where(Page.id == page_id, _pending(), Page.next_attempt_at <= now,
-                   sa.or_(Page.claimed_until.is_(None), Page.claimed_until < now))
+            .where(col(Page.id) == page_id, _pending(), col(Page.next_attempt_at) <= now,
+                   sa.or_(col(Page.claimed_until).is_(None), col(Page.claimed_until) < now))
             .values(claimed_by=worker, claimed_until=now + claim, attempts=Page.attempts + 1)
         ).rowcount
         session.commit()
@@ -194,7 +196,7 @@ def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timede
 def _finish(store: Store, page: Page, worker: str, **values) -> None:
     """Store what the attempt achieved and give the claim back."""
     with store.session() as session:
-        session.execute(sa.update(Page).where(Page.id == page.id, Page.claimed_by == worker)
+        session.execute(sa.update(Page).where(col(Page.id) == page.id, col(Page.claimed_by) == worker)
                         .values(claimed_by=None, claimed_until=None, **values))
         session.commit()
 
@@ -202,8 +204,8 @@ def _finish(store: Store, page: Page, worker: str, **values) -> None:
 def _send(store: Store, settings: Settings, client: WebClient, page: Page, routing_key: str, worker: str,
           backoff: Backoff, send: Callable[[str, dict], Answer], result: PageResult) -> None:
     with store.session() as session:
-        signal = session.get(SignalRow, page.signal_id)
-        step = session.get(SignalHistory, page.history_id)
+        signal = get_stored(session, SignalRow, page.signal_id)
+        step = get_stored(session, SignalHistory, page.history_id)
         resolved_later = session.exec(
             select(Page.history_id).where(Page.signal_id == page.signal_id, Page.event_action == RESOLVE,
                                           Page.history_id > page.history_id).limit(1)

@@ -48,7 +48,7 @@ from detection.sources.pulled import (
     SourceError,
 )
 from detection.sources.sql.engine import is_engine_url
-from detection.store import Store, utcnow
+from detection.store import Store, get_stored, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ class PlaceOutcome:
     bad: int = 0
     error: str | None = None
     skipped: str | None = None  # why this pass left it alone (not an error)
+
+    def window(self) -> tuple[datetime, datetime]:
+        """The span this pass reads; a place skipped before its window was set has none."""
+        if self.start is None or self.end is None:
+            raise ValueError(f"{self.place} was given no window to read")
+        return self.start, self.end
 
     def line(self, source: str) -> str:
         where = f"{source} {self.place}"
@@ -144,6 +150,8 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
     PAGERDUTY_ROUTING_KEY, one pager pass. With `only_new_places`, only the places never polled (their
     backfill: `bot.worker.backfill`)."""
     source = source or make_source(settings, store)
+    if source is None:
+        raise ValueError("SESGUARD_SOURCE=sqs without SESGUARD_BACKFILL_SOURCE: the queue is consumed, nothing polled")
     stop = stop or threading.Event()
     result = PollResult(source.name)
     try:
@@ -290,11 +298,13 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
                 continue
             watermark = history_end
         outcome.backfill = watermark is None
-        outcome.start = now - timedelta(days=settings.backfill_days) if outcome.backfill \
-            else watermark - timedelta(minutes=settings.lookback_minutes)
+        if watermark is None:
+            start = now - timedelta(days=settings.backfill_days)
+        else:
+            start = watermark - timedelta(minutes=settings.lookback_minutes)
         if source.history is not None:
-            outcome.start = max(outcome.start, now - source.history)
-        outcome.end = now
+            start = max(start, now - source.history)
+        outcome.start, outcome.end = start, now
 
     def between_requests() -> None:
         if stop.is_set():
@@ -306,7 +316,7 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
         if outcome.skipped:
             return None
         try:
-            return source.pull(outcome.place, outcome.start, outcome.end, between_requests)
+            return source.pull(outcome.place, *outcome.window(), between_requests)
         except Interrupted:
             outcome.skipped = "interrupted: the process is stopping"
         except SourceError as exc:
@@ -324,9 +334,9 @@ def _pull_and_detect(settings: Settings, store: Store, source: Source, outcomes:
 
     # History first (learned silently), then what is new, each batch in eventTime order.
     for backfill in (True, False):
-        batch = [o for o in outcomes if o.backfill == backfill and pulled[id(o)] is not None]
+        batch = [(o, read) for o in outcomes if o.backfill == backfill and (read := pulled[id(o)]) is not None]
         if batch:
-            _detect_and_store(settings, store, source, batch, [pulled[id(o)] for o in batch], backfill)
+            _detect_and_store(settings, store, source, [o for o, _ in batch], [read for _, read in batch], backfill)
     for outcome in outcomes:
         if outcome.error:
             _record_failure(store, source.name, outcome.place, outcome.error)
@@ -338,7 +348,7 @@ def _detect_and_store(settings: Settings, store: Store, source: Source, outcomes
     calls = [call for pulled in pulls for call in pulled.calls]
     try:
         if backfill:
-            store.set_observed_since(account, min(o.start for o in outcomes))
+            store.set_observed_since(account, min(o.window()[0] for o in outcomes))
         signals, fresh = detect(calls, settings.tuning, store, learn_only=backfill)
         for pulled in pulls:
             source.remember(pulled)
@@ -354,7 +364,7 @@ def _detect_and_store(settings: Settings, store: Store, source: Source, outcomes
         outcome.signals = len({s.signal_id for s in signals if outcome.place.region in s.regions})
         for problem in pulled.bad[:20]:
             log.warning("skipped %s", problem)
-        _record_success(store, source.name, outcome.place, watermark=outcome.end, backfill=backfill)
+        _record_success(store, source.name, outcome.place, watermark=outcome.window()[1], backfill=backfill)
 
 
 # ── the first start's history from a SQL engine (SPEC §9) ────────────────────────────────────────
@@ -377,7 +387,8 @@ def engine_backfill(settings: Settings, store: Store, places: list[AccountRegion
                     stop: threading.Event) -> str | None:
     """SESGUARD_BACKFILL_SOURCE=athena://…|lake://…: on the first start, SESGUARD_BACKFILL_DAYS of every account's
     and region's history in one query, learned silently; once. None when done (or not configured), else why not."""
-    if not uses_engine_backfill(settings) or engine_history_end(settings, store) is not None:
+    url = settings.backfill_source
+    if not url or not uses_engine_backfill(settings) or engine_history_end(settings, store) is not None:
         return None
     from detection.sources.sql.backfill import backfill
 
@@ -392,14 +403,15 @@ def engine_backfill(settings: Settings, store: Store, places: list[AccountRegion
         engine = settings.engine_settings
         engine = dataclasses.replace(engine, limits=dataclasses.replace(engine.limits, stop=stop,
                                                                          keep_alive=lease.keep_alive))
-        result = backfill(settings.backfill_source, store, settings.tuning, since, until, engine,
+        result = backfill(url, store, settings.tuning, since, until, engine,
                           settings.identity_key, {place.account_id for place in places},
                           settings.athena_table, settings.lake_event_data_store)
         log.log(logging.INFO if result.ok else logging.WARNING, "%s", result.line())
         if not result.ok:
             return result.line()
+        assert result.figures is not None  # backfill() keeps the figures of every query it ran
         with store.session() as session:
-            session.add(EngineBackfill(source=settings.backfill_source, since=since, until=until,
+            session.add(EngineBackfill(source=url, since=since, until=until,
                                        query_id=result.figures.query_id, calls=result.calls,
                                        bytes_scanned=result.figures.bytes_scanned))
             session.commit()
@@ -428,7 +440,8 @@ def _new_state(source: str, place: AccountRegion, now: datetime) -> dict:
 def _update_state(store: Store, source: str, place: AccountRegion, change: Callable[[PollState], None]) -> None:
     with store.session() as session:
         store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, utcnow())])
-        row = session.get(PollState, (source, place.account_id, place.region), with_for_update=store.is_postgres)
+        key = (source, place.account_id, place.region)
+        row = get_stored(session, PollState, key, with_for_update=store.is_postgres)
         change(row)
         session.add(row)
         session.commit()

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlmodel import col
 
 from bot.logs import configure_logging
 from bot.settings import Settings, load_settings
@@ -266,14 +267,14 @@ def housekeeping(store: Store, settings: Settings, now: datetime | None = None) 
     keep_since = now - max(timedelta(days=settings.event_retention_days), MIN_RETENTION)
     forgotten_before = now - timedelta(days=settings.forget_days) - FORGET_MARGIN
     statements = {
-        "events past the retention": sa.delete(EventRow).where(EventRow.event_time < keep_since),
-        "S3 objects past the retention": sa.delete(S3Object).where(S3Object.processed_at < keep_since),
-        "forgotten identities": sa.delete(KnownIdentity).where(KnownIdentity.last_seen < forgotten_before),
+        "events past the retention": sa.delete(EventRow).where(col(EventRow.event_time) < keep_since),
+        "S3 objects past the retention": sa.delete(S3Object).where(col(S3Object.processed_at) < keep_since),
+        "forgotten identities": sa.delete(KnownIdentity).where(col(KnownIdentity.last_seen) < forgotten_before),
     }
     pruned = {}
     with store.session() as session:
         for what, statement in statements.items():
-            pruned[what] = session.execute(statement).rowcount or 0
+            pruned[what] = session.exec(statement).rowcount or 0
         session.commit()
     return pruned
 

@@ -92,6 +92,7 @@ class ActivityReader:
             reading.problems += part.reading.problems
             if part.reading.capped:
                 reading.capped = True
+            if part.reading.complete_since is not None:  # set exactly when the part was capped
                 complete_since.append(part.reading.complete_since)
         reading.complete_since = max(complete_since) if complete_since else None
         return gathered

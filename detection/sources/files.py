@@ -25,7 +25,8 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from types import ModuleType
+from typing import Any, TypeGuard, Union
 
 import msgspec
 import orjson
@@ -33,6 +34,7 @@ import orjson
 from detection import rule
 from detection.record import BadRecord, Call, Sighting, to_call, to_sighting
 
+_inflate: ModuleType  # isal_zlib or zlib: the same decompressobj and error
 try:  # ISA-L inflates about twice as fast as the standard zlib, which stays the fallback.
     from isal import isal_zlib as _inflate
 except ImportError:  # pragma: no cover - exercised only where isal has no wheel
@@ -429,7 +431,7 @@ def _validated(line: bytes) -> object:
         return f"not valid JSON ({str(exc)[:80]})"
 
 
-def _is_object(raw: object) -> bool:
+def _is_object(raw: object) -> TypeGuard[msgspec.Raw]:
     return isinstance(raw, msgspec.Raw) and bytes(memoryview(raw)[:1]) == b"{"
 
 

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -113,7 +113,7 @@ class Inputs:
         return sum(1 for _ in self)
 
 
-def _counted(inputs: Iterator[Input]) -> Iterator[Input]:
+def _counted(inputs: Iterator[Input]) -> Generator[Input, None, int]:
     """`yield from` these inputs; returns how many log files there were (listing failures aside)."""
     found = 0
     for source in inputs:

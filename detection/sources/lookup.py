@@ -24,7 +24,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,8 +113,8 @@ class AccountAccess:
 
     def client(self, region: str):
         with self._lock:
-            if self.role_arn and (self._session is None or datetime.now(UTC) >= self._renew_at):
-                self._assume_role()
+            if self._session is None or (self.role_arn and self._renewal_due()):
+                self._session = self._assume_role()  # only a role's session is ever None: until it is assumed
             if region not in self._clients:
                 client = self._session.client("cloudtrail", region_name=region, config=_CLOUDTRAIL_CONFIG)
                 key = f"cloudtrail:{self.account_id}:{region}"
@@ -136,7 +136,10 @@ class AccountAccess:
     def _wait_turn(self, key: str) -> None:
         self.pacer.wait_turn(key)  # a handler that returns a value would replace the HTTP response
 
-    def _assume_role(self) -> None:
+    def _renewal_due(self) -> bool:
+        return self._renew_at is None or datetime.now(UTC) >= self._renew_at
+
+    def _assume_role(self) -> boto3.Session:
         sts = self.base.client("sts", region_name=self.sts_region)
         try:
             answer = sts.assume_role(RoleArn=self.role_arn, RoleSessionName=ROLE_SESSION_NAME,
@@ -148,14 +151,14 @@ class AccountAccess:
         expires_at = credentials["Expiration"]
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)
-        self._session = boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"], region_name=self.sts_region,
-        )
         self._expires_at = expires_at
         self._renew_at = expires_at - min(RENEW_BEFORE, max(expires_at - now, timedelta(0)) / 2)
         self._clients.clear()
         log.info("assumed %s until %s", self.role_arn, expires_at.isoformat())
+        return boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"], region_name=self.sts_region,
+        )
 
 
 def role_account(role_arn: str) -> str:
@@ -173,12 +176,12 @@ class LookupSource:
     the worker (it keeps assumed-role credentials and clients between passes)."""
 
     name = "lookup"
-    history = HISTORY
+    history: timedelta | None = HISTORY
 
     def __init__(self, regions: list[str], role_arns: list[str], store: Store, identity_mode: str = "principal",
                  backoff: Backoff = Backoff(), pacer: RequestPacer | None = None,
                  sleep: Callable[[float], None] = time.sleep, org_role_name: str | None = None,
-                 exclude: list[str] = ()):
+                 exclude: Iterable[str] = ()):
         self.regions, self.role_arns, self.identity_mode = list(regions), list(role_arns), identity_mode
         self.org_role_name, self.exclude = org_role_name, set(exclude)
         self.backoff, self.sleep = backoff, sleep

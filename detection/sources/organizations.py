@@ -55,7 +55,10 @@ def list_active_accounts(session: boto3.Session, region: str) -> Listing:
 
 
 def _add(listing: Listing, account: object) -> None:
-    account_id = account.get("Id") if isinstance(account, dict) else None
+    if not isinstance(account, dict):
+        listing.bad += 1
+        return
+    account_id = account.get("Id")
     if not isinstance(account_id, str) or not _ACCOUNT.fullmatch(account_id):
         listing.bad += 1
         return

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from detection.sources.files import FileScan, scan_file
 from detection.sources.inputs import is_log_file
@@ -52,7 +52,7 @@ class S3Object(SQLModel, table=True):
 
 
 class S3TrailSource:
-    history = None  # a bucket keeps what its lifecycle rules keep
+    history: timedelta | None = None  # a bucket keeps what its lifecycle rules keep
 
     def __init__(self, url: str, store: Store, identity_mode: str = "principal", client=None):
         parsed = urlparse(url)
@@ -143,7 +143,8 @@ class S3TrailSource:
         names = list(urls)
         with self.store.session() as session:
             for start in range(0, len(names), 500):
-                read.update(session.exec(select(S3Object.key).where(S3Object.key.in_(names[start:start + 500]))))
+                batch = names[start:start + 500]
+                read.update(session.exec(select(S3Object.key).where(col(S3Object.key).in_(batch))))
         return [key for url, key in urls.items() if url not in read]
 
 

@@ -45,8 +45,8 @@ def parse_message(body: object) -> Parsed:
     if not isinstance(body, str):
         return Parsed(UNUSABLE, why="the message has no body")
     document = _json(body)
-    envelope = isinstance(document, dict) and document.get("Type") == "Notification"
-    if envelope and isinstance(document.get("Message"), str):
+    if (isinstance(document, dict) and document.get("Type") == "Notification"
+            and isinstance(document.get("Message"), str)):
         document = _json(document["Message"])  # an SNS envelope
     if not isinstance(document, dict):
         return Parsed(UNUSABLE, why="not a JSON object")
@@ -64,6 +64,11 @@ def _json(text: str) -> object:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
+
+
+def _mapping(value: object) -> dict:
+    """A JSON object as itself, anything else as an empty one (a field of the wrong type is a missing one)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _eventbridge(event: dict) -> Parsed:
@@ -84,9 +89,8 @@ def _s3_notification(records: list) -> Parsed:
         if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
             skipped += 1  # a deletion, a restore, …: nothing new to read
             continue
-        s3 = record.get("s3") if isinstance(record.get("s3"), dict) else {}
-        bucket = (s3.get("bucket") or {}).get("name") if isinstance(s3.get("bucket"), dict) else None
-        key = (s3.get("object") or {}).get("key") if isinstance(s3.get("object"), dict) else None
+        s3 = _mapping(record.get("s3"))
+        bucket, key = _mapping(s3.get("bucket")).get("name"), _mapping(s3.get("object")).get("key")
         if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket) or not isinstance(key, str):
             return Parsed(UNUSABLE, why="an S3 event notification without a valid bucket name and key")
         key = unquote_plus(key)  # S3 URL-encodes the key in notifications (a space is "+")

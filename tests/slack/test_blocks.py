@@ -14,7 +14,7 @@ from bot.slack.alert import blocks as alert_blocks
 from bot.slack.alert.blocks import alert_message, alert_text, status_line
 from bot.slack.contact.blocks import pick_person_modal
 from bot.slack.ids import Action
-from bot.slack.triage.blocks import suppress_modal
+from bot.slack.triage.blocks import suppress_modal, unchanged
 from detection.record import to_call
 from detection.signals import Signal, Status
 from tests import records
@@ -253,3 +253,9 @@ def test_fitted_fields_give_short_values_what_they_need_and_share_the_rest():
                                   ("C", lambda room: "z" * room)], total=1000)
     assert shown[0] == "*A*\n" + "x" * 10
     assert len(shown[1]) == len(shown[2]) and sum(map(len, shown)) <= 1000 and sum(map(len, shown)) > 990
+
+
+def test_a_click_on_an_alert_not_in_the_store_says_so_rather_than_a_status_of_none():
+    note = unchanged(None)
+    assert note == "Nothing was changed: this alert is not known to sesguard."
+    assert "None" not in note

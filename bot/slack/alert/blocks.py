@@ -52,7 +52,7 @@ USER_AGENT_LIMIT = 300
 SEVERITY_ICONS = {"critical": ":sos:", "high": ":red_circle:", "medium": ":large_orange_circle:",
                   "low": ":large_yellow_circle:"}
 
-STATUS_WORDS = {
+STATUS_WORDS: dict[str, str] = {
     Status.NEW: "New: waiting for triage",
     Status.CONTACTING: "Waiting for the person's answer",
     Status.CONFIRMED: "The person confirmed it was them",

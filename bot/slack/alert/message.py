@@ -12,7 +12,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.settings import Settings
 from bot.slack.alert.blocks import alert_message, alert_text
@@ -53,8 +53,8 @@ def last_action(session: Session, signal_id: str) -> SignalHistory | None:
     return session.exec(
         select(SignalHistory)
         .where(SignalHistory.signal_id == signal_id,
-               SignalHistory.action.not_in(BOOKKEEPING_ACTIONS + tuple(HISTORY_ACTIONS)))
-        .order_by(SignalHistory.at.desc(), SignalHistory.id.desc())
+               col(SignalHistory.action).not_in(BOOKKEEPING_ACTIONS + tuple(HISTORY_ACTIONS)))
+        .order_by(col(SignalHistory.at).desc(), col(SignalHistory.id).desc())
         .limit(1)
     ).first()
 
@@ -62,8 +62,8 @@ def last_action(session: Session, signal_id: str) -> SignalHistory | None:
 def containment_results(session: Session, signal_id: str) -> list[SignalHistory]:
     return list(session.exec(
         select(SignalHistory)
-        .where(SignalHistory.signal_id == signal_id, SignalHistory.action.in_(HISTORY_ACTIONS))
-        .order_by(SignalHistory.at, SignalHistory.id)
+        .where(col(SignalHistory.signal_id) == signal_id, col(SignalHistory.action).in_(HISTORY_ACTIONS))
+        .order_by(col(SignalHistory.at), col(SignalHistory.id))
     ).all())
 
 
@@ -87,6 +87,14 @@ def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRo
         raise Unrenderable(f"the alert cannot be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
+def rendered_stored(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str]:
+    """`rendered` for a signal read from the store moments ago (signals are never deleted)."""
+    found = rendered(store, signal_id, settings)
+    if found is None:
+        raise LookupError(f"signal {signal_id!r} is not in the store")
+    return found
+
+
 def metadata(signal_id: str) -> dict:
     """Slack message metadata: finds the post again in the channel's history after a lost answer."""
     return {"event_type": ALERT_EVENT_TYPE, "event_payload": {"signal_id": signal_id}}
@@ -104,7 +112,7 @@ def refresh_alert(store: Store, client: WebClient, signal_id: str, settings: Set
                            metadata=metadata(signal_id))
         # The message shows the store as of `started`; if this update fails, the notifier re-renders it.
         with store.session() as session:
-            session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(posted_at=started))
+            session.execute(sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id).values(posted_at=started))
             session.commit()
     request_refresh(store, settings, client)  # the App Home shows this alert too
     return row

@@ -14,7 +14,7 @@ from bot.slack.contact import blocks, people, questions
 from bot.slack.ids import Action, Field, View
 from bot.slack.middleware import clicked, signal_of_alert, triagers_only
 from bot.slack.modals import signal_of_modal, submitted
-from bot.slack.replies import tell, user_of
+from bot.slack.replies import actor_of, tell
 from bot.slack.triage.blocks import unchanged
 from bot.slack.triage.states import applies
 from detection.store import SignalRow, Store
@@ -44,7 +44,7 @@ def contact_user(ack: Ack, body: dict, client: WebClient, context: BoltContext) 
     if person is None:
         client.views_open(trigger_id=body["trigger_id"], view=blocks.pick_person_modal(row))
         return
-    ask_and_tell(client, body, store, settings, row, person, user_of(body))
+    ask_and_tell(client, body, store, settings, row, person, actor_of(body))
 
 
 def submit_person(ack: Ack, body: dict, view: dict, client: WebClient, context: BoltContext) -> None:
@@ -54,7 +54,7 @@ def submit_person(ack: Ack, body: dict, view: dict, client: WebClient, context: 
         ack(response_action="errors", errors={Field.PERSON.value: "Pick a person." if row else "This alert is not known."})
         return
     ack()
-    user = user_of(body)
+    user = actor_of(body)
     options = submitted(view, Field.REMEMBER).get("selected_options")
     if isinstance(options, list) and any(isinstance(o, dict) and o.get("value") == "yes" for o in options):
         people.map_identity(context["store"], row.identity, person, user)
@@ -80,7 +80,7 @@ def ask_and_tell(client: WebClient, body: dict, store: Store, settings, row: Sig
 
 def _answer(body: dict, client: WebClient, context: BoltContext, reply: str) -> None:
     result = questions.answer(context["store"], context["settings"], client, str(clicked(body).get("value") or ""),
-                              user_of(body), reply)
+                              actor_of(body), reply)
     if not result.accepted:
         tell(client, body, result.message)
 

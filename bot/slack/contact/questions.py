@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.business_hours import contact_deadline
 from bot.settings import Settings
@@ -24,10 +24,10 @@ from bot.slack.contact import blocks
 from bot.slack.ids import Action
 from bot.slack.numbers import ascii_id
 from bot.slack.tables import Contact
-from bot.slack.triage.changes import lock_signal, record, unlock
+from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from bot.slack.triage.states import applies
 from detection.signals import Status
-from detection.store import SignalRow, Store, utcnow
+from detection.store import SignalRow, Store, get_stored, row_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class Asked:
 def open_contact(store: Store, signal_id: str) -> Contact | None:
     with store.session() as session:
         return session.exec(
-            select(Contact).where(Contact.signal_id == signal_id, Contact.answer.is_(None)).order_by(Contact.id.desc())
+            select(Contact).where(col(Contact.signal_id) == signal_id, col(Contact.answer).is_(None))
+            .order_by(col(Contact.id).desc())
         ).first()
 
 
@@ -57,7 +58,8 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
         if row is None or not applies(Action.CONTACT_USER, row.status):
             unlock(session)
             return Asked(None, False, row)
-        waiting = session.exec(select(Contact).where(Contact.signal_id == signal_id, Contact.answer.is_(None))).first()
+        waiting = session.exec(
+            select(Contact).where(col(Contact.signal_id) == signal_id, col(Contact.answer).is_(None))).first()
         if waiting is not None:
             unlock(session)
             return Asked(waiting, False, row)
@@ -72,13 +74,13 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
     try:
         dm = client.conversations_open(users=person)["channel"]["id"]
         sent = client.chat_postMessage(channel=dm, text=blocks.contact_text(row),
-                                       blocks=blocks.contact_message(row, contact.id, asked_by),
+                                       blocks=blocks.contact_message(row, row_id(contact), asked_by),
                                        unfurl_links=False, unfurl_media=False)
     except Exception as exc:
         _undelivered(store, contact, previous, asked_by, exc)
         raise
     with store.session() as session:
-        session.execute(sa.update(Contact).where(Contact.id == contact.id).values(dm_channel=dm, dm_ts=sent["ts"]))
+        session.execute(sa.update(Contact).where(col(Contact.id) == contact.id).values(dm_channel=dm, dm_ts=sent["ts"]))
         session.commit()
     contact.dm_channel, contact.dm_ts = dm, sent["ts"]
     row = refresh_alert(store, client, signal_id, settings) or row
@@ -97,8 +99,8 @@ def _timeout_words(settings: Settings) -> str:
 def _undelivered(store: Store, contact: Contact, previous: str, actor: str, error: Exception) -> None:
     """The DM could not be sent: close the question and put the status back."""
     with store.session() as session:
-        row = lock_signal(session, contact.signal_id)
-        stored = session.get(Contact, contact.id)
+        row = lock_stored_signal(session, contact.signal_id)
+        stored = get_stored(session, Contact, contact.id)
         stored.answer, stored.answered_at = UNDELIVERED, utcnow()
         session.add(stored)
         record(session, row, actor, "contact failed", previous, detail=type(error).__name__)
@@ -123,8 +125,8 @@ def answer(store: Store, settings: Settings, client: WebClient, contact_id: str,
             return Answered(False, "This question is not known.")
         if question.slack_user_id != user_id:
             return Answered(False, f"Only {mention(question.slack_user_id)} can answer this question.")
-        row = lock_signal(session, question.signal_id)
-        question = session.get(Contact, key, populate_existing=True)
+        row = lock_stored_signal(session, question.signal_id)
+        question = get_stored(session, Contact, key, populate_existing=True)
         if question.answer is not None:
             unlock(session)
             return Answered(False, f"This question was already closed ({question.answer}). Thank you.")
@@ -159,7 +161,8 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
     now = now or utcnow()
     with store.session() as session:
         overdue = session.exec(
-            select(Contact.id).where(Contact.answer.is_(None), Contact.deadline <= now).order_by(Contact.deadline)
+            select(Contact.id).where(col(Contact.answer).is_(None), col(Contact.deadline) <= now)
+            .order_by(col(Contact.deadline))
         ).all()
     if not overdue:
         return 0
@@ -167,9 +170,9 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
     escalated = 0
     for contact_id in overdue:
         with store.session() as session:
-            question = session.get(Contact, contact_id)
-            row = lock_signal(session, question.signal_id)
-            question = session.get(Contact, contact_id, populate_existing=True)
+            question = get_stored(session, Contact, contact_id)
+            row = lock_stored_signal(session, question.signal_id)
+            question = get_stored(session, Contact, contact_id, populate_existing=True)
             if question.answer is not None:  # answered, or another process got here first
                 unlock(session)
                 continue

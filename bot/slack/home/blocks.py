@@ -29,6 +29,7 @@ from bot.slack.alert.blocks import SEVERITY_ICONS, STATUS_WORDS, alert_buttons
 from bot.slack.blocks import SECTION_TEXT_LIMIT, md, mention, text, when
 from bot.slack.home.content import Desk
 from bot.slack.ids import Action
+from detection.store import row_id
 
 MAX_BLOCKS = 100
 HEALTH_LINES_SHOWN = 8
@@ -111,7 +112,7 @@ def triager_blocks(desk: Desk) -> list[Block]:
         desk.learning_count, "accounts")]
     tail += [_header(f"Suppressions expiring within 7 days ({desk.expiring_count})"), _lines(
         [f"• *#{row.id}* {text(row.identity, 300)}, expires {when(row.expires_at)}; covered "
-         f"{desk.hits.get(row.id, 0)} signals; by {mention(row.author)}: {text(row.reason, 200)}"
+         f"{desk.hits.get(row_id(row), 0)} signals; by {mention(row.author)}: {text(row.reason, 200)}"
          for row in desk.expiring], desk.expiring_count, "suppressions")]
     lines = [f"• {text(line, 400)}" for line in desk.health_lines]
     tail += [_header("Worker health"), _lines(lines[:HEALTH_LINES_SHOWN], len(lines), "lines in `/sesguard status`",

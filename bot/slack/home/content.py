@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.slack.tables import Contact
 from bot.worker.health import health
 from detection.signals import Status
-from detection.store import Scope, SignalRow, Store, SuppressionRow, utcnow
+from detection.store import Scope, SignalRow, Store, SuppressionRow, row_id, utcnow
 
 # SPEC §8: the open alerts of the desk (a confirmed alert waits for nobody).
 DESK_STATUSES = (Status.NEW.value, Status.CONTACTING.value, Status.ESCALATED.value)
@@ -61,16 +61,17 @@ class Desk:
 
 
 def _questions(store: Store, person: str | None) -> tuple[list[Question], int]:
-    waiting = [Contact.answer.is_(None)]
+    waiting: list[sa.ColumnElement[bool]] = [col(Contact.answer).is_(None)]
     if person is not None:
-        waiting.append(Contact.slack_user_id == person)
+        waiting.append(col(Contact.slack_user_id) == person)
     with store.session() as session:
         count = session.exec(select(sa.func.count()).select_from(Contact).where(*waiting)).one()
         rows = session.exec(
-            select(Contact, SignalRow).join(SignalRow, SignalRow.signal_id == Contact.signal_id)
-            .where(*waiting).order_by(Contact.deadline, Contact.id).limit(QUESTIONS_SHOWN)
+            select(Contact, SignalRow).join(SignalRow, col(SignalRow.signal_id) == col(Contact.signal_id))
+            .where(*waiting).order_by(col(Contact.deadline), col(Contact.id)).limit(QUESTIONS_SHOWN)
         ).all()
-    return [Question(c.id, c.slack_user_id, c.asked_by, c.asked_at, c.deadline, s.signal_id, s.identity, s.account_id)
+    return [Question(row_id(c), c.slack_user_id, c.asked_by, c.asked_at, c.deadline,
+                     s.signal_id, s.identity, s.account_id)
             for c, s in rows], count
 
 
@@ -84,7 +85,7 @@ def for_person(store: Store, user_id: str) -> Desk:
 def for_triager(store: Store, settings: Settings, now: datetime | None = None) -> Desk:
     now = now or utcnow()
     desk = Desk(triager=True)
-    open_alerts = SignalRow.status.in_(DESK_STATUSES)
+    open_alerts = col(SignalRow.status).in_(DESK_STATUSES)
     learning = timedelta(days=settings.learning_days)
     with store.session() as session:
         desk.alerts_by_status = dict(session.exec(
@@ -92,19 +93,19 @@ def for_triager(store: Store, settings: Settings, now: datetime | None = None) -
         desk.alerts_open = sum(desk.alerts_by_status.values())
         desk.alerts = list(session.exec(
             select(SignalRow).where(open_alerts)
-            .order_by(SignalRow.first_seen.desc(), SignalRow.signal_id).limit(ALERTS_SHOWN)).all())
+            .order_by(col(SignalRow.first_seen).desc(), col(SignalRow.signal_id)).limit(ALERTS_SHOWN)).all())
         # Learning ends `learning` after the start of observation: the comparison is done here, on the
         # few scopes there are, rather than in SQL (date arithmetic differs between SQLite and PostgreSQL).
         scopes = session.exec(select(Scope).where(Scope.observed_since > now - learning)).all()
         ends = sorted((scope.observed_since + learning, scope.account_id) for scope in scopes)
         desk.learning_count = len(ends)
         desk.learning = [(account, end) for end, account in ends[:LIST_SHOWN]]
-        expiring = sa.and_(SuppressionRow.lifted_at.is_(None), SuppressionRow.expires_at > now,
-                           SuppressionRow.expires_at <= now + EXPIRING_WITHIN)
+        expiring = sa.and_(col(SuppressionRow.lifted_at).is_(None), col(SuppressionRow.expires_at) > now,
+                           col(SuppressionRow.expires_at) <= now + EXPIRING_WITHIN)
         desk.expiring_count = session.exec(select(sa.func.count()).select_from(SuppressionRow).where(expiring)).one()
         desk.expiring = list(session.exec(
-            select(SuppressionRow).where(expiring).order_by(SuppressionRow.expires_at).limit(LIST_SHOWN)).all())
-    desk.hits = store.suppression_hits(row.id for row in desk.expiring)
+            select(SuppressionRow).where(expiring).order_by(col(SuppressionRow.expires_at)).limit(LIST_SHOWN)).all())
+    desk.hits = store.suppression_hits(row_id(row) for row in desk.expiring)
     desk.questions, desk.questions_waiting = _questions(store, None)
     report = health(store, settings, now)
     desk.health_ok, desk.health_problems, desk.health_lines = report.ok, report.problems(), report.lines()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import Settings
 from bot.slack.home import content
@@ -53,9 +53,9 @@ def desk_view(store: Store, settings: Settings, user_id: str, triager: bool, now
 def _claim(store: Store, user_id: str, now: datetime) -> bool:
     """The right to publish this person's tab now: not published within the last second (by anyone)."""
     with store.session() as session:
-        claimed = session.execute(
-            sa.update(HomeTab).where(HomeTab.user_id == user_id, sa.or_(
-                HomeTab.published_at.is_(None), HomeTab.published_at <= now - MIN_INTERVAL))
+        claimed = session.exec(
+            sa.update(HomeTab).where(col(HomeTab.user_id) == user_id, sa.or_(
+                col(HomeTab.published_at).is_(None), col(HomeTab.published_at) <= now - MIN_INTERVAL))
             .values(published_at=now)
         ).rowcount
         session.commit()
@@ -71,13 +71,13 @@ def _publish(store: Store, client: WebClient, user_id: str, view: dict) -> bool:
             log.warning("cannot publish the Home tab of %s (%s); not trying again until they open it", user_id[:40],
                         error)
             with store.session() as session:
-                session.execute(sa.delete(HomeTab).where(HomeTab.user_id == user_id))
+                session.execute(sa.delete(HomeTab).where(col(HomeTab.user_id) == user_id))
                 session.commit()
         else:
             log.warning("publishing the Home tab of %s failed (%s); tried again on the next change", user_id, error)
         return False
     with store.session() as session:
-        session.execute(sa.update(HomeTab).where(HomeTab.user_id == user_id).values(published_digest=digest(view)))
+        session.execute(sa.update(HomeTab).where(col(HomeTab.user_id) == user_id).values(published_digest=digest(view)))
         session.commit()
     return True
 
@@ -88,7 +88,7 @@ def opened(store: Store, settings: Settings, client: WebClient, user_id: str, tr
     with store.session() as session:
         store.insert_ignoring_duplicates(session, HomeTab, [{"user_id": user_id, "opened_at": now, "triager": triager,
                                                              "published_digest": ""}])
-        session.execute(sa.update(HomeTab).where(HomeTab.user_id == user_id)
+        session.execute(sa.update(HomeTab).where(col(HomeTab.user_id) == user_id)
                         .values(opened_at=now, triager=triager, published_digest=""))
         session.commit()
     return refresh_open(store, settings, client, users=[user_id], now=now)
@@ -102,7 +102,7 @@ def refresh_open(store: Store, settings: Settings, client: WebClient, users: lis
     with store.session() as session:
         query = select(HomeTab).where(HomeTab.opened_at >= now - OPEN_FOR)
         if users is not None:
-            query = query.where(HomeTab.user_id.in_(users))
+            query = query.where(col(HomeTab.user_id).in_(users))
         tabs = list(session.exec(query.order_by(HomeTab.user_id)).all())
     triager_view: dict | None = None  # the same for every triager: built once a pass
     for tab in tabs:

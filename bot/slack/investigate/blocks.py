@@ -123,7 +123,7 @@ def _problems(summary: Summary) -> str | None:
 
 def summary_blocks(summary: Summary, requested_by: str | None = None, severity: str | None = None) -> list[dict]:
     """The summary as Slack's JSON: for the alert's thread, an ephemeral answer, or the demo."""
-    blocks: list[Block] = [
+    blocks: list[Block | None] = [  # a part with nothing to show is None, dropped at the end
         SectionBlock(text=md(_title(summary, requested_by, severity))),
         SectionBlock(text=md(_overview(summary))),
         SectionBlock(text=md(_follow_on(summary))),

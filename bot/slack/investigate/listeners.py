@@ -14,9 +14,9 @@ from bot.slack.ids import Action
 from bot.slack.investigate import blocks, runs
 from bot.slack.investigate.reader import SharedReader
 from bot.slack.middleware import signal_of_alert, triagers_only
-from bot.slack.replies import tell, user_of
+from bot.slack.replies import actor_of, tell
 from detection.sources.lookup import LookupSource
-from detection.store import Store
+from detection.store import Store, row_id
 
 
 def register(app: App) -> None:
@@ -36,7 +36,7 @@ def provide_reader(settings: Settings, store: Store, source: LookupSource | None
 
 def investigate_alert(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> None:
     ack()
-    store, settings, user = context["store"], context["settings"], user_of(body)
+    store, settings, user = context["store"], context["settings"], actor_of(body)
     signal = context["signal"]
     requested = runs.request(store, signal.signal_id, user, settings.investigate_hours)
     if requested.investigation is None:
@@ -46,4 +46,4 @@ def investigate_alert(ack: Ack, body: dict, client: WebClient, context: BoltCont
         tell(client, body, blocks.requested_before(requested.investigation))
         return
     tell(client, body, f":mag: Investigating {text(signal.identity, 300)}: the summary will be in the alert's thread.")
-    runs.carry_out(store, settings, client, context["activity_reader"], requested.investigation.id)
+    runs.carry_out(store, settings, client, context["activity_reader"], row_id(requested.investigation))

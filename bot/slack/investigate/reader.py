@@ -4,11 +4,18 @@ never waits for AWS) and kept: its LookupEvents source holds the credentials, as
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, TypeAlias
 
 from bot.settings import Settings
 from detection.sources.activity import ActivityReader
 from detection.sources.lookup import Backoff, LookupSource
 from detection.store import Store
+
+if TYPE_CHECKING:
+    from detection.sources.sql.activity import EngineActivityReader
+
+# LookupEvents' reader, or a SQL engine's: either investigates a subject's window.
+Reader: TypeAlias = "ActivityReader | EngineActivityReader"
 
 
 class SharedReader:
@@ -16,12 +23,12 @@ class SharedReader:
 
     def __init__(self, settings: Settings, store: Store, source: LookupSource | None = None):
         self.settings, self.store, self._source = settings, store, source
-        self._reader: ActivityReader | None = None
+        self._reader: Reader | None = None
         self._lock = threading.Lock()
 
-    def __call__(self) -> ActivityReader:
+    def __call__(self) -> Reader:
         with self._lock:
-            if self._reader is None and (self.settings.athena_table or self.settings.lake_event_data_store):
+            if self._reader is None:
                 self._reader = engine_reader(self.settings)
             if self._reader is None:
                 source = self._source or LookupSource(
@@ -32,13 +39,18 @@ class SharedReader:
             return self._reader
 
 
-def engine_reader(settings: Settings):
+def engine_reader(settings: Settings) -> EngineActivityReader | None:
     """With SESGUARD_ATHENA_TABLE (or else SESGUARD_LAKE_EVENT_DATA_STORE), investigations read the SQL engine: every
-    region in one query, up to as many records as SESGUARD_INVESTIGATE_MAX_PAGES pages of LookupEvents hold."""
+    region in one query, up to as many records as SESGUARD_INVESTIGATE_MAX_PAGES pages of LookupEvents hold.
+    None without either: they read LookupEvents."""
     from detection.sources.lookup import PAGE_SIZE
     from detection.sources.sql.activity import EngineActivityReader
     from detection.sources.sql.engine import EngineInput
 
-    source = EngineInput("athena", settings.athena_table) if settings.athena_table else \
-        EngineInput("lake", settings.lake_event_data_store)
+    if settings.athena_table:
+        source = EngineInput("athena", settings.athena_table)
+    elif settings.lake_event_data_store:
+        source = EngineInput("lake", settings.lake_event_data_store)
+    else:
+        return None
     return EngineActivityReader(source, settings.engine_settings, settings.investigate_max_pages * PAGE_SIZE)

@@ -24,23 +24,23 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.settings import AUTO_INVESTIGATE_OFF, Settings
 from bot.slack.alert.message import INVESTIGATED, refresh_alert
 from bot.slack.client import CONNECTION_ERRORS, is_transient
 from bot.slack.ids import INVESTIGATION_EVENT_TYPE, Action
 from bot.slack.investigate import blocks
+from bot.slack.investigate.reader import Reader
 from bot.slack.investigate.tables import GATHERED, PENDING, POSTED, Investigation
 from bot.slack.pace import channel_pacer
-from bot.slack.triage.changes import lock_signal, record, unlock
+from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from bot.slack.triage.states import applies
 from detection import subjects
 from detection.investigate import Summary, Window, signal_window
 from detection.signals import SEVERITIES, Status
-from detection.sources.activity import ActivityReader
 from detection.sources.pulled import Interrupted
-from detection.store import SignalHistory, SignalRow, Store, signal_from_row, utcnow
+from detection.store import SignalHistory, SignalRow, Store, get_stored, signal_from_row, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def request(store: Store, signal_id: str, requested_by: str, hours: float, now: 
         window = signal_window(row.first_seen, row.last_seen, hours, now)
         earlier = session.exec(
             select(Investigation).where(Investigation.signal_id == signal_id, sa.or_(
-                Investigation.state != POSTED,
-                sa.and_(Investigation.window_start == window.start, Investigation.window_end == window.end)))
+                col(Investigation.state) != POSTED,
+                sa.and_(col(Investigation.window_start) == window.start, col(Investigation.window_end) == window.end)))
         ).first()
         if earlier is not None:
             unlock(session)
@@ -98,14 +98,14 @@ def enqueue_automatic(store: Store, settings: Settings, now: datetime | None = N
         return 0
     now = now or utcnow()
     severities = SEVERITIES[SEVERITIES.index(settings.auto_investigate):]
-    investigated = sa.exists().where(Investigation.signal_id == SignalRow.signal_id)
+    investigated = sa.exists().where(col(Investigation.signal_id) == col(SignalRow.signal_id))
     with store.session() as session:
         alerts = session.exec(
             select(SignalRow.signal_id).where(
-                SignalRow.slack_ts.is_not(None), SignalRow.severity.in_(severities),
+                col(SignalRow.slack_ts).is_not(None), col(SignalRow.severity).in_(severities),
                 SignalRow.status != Status.SUPPRESSED.value, SignalRow.created_at >= now - AUTOMATIC_REACH,
                 ~investigated)
-            .order_by(SignalRow.created_at)
+            .order_by(col(SignalRow.created_at))
         ).all()
     return sum(request(store, signal_id, AUTOMATIC, settings.investigate_hours, now).new for signal_id in alerts)
 
@@ -114,11 +114,12 @@ def waiting(store: Store, now: datetime | None = None) -> list[int]:
     """Investigations nobody is carrying out: new ones, and those a process left unfinished."""
     now = now or utcnow()
     with store.session() as session:
-        return list(session.exec(
+        ids = session.exec(
             select(Investigation.id).where(Investigation.state != POSTED, sa.or_(
-                Investigation.claimed_until.is_(None), Investigation.claimed_until < now))
-            .order_by(Investigation.requested_at, Investigation.id)
-        ).all())
+                col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
+            .order_by(col(Investigation.requested_at), col(Investigation.id))
+        ).all()
+    return [investigation_id for investigation_id in ids if investigation_id is not None]  # a key: never NULL
 
 
 class _Claim:
@@ -133,10 +134,10 @@ class _Claim:
     def take(self) -> Investigation | None:
         now = utcnow()
         with self.store.session() as session:
-            won = session.execute(
+            won = session.exec(
                 sa.update(Investigation)
-                .where(Investigation.id == self.id, Investigation.state != POSTED,
-                       sa.or_(Investigation.claimed_until.is_(None), Investigation.claimed_until < now))
+                .where(col(Investigation.id) == self.id, col(Investigation.state) != POSTED,
+                       sa.or_(col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
                 .values(claimed_by=self.token, claimed_until=now + self.length, attempts=Investigation.attempts + 1)
             ).rowcount
             session.commit()
@@ -152,8 +153,9 @@ class _Claim:
         if self.renewed_at and now - self.renewed_at < self.length / 3:
             return
         with self.store.session() as session:
-            kept = session.execute(
-                sa.update(Investigation).where(Investigation.id == self.id, Investigation.claimed_by == self.token)
+            kept = session.exec(
+                sa.update(Investigation)
+                .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
                 .values(claimed_until=now + self.length)
             ).rowcount
             session.commit()
@@ -164,7 +166,7 @@ class _Claim:
     def store_values(self, **values) -> None:
         with self.store.session() as session:
             session.execute(sa.update(Investigation)
-                            .where(Investigation.id == self.id, Investigation.claimed_by == self.token)
+                            .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
                             .values(**values))
             session.commit()
 
@@ -172,7 +174,7 @@ class _Claim:
         self.store_values(claimed_by=None, claimed_until=None)
 
 
-def carry_out(store: Store, settings: Settings, client: WebClient, reader: Callable[[], ActivityReader],
+def carry_out(store: Store, settings: Settings, client: WebClient, reader: Callable[[], Reader],
               investigation_id: int, stop: Callable[[], bool] = lambda: False) -> Investigation | None:
     """Take the investigation as far as it goes (read, store, escalate, post); None when another process
     has it, it is done, or `stop` ended the read (it stays pending). Slack trouble leaves it `gathered`,
@@ -203,7 +205,7 @@ def carry_out(store: Store, settings: Settings, client: WebClient, reader: Calla
     return investigation
 
 
-def carry_out_waiting(store: Store, settings: Settings, client: WebClient, reader: Callable[[], ActivityReader],
+def carry_out_waiting(store: Store, settings: Settings, client: WebClient, reader: Callable[[], Reader],
                       stop: Callable[[], bool] = lambda: False) -> int:
     """The worker's job: every investigation nobody is carrying out; how many reached the thread."""
     posted = 0
@@ -222,7 +224,7 @@ def carry_out_waiting(store: Store, settings: Settings, client: WebClient, reade
 # ── reading and storing ──────────────────────────────────────────────────────────────────────────────
 
 
-def _gather(store: Store, settings: Settings, reader: Callable[[], ActivityReader], claim: _Claim,
+def _gather(store: Store, settings: Settings, reader: Callable[[], Reader], claim: _Claim,
             investigation: Investigation) -> Investigation:
     with store.session() as session:
         signal = session.get(SignalRow, investigation.signal_id)
@@ -240,7 +242,7 @@ def _store_findings(store: Store, claim: _Claim, investigation: Investigation, s
                     summary: Summary) -> Investigation:
     """The messages stored and, for follow-on abuse, the signal made critical: one transaction."""
     with store.session() as session:
-        row = lock_signal(session, signal.signal_id)
+        row = lock_stored_signal(session, signal.signal_id)
         escalated = bool(summary.follow_on) and not row.follow_on_abuse
         if escalated:
             grown = signal_from_row(row)
@@ -255,7 +257,7 @@ def _store_findings(store: Store, claim: _Claim, investigation: Investigation, s
                     + (" (page cap reached)" if summary.reading.capped else ""))))
         message = blocks.render(summary, investigation.requested_by, signal.severity)
         message["escalation"] = blocks.escalation_line(summary, row.identity) if escalated else None
-        updated = session.get(Investigation, investigation.id, populate_existing=True)
+        updated = get_stored(session, Investigation, investigation.id, populate_existing=True)
         if updated.claimed_by != claim.token:
             session.rollback()
             raise ClaimLost()
@@ -282,14 +284,17 @@ def _post(store: Store, settings: Settings, client: WebClient, claim: _Claim,
     if signal is None or not (signal.slack_channel and signal.slack_ts):
         return _finish(claim, investigation, "the alert is not in Slack: there is no thread to post in")
     message = investigation.summary
-    wait_turn = channel_pacer(store, signal.slack_channel)  # thread replies count against the channel's pace
+    if message is None:  # stored with the `gathered` state, before any post
+        return _finish(claim, investigation, "the investigation has no summary to post")
+    thread = Thread(signal.slack_channel, signal.slack_ts)
+    wait_turn = channel_pacer(store, thread.channel)  # thread replies count against the channel's pace
     try:
         if investigation.escalated and not investigation.escalation_ts:
-            ts = _post_once(client, signal, investigation, ESCALATION, wait_turn, text=message["escalation"])
+            ts = _post_once(client, thread, investigation, ESCALATION, wait_turn, text=message["escalation"])
             claim.store_values(escalation_ts=ts)
             investigation.escalation_ts = ts
         if not investigation.summary_ts:
-            ts = _post_once(client, signal, investigation, SUMMARY, wait_turn, text=message["text"],
+            ts = _post_once(client, thread, investigation, SUMMARY, wait_turn, text=message["text"],
                             blocks=message["blocks"])
             claim.store_values(summary_ts=ts)
             investigation.summary_ts = ts
@@ -315,27 +320,36 @@ def _metadata(investigation: Investigation, part: str) -> dict:
             "event_payload": {"investigation_id": investigation.id, "part": part}}
 
 
-def _post_once(client: WebClient, signal: SignalRow, investigation: Investigation, part: str,
+@dataclass(frozen=True)
+class Thread:
+    """The alert's message, whose thread the investigation is posted in."""
+
+    channel: str
+    ts: str
+
+
+def _post_once(client: WebClient, thread: Thread, investigation: Investigation, part: str,
                wait_turn: Callable[[], None], **message) -> str:
     """Post one part in the alert's thread, unless an interrupted attempt did it already."""
     if investigation.attempts > 1:
-        found = _find_in_thread(client, signal, investigation, part)
+        found = _find_in_thread(client, thread, investigation, part)
         if found:
             return found
     wait_turn()
-    answer = client.chat_postMessage(channel=signal.slack_channel, thread_ts=signal.slack_ts,
+    answer = client.chat_postMessage(channel=thread.channel, thread_ts=thread.ts,
                                      metadata=_metadata(investigation, part), unfurl_links=False,
                                      unfurl_media=False, **message)
     return answer["ts"]
 
 
-def _find_in_thread(client: WebClient, signal: SignalRow, investigation: Investigation, part: str) -> str | None:
+def _find_in_thread(client: WebClient, thread: Thread, investigation: Investigation, part: str) -> str | None:
     wanted = _metadata(investigation, part)
     cursor = None
     for _ in range(THREAD_PAGES):
-        page = client.conversations_replies(channel=signal.slack_channel, ts=signal.slack_ts,
+        page = client.conversations_replies(channel=thread.channel, ts=thread.ts,
                                             include_all_metadata=True, limit=200, cursor=cursor)
-        for message in page.get("messages", []):
+        messages: list[dict] = page.get("messages", [])
+        for message in messages:
             if message.get("metadata") == wanted:
                 return message["ts"]
         cursor = (page.get("response_metadata") or {}).get("next_cursor")

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from slack_bolt import BoltContext
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.slack.blocks import text, when
 from bot.slack.learning.blocks import report_lines
@@ -28,7 +28,7 @@ def answer(context: BoltContext, args: list[str]) -> list[str]:
             counts = session.exec(select(LearnedIdentity.account_id, sa.func.count()).group_by(
                 LearnedIdentity.account_id).order_by(LearnedIdentity.account_id).limit(ACCOUNTS_SHOWN)).all()
             scopes = {s.account_id: s.observed_since for s in session.exec(
-                select(Scope).where(Scope.account_id.in_([account for account, _ in counts])))}
+                select(Scope).where(col(Scope.account_id).in_([account for account, _ in counts])))}
             if not counts:
                 return ["Nothing was learned silently in any account yet."]
             return ["*Learned silently* (`/sesguard learned &lt;account&gt;` shows one):"] + [

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.respond.action import HistoryActions, Outcome
 from bot.slack.respond.tables import ContainmentAttempt
-from bot.slack.triage.changes import lock_signal, record, unlock
+from bot.slack.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from detection.store import SignalRow, Store, utcnow
 
 IN_FLIGHT = timedelta(minutes=2)
@@ -49,7 +49,7 @@ def begin(store: Store, signal_id: str, action: str, allowed: Callable[[str], bo
         busy = session.exec(
             select(ContainmentAttempt).where(
                 ContainmentAttempt.signal_id == signal_id, ContainmentAttempt.action == action,
-                ContainmentAttempt.finished_at.is_(None), ContainmentAttempt.requested_at > now - IN_FLIGHT)
+                col(ContainmentAttempt.finished_at).is_(None), col(ContainmentAttempt.requested_at) > now - IN_FLIGHT)
         ).first()
         if busy is not None:
             unlock(session)
@@ -65,8 +65,8 @@ def finish(store: Store, attempt: ContainmentAttempt, history: HistoryActions, o
     """The attempt's outcome, stored with its line in the signal's history; the signal as it is now."""
     now = now or utcnow()
     with store.session() as session:
-        row = lock_signal(session, attempt.signal_id)
-        session.execute(sa.update(ContainmentAttempt).where(ContainmentAttempt.id == attempt.id)
+        row = lock_stored_signal(session, attempt.signal_id)
+        session.execute(sa.update(ContainmentAttempt).where(col(ContainmentAttempt.id) == attempt.id)
                         .values(finished_at=now, outcome=outcome.kind, detail=outcome.detail[:2000]))
         record(session, row, attempt.requested_by, history.of(outcome), row.status, outcome.detail[:2000], now)
         session.commit()

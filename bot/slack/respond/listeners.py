@@ -25,7 +25,7 @@ from bot.slack.alert.message import post_in_thread, refresh_alert
 from bot.slack.blocks import mention, when
 from bot.slack.ids import Action
 from bot.slack.middleware import signal_of_alert, triagers_only
-from bot.slack.replies import tell, user_of
+from bot.slack.replies import actor_of, tell
 from bot.slack.respond import attempts
 from bot.slack.respond.blocks import LABELS, MODULES, result_line
 from bot.slack.triage.blocks import unchanged
@@ -57,7 +57,7 @@ def revoke_role_sessions(ack: Ack, body: dict, client: WebClient, context: BoltC
 
 
 def contain(body: dict, client: WebClient, context: BoltContext, action: Action) -> None:
-    store, settings, row, user = context["store"], context["settings"], context["signal"], user_of(body)
+    store, settings, row, user = context["store"], context["settings"], context["signal"], actor_of(body)
     module = MODULES[action]
     if not settings.response_actions:
         tell(client, body, TURNED_OFF)
@@ -70,16 +70,17 @@ def contain(body: dict, client: WebClient, context: BoltContext, action: Action)
         tell(client, body, f"{LABELS[action]} is under way already, asked by {mention(begun.busy.requested_by)} at "
                            f"{when(begun.busy.requested_at)}; its result follows in the thread. Nothing else was done.")
         return
-    if not begun.started:
-        tell(client, body, unchanged(begun.signal.status if begun.signal else "unknown"))
+    attempt, signal = begun.attempt, begun.signal
+    if attempt is None or signal is None:  # not started (an attempt is only begun on a stored signal)
+        tell(client, body, unchanged(signal.status if signal else "unknown"))
         return
     outcome = None
     try:
-        outcome = carry_out(module, begun.signal, settings)  # as read under the lock: calls may have joined it
+        outcome = carry_out(module, signal, settings)  # as read under the lock: calls may have joined it
     finally:  # even a bug ends the attempt, so that the next click is not told it is under way
         outcome = outcome or Outcome(FAILED, "Failed on sesguard's side; the error is in the app's log. "
                                              "IAM may have been changed: look before trying again.")
-        signal = attempts.finish(store, begun.attempt, module.HISTORY, outcome)
+        signal = attempts.finish(store, attempt, module.HISTORY, outcome)
         signal = refresh_alert(store, client, signal.signal_id, settings) or signal
         post_in_thread(client, signal, result_line(module.HISTORY.of(outcome), outcome, user))
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.slack.tables import Contact
 from detection.signals import Status
@@ -64,10 +64,10 @@ def seconds_between(store: Store, later, earlier):
 
 def _time_to_first_action(store: Store, session, in_period) -> tuple[int, float | None, float | None]:
     # the signals of the period (by the index on created_at), each with its first row by a person
-    first = (select(SignalRow.created_at.label("created_at"), sa.func.min(SignalHistory.at).label("first_at"))
-             .join(SignalHistory, SignalHistory.signal_id == SignalRow.signal_id)
+    first = (select(col(SignalRow.created_at).label("created_at"), sa.func.min(SignalHistory.at).label("first_at"))
+             .join(SignalHistory, col(SignalHistory.signal_id) == col(SignalRow.signal_id))
              .where(in_period, SignalHistory.actor != "sesguard")
-             .group_by(SignalRow.signal_id, SignalRow.created_at).subquery())
+             .group_by(col(SignalRow.signal_id), col(SignalRow.created_at)).subquery())
     delays = select(seconds_between(store, first.c.first_at, first.c.created_at).label("seconds")).subquery()
     ranked = select(delays.c.seconds, sa.func.row_number().over(order_by=delays.c.seconds).label("rank"),
                     sa.func.count().over().label("n")).subquery()
@@ -85,7 +85,7 @@ def figures(store: Store, days: float, now: datetime | None = None) -> Figures:
     until = now or utcnow()
     since = until - timedelta(days=days)
     result = Figures(since, until)
-    in_period = sa.and_(SignalRow.created_at >= since, SignalRow.created_at < until)
+    in_period = sa.and_(col(SignalRow.created_at) >= since, col(SignalRow.created_at) < until)
     with store.session() as session:
         for severity, status, count in session.execute(
                 select(SignalRow.severity, SignalRow.status, sa.func.count()).where(in_period)
@@ -94,9 +94,9 @@ def figures(store: Store, days: float, now: datetime | None = None) -> Figures:
             result.by_severity[severity] = result.by_severity.get(severity, 0) + count
             result.by_outcome[status] = result.by_outcome.get(status, 0) + count
         result.open_now = session.execute(
-            select(sa.func.count()).select_from(SignalRow).where(SignalRow.status.in_(OPEN))).scalar_one()
+            select(sa.func.count()).select_from(SignalRow).where(col(SignalRow.status).in_(OPEN))).scalar_one()
         result.acted_on, result.median_seconds, result.p90_seconds = _time_to_first_action(store, session, in_period)
-        asked = sa.and_(Contact.asked_at >= since, Contact.asked_at < until)
+        asked = sa.and_(col(Contact.asked_at) >= since, col(Contact.asked_at) < until)
         for answer, count in session.execute(
                 select(Contact.answer, sa.func.count()).where(asked).group_by(Contact.answer)).all():
             if answer in ("yes", "no"):
@@ -110,8 +110,8 @@ def figures(store: Store, days: float, now: datetime | None = None) -> Figures:
         covered = sa.func.count().label("covered")
         result.top_suppressions = [(sid, identity, n) for sid, identity, n in session.execute(
             select(SignalRow.suppression_id, SuppressionRow.identity, covered)
-            .join(SuppressionRow, SuppressionRow.id == SignalRow.suppression_id)
-            .where(in_period, SignalRow.suppression_id.is_not(None))
-            .group_by(SignalRow.suppression_id, SuppressionRow.identity)
-            .order_by(covered.desc(), SignalRow.suppression_id).limit(TOP_SUPPRESSIONS)).all()]
+            .join(SuppressionRow, col(SuppressionRow.id) == col(SignalRow.suppression_id))
+            .where(in_period, col(SignalRow.suppression_id).is_not(None))
+            .group_by(col(SignalRow.suppression_id), col(SuppressionRow.identity))
+            .order_by(covered.desc(), col(SignalRow.suppression_id)).limit(TOP_SUPPRESSIONS)).all()]
     return result

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.claims import claim, finish
 from bot.slack.history import find_by_metadata
@@ -60,9 +60,9 @@ def enqueue_due(store: Store, now: datetime | None = None) -> None:
     now = now or utcnow()
     with store.session() as session:
         candidates = session.exec(select(SuppressionRow).where(
-            SuppressionRow.lifted_at.is_(None), SuppressionRow.expires_at.is_not(None),
-            SuppressionRow.expires_at > now, SuppressionRow.expires_at <= now + LEAD)).all()
-        due = [row for row in candidates if row.expires_at - lead(row) <= now]
+            col(SuppressionRow.lifted_at).is_(None), col(SuppressionRow.expires_at).is_not(None),
+            col(SuppressionRow.expires_at) > now, col(SuppressionRow.expires_at) <= now + LEAD)).all()
+        due = [row for row in candidates if row.expires_at is not None and row.expires_at - lead(row) <= now]
         store.insert_ignoring_duplicates(session, SuppressionReminder, [
             {"suppression_id": row.id, "expires_at": row.expires_at, "author": row.author, "created_at": now,
              "attempts": 0, "dropped": False} for row in due])
@@ -71,7 +71,7 @@ def enqueue_due(store: Store, now: datetime | None = None) -> None:
 
 def _claim(store: Store, reminder_id: int, holder: str, now: datetime) -> SuppressionReminder | None:
     return claim(store, SuppressionReminder, SuppressionReminder.id, reminder_id,
-                 [SuppressionReminder.sent_at.is_(None), SuppressionReminder.dropped.is_(False)], holder, now)
+                 [col(SuppressionReminder.sent_at).is_(None), col(SuppressionReminder.dropped).is_(False)], holder, now)
 
 
 def _finish(store: Store, reminder_id: int, holder: str, **values) -> None:
@@ -94,16 +94,19 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
     result = Reminded()
     with store.session() as session:
         waiting = session.exec(select(SuppressionReminder.id).where(
-            SuppressionReminder.sent_at.is_(None), SuppressionReminder.dropped.is_(False))
-            .order_by(SuppressionReminder.expires_at)).all()
+            col(SuppressionReminder.sent_at).is_(None), col(SuppressionReminder.dropped).is_(False))
+            .order_by(col(SuppressionReminder.expires_at))).all()
     for reminder_id in waiting:
+        if reminder_id is None:  # a primary key: never NULL
+            continue
         reminder = _claim(store, reminder_id, holder, now)
         if reminder is None:
             continue  # another process has it, or sent it
         with store.session() as session:
             suppression = session.get(SuppressionRow, reminder.suppression_id)
+        days = duration_days(suppression) if suppression is not None else None
         if (suppression is None or suppression.lifted_at is not None or suppression.expires_at != reminder.expires_at
-                or suppression.expires_at <= now):
+                or reminder.expires_at <= now or days is None):
             _finish(store, reminder_id, holder, dropped=True)
             result.dropped += 1
             continue
@@ -112,10 +115,10 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
             ts = find_sent(client, dm, reminder) if reminder.attempts > 1 else None
             found = ts is not None
             if not found:
-                hits = store.suppression_hits([suppression.id]).get(suppression.id, 0)
+                hits = store.suppression_hits([reminder.suppression_id]).get(reminder.suppression_id, 0)
                 ts = client.chat_postMessage(
                     channel=dm, text=blocks.reminder_text(suppression), metadata=metadata(reminder_id),
-                    blocks=blocks.reminder_message(suppression, reminder_id, hits, duration_days(suppression)),
+                    blocks=blocks.reminder_message(suppression, reminder_id, hits, days),
                     unfurl_links=False, unfurl_media=False)["ts"]
         except SlackApiError as exc:
             error = exc.response.get("error")
@@ -139,7 +142,7 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
 
 def _drop(store: Store, reminder_id: int) -> None:
     with store.session() as session:
-        session.execute(sa.update(SuppressionReminder).where(SuppressionReminder.id == reminder_id)
+        session.execute(sa.update(SuppressionReminder).where(col(SuppressionReminder.id) == reminder_id)
                         .values(dropped=True))
         session.commit()
 

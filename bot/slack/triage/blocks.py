@@ -43,6 +43,8 @@ def suppress_modal(signal: Any) -> dict:
 
 def unchanged(previous_status: str | None, last: Any = None) -> str:
     """Why a click changed nothing (a double click, or a status the action does not apply to)."""
+    if previous_status is None:
+        return "Nothing was changed: this alert is not known to sesguard."
     words = STATUS_WORDS.get(previous_status, previous_status)
     note = f"Nothing was changed: this alert is already at *{words}*"
     if last is not None and last.actor != "sesguard":

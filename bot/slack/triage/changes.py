@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.slack.ids import DURATIONS, SCOPE_ACCOUNT, Action
 from bot.slack.triage.states import applies
@@ -36,8 +36,17 @@ class Change:
 
 
 def lock_signal(session: Session, signal_id: str) -> SignalRow | None:
-    session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(status=SignalRow.status))
+    session.execute(
+        sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id).values(status=SignalRow.status))
     return session.get(SignalRow, signal_id, populate_existing=True)
+
+
+def lock_stored_signal(session: Session, signal_id: str) -> SignalRow:
+    """`lock_signal` for the signal a stored row refers to: signals are never deleted, so it is there."""
+    row = lock_signal(session, signal_id)
+    if row is None:
+        raise LookupError(f"signal {signal_id!r} is not in the store")
+    return row
 
 
 def unlock(session: Session) -> None:
@@ -49,7 +58,7 @@ def unlock(session: Session) -> None:
 def _latest(session: Session, signal_id: str) -> SignalHistory | None:
     return session.exec(
         select(SignalHistory).where(SignalHistory.signal_id == signal_id)
-        .order_by(SignalHistory.at.desc(), SignalHistory.id.desc()).limit(1)
+        .order_by(col(SignalHistory.at).desc(), col(SignalHistory.id).desc()).limit(1)
     ).first()
 
 
@@ -65,24 +74,24 @@ def record(session: Session, row: SignalRow, actor: str, action: str, status: st
     return entry
 
 
-def _locked(session: Session, signal_id: str, action: Action) -> tuple[SignalRow | None, Change | None]:
+def _locked(session: Session, signal_id: str, action: Action) -> SignalRow | Change:
     """The locked row when the action applies to it; else the Change saying why nothing happens."""
     row = lock_signal(session, signal_id)
     if row is None:
-        return None, Change(False, None)
+        return Change(False, None)
     if not applies(action, row.status):
         last = _latest(session, signal_id)
         unlock(session)
-        return None, Change(False, row, row.status, last)
-    return row, None
+        return Change(False, row, row.status, last)
+    return row
 
 
 def transition(store: Store, signal_id: str, actor: str, action: Action, history_action: str, to: Status,
                detail: str = "") -> Change:
     with store.session() as session:
-        row, refused = _locked(session, signal_id, action)
-        if refused:
-            return refused
+        row = _locked(session, signal_id, action)
+        if isinstance(row, Change):
+            return row
         previous = row.status
         record(session, row, actor, history_action, to, detail)
         session.commit()
@@ -109,9 +118,9 @@ def suppress(store: Store, signal_id: str, actor: str, scope: str, duration: str
     now = now or utcnow()
     days = DURATIONS[duration]
     with store.session() as session:
-        row, refused = _locked(session, signal_id, Action.SUPPRESS)
-        if refused:
-            return refused
+        row = _locked(session, signal_id, Action.SUPPRESS)
+        if isinstance(row, Change):
+            return row
         suppression = SuppressionRow(
             identity=row.identity, account_id=row.account_id if scope == SCOPE_ACCOUNT else None,
             author=actor, reason=reason, created_at=now, duration_days=days,
@@ -135,7 +144,7 @@ def lift_suppression(store: Store, suppression_id: int, actor: str,
     """(the suppression or None, whether this call lifted it); audited. Lifting twice changes nothing."""
     now = now or utcnow()
     with store.session() as session:
-        session.execute(sa.update(SuppressionRow).where(SuppressionRow.id == suppression_id)
+        session.execute(sa.update(SuppressionRow).where(col(SuppressionRow.id) == suppression_id)
                         .values(lifted_at=SuppressionRow.lifted_at))
         row = session.get(SuppressionRow, suppression_id, populate_existing=True)
         if row is None or row.lifted_at is not None:

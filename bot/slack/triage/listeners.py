@@ -24,7 +24,7 @@ from bot.slack.ids import (
 )
 from bot.slack.middleware import signal_of_alert, triagers_only
 from bot.slack.modals import selected, signal_of_modal, submitted
-from bot.slack.replies import tell, user_of
+from bot.slack.replies import actor_of, tell
 from bot.slack.triage import blocks, changes
 from bot.slack.triage.states import applies
 
@@ -41,7 +41,7 @@ def register(app: App) -> None:
 
 
 def _apply(body: dict, client: WebClient, context: BoltContext, change_status: Callable, line: str) -> None:
-    store, user = context["store"], user_of(body)
+    store, user = context["store"], actor_of(body)
     change = change_status(store, context["signal"].signal_id, user)
     if not change.changed:
         tell(client, body, blocks.unchanged(change.previous_status, change.last))
@@ -87,14 +87,14 @@ def submit_suppression(ack: Ack, body: dict, view: dict, client: WebClient, cont
     row = signal_of_modal(context["store"], view)
     if row is None:
         errors[Field.REASON.value] = "This alert is not known to sesguard."
-    if errors:
+    if errors or row is None or scope is None or duration is None:  # each of these is one of the errors
         ack(response_action="errors", errors=errors)
         return
     ack()
-    user = user_of(body)
+    user = actor_of(body)
     change = changes.suppress(context["store"], row.signal_id, user, scope, duration, reason)
     if not change.changed:
         tell(client, body, blocks.unchanged(change.previous_status, change.last), row.slack_channel)
         return
-    row = refresh_alert(context["store"], client, row.signal_id, context["settings"]) or change.signal
+    row = refresh_alert(context["store"], client, row.signal_id, context["settings"]) or change.signal or row
     post_in_thread(client, row, thread_line(":mute: Suppressed", user, change.detail))

@@ -5,7 +5,7 @@ Revises: 0003_pages
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = '0004_event_digests'
@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.add_column("events", _text_column("digest", server_default=""))
     if _sqlite():
         key = [_text_column("event_id", primary_key=True), _text_column("digest", server_default="", primary_key=True)]
-        with op.batch_alter_table("events", recreate="always", reflect_args=key):
+        with op.batch_alter_table("events", recreate="always", reflect_args=tuple(key)):
             pass
     else:
         op.drop_constraint("events_pkey", "events", type_="primary")

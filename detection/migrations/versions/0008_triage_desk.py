@@ -7,7 +7,7 @@ Revises: 0007_investigations
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import detection.store

@@ -5,7 +5,7 @@ Revises: 0008_triage_desk
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import detection.store

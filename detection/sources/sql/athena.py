@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -55,7 +56,8 @@ def _call(what: str, call, **arguments):
 
 
 def _start(client, query: Query, workgroup: str, output: str | None) -> str:
-    arguments = {"QueryString": query.text, "WorkGroup": workgroup, "ClientRequestToken": str(uuid.uuid4())}
+    arguments: dict[str, Any] = {"QueryString": query.text, "WorkGroup": workgroup,
+                                 "ClientRequestToken": str(uuid.uuid4())}
     if query.parameters:
         arguments["ExecutionParameters"] = list(query.parameters)
     if output:

@@ -81,10 +81,10 @@ def _wait(client, query_id: str, limits: Limits, figures: Figures) -> None:
         if waits.expired():
             _cancel(client, query_id)
             raise QueryFailed(f"lake query {query_id} stopped: still {state} after {limits.deadline_seconds:g} s")
-        reason = waits.wait()
-        if reason:
+        must_stop = waits.wait()
+        if must_stop:
             _cancel(client, query_id)
-            raise QueryFailed(f"lake query {query_id} stopped: {reason}")
+            raise QueryFailed(f"lake query {query_id} stopped: {must_stop}")
 
 
 def _results(client, query_id: str, limits: Limits, figures: Figures) -> Iterator[dict]:

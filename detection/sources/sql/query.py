@@ -26,6 +26,7 @@ partitions too: they need no filter, every account and region is read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -198,7 +199,7 @@ ACTIVITY_COLUMNS = (
 
 
 def activity_query(engine: str, name: str, since: datetime, until: datetime, arns: list[str], keys: list[str],
-                   account: str | None, limit: int, ips: list[str] = ()) -> Query:
+                   account: str | None, limit: int, ips: Sequence[str] = ()) -> Query:
     """The records made with one of `keys`, by one of `arns` (the caller's ARN or its role's) or from one of `ips`,
     newest first, at most `limit`. Every value checked (`values`); Athena's as parameters, Lake's as literals."""
     athena = engine == "athena"
