@@ -80,7 +80,7 @@ def _uuid(rng: random.Random) -> str:
 
 
 def _hex(rng: random.Random, n: int) -> str:
-    return "%0*x" % (n, rng.getrandbits(4 * n))
+    return f"{rng.getrandbits(4 * n):0{n}x}"
 
 
 def _ip(rng: random.Random) -> str:

@@ -147,7 +147,8 @@ def test_history_bounds_are_exclusive_unless_inclusive_and_limit_is_1_to_999():
         assert shown(oldest=first, latest=last, inclusive=True) == [last, middle, first]
         assert shown() == [last, middle, first]
         for limit in (0, 1000):
-            assert refused(lambda: web.conversations_history(channel=CHANNEL, limit=limit)) == "invalid_arguments"
+            error = refused(lambda limit=limit: web.conversations_history(channel=CHANNEL, limit=limit))
+            assert error == "invalid_arguments"
         page = web.conversations_history(channel=CHANNEL, limit=2)
         assert len(page["messages"]) == 2 and page["has_more"] and page["response_metadata"]["next_cursor"]
 

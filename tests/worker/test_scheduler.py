@@ -170,7 +170,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
         wait_for(lambda: len(alerts_in(slack)) == 3, "the alert after the takeover", [survivor])
         for _ in range(2):  # two more passes with nothing new: nothing more is posted
             moment = utcnow()
-            wait_for(lambda: _polled_since(store, moment), "another poll", [survivor])
+            wait_for(lambda moment=moment: _polled_since(store, moment), "another poll", [survivor])
 
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=PATIENCE_SECONDS) == 0
