@@ -405,7 +405,8 @@ class Store:
             self.insert_ignoring_duplicates(session, Scope, [{"account_id": account_id, "observed_since": moment}])
             session.commit()
 
-    def save_detection(self, baseline: Baseline, calls: list[Call], signals: list[Signal], now: datetime | None = None) -> list[Signal]:
+    def save_detection(self, baseline: Baseline, calls: list[Call], signals: list[Signal],
+                       now: datetime | None = None) -> list[Signal]:
         """Store calls, learned identities and signals in one transaction; returns the signals new to the store.
 
         New signals covered by an active suppression are stored as `suppressed` (never posted).
@@ -414,7 +415,8 @@ class Store:
         signal_of = {call: s.signal_id for s in signals for call in s.joined}
         keys = {(call.account_id, call.identity) for call in calls}
         with self.session() as session:
-            rules = [row.as_rule() for row in session.exec(select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None)))]
+            active = select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None))
+            rules = [row.as_rule() for row in session.exec(active)]
             self.insert_ignoring_duplicates(
                 session, Scope,
                 [{"account_id": a, "observed_since": t} for a, t in baseline.scopes.items()
@@ -425,9 +427,11 @@ class Store:
                 row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
                 if row is None:
                     self.insert_ignoring_duplicates(session, KnownIdentity, [
-                        {"account_id": key[0], "identity": key[1], "first_seen": known.first_seen, "last_seen": known.last_seen}])
+                        {"account_id": key[0], "identity": key[1],
+                         "first_seen": known.first_seen, "last_seen": known.last_seen}])
                 else:
-                    row.first_seen = known.first_seen if known.first_seen > row.last_seen else min(row.first_seen, known.first_seen)
+                    row.first_seen = (known.first_seen if known.first_seen > row.last_seen
+                                      else min(row.first_seen, known.first_seen))
                     row.last_seen = max(row.last_seen, known.last_seen)
                     session.add(row)
             self.insert_ignoring_duplicates(

@@ -67,7 +67,8 @@ class Triagers:
             quick = WebClient(token=client.token, base_url=client.base_url, timeout=USERGROUP_LOOKUP_TIMEOUT_SECONDS,
                               retry_handlers=[])
             try:
-                self._members, self._known = frozenset(quick.usergroups_users_list(usergroup=self.usergroup)["users"]), True
+                members = quick.usergroups_users_list(usergroup=self.usergroup)["users"]
+                self._members, self._known = frozenset(members), True
             except Exception as exc:  # refused, slow or unreachable: keep the last known members (none: nobody)
                 self._known = False
                 reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
@@ -113,7 +114,8 @@ def clicked_signal(store: Store, body: dict) -> tuple[SignalRow | None, str]:
     return row, ""
 
 
-def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ack, next: Callable) -> BoltResponse | None:
+def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ack,
+                    next: Callable) -> BoltResponse | None:
     """Listener middleware of the alert's buttons: the signal the button names, re-read from the store and
     from its own message, in `context["signal"]`; otherwise an ephemeral note, and the handler never runs."""
     row, problem = clicked_signal(context["store"], body)
@@ -176,11 +178,13 @@ def reject_replays(store: Store) -> Callable:
         now = utcnow()
         with store.session() as session:
             session.execute(sa.delete(SlackRequest).where(SlackRequest.received_at < now - REPLAY_WINDOW))
-            first = store.insert_ignoring_duplicates(session, SlackRequest, [{"signature": signature, "received_at": now}])
+            first = store.insert_ignoring_duplicates(session, SlackRequest,
+                                                     [{"signature": signature, "received_at": now}])
             session.commit()
         if not first:
             log.warning("refused a replayed Slack request")
-            return BoltResponse(status=401, body='{"error": "replayed request"}', headers={"content-type": "application/json"})
+            return BoltResponse(status=401, body='{"error": "replayed request"}',
+                                headers={"content-type": "application/json"})
         next()
         return None
 
