@@ -80,7 +80,8 @@ class Population:
         for (account, identity, arn, session_arn, identity_type, ips), count in zip(self.people, self.counts):
             for _ in range(count):
                 number += 1
-                caller = arn or f"{session_arn}{rng.choice(('i-0', 'run-', 'botocore-session-'))}{rng.getrandbits(40):x}"
+                caller = arn or (f"{session_arn}{rng.choice(('i-0', 'run-', 'botocore-session-'))}"
+                                 f"{rng.getrandbits(40):x}")
                 yield {
                     "event_id": f"bench-{number:09d}", "account_id": account, "identity": identity,
                     "identity_type": identity_type, "arn": caller, "identity_name": name_of(identity),
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identities", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=300, help="random look-ups timed per backend")
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"])
-    parser.add_argument("--sqlite", type=Path, default=DATA / "history.db", help="the SQLite file (default %(default)s)")
+    parser.add_argument("--sqlite", type=Path, default=DATA / "history.db",
+                        help="the SQLite file (default %(default)s)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep bench/data/history.db when it already holds this many events (SQLite only)")
     parser.add_argument("--postgres", default=os.environ.get("TEST_DATABASE_URL",

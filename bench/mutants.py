@@ -125,8 +125,10 @@ MUTANTS: list[Mutant] = [
            "return arn or None  # an IAM Identity Center session name is the person", "return issuer or None",
            "an SSO session is keyed by its role: every person behind a permission set is one identity"),
     Mutant("record-scope-by-caller", RECORD,
-           'account = _text(record.get("recipientAccountId")) or _text(_object(record.get("userIdentity")).get("accountId"))',
-           'account = _text(_object(record.get("userIdentity")).get("accountId")) or _text(record.get("recipientAccountId"))',
+           ('account = _text(record.get("recipientAccountId")) '
+            'or _text(_object(record.get("userIdentity")).get("accountId"))'),
+           ('account = _text(_object(record.get("userIdentity")).get("accountId")) '
+            'or _text(record.get("recipientAccountId"))'),
            "the scope is the caller's account, not recipientAccountId: cross-account calls land in the wrong scope"),
     Mutant("record-console-flag-false", RECORD,
            'if str(record.get("sessionCredentialFromConsole", "")).lower() == "true":',
@@ -250,7 +252,8 @@ MUTANTS: list[Mutant] = [
            "OPEN = frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED, Status.ESCALATED, Status.CLOSED})",
            "containment (deactivate a key, revoke role sessions) applies to a closed alert"),
     Mutant("triage-no-row-lock", CHANGES,
-           "    session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id).values(status=SignalRow.status))\n",
+           ("    session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id)"
+            ".values(status=SignalRow.status))\n"),
            "",
            "no row lock: two clicks racing each other both act"),
     Mutant("triage-no-history-row", CHANGES,
@@ -260,7 +263,8 @@ MUTANTS: list[Mutant] = [
            "if not applies(action, row.status):", "if False:",
            "an action applies from any status: a double click acts twice"),
     Mutant("triage-suppression-not-audited", CHANGES,
-           'session.add(AuditEntry(actor=actor, action="suppression created", subject=row.identity, detail=detail, at=now))',
+           ('session.add(AuditEntry(actor=actor, action="suppression created", subject=row.identity, '
+            'detail=detail, at=now))'),
            'AuditEntry(actor=actor, action="suppression created", subject=row.identity, detail=detail, at=now)',
            "creating a suppression writes no audit entry"),
     Mutant("triage-suppress-scope-ignored", CHANGES,
@@ -380,7 +384,9 @@ class Outcome:
     @property
     def verdict(self) -> str:
         if self.mutant.equivalent:
-            return "equivalent (survived, as noted)" if self.killed_by is None else f"NOTE WRONG: killed by {self.killed_by}"
+            if self.killed_by is None:
+                return "equivalent (survived, as noted)"
+            return f"NOTE WRONG: killed by {self.killed_by}"
         return f"killed by {self.killed_by}" if self.killed_by else "SURVIVED"
 
 

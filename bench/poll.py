@@ -186,8 +186,9 @@ def main() -> int:
         busiest = max([s["busiest"] for s in steady] + [row["backfill"]["busiest"]])
         ok = all(s["ok"] for s in steady) and row["backfill"]["ok"]
         cpu = statistics.median(s["cpu"] for s in steady)
-        print(f"| {row['concurrency']} | {row['backfill']['seconds']:.1f} s | {seconds:.1f} s | {cpu:.1f} s | {lookups:.0f} "
-              f"| {lookups / seconds:.0f} | {throttled} | {busiest} |{'' if ok else ' (a pass FAILED)'}")
+        print(f"| {row['concurrency']} | {row['backfill']['seconds']:.1f} s | {seconds:.1f} s | {cpu:.1f} s "
+              f"| {lookups:.0f} | {lookups / seconds:.0f} | {throttled} | {busiest} "
+              f"|{'' if ok else ' (a pass FAILED)'}")
     best = min(statistics.median(s["seconds"] for s in row["steady"]) for row in rows)
     per_place = best / places
     print()

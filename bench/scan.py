@@ -80,11 +80,12 @@ def _uuid(rng: random.Random) -> str:
 
 
 def _hex(rng: random.Random, n: int) -> str:
-    return "%0*x" % (n, rng.getrandbits(4 * n))
+    return f"{rng.getrandbits(4 * n):0{n}x}"
 
 
 def _ip(rng: random.Random) -> str:
-    return f"{rng.choice((3, 18, 34, 52, 54, 44, 203, 198))}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    return (f"{rng.choice((3, 18, 34, 52, 54, 44, 203, 198))}.{rng.randrange(256)}."
+            f"{rng.randrange(256)}.{rng.randrange(1, 255)}")
 
 
 def _key(rng: random.Random, long_term: bool) -> str:
@@ -111,12 +112,14 @@ class Trail:
         if roll < 0.45:  # an application or CI role: a new session name every session
             role = rng.choice(ROLES)
             session = rng.choice(("i-0", "botocore-session-", "GitHubActions-", "")) + _hex(rng, 12)
-            return self._assumed(account, f"role/{role}", role, session, moment, long_term=False), rng.choice(USER_AGENTS[2:7])
+            return (self._assumed(account, f"role/{role}", role, session, moment, long_term=False),
+                    rng.choice(USER_AGENTS[2:7]))
         if roll < 0.70:  # a person through IAM Identity Center
             role = rng.choice(SSO_ROLES)
             person = rng.choice(PEOPLE) + "@example.com"
             path = f"role/aws-reserved/sso.amazonaws.com/{rng.choice(REGIONS)}/{role}"
-            return self._assumed(account, path, role, person, moment, long_term=False), rng.choice(USER_AGENTS[:2] + USER_AGENTS[7:9])
+            return (self._assumed(account, path, role, person, moment, long_term=False),
+                    rng.choice(USER_AGENTS[:2] + USER_AGENTS[7:9]))
         if roll < 0.85:  # an IAM user with a long-term key
             user = rng.choice(PEOPLE).replace(".", "-") + "-cli"
             return {
@@ -131,7 +134,8 @@ class Trail:
         return {  # root, rarely
             "type": "Root", "principalId": account, "arn": f"arn:aws:iam::{account}:root", "accountId": account,
             "accessKeyId": _key(rng, long_term=False),
-            "sessionContext": {"attributes": {"creationDate": _time(moment - timedelta(minutes=20)), "mfaAuthenticated": "true"}},
+            "sessionContext": {"attributes": {"creationDate": _time(moment - timedelta(minutes=20)),
+                                              "mfaAuthenticated": "true"}},
         }, USER_AGENTS[7]
 
     def _assumed(self, account: str, path: str, role: str, session: str, moment: datetime, long_term: bool) -> dict:
@@ -187,7 +191,8 @@ class Trail:
         if rng.random() < 0.04:
             record["errorCode"] = "AccessDenied"
             record["errorMessage"] = (f"User: {identity.get('arn', 'unknown')} is not authorized to perform: "
-                                      f"{source.split('.')[0]}:{name} because no identity-based policy allows the action")
+                                      f"{source.split('.')[0]}:{name} because no identity-based policy "
+                                      "allows the action")
             record["responseElements"] = None
         return record
 
@@ -198,16 +203,18 @@ class Trail:
         identity, agent = self.identity(account, moment)
         if identity["type"] == "AWSService" or roll < 0.10:  # Trusted Advisor: matches, an excluded caller
             session = _hex(rng, 20)
-            identity = self._assumed(account, "role/aws-service-role/trustedadvisor.amazonaws.com/AWSServiceRoleForTrustedAdvisor",
-                                     "AWSServiceRoleForTrustedAdvisor", session, moment, long_term=False)
+            path = "role/aws-service-role/trustedadvisor.amazonaws.com/AWSServiceRoleForTrustedAdvisor"
+            identity = self._assumed(account, path, "AWSServiceRoleForTrustedAdvisor", session, moment, long_term=False)
             identity.pop("accessKeyId")
             agent = "trustedadvisor.amazonaws.com"
             source, name, request, counts = "ses.amazonaws.com", "GetSendQuota", None, True
         elif roll < 0.20:  # SES reads that are not enumeration
-            source, name, request, counts = "ses.amazonaws.com", rng.choice(SES_OTHER), {"identities": ["example.com"]}, False
+            source, name, counts = "ses.amazonaws.com", rng.choice(SES_OTHER), False
+            request = {"identities": ["example.com"]}
         elif roll < 0.30:  # Service Quotas: ses counts, other services do not
             code = rng.choice(("ses", "ses", "ec2", "lambda"))
-            source, name, request, counts = "servicequotas.amazonaws.com", "ListServiceQuotas", {"serviceCode": code}, code == "ses"
+            source, name, counts = "servicequotas.amazonaws.com", "ListServiceQuotas", code == "ses"
+            request = {"serviceCode": code}
         else:
             if roll > 0.85:
                 agent = rng.choice(SCRIPTED_AGENTS)
@@ -224,7 +231,8 @@ class Trail:
     def _s3(self, account, region):
         rng = self.rng
         bucket = rng.choice(("acme-app-assets", "acme-data-lake-raw", "acme-terraform-state", "acme-logs-archive"))
-        key = f"{rng.choice(('year=2025/month=03', 'static/js', 'exports', 'env/prod'))}/{_hex(rng, 16)}.{rng.choice(('parquet', 'js', 'json', 'tfstate'))}"
+        key = (f"{rng.choice(('year=2025/month=03', 'static/js', 'exports', 'env/prod'))}/{_hex(rng, 16)}"
+               f".{rng.choice(('parquet', 'js', 'json', 'tfstate'))}")
         name = rng.choice(("GetObject", "PutObject", "HeadObject", "ListObjects"))
         extra = {
             "additionalEventData": {"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
@@ -236,7 +244,8 @@ class Trail:
         }
         if rng.random() < 0.005:  # SES delivering received mail into a bucket: mentions SES, is not SES
             extra["additionalEventData"]["invokedBy"] = "ses.amazonaws.com"
-        return "s3.amazonaws.com", name, {"bucketName": bucket, "Host": f"{bucket}.s3.{region}.amazonaws.com", "key": key}, None, extra
+        request = {"bucketName": bucket, "Host": f"{bucket}.s3.{region}.amazonaws.com", "key": key}
+        return "s3.amazonaws.com", name, request, None, extra
 
     def _ec2(self, account, region):
         rng = self.rng
@@ -244,13 +253,16 @@ class Trail:
         if name == "RunInstances":
             instance = "i-" + _hex(rng, 17)
             request = {"instancesSet": {"items": [{"imageId": "ami-" + _hex(rng, 17), "minCount": 1, "maxCount": 1}]},
-                       "instanceType": rng.choice(("t3.micro", "m6i.large", "c7g.xlarge")), "subnetId": "subnet-" + _hex(rng, 17),
+                       "instanceType": rng.choice(("t3.micro", "m6i.large", "c7g.xlarge")),
+                       "subnetId": "subnet-" + _hex(rng, 17),
                        "disableApiTermination": False, "monitoring": {"enabled": False}}
             response = {"requestId": _uuid(rng), "reservationId": "r-" + _hex(rng, 17), "ownerId": account,
-                        "instancesSet": {"items": [{"instanceId": instance, "instanceState": {"code": 0, "name": "pending"},
-                                                    "privateIpAddress": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"}]}}
+                        "instancesSet": {"items": [{
+                            "instanceId": instance, "instanceState": {"code": 0, "name": "pending"},
+                            "privateIpAddress": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"}]}}
             return "ec2.amazonaws.com", name, request, response, {}
-        request = {"maxResults": 1000, "filterSet": {"items": [{"name": "tag:Environment", "valueSet": {"items": [{"value": "prod"}]}}]}}
+        environment = {"name": "tag:Environment", "valueSet": {"items": [{"value": "prod"}]}}
+        request = {"maxResults": 1000, "filterSet": {"items": [environment]}}
         return "ec2.amazonaws.com", name, request, None, {}
 
     def _sts(self, account, region):
@@ -259,12 +271,15 @@ class Trail:
             return "sts.amazonaws.com", "GetCallerIdentity", None, None, {}
         role = rng.choice(ROLES)
         session = _hex(rng, 12)
-        request = {"roleArn": f"arn:aws:iam::{account}:role/{role}", "roleSessionName": session, "durationSeconds": 3600}
-        response = {"credentials": {"accessKeyId": _key(rng, long_term=False), "sessionToken": "IQoJb3JpZ2luX2VjE" + _hex(rng, 40),
+        request = {"roleArn": f"arn:aws:iam::{account}:role/{role}", "roleSessionName": session,
+                   "durationSeconds": 3600}
+        response = {"credentials": {"accessKeyId": _key(rng, long_term=False),
+                                    "sessionToken": "IQoJb3JpZ2luX2VjE" + _hex(rng, 40),
                                     "expiration": "Mar 14, 2025, 6:12:09 PM"},
                     "assumedRoleUser": {"assumedRoleId": f"AROA{_hex(rng, 16).upper()}:{session}",
                                         "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}"}}
-        extra = {"resources": [{"accountId": account, "type": "AWS::IAM::Role", "ARN": f"arn:aws:iam::{account}:role/{role}"}],
+        extra = {"resources": [{"accountId": account, "type": "AWS::IAM::Role",
+                                "ARN": f"arn:aws:iam::{account}:role/{role}"}],
                  "sharedEventID": _uuid(rng)}
         return "sts.amazonaws.com", "AssumeRole", request, response, extra
 
@@ -281,9 +296,9 @@ class Trail:
         name = rng.choice(("GetRole", "ListRoles", "GetPolicyVersion", "ListAttachedRolePolicies"))
         if rng.random() < 0.01:  # a record that names SES without being an SES call
             name = "CreateServiceLinkedRole"
-            return "iam.amazonaws.com", name, {"aWSServiceName": "ses.amazonaws.com"}, {
-                "role": {"path": "/aws-service-role/ses.amazonaws.com/", "roleName": "AWSServiceRoleForAmazonSES",
-                         "arn": f"arn:aws:iam::{account}:role/aws-service-role/ses.amazonaws.com/AWSServiceRoleForAmazonSES"}}, {}
+            role = {"path": "/aws-service-role/ses.amazonaws.com/", "roleName": "AWSServiceRoleForAmazonSES",
+                    "arn": f"arn:aws:iam::{account}:role/aws-service-role/ses.amazonaws.com/AWSServiceRoleForAmazonSES"}
+            return "iam.amazonaws.com", name, {"aWSServiceName": "ses.amazonaws.com"}, {"role": role}, {}
         return "iam.amazonaws.com", name, {"roleName": rng.choice(ROLES)}, None, {}
 
     def _lambda(self, account, region):
@@ -297,21 +312,24 @@ class Trail:
     def _dynamodb(self, account, region):
         rng = self.rng
         table = rng.choice(("orders", "sessions", "feature-flags"))
+        table_arn = f"arn:aws:dynamodb:{region}:{account}:table/{table}"
         return "dynamodb.amazonaws.com", rng.choice(("GetItem", "PutItem", "Query", "DescribeTable")), {
             "tableName": table, "key": {"pk": "ORDER#" + _hex(rng, 10)}, "consistentRead": False}, None, {
-            "resources": [{"accountId": account, "type": "AWS::DynamoDB::Table", "ARN": f"arn:aws:dynamodb:{region}:{account}:table/{table}"}]}
+            "resources": [{"accountId": account, "type": "AWS::DynamoDB::Table", "ARN": table_arn}]}
 
     def _monitoring(self, account, region):
         rng = self.rng
+        cpu = {"namespace": "AWS/EC2", "metricName": "CPUUtilization"}
+        query = {"id": "m1", "metricStat": {"metric": cpu, "period": 300, "stat": "Average"}}
         return "monitoring.amazonaws.com", rng.choice(("GetMetricData", "DescribeAlarms", "ListMetrics")), {
             "startTime": "Mar 14, 2025, 5:00:00 PM", "endTime": "Mar 14, 2025, 6:00:00 PM",
-            "metricDataQueries": [{"id": "m1", "metricStat": {"metric": {"namespace": "AWS/EC2", "metricName": "CPUUtilization"},
-                                                              "period": 300, "stat": "Average"}}]}, None, {}
+            "metricDataQueries": [query]}, None, {}
 
     def _ssm(self, account, region):
         rng = self.rng
-        return "ssm.amazonaws.com", rng.choice(("GetParameter", "GetParameters", "UpdateInstanceInformation")), {
-            "name": f"/prod/{rng.choice(('db', 'api', 'cache'))}/{rng.choice(('url', 'password', 'host'))}", "withDecryption": True}, None, {}
+        name = rng.choice(("GetParameter", "GetParameters", "UpdateInstanceInformation"))
+        parameter = f"/prod/{rng.choice(('db', 'api', 'cache'))}/{rng.choice(('url', 'password', 'host'))}"
+        return "ssm.amazonaws.com", name, {"name": parameter, "withDecryption": True}, None, {}
 
     def _secrets(self, account, region):
         rng = self.rng
@@ -352,7 +370,8 @@ def generate(data: Path, records: int, ses_share: float, seed: int = 20250314) -
     """Write the trail under data/AWSLogs once; a manifest beside it lets later runs with the same
     parameters reuse it (outside AWSLogs, so that no tool reads it as a log file)."""
     manifest = data / "manifest.json"
-    wanted = {"records": records, "ses_share": ses_share, "seed": seed, "records_per_file": RECORDS_PER_FILE, "version": 1}
+    wanted = {"records": records, "ses_share": ses_share, "seed": seed, "records_per_file": RECORDS_PER_FILE,
+              "version": 1}
     if manifest.exists():
         saved = json.loads(manifest.read_text())
         if saved.get("parameters") == wanted:
@@ -558,8 +577,9 @@ def tools(trail: Generated, data: Path, jobs: list[int]) -> list[Tool]:
         for n in jobs
     ]
     found.append(Tool("zcat > /dev/null", ["bash", "-c", "xargs -0 zcat -- > /dev/null"], listing, lambda run: None))
-    found.append(Tool("zcat | jq", ["bash", "-o", "pipefail", "-c", 'xargs -0 zcat -- | jq -r "$1" | wc -l', "jq", JQ_FILTER],
-                      listing, lambda run: int(run.stdout.strip())))
+    jq_script = 'xargs -0 zcat -- | jq -r "$1" | wc -l'
+    found.append(Tool("zcat | jq", ["bash", "-o", "pipefail", "-c", jq_script, "jq", JQ_FILTER], listing,
+                      lambda run: int(run.stdout.strip())))
     found.append(Tool("duckdb read_json", [sys.executable, "-c", DUCKDB_SCRIPT, DUCKDB_SQL], listing,
                       lambda run: int(run.stdout.strip())))
     return found
@@ -568,9 +588,11 @@ def tools(trail: Generated, data: Path, jobs: list[int]) -> list[Tool]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=200_000, help="records in the trail (default 200,000)")
-    parser.add_argument("--ses-share", type=float, default=0.001, help="share of SES / Service Quotas calls (default 0.001)")
+    parser.add_argument("--ses-share", type=float, default=0.001,
+                        help="share of SES / Service Quotas calls (default 0.001)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per tool; the median is shown (default 3)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="where the trail is written (default bench/data)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="where the trail is written (default bench/data)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["jq", "duckdb"], help="tools to leave out")
     args = parser.parse_args(argv)
 
@@ -598,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(trail: Generated, selected: list[Tool], cores: int) -> None:
     ours = next(tool for tool in selected if tool.label == f"sesguard scan --jobs {cores}")
-    print(f"\n{'tool':<24} {'wall s':>8} {'records/s':>12} {'MB/s (raw)':>11} {'vs sesguard':>12} {'peak RSS MB':>12}  matching")
+    print(f"\n{'tool':<24} {'wall s':>8} {'records/s':>12} {'MB/s (raw)':>11} {'vs sesguard':>12} "
+          f"{'peak RSS MB':>12}  matching")
     for tool in selected:
         if tool.label == "sesguard start-up only":
             print(f"{tool.label:<24} {tool.seconds:>8.3f} {'':>12} {'':>11} {tool.seconds / ours.seconds:>11.2f}x "
@@ -609,7 +632,8 @@ def report(trail: Generated, selected: list[Tool], cores: int) -> None:
         print(f"{tool.label:<24} {tool.seconds:>8.3f} {trail.records / tool.seconds:>12,.0f} "
               f"{trail.raw_bytes / 1e6 / tool.seconds:>11,.0f} {tool.seconds / ours.seconds:>11.2f}x "
               f"{tool.peak_mb:>12,.0f}  {shown}")
-    print(f"\n(median of {len(ours.runs)} runs; {cores} cores; generator's answer: {trail.matching:,} matching records; "
+    print(f"\n(median of {len(ours.runs)} runs; {cores} cores; "
+          f"generator's answer: {trail.matching:,} matching records; "
           "start-up only: the same command on an empty folder, Python and imports)")
 
 

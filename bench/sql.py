@@ -91,7 +91,8 @@ def main() -> int:
     scanned = rows.scan_rows("duckdb", [dict(zip(names, row)) for row in result], "principal", since, until)
     queried = time.perf_counter()
     sql_calls, sql_excluded = set(scanned.calls), {s.account_id for s in scanned.sightings}
-    same = (sql_calls, sql_excluded) == (calls, excluded) and all(found_calls == calls for found_calls in found.values())
+    same = ((sql_calls, sql_excluded) == (calls, excluded)
+            and all(found_calls == calls for found_calls in found.values()))
     print(f"equivalence check over {args.window_days:g} days: Python rule over the records as JSON Lines "
           f"{python_seconds:.2f} s ({len(calls):,} calls); SQL in DuckDB {queried - loaded:.2f} s, transpiling and "
           f"rows to calls included ({len(result):,} rows), after loading the table in {loaded - began:.2f} s: "

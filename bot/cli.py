@@ -18,12 +18,14 @@ from detection.sources.sql.engine import is_engine_url
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sesguard", description="Amazon SES enumeration by new identities, triaged in Slack.")
+    parser = argparse.ArgumentParser(prog="sesguard",
+                                     description="Amazon SES enumeration by new identities, triaged in Slack.")
     parser.add_argument("--version", action="version", version=f"sesguard {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    scan_cmd = commands.add_parser("scan", help="detect over CloudTrail log files, folders or s3://bucket/prefix",
-                                   description="Detection over CloudTrail logs; signals on stdout, a summary on stderr.")
+    scan_cmd = commands.add_parser(
+        "scan", help="detect over CloudTrail log files, folders or s3://bucket/prefix",
+        description="Detection over CloudTrail logs; signals on stdout, a summary on stderr.")
     scan_cmd.add_argument("paths", nargs="+", metavar="PATH_OR_URL",
                           help="files, folders (walked for *.json, *.jsonl, *.ndjson, each optionally .gz), "
                                "s3://bucket/prefix, athena://database.table or lake://<event data store>")
@@ -35,18 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     scan_cmd.add_argument("--json", action="store_true", help="one JSON object per signal per line")
     scan_cmd.add_argument("--db", metavar="URL", help="read and update this store (default: in memory)")
     scan_cmd.add_argument("--learning-days", type=float, default=None, metavar="DAYS",
-                          help="learn silently this long after an account's first call (default: SESGUARD_LEARNING_DAYS, else 7)")
+                          help="learn silently this long after an account's first call "
+                               "(default: SESGUARD_LEARNING_DAYS, else 7)")
     scan_cmd.add_argument("--forget-days", type=float, default=None, metavar="DAYS",
                           help="an identity unseen for longer is new again (default: SESGUARD_FORGET_DAYS, else 28)")
     scan_cmd.add_argument("--group-minutes", type=float, default=None, metavar="MINUTES",
-                          help="calls within this of a signal's first call join it (default: SESGUARD_GROUP_MINUTES, else 60)")
+                          help="calls within this of a signal's first call join it "
+                               "(default: SESGUARD_GROUP_MINUTES, else 60)")
     scan_cmd.add_argument("--identity-key", choices=IDENTITY_KEYS, default=None,
-                          help="principal: a role's sessions are one identity; arn: every session ARN is (default: SESGUARD_IDENTITY_KEY, else principal)")
+                          help="principal: a role's sessions are one identity; arn: every session ARN is "
+                               "(default: SESGUARD_IDENTITY_KEY, else principal)")
     scan_cmd.add_argument("--jobs", type=int, default=default_jobs(), metavar="N",
                           help="files scanned in parallel (default: the cores this process may use)")
 
-    demo_cmd = commands.add_parser("demo", help="the whole pipeline on the bundled sample trail (no Slack, no AWS)",
-                                   description="Scan the bundled trail into a fresh SQLite store and show the alerts it would post.")
+    demo_cmd = commands.add_parser(
+        "demo", help="the whole pipeline on the bundled sample trail (no Slack, no AWS)",
+        description="Scan the bundled trail into a fresh SQLite store and show the alerts it would post.")
     demo_cmd.add_argument("--blocks", action="store_true", help="also print each alert's Block Kit JSON")
 
     serve_cmd = commands.add_parser("serve", help="the Slack app over HTTP: POST /slack/events, GET /healthz")
@@ -193,10 +199,12 @@ def _engine_time(flag: str, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise SettingsError(f"sesguard scan: {flag} must be a date or time (2025-01-01, 2025-01-01T12:00:00Z)") from None
+        raise SettingsError(f"sesguard scan: {flag} must be a date or time "
+                            "(2025-01-01, 2025-01-01T12:00:00Z)") from None
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     if not EARLIEST_EVENT_TIME <= moment <= LATEST_EVENT_TIME:
-        raise SettingsError(f"sesguard scan: {flag} must be between {EARLIEST_EVENT_TIME:%Y} and {LATEST_EVENT_TIME:%Y}")
+        raise SettingsError(f"sesguard scan: {flag} must be between "
+                            f"{EARLIEST_EVENT_TIME:%Y} and {LATEST_EVENT_TIME:%Y}")
     return moment
 
 

@@ -49,7 +49,8 @@ def scan_settings() -> tuple[Tuning, str]:
     env = {**dotenv_values(".env"), **os.environ}
     identity_key = (env.get("SESGUARD_IDENTITY_KEY") or "principal").strip()
     if identity_key not in IDENTITY_KEYS:
-        raise SettingsError(f"sesguard: invalid setting SESGUARD_IDENTITY_KEY: must be one of {', '.join(IDENTITY_KEYS)}")
+        raise SettingsError("sesguard: invalid setting SESGUARD_IDENTITY_KEY: "
+                            f"must be one of {', '.join(IDENTITY_KEYS)}")
     tuning = Tuning(
         learning=timedelta(days=_number(env, "SESGUARD_LEARNING_DAYS", DEFAULTS.learning / DAY, DAY)),
         forget=timedelta(days=_number(env, "SESGUARD_FORGET_DAYS", DEFAULTS.forget / DAY, DAY, positive=True)),

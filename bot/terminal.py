@@ -64,7 +64,8 @@ def signal_table(signals: list[Signal], width: int | None = None) -> str:
             excess -= given
     lines = []
     for row in [list(HEADER), *rows]:
-        cells = [clip_middle(cell, w) if i == identity else clip(cell, w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [clip_middle(cell, w) if i == identity else clip(cell, w)
+                 for i, (cell, w) in enumerate(zip(row, widths))]
         lines.append(GAP.join(cell.ljust(w) for cell, w in zip(cells, widths)).rstrip())
     return "\n".join(lines) + "\n"
 

@@ -78,7 +78,8 @@ class RequestPacer:
             offset = now - self._time()
             recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
             send_at = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
-            session.execute(sa.update(table).where(table.c.key == key).values(recent=(recent + [send_at])[-self.limit:]))
+            kept = (recent + [send_at])[-self.limit:]
+            session.execute(sa.update(table).where(table.c.key == key).values(recent=kept))
             session.commit()
         return send_at, offset
 

@@ -21,7 +21,8 @@ METADATA: dict[str, Any] = {
     "references": [
         "https://attack.mitre.org/techniques/T1526/",
         "https://attack.mitre.org/tactics/TA0007/",
-        "https://docs.datadoghq.com/security/default_rules/ (Cloud SIEM: Amazon SES enumeration by a previously unseen user)",
+        ("https://docs.datadoghq.com/security/default_rules/ "
+         "(Cloud SIEM: Amazon SES enumeration by a previously unseen user)"),
         "https://stratus-red-team.cloud/attack-techniques/AWS/aws.discovery.ses-enumerate/",
         "https://permiso.io/blog/s/aws-ses-pionage-detecting-ses-abuse/",
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from detection.record import Call, format_time
 
@@ -17,7 +17,7 @@ SEVERITIES = (LOW, MEDIUM, HIGH, CRITICAL)
 EXERCISE_USER_AGENTS = ("stratus-red-team_",)
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Where the triage of a signal stands (`signals.status`). Detection sets `new` or `suppressed`;
     the Slack triage moves it on (`bot.slack.triage.states` says which action applies from which)."""
 

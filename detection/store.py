@@ -435,7 +435,8 @@ class Store:
             self.insert_ignoring_duplicates(session, Scope, [{"account_id": account_id, "observed_since": moment}])
             session.commit()
 
-    def save_detection(self, baseline: Baseline, calls: list[Call], signals: list[Signal], now: datetime | None = None) -> list[Signal]:
+    def save_detection(self, baseline: Baseline, calls: list[Call], signals: list[Signal],
+                       now: datetime | None = None) -> list[Signal]:
         """Store calls, learned identities and signals in one transaction; returns the signals new to the store.
 
         New signals covered by an active suppression are stored as `suppressed` (never posted).
@@ -456,7 +457,8 @@ class Store:
                 known_row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
                 if known_row is None:
                     self.insert_ignoring_duplicates(session, KnownIdentity, [
-                        {"account_id": key[0], "identity": key[1], "first_seen": known.first_seen, "last_seen": known.last_seen}])
+                        {"account_id": key[0], "identity": key[1],
+                         "first_seen": known.first_seen, "last_seen": known.last_seen}])
                 else:
                     known_row.first_seen = (known.first_seen if known.first_seen > known_row.last_seen
                                             else min(known_row.first_seen, known.first_seen))

@@ -75,7 +75,8 @@ def assumed_role(role: str, session: str, account: str = ACCOUNT, path: str = "/
     if issuer:
         identity["sessionContext"] = {
             "sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEROLEID0001",
-                              "arn": f"arn:aws:iam::{account}:role{path}{role}", "accountId": account, "userName": role},
+                              "arn": f"arn:aws:iam::{account}:role{path}{role}", "accountId": account,
+                              "userName": role},
             "attributes": {"creationDate": "2025-03-03T08:00:00Z", "mfaAuthenticated": "false"},
         }
     return identity

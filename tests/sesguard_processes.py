@@ -66,7 +66,8 @@ def wait_for(condition: Callable[[], object], what: str, processes: Iterable[Run
     deadline = time.monotonic() + PATIENCE_SECONDS
     while not condition():
         for process in processes:
-            assert process.alive, f"{process.name} exited ({process.returncode}) while waiting for {what}:\n{process.output()}"
+            assert process.alive, (f"{process.name} exited ({process.returncode}) while waiting for {what}:\n"
+                                   f"{process.output()}")
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.05)
 

@@ -82,6 +82,7 @@ class SlackSender:
             "token": "legacy-verification-token-unused", "team_id": "T0TEAM", "team_domain": "test",
             "channel_id": "C0ALERTS", "channel_name": "security-alerts", "user_id": user_id,
             "user_name": user_id.lower(), "command": "/sesguard", "text": text,
-            "api_app_id": "A0SESGUARD", "response_url": response_url, "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "api_app_id": "A0SESGUARD", "response_url": response_url,
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
         }
         return self.send(urlencode(form).encode(), "application/x-www-form-urlencoded", **kw)

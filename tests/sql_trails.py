@@ -146,7 +146,7 @@ def generated_trail(seed: int, size: int, days: int = 60, matching_share: float 
     delivered a day late (the partition of the next day)."""
     rng = random.Random(seed)
     trail, late = [], {}
-    for i in range(size):
+    for _ in range(size):
         account = rng.choice(ACCOUNTS)
         identity = identity_for(rng, account)
         kind = rng.random()

@@ -70,7 +70,8 @@ def test_the_defaults_are_those_of_the_spec(environment):
 
 def test_a_dot_env_file_is_read_and_the_environment_wins_over_it(tmp_path):
     r.write(tmp_path / "trail.json", [r.record(r.iam_user("alice")), r.record(r.iam_user("mallory"), time=at(days=2))])
-    (tmp_path / ".env").write_text("# learning off, for a drill\nSESGUARD_LEARNING_DAYS=0\nSLACK_ALERT_CHANNEL=#security\n")
+    (tmp_path / ".env").write_text("# learning off, for a drill\n"
+                                   "SESGUARD_LEARNING_DAYS=0\nSLACK_ALERT_CHANNEL=#security\n")
 
     from_file = run("scan", "--json", "trail.json", cwd=tmp_path)
     assert from_file.returncode == 0, from_file.stderr

@@ -111,7 +111,8 @@ def build() -> dict[str, list[dict]]:
         files.setdefault(name, []).append(rec)
 
     for day_number, day in enumerate(days):
-        log = f"AWSLogs/{PROD}/CloudTrail/eu-west-1/{day:%Y/%m/%d}/{PROD}_CloudTrail_eu-west-1_{day:%Y%m%dT%H%M}Z_demo.json.gz"
+        log = (f"AWSLogs/{PROD}/CloudTrail/eu-west-1/{day:%Y/%m/%d}/"
+               f"{PROD}_CloudTrail_eu-west-1_{day:%Y%m%dT%H%M}Z_demo.json.gz")
         for _ in range(40):
             add(log, noise(day + timedelta(minutes=rng.randrange(600)), PROD))
         # 1. the baseline, learned in the first week and seen ever since
@@ -125,7 +126,8 @@ def build() -> dict[str, list[dict]]:
         add(log, record(day + timedelta(hours=4), app, "GetAccount", ip="10.0.3.17",
                         agent="Boto3/1.34.144 md/Botocore#1.34.144 ua/2.0 os/linux"))
         # 2. Trusted Advisor: a new session name on every run
-        ta = role_session(PROD, "AWSServiceRoleForTrustedAdvisor", f"TrustedAdvisor_{PROD}_{uuid.UUID(int=rng.getrandbits(128))}",
+        ta_session = f"TrustedAdvisor_{PROD}_{uuid.UUID(int=rng.getrandbits(128))}"
+        ta = role_session(PROD, "AWSServiceRoleForTrustedAdvisor", ta_session,
                           path="/aws-service-role/trustedadvisor.amazonaws.com/")
         add(log, record(day + timedelta(hours=5), ta, "GetSendQuota", region="us-east-1",
                         ip="trustedadvisor.amazonaws.com", agent="trustedadvisor.amazonaws.com"))
@@ -139,7 +141,8 @@ def build() -> dict[str, list[dict]]:
                                         ("cognito-identity.amazonaws.com", "ListIdentities"),
                                         ("servicequotas.amazonaws.com", "ListServiceQuotas")]):
         params = {"serviceCode": "ec2"} if source.startswith("servicequotas") else None
-        lookalikes.append(record(days[20] + timedelta(minutes=n), iam_user(PROD, "web-deployer", "AKIAEXAMPLEWEBDEPLOY"),
+        lookalikes.append(record(days[20] + timedelta(minutes=n),
+                                 iam_user(PROD, "web-deployer", "AKIAEXAMPLEWEBDEPLOY"),
                                  name, source=source, params=params))
     files["lookalikes.lines.json"] = lookalikes
 
@@ -157,7 +160,8 @@ def build() -> dict[str, list[dict]]:
         burst.append(record(burst_start + timedelta(seconds=37 * n), attacker, name, source=source, region=region,
                             ip="185.220.101.34", agent="Boto3/1.28.0 Python/3.9.7 Linux/5.15 <!channel> look here",
                             error=error, params={"serviceCode": "ses"} if source.startswith("service") else None))
-    files["lookup-events-page.json"] = [{"EventId": r["eventID"], "EventName": r["eventName"], "CloudTrailEvent": json.dumps(r)} for r in burst]
+    files["lookup-events-page.json"] = [
+        {"EventId": r["eventID"], "EventName": r["eventName"], "CloudTrailEvent": json.dumps(r)} for r in burst]
 
     # 5. a new engineer opens the SES console; 6. bob is back after six weeks (forgotten after 28 days);
     # 7. the suppressed pen-test role, in the staging account

@@ -6,10 +6,10 @@ states are `detection.signals.Status` (the store writes them too).
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """`action_id` of each button."""
 
     ESCALATE = "sesguard.escalate"
@@ -28,14 +28,14 @@ class Action(str, Enum):
     EXTEND_SUPPRESSION = "sesguard.extend_suppression"  # in the reminder DM to a suppression's author
 
 
-class View(str, Enum):
+class View(StrEnum):
     """`callback_id` of each modal."""
 
     SUPPRESS = "sesguard.suppress_modal"
     PICK_PERSON = "sesguard.pick_person_modal"
 
 
-class Field(str, Enum):
+class Field(StrEnum):
     """`block_id` (and `action_id`) of each input in the modals."""
 
     SCOPE = "scope"

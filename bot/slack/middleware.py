@@ -118,7 +118,8 @@ def clicked_signal(store: Store, body: dict) -> tuple[SignalRow | None, str]:
     return row, ""
 
 
-def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ack, next: Callable) -> BoltResponse | None:
+def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ack,
+                    next: Callable) -> BoltResponse | None:
     """Listener middleware of the alert's buttons: the signal the button names, re-read from the store and
     from its own message, in `context["signal"]`; otherwise an ephemeral note, and the handler never runs."""
     row, problem = clicked_signal(context["store"], body)
@@ -182,11 +183,13 @@ def reject_replays(store: Store) -> Callable:
         with store.session() as session:
             replayable_since = now - REPLAY_WINDOW
             session.execute(sa.delete(SlackRequest).where(col(SlackRequest.received_at) < replayable_since))
-            first = store.insert_ignoring_duplicates(session, SlackRequest, [{"signature": signature, "received_at": now}])
+            first = store.insert_ignoring_duplicates(session, SlackRequest,
+                                                     [{"signature": signature, "received_at": now}])
             session.commit()
         if not first:
             log.warning("refused a replayed Slack request")
-            return BoltResponse(status=401, body='{"error": "replayed request"}', headers={"content-type": "application/json"})
+            return BoltResponse(status=401, body='{"error": "replayed request"}',
+                                headers={"content-type": "application/json"})
         next()
         return None
 

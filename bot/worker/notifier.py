@@ -193,15 +193,16 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
                 if exc.response.get("error") != "missing_scope":
                     raise
                 # Without channels:history we cannot look; a possible duplicate beats a lost alert.
-                log.warning("cannot search %s for earlier posts (missing_scope); posting %s again", channel, row.signal_id)
+                log.warning("cannot search %s for earlier posts (missing_scope); posting %s again", channel,
+                            row.signal_id)
             if found:
                 return found, True
         rendered_alert = rendered_alert or rendered_stored(store, row.signal_id, settings)
         _, blocks, text = rendered_alert
         wait_turn()
         try:
-            answer = client.chat_postMessage(channel=channel, text=text, blocks=blocks, metadata=metadata(row.signal_id),
-                                             unfurl_links=False, unfurl_media=False)
+            answer = client.chat_postMessage(channel=channel, text=text, blocks=blocks,
+                                             metadata=metadata(row.signal_id), unfurl_links=False, unfurl_media=False)
             return answer["ts"], False
         except Exception as exc:  # only transient failures are retried, after searching the channel
             if not is_transient(exc) or attempt == POST_ATTEMPTS - 1:
@@ -215,7 +216,8 @@ def _update(store: Store, settings: Settings, client: WebClient, row: SignalRow)
     if row.slack_channel is None or row.slack_ts is None:  # stored together when it was posted
         raise ValueError(f"alert {row.signal_id} was never posted: there is no message to update")
     _, blocks, text = rendered_stored(store, row.signal_id, settings)
-    client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text, metadata=metadata(row.signal_id))
+    client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text,
+                       metadata=metadata(row.signal_id))
 
 
 def _covered(row: SignalRow, rules, now: datetime):

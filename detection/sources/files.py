@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, TypeGuard, Union
+from typing import Any, TypeGuard
 
 import msgspec
 import orjson
@@ -82,7 +82,7 @@ _envelope = msgspec.json.Decoder(_Envelope)
 _array = msgspec.json.Decoder(list[msgspec.Raw])
 _raw = msgspec.json.Decoder(msgspec.Raw)
 # One JSON Lines line: an object is probed, anything else decoded as the non-object it is.
-_probed_line = msgspec.json.Decoder(Union[_Probe, None, bool, int, float, str, list])
+_probed_line = msgspec.json.Decoder(_Probe | None | bool | int | float | str | list)
 _probe = msgspec.json.Decoder(_Probe)
 # orjson refuses numbers beyond a double (1e999) that msgspec's validation lets through; this reads them.
 _lenient = msgspec.json.Decoder(float_hook=float)
@@ -313,7 +313,7 @@ def _is_blank(text: bytes) -> bool:
 
 
 # What each record comes to before the rule: a raw JSON object to parse, or why it is bad (a str).
-Outcome = Union[msgspec.Raw, bytes, str]
+Outcome = msgspec.Raw | bytes | str
 
 
 class _Probed:

@@ -75,7 +75,8 @@ class MalformedAnswer(ValueError):
     """A 200 answer that is not a LookupEvents page (botocore reads unparsable JSON as an empty page)."""
 
 
-def lookup_pacer(store: Store, limit: int = REQUESTS_PER_WINDOW, sleep: Callable[[float], None] = time.sleep) -> RequestPacer:
+def lookup_pacer(store: Store, limit: int = REQUESTS_PER_WINDOW,
+                 sleep: Callable[[float], None] = time.sleep) -> RequestPacer:
     """LookupEvents' pace: `limit` requests a second per account and region, booked with a margin."""
     return RequestPacer(store, limit, WINDOW_SECONDS, SAFETY_MARGIN_SECONDS, sleep=sleep)
 
@@ -292,7 +293,8 @@ class LookupSource:
         try:
             identity = self.base.client("sts", region_name=self.sts_region).get_caller_identity()
         except (ClientError, BotoCoreError) as exc:
-            raise SourceError(f"cannot identify the credentials' account (STS GetCallerIdentity): {describe_aws_error(exc)}") from exc
+            raise SourceError("cannot identify the credentials' account (STS GetCallerIdentity): "
+                              f"{describe_aws_error(exc)}") from exc
         account = identity.get("Account")
         if not isinstance(account, str) or not re.fullmatch(r"\d{12}", account):
             raise SourceError("STS GetCallerIdentity named no account")

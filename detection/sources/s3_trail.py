@@ -130,7 +130,8 @@ class S3TrailSource:
 
     def _subfolders(self, prefix: str) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-        return [common["Prefix"][len(prefix):].rstrip("/") for page in pages for common in page.get("CommonPrefixes", [])]
+        return [common["Prefix"][len(prefix):].rstrip("/")
+                for page in pages for common in page.get("CommonPrefixes", [])]
 
     def _log_files(self, prefix: str, between: BetweenRequests) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

@@ -76,7 +76,8 @@ def signal(identity: str) -> Signal:
 
 
 def test_the_table_fits_the_terminal_and_cuts_long_identities_in_the_middle():
-    identity = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/carol@example.com"
+    identity = ("arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/"
+                "carol@example.com")
     table = signal_table([signal(identity)], width=100)
     header, row = table.splitlines()
     assert max(len(header), len(row)) <= 100

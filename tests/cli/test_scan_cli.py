@@ -135,7 +135,8 @@ def test_the_public_samples_give_one_signal_by_default_and_trusted_advisor_never
     assert [(s["identity"], s["severity"]) for s in signals] == [
         ("arn:aws:iam::111122223333:root", "high"), (person, "medium")]
     assert all(s["account_id"] != "187901811700" for s in signals)
-    assert summary_of(default.stderr)[2:] == (8, 1, 0) and summary_of(no_learning_err)[2:] == (8, 2, 0)  # Trusted Advisor matched, never signalled
+    # Trusted Advisor matched, never signalled
+    assert summary_of(default.stderr)[2:] == (8, 1, 0) and summary_of(no_learning_err)[2:] == (8, 2, 0)
 
 
 def test_the_synthetic_fixtures_give_the_signals_their_readme_lists(cli):
@@ -217,7 +218,8 @@ def test_exercise_tools_are_named_by_the_setting_and_still_alert(tmp_path, cli):
 @pytest.mark.parametrize("args", [["scan"], ["scan", "--identity-key", "session", "x.json"],
                                   ["scan", "--learning-days", "-1", "x.json"],
                                   ["scan", "--forget-days", "soon", "x.json"], ["frobnicate"],
-                                  ["scan", "--forget-days", "0", "x.json"], ["scan", "--learning-days", "1e12", "x.json"],
+                                  ["scan", "--forget-days", "0", "x.json"],
+                                  ["scan", "--learning-days", "1e12", "x.json"],
                                   ["scan", "--group-minutes", "inf", "x.json"]])
 def test_usage_errors_exit_2(tmp_path, cli, args):
     r.write(tmp_path / "x.json", [r.record(r.iam_user())])
@@ -398,7 +400,8 @@ def test_a_folder_without_log_files_is_named_in_a_warning(tmp_path):
 
 # ── terminal safety ──────────────────────────────────────────────────────────────────────────────────
 
-HOSTILE_NAME = "evil\x1b]0;pwned\x07\x1b[2J\nscanned 0 records in 0 files: 0 matched, 0 signals, 0 bad records skipped\n"
+HOSTILE_NAME = ("evil\x1b]0;pwned\x07\x1b[2J\n"
+                "scanned 0 records in 0 files: 0 matched, 0 signals, 0 bad records skipped\n")
 
 
 def test_file_names_never_reach_the_terminal_raw(tmp_path):
@@ -406,7 +409,8 @@ def test_file_names_never_reach_the_terminal_raw(tmp_path):
     names of a file with a bad record, a corrupt file, a folder with no log file and a missing path: stderr
     holds no ESC byte and exactly one summary line."""
     folder = tmp_path / f"trail-{HOSTILE_NAME}"
-    r.write(folder / f"{HOSTILE_NAME}.json", [r.record(r.iam_user("alice")), {**r.record(r.iam_user("x")), "eventTime": "soon"}])
+    r.write(folder / f"{HOSTILE_NAME}.json",
+            [r.record(r.iam_user("alice")), {**r.record(r.iam_user("x")), "eventTime": "soon"}])
     (folder / f"{HOSTILE_NAME}.json.gz").write_bytes(b"\x1f\x8b not gzip")
     (tmp_path / f"empty-{HOSTILE_NAME}").mkdir()
     done = sesguard("scan", str(folder), str(tmp_path / f"empty-{HOSTILE_NAME}"), cwd=tmp_path)

@@ -91,7 +91,8 @@ def test_an_identity_known_in_one_account_is_new_in_another():
         r.record(role_a, time=at(days=10)),
     ]
     signals = detect_records(trail)
-    assert [(s.account_id, s.identity) for s in signals] == [(r.OTHER_ACCOUNT, f"arn:aws:iam::{r.ACCOUNT}:role/app-server")]
+    assert [(s.account_id, s.identity) for s in signals] == [
+        (r.OTHER_ACCOUNT, f"arn:aws:iam::{r.ACCOUNT}:role/app-server")]
 
 
 def test_learning_days_zero_signals_every_first_call():

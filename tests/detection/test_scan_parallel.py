@@ -31,7 +31,8 @@ def archive(tmp_path) -> Path:
     shutil.copytree(SAMPLES, root / "samples")
     trail = r.realistic_trail()
     for index, layout in enumerate(r.FORMATS * 3):
-        r.write(root / "trail" / f"{index % 4}" / f"part-{index}.json", trail[index::12], layout, gzipped=index % 2 == 1)
+        r.write(root / "trail" / f"{index % 4}" / f"part-{index}.json", trail[index::12], layout,
+                gzipped=index % 2 == 1)
     (root / "broken").mkdir()
     (root / "broken" / "cut.json.gz").write_bytes(gzip.compress(r.encode(trail, "log"))[:300])
     (root / "broken" / "text.json").write_bytes(b"hello")
@@ -55,7 +56,8 @@ def test_two_workers_give_exactly_what_one_process_gives_file_by_file(archive):
 def test_files_are_listed_in_sorted_path_order_each_once(tmp_path):
     """SPEC §2: folders are walked for *.json, *.jsonl, *.ndjson, each optionally .gz; nothing else."""
     for name in ["b/z.json", "a.json", "a/b.json.gz", "a b/c.json", "a-b.json", "a/a/a.json", "B.json", "a/notes.txt",
-                 "a/x.json.gzip", "a/c.jsonl", "a/d.ndjson.gz", "z.NDJSON", "a/e.jsonl.txt", "a/f.gz", "a/g.ndjson.zip"]:
+                 "a/x.json.gzip", "a/c.jsonl", "a/d.ndjson.gz", "z.NDJSON", "a/e.jsonl.txt", "a/f.gz",
+                 "a/g.ndjson.zip"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"{}")
     os.symlink(tmp_path / "a", tmp_path / "a" / "a" / "loop")  # a folder linked back into its parent

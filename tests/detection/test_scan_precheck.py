@@ -233,7 +233,8 @@ def generated_record(draw):
         if draw(st.booleans()):
             del record[key]
         else:
-            record[key] = draw(SCALARS | st.lists(SCALARS, max_size=2) | st.dictionaries(st.text(max_size=4), SCALARS, max_size=2))
+            record[key] = draw(SCALARS | st.lists(SCALARS, max_size=2)
+                               | st.dictionaries(st.text(max_size=4), SCALARS, max_size=2))
     if draw(st.booleans()):
         record["userAgent"] = draw(SOURCES)  # the sources named where they do not count
     return record

@@ -146,7 +146,8 @@ def test_a_line_that_spans_blocks_is_held_as_it_came_and_joined_once():
     assert splitter.feed(b'{"first": 1}\n' + blocks[0]) == [b'{"first": 1}']
     for count, block in enumerate(blocks[1:], 2):
         assert splitter.feed(block) == []
-        assert len(splitter.pieces) == count and all(held is given for held, given in zip(splitter.pieces[1:], blocks[1:]))
+        assert len(splitter.pieces) == count
+        assert all(held is given for held, given in zip(splitter.pieces[1:], blocks[1:]))
     assert splitter.feed(b"}\n{") == [b"".join(blocks) + b"}"]
     assert splitter.end() == [b"{"]
 

@@ -181,7 +181,8 @@ def test_athena_against_motos_server_reads_its_canned_results(aws):
         scanned = engine.rule_scan(engine.parse(f"athena://{trails.TABLE}"), SINCE, UNTIL, _settings())
         assert scanned.error is None, scanned.error
         call_seen, = scanned.calls
-        assert (call_seen.event_id, call_seen.identity, call_seen.error_code) == ("e-1", call["userIdentity"]["arn"], "")
+        assert (call_seen.event_id, call_seen.identity, call_seen.error_code) == (
+            "e-1", call["userIdentity"]["arn"], "")
         execution = client.get_query_execution(QueryExecutionId=scanned.figures.query_id)["QueryExecution"]
         assert execution["ExecutionParameters"] == query.athena_rule_query(trails.TABLE, SINCE, UNTIL).parameters
     finally:

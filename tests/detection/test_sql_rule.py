@@ -54,8 +54,8 @@ def test_athena_parameters_fill_the_placeholders_in_reading_order():
 
 def test_the_lake_query_parses_as_trino_with_the_event_data_store_after_from():
     sql = query.lake_rule_query(trails.STORE, SINCE, UNTIL)
-    assert f"FROM {trails.STORE} WHERE eventTime >= '2025-01-01 00:00:00.000' AND eventTime < '2025-03-01 00:00:00.000'" \
-        in sql.text
+    assert (f"FROM {trails.STORE} WHERE eventTime >= '2025-01-01 00:00:00.000' "
+            "AND eventTime < '2025-03-01 00:00:00.000'") in sql.text
     assert "element_at(requestParameters, 'serviceCode')" in sql.text
     tree = sqlglot.parse_one(tables.lake_sql_for_duckdb(sql.text, [trails.STORE]), read="trino")
     assert isinstance(tree, exp.Select)

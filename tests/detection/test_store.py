@@ -205,7 +205,8 @@ def test_an_earlier_call_delivered_in_a_later_batch_becomes_the_signals_first_ca
 def test_batches_give_the_same_signals_as_one_run(store):
     trail = [r.record(ALICE), r.record(r.ec2_role("i-1"), time=at(days=2))] + [
         r.record(MALLORY, n, time=at(days=10, minutes=m), region=reg)
-        for m, n, reg in [(0, "GetSendQuota", "us-east-1"), (20, "GetAccount", "us-west-2"), (50, "ListIdentities", "us-east-1")]
+        for m, n, reg in [(0, "GetSendQuota", "us-east-1"), (20, "GetAccount", "us-west-2"),
+                          (50, "ListIdentities", "us-east-1")]
     ] + [r.record(r.ec2_role("i-2"), time=at(days=12)), r.record(ALICE, time=at(days=40)),
          r.record(r.sso_session(), time=at(days=41), console=True)]
     in_memory = {s.signal_id: s.to_dict() for s in detect([to_call(x) for x in trail], TUNING)[0]}

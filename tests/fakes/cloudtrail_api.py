@@ -49,7 +49,8 @@ _ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 # 15 minutes after its X-Amz-Date (and AWS allows the same skew ahead).
 SIGNATURE_PATIENCE = timedelta(minutes=15)
 _AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
-                            r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+), ?Signature=(?P<sig>[0-9a-f]{64})$")
+                            r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+)"
+                            r", ?Signature=(?P<sig>[0-9a-f]{64})$")
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
@@ -277,7 +278,8 @@ class FakeCloudTrail:
         with self._lock:
             account = self._caller(record, headers)
             if account is None:
-                return _json_error(400, record.error, "The security token included in the request is invalid or expired")
+                return _json_error(400, record.error,
+                                   "The security token included in the request is invalid or expired")
             try:
                 params = json.loads(body or b"{}")
             except ValueError:
@@ -506,7 +508,8 @@ def _lookup_entry(record: dict) -> dict:
 
 
 def _json_error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
-    return status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps({"__type": code, "message": message}).encode()
+    body = json.dumps({"__type": code, "message": message}).encode()
+    return status, {"Content-Type": "application/x-amz-json-1.1"}, body
 
 
 def _xml(result: str, action: str) -> tuple[int, dict, bytes]:

@@ -165,7 +165,8 @@ def to_duckdb(sql: str) -> str:
     return sqlglot.transpile(sql, read="trino", write="duckdb")[0]
 
 
-def run_trino(connection: duckdb.DuckDBPyConnection, sql: str, parameters: list[str] = ()) -> tuple[list[str], list[tuple]]:
+def run_trino(connection: duckdb.DuckDBPyConnection, sql: str,
+              parameters: list[str] = ()) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of Trino SQL run in DuckDB."""
     duck = to_duckdb(sql)
     bound = [parameter_value(parameter) for parameter in parameters]

@@ -151,7 +151,8 @@ class FakePagerDuty:
             errors = self.problems(event) if event is not None else ["Event object is not valid JSON"]
             if errors:
                 self.received.append(Received(time.time(), event, 400, kind))
-                return 400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors}, kind, None
+                answer = {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
+                return 400, answer, kind, None
             self._take(event)
             self.received.append(Received(time.time(), event, 202, kind))
             return 202, {"status": "success", "message": "Event processed",

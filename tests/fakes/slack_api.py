@@ -17,8 +17,8 @@ assert on what crossed the wire. It keeps Slack's rules, strict by default:
 Faults are injected per method: `429` with `Retry-After`, `500`, a dropped connection, `invalid_auth`,
 `lost_answer` (the call is carried out, then the connection drops before the answer: the case that
 makes a naive retry post twice), and any other Slack error code (`invalid_blocks`, `msg_too_long`: Slack
-refuses that one call with `{"ok": false, "error": …}`). It also serves `response_url`s, which slash commands and buttons
-answer through.
+refuses that one call with `{"ok": false, "error": …}`). It also serves `response_url`s, which slash commands
+and buttons answer through.
 """
 
 from __future__ import annotations
@@ -233,7 +233,8 @@ class FakeSlack:
             for call in self.calls:
                 for key in ("text", "blocks", "view"):
                     if key in call.params:
-                        out.append(json.dumps(call.params[key]) if not isinstance(call.params[key], str) else call.params[key])
+                        value = call.params[key]
+                        out.append(json.dumps(value) if not isinstance(value, str) else value)
             out += [json.dumps(body) for _, body in self.responses]
         return out
 
@@ -346,8 +347,8 @@ class FakeSlack:
     def api_chat_getPermalink(self, params: dict) -> dict:
         for message in self.messages:
             if message.channel == params.get("channel") and message.ts == params.get("message_ts"):
-                return {"ok": True, "channel": message.channel,
-                        "permalink": f"https://test.slack.com/archives/{message.channel}/p{message.ts.replace('.', '')}"}
+                permalink = f"https://test.slack.com/archives/{message.channel}/p{message.ts.replace('.', '')}"
+                return {"ok": True, "channel": message.channel, "permalink": permalink}
         return {"ok": False, "error": "message_not_found"}
 
     def api_chat_postEphemeral(self, params: dict) -> dict:
@@ -470,7 +471,8 @@ class FakeSlack:
             return {"ok": False, "error": "not_enabled"}
         if len(json.dumps(view)) > VIEW_MAX_BYTES:
             return {"ok": False, "error": "view_too_large"}
-        published = dict(view, id=self.home_views.get(params["user_id"], {}).get("id") or f"V{next(self._view_ids):08d}")
+        view_id = self.home_views.get(params["user_id"], {}).get("id") or f"V{next(self._view_ids):08d}"
+        published = dict(view, id=view_id)
         self.home_views[params["user_id"]] = published
         return {"ok": True, "view": published}
 

@@ -105,7 +105,8 @@ def substitute(sql: str, parameters: list[str]) -> str:
             try:
                 parameter = next(values)
             except StopIteration:
-                raise ServiceError("INVALID_PARAMETER_USAGE", "fewer execution parameters than ? in the query") from None
+                raise ServiceError("INVALID_PARAMETER_USAGE",
+                                   "fewer execution parameters than ? in the query") from None
             tables.parameter_value(parameter)  # a single literal, or the query fails
             out.append(parameter)
         else:
@@ -300,7 +301,8 @@ class SqlEngines:
     def _athena_get_query_results(self, body: dict) -> dict:
         execution = self._athena_execution(body)
         if execution.state != "SUCCEEDED":
-            raise ServiceError("InvalidRequestException", f"Query has not yet finished. Current state: {execution.state}")
+            raise ServiceError("InvalidRequestException",
+                               f"Query has not yet finished. Current state: {execution.state}")
         size = _page_size(body.get("MaxResults"), "MaxResults")
         offset = _offset(body.get("NextToken"), execution)
         header = [{"Data": [{"VarCharValue": name} for name in execution.columns]}] if offset == 0 else []

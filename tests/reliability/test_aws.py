@@ -89,8 +89,8 @@ def test_each_cloudtrail_fault_keeps_the_watermark_shows_in_status_and_loses_not
             # before it gives up and records the error; status names the error once it is recorded.
             wait_for(lambda: get(f"{served.base}/healthz").status == 503, f"/healthz failing ({name})", [worker])
             red_after = time.monotonic() - started
-            wait_for(lambda: error in (deployment.poll_state().last_error or ""), f"the error recorded ({name})",
-                     [worker])
+            wait_for(lambda error=error: error in (deployment.poll_state().last_error or ""),
+                     f"the error recorded ({name})", [worker])
             assert get(f"{served.base}/healthz").status == 503, name
             state = deployment.poll_state()
             assert state.consecutive_failures >= 1, (name, state.last_error)
@@ -104,7 +104,8 @@ def test_each_cloudtrail_fault_keeps_the_watermark_shows_in_status_and_loses_not
 
             clear_faults(api)
             link.restore()
-            wait_for(lambda: any(row.identity.endswith(identity) and row.slack_ts for row in deployment.signals()),
+            wait_for(lambda identity=identity: any(row.identity.endswith(identity) and row.slack_ts
+                                                   for row in deployment.signals()),
                      f"{identity}'s alert after {name}", [worker])
             assert {c["eventID"] for c in calls} <= stored_event_ids(deployment), name
             assert deployment.watermark() > watermark, name

@@ -33,7 +33,7 @@ def more_passes(deployment, worker, count: int = 1) -> None:
     """Let the worker run `count` more whole polls (each followed by its outbox pass)."""
     for _ in range(count):
         moment = utcnow()
-        wait_for(lambda: deployment.polled_since(moment), "another poll", [worker])
+        wait_for(lambda moment=moment: deployment.polled_since(moment), "another poll", [worker])
 
 
 @pytest.mark.parametrize("window", ["before the post reached Slack", "after Slack posted, before the ts was stored"])

@@ -57,7 +57,8 @@ class App:
             return (
                 sorted((row.signal_id, row.status, row.slack_ts) for row in session.exec(select(SignalRow))),
                 len(session.exec(select(SignalHistory)).all()), len(session.exec(select(SuppressionRow)).all()),
-                sorted((c.id, c.answer) for c in session.exec(select(Contact))), len(session.exec(select(AuditEntry)).all()),
+                sorted((c.id, c.answer) for c in session.exec(select(Contact))),
+                len(session.exec(select(AuditEntry)).all()),
                 [c.method for c in self.slack.calls if c.method != "chat.postEphemeral"],
             )
 
@@ -235,7 +236,8 @@ GARBAGE = {  # signed garbage → what it gets (never a 500, never a change)
         {"type": "block_actions", "actions": "nope", "user": 7})}).encode(), 400),
     "modal submission without values": (urlencode({"payload": json.dumps(
         {"type": "view_submission", "user": {"id": TRIAGER},
-         "view": {"type": "modal", "callback_id": "sesguard.suppress_modal", "state": {"values": {}}}})}).encode(), 200),
+         "view": {"type": "modal", "callback_id": "sesguard.suppress_modal",
+                  "state": {"values": {}}}})}).encode(), 200),
     "command with control characters": (urlencode(
         {"command": "/sesguard", "text": "\x00\u202e" * 10, "user_id": OUTSIDER}).encode(), 200),
     "command without a user or a response URL": (urlencode(

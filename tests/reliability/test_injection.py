@@ -22,7 +22,8 @@ from tests.slack_signing import post, signed_headers
 from tests.worker_fixtures import OWN_ACCOUNT, ago
 
 HOSTILE = ("<!channel> <!here> <!everyone> <@U0BOSS> <#C0SECRET> <https://evil.example|aws.amazon.com> "
-           "*bold* _it_ ~strike~ `code` ```block``` > quote &amp; \u202eevil\u202c \u200b\n' OR 1=1; DROP TABLE signals; --")
+           "*bold* _it_ ~strike~ `code` ```block``` > quote &amp; \u202eevil\u202c \u200b\n"
+           "' OR 1=1; DROP TABLE signals; --")
 HUNDRED_KB = (HOSTILE * (100_000 // len(HOSTILE) + 1))[:100_000]
 # What Slack would turn into a ping or a link: <!…>, <@…>, <#…>, <http…>; the bot's own mention of the
 # triager who acted is the one allowed.

@@ -58,7 +58,8 @@ def test_alerts_survive_an_invalid_token_429_500_a_dropped_connection_and_a_lost
     # The post after the 429 came no sooner than its Retry-After second (as the stand-in saw them arrive).
     posts = [call for call in slack.calls if call.method == "chat.postMessage"]
     limited = next(call for call in posts if call.fault == "ratelimited")
-    retried = next(call for call in posts if call.at > limited.at and call.params["metadata"] == limited.params["metadata"])
+    retried = next(call for call in posts
+                   if call.at > limited.at and call.params["metadata"] == limited.params["metadata"])
     assert retried.at - limited.at >= 1.0
     assert leaked_secrets(*deployment.outputs()) == {}
 

@@ -11,7 +11,8 @@ ACCOUNT = "111122223333"
 
 @pytest.mark.parametrize("arn, name", [
     (f"arn:aws:iam::{ACCOUNT}:user/alice", "alice"),
-    (f"arn:aws:iam::{ACCOUNT}:user/division_abc/subdivision_xyz/Bob+Smith=x,y.z@example-1", "Bob+Smith=x,y.z@example-1"),
+    (f"arn:aws:iam::{ACCOUNT}:user/division_abc/subdivision_xyz/Bob+Smith=x,y.z@example-1",
+     "Bob+Smith=x,y.z@example-1"),
     (f"arn:aws-us-gov:iam::{ACCOUNT}:user/ci", "ci"),
     (f"arn:aws-cn:iam::{ACCOUNT}:user/{'a' * 64}", "a" * 64),
 ])
@@ -45,7 +46,8 @@ def test_the_arn_must_be_in_the_alerts_account():
 
 
 def test_only_well_formed_long_term_keys_are_taken_and_temporary_ones_are_left_out():
-    assert names.long_term_keys(["ASIAEXAMPLE", "AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", ""]) == ["AKIAIOSFODNN7EXAMPLE"]
+    keys = ["ASIAEXAMPLE", "AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", ""]
+    assert names.long_term_keys(keys) == ["AKIAIOSFODNN7EXAMPLE"]
     for forged in ("AKIAIOSFODNN7EXAMPLE1", "AKIAiosfodnn7example", "AKIA<!channel>XAMPLE"):
         with pytest.raises(names.Refused, match="is not an AWS access key ID"):
             names.long_term_keys([forged])
@@ -66,4 +68,5 @@ def test_identity_center_roles_are_recognised():
     session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/alice@example.com"
     assert names.is_identity_center_role(session, session)
     assert names.is_identity_center_role(f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{role}", session)
-    assert not names.is_identity_center_role(f"arn:aws:iam::{ACCOUNT}:role/ci", f"arn:aws:sts::{ACCOUNT}:assumed-role/ci/s")
+    assert not names.is_identity_center_role(f"arn:aws:iam::{ACCOUNT}:role/ci",
+                                             f"arn:aws:sts::{ACCOUNT}:assumed-role/ci/s")

@@ -34,7 +34,8 @@ from tests.slack_harness import (
 )
 from tests.slack_signing import get, post, signed_headers
 
-ESCALATE, CONTACT, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.contact_user", "sesguard.suppress", "sesguard.not_an_issue"
+ESCALATE, CONTACT = "sesguard.escalate", "sesguard.contact_user"
+SUPPRESS, CLOSE = "sesguard.suppress", "sesguard.not_an_issue"
 INVESTIGATE = "sesguard.investigate"
 REOPEN = "sesguard.reopen"
 
@@ -53,7 +54,8 @@ def posted(bot: Harness, *records: dict) -> tuple[str, str]:
 
 def history(bot: Harness, signal_id: str) -> list[tuple[str, str, str]]:
     with bot.store.session() as session:
-        rows = session.exec(select(SignalHistory).where(SignalHistory.signal_id == signal_id).order_by(SignalHistory.id))
+        steps = select(SignalHistory).where(SignalHistory.signal_id == signal_id).order_by(SignalHistory.id)
+        rows = session.exec(steps)
         return [(r.actor, r.action, r.status) for r in rows]
 
 

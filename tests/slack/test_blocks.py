@@ -39,7 +39,8 @@ def hostile_signal() -> Signal:
         for value in HOSTILE
     ]
     # Same identity for all, so that they form one signal: hostile values in the ARN too.
-    identity = dict(records[0]["userIdentity"], arn="arn:aws:iam::111122223333:user/<!channel>", accessKeyId="AKIA<@U123>")
+    identity = dict(records[0]["userIdentity"], arn="arn:aws:iam::111122223333:user/<!channel>",
+                    accessKeyId="AKIA<@U123>")
     for record in records:
         record["userIdentity"] = identity
     records.append(cloudtrail_record("ListIdentities", user_agent=LONG_AGENT, identity=identity, errorCode="<https://evil|x>"))

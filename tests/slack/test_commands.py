@@ -118,7 +118,8 @@ def test_unsuppress_lifts_once_and_audits(bot):
         audit = [a.action for a in session.exec(select(AuditEntry).order_by(AuditEntry.id))]
     assert row.lifted_by == "UTRIAGER1" and audit == ["suppression created", "suppression lifted"]
     assert "There is no suppression #999" in bot.command("unsuppress 999")["text"]
-    for junk in ("unsuppress", "unsuppress 1;DROP TABLE suppressions", "unsuppress ' OR 1=1 --", "unsuppress 99999999999999"):
+    for junk in ("unsuppress", "unsuppress 1;DROP TABLE suppressions", "unsuppress ' OR 1=1 --",
+                 "unsuppress 99999999999999"):
         assert "Usage" in bot.command(junk)["text"], junk
 
 
@@ -161,14 +162,16 @@ def test_map_stores_the_mapping_and_audits_it(bot):
     assert (mapping.slack_user_id, mapping.set_by) == ("UALICE002", "UTRIAGER1")
     assert [(a.action, a.subject) for a in audit] == [("identity mapped", ALICE_ARN)] * 2
     assert "was UALICE001" in audit[1].detail
-    for bad in ("map", f"map {ALICE_ARN}", "map alice <@UALICE001>", f"map {ALICE_ARN} alice", f"map {ALICE_ARN} <!channel>"):
+    for bad in ("map", f"map {ALICE_ARN}", "map alice <@UALICE001>", f"map {ALICE_ARN} alice",
+                f"map {ALICE_ARN} <!channel>"):
         assert "Usage" in bot.command(bad)["text"], bad
 
 
 def test_status_shows_each_poll_with_its_lag_and_errors(bot):
     assert "no poll has run yet" in bot.command("status")["text"]
     with bot.store.session() as session:
-        session.add(PollState(source="lookup", account_id=ACCOUNT, region="us-east-1", watermark=utcnow() - timedelta(minutes=5),
+        session.add(PollState(source="lookup", account_id=ACCOUNT, region="us-east-1",
+                              watermark=utcnow() - timedelta(minutes=5),
                               last_success_at=utcnow() - timedelta(hours=3), consecutive_failures=5,
                               last_error="ThrottlingException <!channel>", last_error_at=utcnow()))
         session.commit()

@@ -80,7 +80,8 @@ def test_contact_user_finds_the_sso_user_by_email_and_asks_them_in_a_dm(bot):
     buttons = [e for b in dm.blocks if b["type"] == "actions" for e in b["elements"]]
     [question] = contacts(bot)
     assert [(b["action_id"], b["value"]) for b in buttons] == [(YES, str(question.id)), (NO, str(question.id))]
-    assert (question.slack_user_id, question.asked_by, question.dm_channel, question.dm_ts) == (ALICE, TRIAGER, dm_channel, dm_ts)
+    assert (question.slack_user_id, question.asked_by, question.dm_channel, question.dm_ts) == (
+        ALICE, TRIAGER, dm_channel, dm_ts)
     assert question.deadline - question.asked_at == timedelta(minutes=30)
     assert bot.alert(signal_id).status == "contacting"
     assert bot.buttons(CHANNEL, ts) == [ESCALATE, "sesguard.suppress", "sesguard.not_an_issue", "sesguard.investigate"]

@@ -62,7 +62,8 @@ class Aws:
 
     def role(self) -> str:
         name = f"ci-deploy-{uuid.uuid4().hex[:8]}"
-        self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+        trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+        self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
         return name
 
     def revocation(self, role: str) -> dict | None:
@@ -120,7 +121,8 @@ def thread(bot: Harness, ts: str) -> list[str]:
 
 def history(bot: Harness, signal_id: str) -> list[tuple[str, str]]:
     with bot.store.session() as session:
-        rows = session.exec(select(SignalHistory).where(SignalHistory.signal_id == signal_id).order_by(SignalHistory.id))
+        steps = select(SignalHistory).where(SignalHistory.signal_id == signal_id).order_by(SignalHistory.id)
+        rows = session.exec(steps)
         return [(r.actor, r.action) for r in rows if r.action not in ("detected", "posted")]
 
 
@@ -179,7 +181,8 @@ def test_without_the_setting_there_are_no_containment_buttons_and_a_click_change
 # ── Deactivate access key ────────────────────────────────────────────────────────────────────────────
 
 
-def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_a_second_click_is_already_done(bot, aws):
+def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_a_second_click_is_already_done(
+        bot, aws):
     name, key = aws.user_with_key()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, DEACTIVATE, ts)
@@ -195,7 +198,8 @@ def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_
     click(bot, DEACTIVATE, ts)
     assert thread(bot, ts)[-1] == (f":information_source: Access key already inactive by <@{TRIAGER}>. {key} of IAM "
                                    f"user {name} was already inactive; nothing was changed there.")
-    assert [action for _, action in history(bot, signal_id)] == ["access key deactivated", "access key already inactive"]
+    assert [action for _, action in history(bot, signal_id)] == [
+        "access key deactivated", "access key already inactive"]
     assert aws.key_status(name, key) == "Inactive"
 
 
@@ -240,7 +244,8 @@ def test_an_account_without_access_is_said_so_in_the_thread(bot, aws):
     signal_id, ts = posted(bot, user_record("bob", "AKIAIOSFODNN7EXAMPLE", account=UNREACHABLE))
     click(bot, DEACTIVATE, ts)
     [line] = thread(bot, ts)
-    assert line.startswith(f":x: Access key deactivation failed by <@{TRIAGER}>. Could not reach account {UNREACHABLE}: "
+    assert line.startswith(f":x: Access key deactivation failed by <@{TRIAGER}>. "
+                           f"Could not reach account {UNREACHABLE}: "
                            f"sesguard has no access to account {UNREACHABLE}")
     assert history(bot, signal_id) == [(TRIAGER, "access key deactivation failed")]
 
@@ -265,21 +270,24 @@ def test_revoke_puts_the_consoles_deny_policy_on_the_role_and_a_second_click_is_
                                           f"now denies every session issued before ")
 
     click(bot, REVOKE, ts)
-    assert thread(bot, ts)[-1].startswith(f":information_source: Role sessions already revoked by <@{TRIAGER}>. Role {role}")
+    assert thread(bot, ts)[-1].startswith(
+        f":information_source: Role sessions already revoked by <@{TRIAGER}>. Role {role}")
     assert aws.revocation(role) == document  # not redone
-    assert [action for _, action in history(bot, signal_id)] == ["role sessions revoked", "role sessions already revoked"]
+    assert [action for _, action in history(bot, signal_id)] == [
+        "role sessions revoked", "role sessions already revoked"]
 
 
 def test_a_revocation_older_than_the_last_call_is_replaced(bot, aws):
     role = aws.role()
     signal_id, ts = posted(bot, role_record(role))
+    issued_before = {"DateLessThan": {"aws:TokenIssueTime": "2014-05-07T23:47:00Z"}}
     old = {"Version": "2012-10-17", "Statement": {"Effect": "Deny", "Action": "*", "Resource": "*",
-                                                  "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2014-05-07T23:47:00Z"}}}}
+                                                  "Condition": issued_before}}
     aws.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(old))
     click(bot, REVOKE, ts)
     assert revoked_before(aws.revocation(role)) >= bot.alert(signal_id).last_seen
-    assert "It replaces the earlier AWSRevokeOlderSessions, which covered sessions issued before 2014-05-07 23:47:00 UTC" \
-        in thread(bot, ts)[-1]
+    assert ("It replaces the earlier AWSRevokeOlderSessions, "
+            "which covered sessions issued before 2014-05-07 23:47:00 UTC") in thread(bot, ts)[-1]
 
 
 # ── IAM refusing, and forged names ───────────────────────────────────────────────────────────────────

@@ -67,7 +67,8 @@ def test_serve_answers_health_url_verification_and_refuses_forgeries(served):
     challenge = sender.event({"type": "url_verification", "challenge": "c-123", "token": "t"})
     assert challenge.status == 200 and challenge.json()["challenge"] == "c-123"
     assert sender.event({"type": "url_verification", "challenge": "c-123"}, secret="forged").status == 401
-    assert sender.event({"type": "url_verification", "challenge": "c-123"}, timestamp=int(time.time()) - 301).status == 401
+    stale = int(time.time()) - 301
+    assert sender.event({"type": "url_verification", "challenge": "c-123"}, timestamp=stale).status == 401
     help_reply = sender.command("help", "UOUTSIDER", slack.response_url("serve-help"))
     assert help_reply.status == 200
     give_up = time.monotonic() + STARTUP_PATIENCE_SECONDS
@@ -124,6 +125,7 @@ def test_the_manifest_sets_up_what_the_app_uses():
 def test_processes_starting_together_on_one_new_sqlite_file_all_migrate(tmp_path):
     """`serve` processes and the worker start at once on the default SQLite store."""
     code = f"from detection.store import Store; Store('sqlite:///{tmp_path / 'shared.db'}').migrate()"
-    starts = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    starts = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+              for _ in range(3)]
     errors = [(p, p.communicate(timeout=STARTUP_PATIENCE_SECONDS)[1]) for p in starts]
     assert [error for p, error in errors if p.returncode != 0] == []

@@ -73,7 +73,8 @@ def test_text_over_40000_characters_is_msg_too_long():
 def test_a_modal_title_over_24_characters_is_refused():
     with FakeSlack(expect_block_kit_refusals=True) as slack:
         view = {"type": "modal", "title": {"type": "plain_text", "text": "t" * 25}, "blocks": [section("x")]}
-        assert refused(lambda: client(slack).views_open(trigger_id=slack.trigger_id(), view=view)) == "invalid_arguments"
+        error = refused(lambda: client(slack).views_open(trigger_id=slack.trigger_id(), view=view))
+        assert error == "invalid_arguments"
         assert slack.refused == [("views.open", ["title: 25 characters > 24"])]
 
 
@@ -88,7 +89,8 @@ def test_the_token_has_the_manifests_scopes_and_no_others():
     with FakeSlack(channels={CHANNEL: ()}, scopes=manifest_scopes() - {"channels:history"}) as slack:
         with pytest.raises(SlackApiError) as caught:
             client(slack).conversations_history(channel=CHANNEL)
-        assert caught.value.response["error"] == "missing_scope" and caught.value.response["needed"] == "channels:history"
+        answer = caught.value.response
+        assert answer["error"] == "missing_scope" and answer["needed"] == "channels:history"
     with FakeSlack(channels={CHANNEL: ()}) as slack:
         slack.add_channel("C0PRIVATE", private=True)
         client(slack).conversations_history(channel="C0PRIVATE")  # groups:history is in the manifest
@@ -147,7 +149,8 @@ def test_history_bounds_are_exclusive_unless_inclusive_and_limit_is_1_to_999():
         assert shown(oldest=first, latest=last, inclusive=True) == [last, middle, first]
         assert shown() == [last, middle, first]
         for limit in (0, 1000):
-            assert refused(lambda: web.conversations_history(channel=CHANNEL, limit=limit)) == "invalid_arguments"
+            error = refused(lambda limit=limit: web.conversations_history(channel=CHANNEL, limit=limit))
+            assert error == "invalid_arguments"
         page = web.conversations_history(channel=CHANNEL, limit=2)
         assert len(page["messages"]) == 2 and page["has_more"] and page["response_metadata"]["next_cursor"]
 

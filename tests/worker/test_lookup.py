@@ -204,7 +204,8 @@ def test_a_second_account_through_assume_role(aws, sqlite_store, relaxed):
     assert ids(pulled[AccountRegion(OWN_ACCOUNT, "us-east-1")]) == {r["eventID"] for r in own}
     assert ids(pulled[AccountRegion(ROLE_ACCOUNT, "eu-west-1")]) == {r["eventID"] for r in theirs}
     assume = [r for r in aws.api.requests if r.action == "AssumeRole"]
-    assert len(assume) == 1 and assume[0].params["RoleArn"] == ROLE_ARN and assume[0].access_key == "AKIAFAKEOWNACCOUNT01"
+    assert len(assume) == 1
+    assert assume[0].params["RoleArn"] == ROLE_ARN and assume[0].access_key == "AKIAFAKEOWNACCOUNT01"
     role_lookups = aws.api.lookups(account=ROLE_ACCOUNT)
     assert len(role_lookups) == 4 and all(r.access_key.startswith("ASIA") and r.status == 200 for r in role_lookups)
 

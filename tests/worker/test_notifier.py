@@ -289,7 +289,8 @@ def test_an_alert_with_eight_forged_400_character_access_keys_is_posted_cut_to_l
         record = cloudtrail_record(user="forger")
         record["userIdentity"]["accessKeyId"] = f"AKIA{n}" + "X" * 395
         forged.append(record)
-    with MisbehavingSlack(token=TOKEN, channels={CHANNEL: ()}) as strict:  # refuses what Slack refuses: invalid_blocks, msg_too_long
+    # The stand-in refuses what Slack refuses: invalid_blocks, msg_too_long.
+    with MisbehavingSlack(token=TOKEN, channels={CHANNEL: ()}) as strict:
         [signal_id] = store_signals(store, *forged)
         [behind] = _signals(store, "bob")
         result = post_pending(store, settings_for(strict, store), interval=0)

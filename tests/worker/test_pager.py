@@ -160,7 +160,8 @@ def _ask(store, settings, slack, signal_id: str) -> Contact:
     ("timeout", "The person behind the identity did not answer in time", "error"),
     ("critical", "Follow-on abuse after the enumeration", "critical"),
 ])
-def test_a_no_a_contact_time_out_and_follow_on_abuse_each_trigger(store, settings, slack, pagerduty, step, why, severity):
+def test_a_no_a_contact_time_out_and_follow_on_abuse_each_trigger(store, settings, slack, pagerduty, step, why,
+                                                                   severity):
     signal_id = posted_signal(store, settings)
     client = web_client(slack)
     if step == "no":
@@ -222,7 +223,8 @@ def test_an_outage_or_throttling_delays_the_page_and_it_is_sent_once(store, sett
     assert waiting.outcome is None and waiting.last_error
     assert waiting.next_attempt_at.timestamp() > pagerduty.received[-1].at  # later, not at once
     until_sent(store, settings, pagerduty, 1)
-    assert [r.status for r in pagerduty.received] == [{"server_error": 500, "drop": 0, "throttle": 429}[fault]] * 3 + [202]
+    refused_with = {"server_error": 500, "drop": 0, "throttle": 429}[fault]
+    assert [r.status for r in pagerduty.received] == [refused_with] * 3 + [202]
     [event] = pagerduty.accepted()
     assert event["dedup_key"] == signal_id and len(pagerduty.incidents()) == 1
     [sent] = pages(store)
@@ -281,7 +283,8 @@ def test_an_event_pagerduty_rejects_is_recorded_not_retried_and_shown_in_status(
 
 
 def test_sesguard_status_tells_triagers_about_waiting_and_rejected_pages(tmp_path, pagerduty):
-    with Harness(migrated_sqlite(tmp_path), pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pagerduty.url) as bot:
+    with Harness(migrated_sqlite(tmp_path), pagerduty_routing_key=ROUTING_KEY,
+                 pagerduty_events_url=pagerduty.url) as bot:
         for user in ("alice", "bob"):
             changes.escalate(bot.store, posted_signal(bot.store, bot.settings, user=user), TRIAGER)
         pagerduty.fail("server_error", times=1)

@@ -178,7 +178,8 @@ def test_a_region_taken_out_of_the_settings_is_retired_and_polled_on_from_its_wa
 
 
 def test_a_place_is_awaited_from_its_first_listing_and_its_backfill_under_way_is_not_failing(aws, store):
-    release = aws.api.inject("hold").release  # the first LookupEvents request waits: the pass is under way, nothing stored
+    # The first LookupEvents request waits: the pass is under way, nothing stored.
+    release = aws.api.inject("hold").release
     before = now()
     settings = settings_for(store, poll_seconds=1, lease_seconds=60)
     running = threading.Thread(target=passes(settings, store))
@@ -282,7 +283,8 @@ def test_a_pass_killed_half_way_loses_nothing_and_repeats_nothing(aws, slack, sq
     aws.api.add_events(*new)
     already = len(aws.api.lookups())
     held = aws.api.inject("hold", first_page=False)  # the first page goes through; the second is held
-    process = subprocess.Popen([sys.executable, "-m", "bot", "poll", "--once"], env=subprocess_env(aws.env, command_env),
+    process = subprocess.Popen([sys.executable, "-m", "bot", "poll", "--once"],
+                               env=subprocess_env(aws.env, command_env),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(held.reached.is_set, "the pass to reach its second page", [process])

@@ -26,7 +26,8 @@ ORG = "o-a1b2c3d4e5"
 
 @pytest.fixture
 def s3(s3_endpoint, monkeypatch, tmp_path):
-    for name, value in {"AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    for name, value in {"AWS_ENDPOINT_URL_S3": s3_endpoint,
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
                         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}.items():
         monkeypatch.setenv(name, value)
@@ -67,7 +68,8 @@ def signals(store) -> list[SignalRow]:
 
 def test_backfill_from_the_bucket_then_one_alert_per_new_identity(s3, store):
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(6), "a"), ses_calls(user("alice"), 3, days_ago=6))
-    deliver(s3, log_key(OWN_ACCOUNT, "eu-west-1", days_ago(3), "b"), ses_calls(user("alice"), 2, days_ago=3, region="eu-west-1"))
+    deliver(s3, log_key(OWN_ACCOUNT, "eu-west-1", days_ago(3), "b"),
+            ses_calls(user("alice"), 2, days_ago=3, region="eu-west-1"))
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(10), "old"), ses_calls(user("mallory"), 1, days_ago=10))
 
     first = poll(store)
@@ -94,7 +96,8 @@ def test_accounts_inside_and_outside_an_organisation_folder(s3, store):
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(1), "a"), ses_calls(user("alice"), 1, days_ago=1))
     deliver(s3, log_key(ROLE_ACCOUNT, "ap-southeast-2", days_ago(1), "b", org=None),
             ses_calls(user("bob", ROLE_ACCOUNT), 1, days_ago=1, account=ROLE_ACCOUNT, region="ap-southeast-2"))
-    s3.put_object(Bucket=BUCKET, Key=f"trail/AWSLogs/{ORG}/{OWN_ACCOUNT}/CloudTrail-Digest/us-east-1/x.json.gz", Body=b"x")
+    digest = f"trail/AWSLogs/{ORG}/{OWN_ACCOUNT}/CloudTrail-Digest/us-east-1/x.json.gz"
+    s3.put_object(Bucket=BUCKET, Key=digest, Body=b"x")
     s3.put_object(Bucket=BUCKET, Key="trail/AWSLogs/not-an-account/CloudTrail/us-east-1/y.json.gz", Body=b"x")
     result = poll(store, url=f"s3://{BUCKET}/trail/AWSLogs")
     assert result.ok and sorted(str(o.place) for o in result.places) == [
@@ -228,7 +231,8 @@ def test_gzip_bombs_are_skipped_and_named_in_the_memory_of_the_limits(s3, sqlite
     assert len(skipped) == 2
     assert f"s3://{BUCKET}/{keys[0]}: too large to read whole (a JSON document over 8 MB inflated)" in skipped[0]
     assert f"s3://{BUCKET}/{keys[1]}: record 2: a line over 1 MB" in skipped[1]
-    assert result["peak"] < 40 * 2**20, f"peak {result['peak'] / 2**20:.0f} MB"  # 14 MB on the machine it was written on
+    # 14 MB on the machine it was written on
+    assert result["peak"] < 40 * 2**20, f"peak {result['peak'] / 2**20:.0f} MB"
 
 
 def test_s3_keys_reach_the_workers_log_lines_made_printable(s3, sqlite_store, tmp_path):

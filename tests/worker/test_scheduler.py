@@ -82,7 +82,8 @@ def test_housekeeping_prunes_old_events_and_forgotten_identities(store):
     assert pruned == {"events past the retention": 3, "S3 objects past the retention": 0, "forgotten identities": 1}
     with store.session() as session:
         assert list(session.exec(select(EventRow.event_id))) == [calls["dave"]["eventID"]]
-        assert sorted(i.rsplit("/", 1)[-1] for i in session.exec(select(KnownIdentity.identity))) == ["carol", "dave", "frank"]
+        known = session.exec(select(KnownIdentity.identity))
+        assert sorted(i.rsplit("/", 1)[-1] for i in known) == ["carol", "dave", "frank"]
 
 
 # ── the worker ───────────────────────────────────────────────────────────────────────────────────────
@@ -147,14 +148,16 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
     store = Store(postgres_url)
     store.migrate()  # the workers migrate too (under an advisory lock); the test reads tables at once
     regions = ("us-east-1", "eu-west-1")
-    aws.api.add_events(*ses_calls(user("alice"), 20, days_ago=15), *ses_calls(user("alice"), 5, days_ago=3, region="eu-west-1"))
+    aws.api.add_events(*ses_calls(user("alice"), 20, days_ago=15),
+                       *ses_calls(user("alice"), 5, days_ago=3, region="eu-west-1"))
     env = subprocess_env(aws.env, {
         "DATABASE_URL": postgres_url, "SLACK_BOT_TOKEN": slack.token, "SLACK_ALERT_CHANNEL": CHANNEL,
         "SLACK_API_URL": slack.api_url, "SESGUARD_POLL_SECONDS": "0.2", "SESGUARD_LEASE_SECONDS": "1.5",
         "SESGUARD_BACKFILL_DAYS": "30", "AWS_REGIONS": ",".join(regions),
     })
     logs = [open(tmp_path / f"worker{n}.log", "w+") for n in (1, 2)]
-    workers = [subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log, stderr=log) for log in logs]
+    workers = [subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env, stdout=log, stderr=log)
+               for log in logs]
     try:
         wait_for(lambda: all(_watermark(store, r) for r in regions), "the backfill", workers)
         first = [ses_calls(user("mallory"), 3, region=r) for r in regions] + [ses_calls(user("oscar"), 2)]
@@ -170,7 +173,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
         wait_for(lambda: len(alerts_in(slack)) == 3, "the alert after the takeover", [survivor])
         for _ in range(2):  # two more passes with nothing new: nothing more is posted
             moment = utcnow()
-            wait_for(lambda: _polled_since(store, moment), "another poll", [survivor])
+            wait_for(lambda moment=moment: _polled_since(store, moment), "another poll", [survivor])
 
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(timeout=PATIENCE_SECONDS) == 0

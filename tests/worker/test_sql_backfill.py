@@ -130,7 +130,8 @@ def test_until_the_engines_backfill_succeeds_no_place_is_polled_and_the_pass_fai
     engines.script.append(Outcome(fail="HIVE_CURSOR_ERROR"))
     settings = _settings(store)
     result = poll_once(settings, store, _source(settings, store), notify=False)
-    assert not result.ok and "FAILED: athena query" in result.source_error and "HIVE_CURSOR_ERROR" in result.source_error
+    assert not result.ok
+    assert "FAILED: athena query" in result.source_error and "HIVE_CURSOR_ERROR" in result.source_error
     assert all(o.skipped and "waiting for the backfill" in o.skipped for o in result.places)
     assert [call for call in aws.api.requests if call.action == "LookupEvents"] == []
     # the next pass tries again, and goes on once it succeeds

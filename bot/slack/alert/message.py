@@ -43,7 +43,9 @@ class Unrenderable(Exception):
 
 def call_counts(session: Session, signal_id: str) -> dict[str, int]:
     rows = session.exec(
-        select(EventRow.event_name, sa.func.count()).where(EventRow.signal_id == signal_id).group_by(EventRow.event_name)
+        select(EventRow.event_name, sa.func.count())
+        .where(EventRow.signal_id == signal_id)
+        .group_by(EventRow.event_name)
     ).all()
     return {name: count for name, count in rows}
 

@@ -9,7 +9,8 @@ from bot.slack.blocks import listing, mention, text, when
 
 HELP_TEXT = "\n".join([
     "*`/sesguard`* — SES enumeration alerts",
-    "• `/sesguard history &lt;arn|name|ip&gt; [days]` — the identity's SES calls, signals and outcomes (default 90 days)",
+    ("• `/sesguard history &lt;arn|name|ip&gt; [days]` — the identity's SES calls, signals and outcomes "
+     "(default 90 days)"),
     "• `/sesguard suppressions` — active suppressions",
     "• `/sesguard unsuppress &lt;id&gt;` — lift a suppression",
     "• `/sesguard map &lt;arn&gt; &lt;@user&gt;` — who to ask about an identity",

@@ -86,7 +86,8 @@ def _unsuppress(context: BoltContext, user: str, args: list[str]) -> list[str]:
 
 
 def _map(context: BoltContext, user: str, args: list[str]) -> list[str]:
-    usage = ["Usage: `/sesguard map &lt;arn&gt; &lt;@user&gt;`, e.g. `/sesguard map arn:aws:iam::123456789012:user/alice @alice`"]
+    usage = ["Usage: `/sesguard map &lt;arn&gt; &lt;@user&gt;`, "
+             "e.g. `/sesguard map arn:aws:iam::123456789012:user/alice @alice`"]
     if len(args) != 2:
         return usage
     identity = plain(args[0])

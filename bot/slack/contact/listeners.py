@@ -51,7 +51,8 @@ def submit_person(ack: Ack, body: dict, view: dict, client: WebClient, context: 
     person = submitted(view, Field.PERSON).get("selected_user")
     row = signal_of_modal(context["store"], view)
     if not isinstance(person, str) or not person or row is None:
-        ack(response_action="errors", errors={Field.PERSON.value: "Pick a person." if row else "This alert is not known."})
+        problem = "Pick a person." if row else "This alert is not known."
+        ack(response_action="errors", errors={Field.PERSON.value: problem})
         return
     ack()
     user = actor_of(body)

@@ -1,8 +1,9 @@
 """The one state table of triage: which action applies from which status.
 
 The store's changes refuse an action from any other status, and the alert (and the App Home, SPEC §8)
-shows exactly the buttons that still apply (SPEC §4), both read from here. Containment (SPEC §6) applies while an alert is open;
-its buttons are the respond room's (`bot.slack.respond.blocks`), shown with SESGUARD_RESPONSE_ACTIONS.
+shows exactly the buttons that still apply (SPEC §4), both read from here. Containment (SPEC §6) applies
+while an alert is open; its buttons are the respond room's (`bot.slack.respond.blocks`), shown with
+SESGUARD_RESPONSE_ACTIONS.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ def rule_scan(source: EngineInput, since: datetime, until: datetime, settings: E
     figures = Figures(source.engine)
     try:
         if since >= until:
-            raise QueryFailed(f"{source.url}: the time range is empty ({since:%Y-%m-%d %H:%M} → {until:%Y-%m-%d %H:%M})")
+            raise QueryFailed(f"{source.url}: the time range is empty "
+                              f"({since:%Y-%m-%d %H:%M} → {until:%Y-%m-%d %H:%M})")
         if source.engine == "athena":
             sql = query.athena_rule_query(source.name, since, until)
             found = athena.run(sql, settings.athena_workgroup, settings.athena_output, settings.limits, figures,
