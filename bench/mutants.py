@@ -54,16 +54,16 @@ COVERING: dict[str, tuple[str, ...]] = {
     "detection/store.py": (_DETECTION + "test_suppression.py", _DETECTION + "test_store.py"),
     "detection/scan.py": (_DETECTION + "test_bad_input.py", _DETECTION + "test_order_independence.py",
                           _DETECTION + "test_baseline.py"),
-    "bot/slack/triage/states.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py",
+    "bot/triage/states.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py",
                                    "tests/slack/test_respond.py"),
-    "bot/slack/triage/changes.py": ("tests/slack/test_actions.py", "tests/slack/test_commands.py"),
-    "bot/worker/notifier.py": ("tests/worker/test_notifier.py",),
+    "bot/triage/changes.py": ("tests/slack/test_actions.py", "tests/slack/test_commands.py"),
+    "bot/alerts/notifier.py": ("tests/worker/test_notifier.py",),
     "bot/slack/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
-    "bot/slack/alert/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
-    "bot/slack/contact/questions.py": ("tests/slack/test_contact.py",),
+    "bot/alerts/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
+    "bot/contact/questions.py": ("tests/slack/test_contact.py",),
     "detection/sources/lookup.py": ("tests/worker/test_lookup.py",),
     "detection/sources/s3_trail.py": ("tests/worker/test_s3.py",),
-    "bot/settings.py": ("tests/test_settings.py",),
+    "bot/config/settings.py": ("tests/test_settings.py",),
 }
 
 
@@ -84,10 +84,10 @@ class Mutant:
 RULE, RECORD, BASELINE = "detection/rule.py", "detection/record.py", "detection/baseline.py"
 SIGNALS, SUPPRESSION, STORE, SCAN = ("detection/signals.py", "detection/suppression.py", "detection/store.py",
                                      "detection/scan.py")
-STATES, CHANGES = "bot/slack/triage/states.py", "bot/slack/triage/changes.py"
-NOTIFIER, BLOCKS, ALERT = "bot/worker/notifier.py", "bot/slack/blocks.py", "bot/slack/alert/blocks.py"
-CONTACT = "bot/slack/contact/questions.py"
-LOOKUP, S3_TRAIL, SETTINGS = "detection/sources/lookup.py", "detection/sources/s3_trail.py", "bot/settings.py"
+STATES, CHANGES = "bot/triage/states.py", "bot/triage/changes.py"
+NOTIFIER, BLOCKS, ALERT = "bot/alerts/notifier.py", "bot/slack/blocks.py", "bot/alerts/blocks.py"
+CONTACT = "bot/contact/questions.py"
+LOOKUP, S3_TRAIL, SETTINGS = "detection/sources/lookup.py", "detection/sources/s3_trail.py", "bot/config/settings.py"
 
 MUTANTS: list[Mutant] = [
     # ── the rule: matching calls ──────────────────────────────────────────────────────────────────────
@@ -220,17 +220,18 @@ MUTANTS: list[Mutant] = [
            "a CIDR suppression covers a signal that has no source IP at all"),
     # ── the store ─────────────────────────────────────────────────────────────────────────────────────
     Mutant("store-lifted-suppressions-apply", STORE,
-           "select(SuppressionRow).where(SuppressionRow.lifted_at.is_(None))", "select(SuppressionRow)",
+           "select(SuppressionRow).where(col(SuppressionRow.lifted_at).is_(None))", "select(SuppressionRow)",
            "a lifted suppression still suppresses new signals"),
     Mutant("store-suppressed-stored-new", STORE,
            "signal.status, signal.suppression_id = Status.SUPPRESSED.value, covering.id",
            "signal.suppression_id = covering.id",
            "a covered signal is stored as new, so it is posted"),
     Mutant("store-last-seen-moves-back", STORE,
-           "row.last_seen = max(row.last_seen, known.last_seen)", "row.last_seen = known.last_seen",
+           "known_row.last_seen = max(known_row.last_seen, known.last_seen)",
+           "known_row.last_seen = known.last_seen",
            "a batch of older, late-delivered calls moves an identity's last call back: it is forgotten early"),
     Mutant("store-oldest-signal-joined", STORE,
-           ".order_by(SignalRow.first_seen.desc())", ".order_by(SignalRow.first_seen)",
+           ".order_by(col(SignalRow.first_seen).desc())", ".order_by(col(SignalRow.first_seen))",
            "a later batch's calls are matched against the identity's oldest signal, not its latest"),
     Mutant("store-events-processed-twice", STORE,
            "return [call for call in unique if call not in stored]", "return unique",
@@ -252,7 +253,8 @@ MUTANTS: list[Mutant] = [
            "OPEN = frozenset({Status.NEW, Status.CONTACTING, Status.CONFIRMED, Status.ESCALATED, Status.CLOSED})",
            "containment (deactivate a key, revoke role sessions) applies to a closed alert"),
     Mutant("triage-no-row-lock", CHANGES,
-           ("    session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id)"
+           ("    session.execute(\n"
+            "        sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id)"
             ".values(status=SignalRow.status))\n"),
            "",
            "no row lock: two clicks racing each other both act"),
@@ -275,8 +277,8 @@ MUTANTS: list[Mutant] = [
            "lifting a suppression twice lifts (and audits) it twice"),
     # ── the notifier ──────────────────────────────────────────────────────────────────────────────────
     Mutant("notifier-posts-suppressed", NOTIFIER,
-           "unposted = sa.and_(SignalRow.slack_ts.is_(None), SignalRow.status != Status.SUPPRESSED.value)",
-           "unposted = SignalRow.slack_ts.is_(None)",
+           "unposted = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)",
+           "unposted = col(SignalRow.slack_ts).is_(None)",
            "signals stored as suppressed are posted"),
     Mutant("notifier-no-channel-search", NOTIFIER,
            "if attempt or row.post_attempts > 1:", "if False:",
@@ -288,7 +290,7 @@ MUTANTS: list[Mutant] = [
            "covering = _covered(row, rules, now)", "covering = None",
            "a suppression made while an alert waited for Slack does not keep it out of the channel"),
     Mutant("notifier-claim-not-exclusive", NOTIFIER,
-           "sa.or_(SignalRow.post_claimed_until.is_(None), SignalRow.post_claimed_until < now)", "sa.true()",
+           "sa.or_(col(SignalRow.post_claimed_until).is_(None), col(SignalRow.post_claimed_until) < now)", "sa.true()",
            "another process's live claim is taken over: two workers post the same signal"),
     Mutant("notifier-links-unfurled", NOTIFIER,
            "unfurl_links=False, unfurl_media=False)", "unfurl_links=True, unfurl_media=True)",

@@ -120,7 +120,7 @@ def fresh_store(database: str | None, folder: Path):
 
 def run(concurrency: int, accounts: list[str], regions: list[str], stand_in: StandIn, passes: int,
         database: str | None, folder: Path) -> dict:
-    from bot.worker.poll import poll_once
+    from bot.worker.ingest.poll import poll_once
     from detection.sources.lookup import LookupSource
     from tests.worker_fixtures import worker_settings
 

@@ -113,7 +113,7 @@ def fill(url: str, kind: str, args, rng: random.Random) -> tuple[str, int, int]:
 def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
     import sqlalchemy as sa
 
-    from bot.worker.consume import QueueConsumer
+    from bot.worker.ingest.consume import QueueConsumer
     from detection.store import EventRow, Store
     from tests.worker_fixtures import worker_settings
 

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.slack.stats.figures import figures  # noqa: E402
-from bot.slack.tables import Contact  # noqa: E402
+from bot.contact.tables import Contact  # noqa: E402
+from bot.desk.digest.figures import figures  # noqa: E402
 from detection.store import SignalHistory, SignalRow, Store, SuppressionRow  # noqa: E402
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

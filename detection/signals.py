@@ -19,7 +19,7 @@ EXERCISE_USER_AGENTS = ("stratus-red-team_",)
 
 class Status(StrEnum):
     """Where the triage of a signal stands (`signals.status`). Detection sets `new` or `suppressed`;
-    the Slack triage moves it on (`bot.slack.triage.states` says which action applies from which)."""
+    the Slack triage moves it on (`bot.triage.states` says which action applies from which)."""
 
     NEW = "new"
     CONTACTING = "contacting"  # the person behind the identity was asked

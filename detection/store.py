@@ -160,7 +160,7 @@ class SignalRow(SQLModel, table=True):
     exercise_tool: bool = False
     # calls an investigation found after the enumeration (SPEC §6); they make the signal `critical`
     follow_on_abuse: list = json_list()
-    # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.slack.triage.states
+    # a `Status`: new → (suppressed | escalated | contacting | confirmed | closed), see bot.triage.states
     status: str = Field(default=Status.NEW.value, index=True)
     suppression_id: int | None = Field(default=None, index=True)  # counts a suppression's hits
     created_at: datetime = utc_time(default_factory=utcnow, index=True)  # the figures' periods (SPEC §8)

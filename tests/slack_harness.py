@@ -19,11 +19,11 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from bot.settings import Settings
+from bot.alerts.notifier import post_pending
+from bot.config.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.client import slack_client
 from bot.slack.web import create_wsgi_app
-from bot.worker.notifier import post_pending
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect

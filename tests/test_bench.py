@@ -41,7 +41,7 @@ def test_a_local_scan_without_a_store_imports_no_database_aws_or_slack_library(t
 
     r.write(tmp_path / "trail" / "part.json", r.realistic_trail(), "log", gzipped=True)
     heavy = ("sqlalchemy", "sqlmodel", "alembic", "boto3", "botocore", "slack_bolt", "slack_sdk")
-    code = ("import sys; from bot.cli import main; status = main(sys.argv[1:]); "
+    code = ("import sys; from bot.cli.commands import main; status = main(sys.argv[1:]); "
             f"print(sorted(m for m in {heavy!r} if m in sys.modules)); sys.exit(status)")
     done = run("-c", code, "scan", "--json", str(tmp_path / "trail"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

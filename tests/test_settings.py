@@ -20,8 +20,8 @@ import boto3
 import orjson
 import pytest
 
-from bot.cli import main
-from bot.settings import DURATIONS, Settings, load_settings
+from bot.cli.commands import main
+from bot.config.settings import DURATIONS, Settings, load_settings
 from tests import records as r
 from tests.fakes.slack_api import FakeSlack
 from tests.records import REPO, at

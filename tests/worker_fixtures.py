@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.settings import Settings, load_settings
+from bot.config.settings import Settings, load_settings
 from tests import records
 from tests.fakes.cloudtrail_api import FakeCloudTrail
 

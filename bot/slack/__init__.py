@@ -1,2 +1,3 @@
-"""The Slack app: the Bolt app (`app`), its HTTP face (`web`), middleware, the Web API client, and one room
-per capability (`alert`, `triage`, `contact`, `commands`), each with its Block Kit and its listeners."""
+"""Slack plumbing: the Bolt app (`app`, which registers each capability's listeners), its HTTP face (`web`),
+middleware, the Web API client, the `/sesguard` command router (`commands`) and small shared Block Kit
+builders. The capabilities' own messages and listeners live in their packages (`bot.alerts`, `bot.triage`, …)."""

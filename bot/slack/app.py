@@ -1,7 +1,7 @@
 """`build_app(settings, store)`: the Bolt app of SPEC §4: its client, middleware and listeners, in one place.
 
 The store, the settings and the triager check reach handlers through middleware (`bot.slack.middleware`);
-each capability (triage, contact, respond, commands, investigate, home, suppressions) registers its handlers with its
+each capability (triage, contact, contain, commands, investigate, home, suppressions) registers its handlers with its
 `listeners.register(app)`.
 """
 
@@ -15,16 +15,16 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.settings import Settings
+from bot.config.settings import Settings
+from bot.contact import listeners as contact
+from bot.contain import listeners as contain
+from bot.desk.home import listeners as home
+from bot.investigate import listeners as investigate
 from bot.slack.client import slack_client
 from bot.slack.commands import listeners as commands
-from bot.slack.contact import listeners as contact
-from bot.slack.home import listeners as home
-from bot.slack.investigate import listeners as investigate
 from bot.slack.middleware import Triagers, reject_replays, services
-from bot.slack.respond import listeners as respond
-from bot.slack.suppressions import listeners as suppressions
-from bot.slack.triage import listeners as triage
+from bot.triage import listeners as triage
+from bot.triage.suppressions import listeners as suppressions
 from detection.sources.lookup import LookupSource
 from detection.store import Store
 
@@ -81,7 +81,7 @@ def build_app(settings: Settings, store: Store, *, client: WebClient | None = No
     app.use(reject_replays(store))
     app.use(services(store, settings, triagers, listener_executor))
     app.use(investigate.provide_reader(settings, store, activity_source))
-    for capability in (triage, contact, respond, commands, investigate, home, suppressions):
+    for capability in (triage, contact, contain, commands, investigate, home, suppressions):
         capability.register(app)
     return app
 
@@ -90,8 +90,8 @@ def run_socket_mode() -> int:
     """`sesguard socket`: the same app over Socket Mode (SLACK_APP_TOKEN); no public URL needed."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.logs import configure_logging
-    from bot.settings import load_settings
+    from bot.config.logs import configure_logging
+    from bot.config.settings import load_settings
 
     settings = load_settings()
     settings.require("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN")

@@ -33,7 +33,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.settings import Settings
+from bot.config.settings import Settings
 
 # Calls that would do their work twice when repeated after a lost answer.
 NOT_REPEATABLE = ("chat.postMessage", "chat.postEphemeral", "views.open")

@@ -19,7 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlmodel import col
 
-from bot.settings import Settings
+from bot.config.settings import Settings
 from bot.slack.replies import channel_of, tell, user_of
 from bot.slack.tables import SlackRequest
 from detection.store import SignalRow, Store, utcnow

@@ -18,11 +18,11 @@ import orjson
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.logs import configure_logging
-from bot.settings import Settings, load_settings
+from bot.config.logs import configure_logging
+from bot.config.settings import Settings, load_settings
+from bot.health.report import health
 from bot.slack import payloads
 from bot.slack.app import build_app
-from bot.worker.health import health
 from detection.store import Store
 
 log = logging.getLogger(__name__)

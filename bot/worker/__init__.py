@@ -1,2 +1,2 @@
-"""The worker: polling CloudTrail (`poll`), the scheduler (`scheduler`), leases, the alert outbox
-(`notifier`), and the health report (`health`, with delivery to Slack in `delivery`)."""
+"""The worker process: the scheduler (`scheduler`) running each capability's jobs, process start-up
+(`process`), and ingestion (`ingest`: poll, consume, backfill)."""

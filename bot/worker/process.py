@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from bot.settings import Settings
+from bot.config.settings import Settings
 from detection.store import Store
 
 

@@ -22,13 +22,16 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlmodel import col
 
-from bot.logs import configure_logging
-from bot.settings import Settings, load_settings
-from bot.slack.investigate.reader import SharedReader
-from bot.worker.backfill import backfill_pass
-from bot.worker.lease import Lease
-from bot.worker.pager import paging_enabled
-from bot.worker.poll import make_source, notify_pending, page_pending_pass, poll_once
+from bot.config.logs import configure_logging
+from bot.config.settings import Settings, load_settings
+from bot.investigate.reader import SharedReader
+from bot.page.pager import paging_enabled
+from bot.store.lease import Lease
+from bot.worker.ingest.backfill import backfill_pass
+from bot.worker.ingest.consume import consume_until_stopped
+from bot.worker.ingest.handover import notify_pending, page_pending_pass
+from bot.worker.ingest.poll import poll_once
+from bot.worker.ingest.sources import make_source
 from bot.worker.process import start, stop_on_signals
 from detection.sources.lookup import LookupSource
 from detection.sources.pulled import Source
@@ -90,8 +93,6 @@ class Worker:
         """SESGUARD_SOURCE=sqs: every worker consumes the queue, lease or not (SQS shares the messages out)."""
         if self.settings.source != "sqs":
             return None
-        from bot.worker.consume import consume_until_stopped
-
         thread = threading.Thread(target=consume_until_stopped, name="sqs-consumer", daemon=True,
                                   args=(self.settings, self.store, self.source, self.stop))
         thread.start()
@@ -180,8 +181,8 @@ class Worker:
 
     def investigate_alerts(self) -> None:
         """Investigate new alerts without a click, and finish investigations a process left (SPEC §6)."""
+        from bot.investigate import runs
         from bot.slack.client import slack_client
-        from bot.slack.investigate import runs
 
         try:
             requested = runs.enqueue_automatic(self.store, self.settings)
@@ -194,7 +195,7 @@ class Worker:
             log.info("investigations: %d requested automatically, %d summaries posted", requested, posted)
 
     def escalate_overdue_contacts(self) -> None:
-        from bot.slack.contact.questions import escalate_overdue
+        from bot.contact.questions import escalate_overdue
 
         try:
             escalated = escalate_overdue(self.store, self.settings)
@@ -206,8 +207,8 @@ class Worker:
 
     def refresh_home_tabs(self) -> None:
         """The triage desk (SPEC §8): open Home tabs show what changed since they were published."""
+        from bot.desk.home.refresh import refresh_open
         from bot.slack.client import slack_client
-        from bot.slack.home.refresh import refresh_open
 
         try:
             refresh_open(self.store, self.settings, slack_client(self.settings))
@@ -216,8 +217,8 @@ class Worker:
 
     def remind_suppressions(self) -> None:
         """Suppression hygiene (SPEC §8): the author's DM a day before a suppression expires, once."""
+        from bot.desk.reminders import remind
         from bot.slack.client import slack_client
-        from bot.slack.suppressions.reminders import remind
 
         try:
             reminded = remind(self.store, slack_client(self.settings), self.lease.holder)
@@ -229,8 +230,8 @@ class Worker:
 
     def post_learning_reports(self) -> None:
         """The learning report (SPEC §8): once per account, when its learning period is over."""
+        from bot.desk.learning.report import post_reports
         from bot.slack.client import slack_client
-        from bot.worker.learning import post_reports
 
         try:
             reported = post_reports(self.store, self.settings, slack_client(self.settings), self.lease.holder)
@@ -242,8 +243,8 @@ class Worker:
 
     def post_digest(self) -> None:
         """The daily digest (SPEC §8, SESGUARD_DIGEST_HOUR): once a day, across every worker."""
+        from bot.desk.digest.daily import post_digest
         from bot.slack.client import slack_client
-        from bot.worker.digest import post_digest
 
         try:
             if post_digest(self.store, self.settings, slack_client(self.settings), self.lease.holder):

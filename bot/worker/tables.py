@@ -1,5 +1,5 @@
-"""The worker's tables: polling state and health per source, account and region; delivery to Slack;
-leases; the pager's outbox."""
+"""Ingestion's tables: polling state and health per source, account and region; the queue's figures; a SQL
+engine's backfill."""
 
 from __future__ import annotations
 
@@ -36,55 +36,6 @@ class PollState(SQLModel, table=True):
     # The source no longer lists this place (a region or role taken out of the settings): kept, with its
     # watermark, in case it comes back, but no longer a place whose silence is a failure.
     retired_at: datetime | None = utc_time(default=None, nullable=True)
-
-
-class DeliveryState(SQLModel, table=True):
-    """Per alert channel: what the latest notifier pass that reached Slack (or found nothing to post) said.
-
-    Written by the worker, read by `serve` for `/healthz`: the two are separate processes.
-    """
-
-    __tablename__ = "delivery_state"
-    channel: str = Field(primary_key=True)
-    last_pass_at: datetime = utc_time()
-    stopped_by: str | None = None  # the error that ended that pass early; None: it went through
-    stopped_by_transient: bool = False  # Slack unreachable, overloaded or rate limiting
-
-
-class LeaseRow(SQLModel, table=True):
-    """Which worker runs the scheduled jobs; others wait and take over once it expires."""
-
-    __tablename__ = "leases"
-    name: str = Field(primary_key=True)
-    holder: str
-    expires_at: datetime = utc_time()
-
-
-# What became of a page (`Page.outcome`; empty while it waits).
-PAGE_ACCEPTED, PAGE_REJECTED, PAGE_SUPERSEDED = "accepted", "rejected", "superseded"
-
-
-class Page(SQLModel, table=True):
-    """The pager's outbox: one PagerDuty event due for one row of a signal's history (`bot.worker.pager`).
-
-    Keyed by that history row, so that however many passes and processes derive it, it is one page.
-    `outcome` stays empty while the page waits; then `accepted` (PagerDuty answered 202), `rejected`
-    (400: never retried) or `superseded` (a trigger whose signal was resolved before it could be sent).
-    """
-
-    __tablename__ = "pages"
-    id: int | None = Field(default=None, primary_key=True)
-    history_id: int = Field(unique=True)
-    signal_id: str = Field(index=True)
-    event_action: str  # "trigger" | "resolve"
-    created_at: datetime = utc_time(default_factory=utcnow)
-    next_attempt_at: datetime = utc_time(default_factory=utcnow)
-    attempts: int = 0
-    claimed_by: str | None = None
-    claimed_until: datetime | None = utc_time(default=None, nullable=True)
-    outcome: str | None = Field(default=None, index=True)
-    done_at: datetime | None = utc_time(default=None, nullable=True)
-    last_error: str | None = None
 
 
 class QueueState(SQLModel, table=True):

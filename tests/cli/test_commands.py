@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import __version__
-from bot.cli import build_parser
+from bot.cli.commands import build_parser
 from tests import records as r
 from tests.records import at, sesguard
 

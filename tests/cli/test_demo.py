@@ -7,8 +7,8 @@ import json
 import re
 from urllib.parse import unquote
 
-from bot.demo.preview import BUILDER, builder_url, readable
-from bot.terminal import clip_middle, signal_table
+from bot.cli.demo.preview import BUILDER, builder_url, readable
+from bot.cli.terminal import clip_middle, signal_table
 from detection.signals import Signal
 from tests.records import moment, sesguard
 

@@ -8,7 +8,7 @@ import json
 import orjson
 import pytest
 
-from bot.cli import main
+from bot.cli.commands import main
 from tests.attack_story import FOLLOW_ON, IP, NEW_KEY, attack
 from tests.slack_harness import store_signals
 from tests.worker_fixtures import OWN_ACCOUNT, aws  # noqa: F401

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 
-from bot.logs import FORMAT, PrintableFormatter
+from bot.config.logs import FORMAT, PrintableFormatter
 
 HOSTILE = "key\x1b]0;pwned\x07\x1b[2J\nERROR forged: line\r\x85\u2028end"
 

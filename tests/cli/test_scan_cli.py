@@ -14,7 +14,7 @@ import orjson
 import pytest
 from sqlmodel import func, select
 
-from bot.cli import main
+from bot.cli.commands import main
 from detection.store import EventRow, KnownIdentity, SignalRow, Store, signal_from_row
 from tests import records as r
 from tests.conftest import FIXTURES, SAMPLES

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from bot.progress import ScanProgress, line
+from bot.cli.progress import ScanProgress, line
 from detection.scan import ScanSummary
 from tests import records as r
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from bot.errors import SettingsError
-from bot.scan_settings import scan_settings
-from bot.settings import load_settings
+from bot.config.errors import SettingsError
+from bot.config.scan_settings import scan_settings
+from bot.config.settings import load_settings
 
 
 @pytest.fixture

@@ -213,7 +213,7 @@ def test_the_migration_creates_the_investigations_as_the_models_say(store):
     from alembic.migration import MigrationContext
     from sqlmodel import SQLModel
 
-    import bot.slack.investigate.tables  # noqa: F401  (registers the table)
+    import bot.investigate.tables  # noqa: F401  (registers the table)
 
     with store.engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)

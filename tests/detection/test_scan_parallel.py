@@ -19,7 +19,7 @@ from detection.sources.inputs import FILES_PER_TASK, TASKS_IN_FLIGHT_PER_JOB, In
 from tests import records as r
 from tests.conftest import FIXTURES, SAMPLES
 
-DEMO_TRAIL = Path(__file__).resolve().parents[2] / "bot" / "demo" / "trail"
+DEMO_TRAIL = Path(__file__).resolve().parents[2] / "bot" / "cli" / "demo" / "trail"
 
 
 @pytest.fixture

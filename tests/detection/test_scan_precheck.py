@@ -22,7 +22,7 @@ from detection.sources.files import scan_bytes
 from tests import records as r
 from tests.conftest import FIXTURES, SAMPLES
 
-DEMO_TRAIL = Path(__file__).resolve().parents[2] / "bot" / "demo" / "trail"
+DEMO_TRAIL = Path(__file__).resolve().parents[2] / "bot" / "cli" / "demo" / "trail"
 FIXTURE_FILES = sorted(
     [*SAMPLES.glob("[0-9]*.json"), *FIXTURES.glob("*.json*"),
      *(path for path in DEMO_TRAIL.rglob("*") if path.is_file() and path.name.endswith((".json", ".json.gz")))]

@@ -123,7 +123,7 @@ def test_a_300_mb_json_lines_file_is_scanned_in_bounded_memory(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL", "AWS_"))}
     # The command line's own main, then its peak resident set as the kernel kept it for this process
     # (VmHWM: rusage would count the pages of the test process it was forked from).
-    run = ("import sys; from bot.cli import main; status = main(sys.argv[1:]); "
+    run = ("import sys; from bot.cli.commands import main; status = main(sys.argv[1:]); "
            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0], file=sys.stderr); "
            "sys.exit(status)")
     done = subprocess.run([sys.executable, "-c", run, "scan", "--json", str(path)], cwd=tmp_path, capture_output=True,

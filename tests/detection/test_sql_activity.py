@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.slack.investigate.reader import SharedReader
+from bot.investigate.reader import SharedReader
 from detection.investigate import Subject, signal_window, summarise
 from detection.sources.sql.activity import EngineActivityReader
 from detection.sources.sql.engine import EngineInput, EngineSettings

@@ -13,15 +13,16 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel, func, select
 
+import bot.contain.tables  # noqa: F401
+import bot.desk.digest.daily  # noqa: F401
+
 # Every room's tables, as the migrations' env.py imports them for autogenerate: run alone, this file
 # would otherwise compare the schema with detection's tables only.
-import bot.slack.home.tables  # noqa: F401
-import bot.slack.investigate.tables  # noqa: F401
-import bot.slack.respond.tables  # noqa: F401
-import bot.slack.suppressions.tables  # noqa: F401
+import bot.desk.home.tables  # noqa: F401
+import bot.desk.learning.report  # noqa: F401
+import bot.investigate.tables  # noqa: F401
 import bot.slack.tables  # noqa: F401
-import bot.worker.digest  # noqa: F401
-import bot.worker.learning  # noqa: F401
+import bot.triage.suppressions.tables  # noqa: F401
 import bot.worker.tables  # noqa: F401
 import detection.pacing  # noqa: F401
 import detection.sources.s3_trail  # noqa: F401

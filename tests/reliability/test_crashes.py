@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from bot.worker.lease import Lease
+from bot.store.lease import Lease
 from bot.worker.scheduler import SCHEDULER_LEASE
 from detection.store import SignalHistory, utcnow
 from tests.sesguard_processes import CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401 - fixtures

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from bot.cli import main
+from bot.cli.commands import main
 from detection.store import EventRow, SignalHistory, Store
 from tests.conftest import FIXTURES, _empty_postgres
 from tests.cuttable_link import CuttableLink
@@ -69,7 +69,7 @@ def assert_one_clear_line(status: int, stderr: str, store: str) -> None:
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_stops_with_one_line_when_the_store_is_unusable_at_start(command, store, aws, tmp_path,
                                                                                 monkeypatch, capsys):
-    """Through `bot.cli.main`, as `python -m bot` runs it (the processes themselves: the test below)."""
+    """Through `bot.cli.commands.main`, as `python -m bot` runs it (the processes themselves: the test below)."""
     url = unusable(store)
     for name, value in sesguard_env(aws.env, "http://127.0.0.1:9/api/", url).items():
         monkeypatch.setenv(name, value)

@@ -18,9 +18,9 @@ from urllib.parse import urlencode
 import pytest
 from sqlmodel import select
 
-from bot.settings import load_settings
-from bot.slack.tables import Contact
-from bot.worker.notifier import post_pending
+from bot.alerts.notifier import post_pending
+from bot.config.settings import load_settings
+from bot.contact.tables import Contact
 from detection.store import AuditEntry, SignalHistory, SignalRow, Store, SuppressionRow
 from tests.misbehaving_slack import MisbehavingSlack
 from tests.sesguard_processes import (

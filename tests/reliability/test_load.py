@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 
-from bot.settings import load_settings
-from bot.worker.notifier import post_pending
+from bot.alerts.notifier import post_pending
+from bot.config.settings import load_settings
 from detection.record import to_call
 from detection.scan import detect
 from tests.sesguard_processes import BOT_TOKEN, CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401

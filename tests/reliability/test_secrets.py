@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cli import main
+from bot.cli.commands import main
 from tests.sesguard_processes import APP_TOKEN, BOT_TOKEN, DB_PASSWORD, SIGNING_SECRET, leaked_secrets, sesguard_env
 
 BAD_URLS = {

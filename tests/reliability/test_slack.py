@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.settings import load_settings
-from bot.worker.notifier import post_pending
+from bot.alerts.notifier import post_pending
+from bot.config.settings import load_settings
 from detection.store import SignalHistory
 from tests import records
 from tests.cuttable_link import CuttableLink

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.respond import access_key, names, role_sessions
-from bot.respond.action import TEXT_LIMIT
+from bot.contain import access_key, names, role_sessions
+from bot.contain.action import TEXT_LIMIT
 
 ACCOUNT = "111122223333"
 NOW = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=UTC)

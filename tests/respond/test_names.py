@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.respond import names
+from bot.contain import names
 
 ACCOUNT = "111122223333"
 

@@ -8,7 +8,7 @@ import uuid
 import boto3
 import pytest
 
-from bot.respond.access import NoAccess, iam_client
+from bot.contain.access import NoAccess, iam_client
 from tests.worker_fixtures import worker_settings
 
 OWN = "123456789012"  # moto's default account: the credentials' own

@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from bot.slack.app import build_app
 from bot.slack.tables import SlackRequest
-from bot.slack.triage import changes
+from bot.triage import changes
 from bot.worker.tables import PollState
 from detection.store import AuditEntry, SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack

@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from bot.alerts import blocks as alert_blocks
+from bot.alerts.blocks import alert_message, alert_text, status_line
+from bot.contact.blocks import pick_person_modal
 from bot.slack import blocks
-from bot.slack.alert import blocks as alert_blocks
-from bot.slack.alert.blocks import alert_message, alert_text, status_line
-from bot.slack.contact.blocks import pick_person_modal
 from bot.slack.ids import Action
-from bot.slack.triage.blocks import suppress_modal, unchanged
+from bot.triage.blocks import suppress_modal, unchanged
 from detection.record import to_call
 from detection.signals import Signal, Status
 from tests import records

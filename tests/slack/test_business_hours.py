@@ -8,9 +8,9 @@ import pytest
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.business_hours import contact_deadline, parse
-from bot.slack.contact.questions import ask, escalate_overdue
-from bot.slack.tables import Contact
+from bot.config.business_hours import contact_deadline, parse
+from bot.contact.questions import ask, escalate_overdue
+from bot.contact.tables import Contact
 from tests.slack_harness import (
     CHANNEL,
     TOKEN,

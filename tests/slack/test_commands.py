@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.slack.tables import IdentityMapping
-from bot.slack.triage.changes import suppress
-from bot.worker.delivery import record_pass
+from bot.alerts.delivery import record_pass
+from bot.contact.tables import IdentityMapping
+from bot.triage.changes import suppress
 from bot.worker.tables import PollState
 from detection.store import AuditEntry, SignalRow, SuppressionRow, utcnow
 from tests.slack_harness import (

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.slack.contact.people import sso_email
-from bot.slack.contact.questions import escalate_overdue
-from bot.slack.tables import Contact, IdentityMapping
+from bot.contact.people import sso_email
+from bot.contact.questions import escalate_overdue
+from bot.contact.tables import Contact, IdentityMapping
 from bot.worker.scheduler import Worker
 from detection.sources.lookup import LookupSource
 from detection.store import AuditEntry, SignalHistory

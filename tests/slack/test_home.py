@@ -11,8 +11,8 @@ import pytest
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.slack.contact.questions import ask
-from bot.slack.home.tables import HomeTab
+from bot.contact.questions import ask
+from bot.desk.home.tables import HomeTab
 from detection.store import Scope, SuppressionRow, utcnow
 from tests.slack_harness import (
     ACCOUNT,

@@ -12,8 +12,8 @@ import time
 import pytest
 from sqlmodel import select
 
-from bot.slack.investigate.tables import Investigation
-from bot.worker.poll import poll_once
+from bot.investigate.tables import Investigation
+from bot.worker.ingest.poll import poll_once
 from detection.pacing import RequestPacer
 from detection.sources.lookup import REQUESTS_PER_WINDOW, SAFETY_MARGIN_SECONDS, WINDOW_SECONDS, LookupSource
 from detection.store import SignalHistory
@@ -192,7 +192,7 @@ def test_an_investigation_of_a_window_already_closed_and_investigated_is_not_rep
 
 
 def test_a_suppressed_alerts_stale_button_investigates_nothing(bot, aws):
-    from bot.slack.triage.changes import suppress
+    from bot.triage.changes import suppress
 
     signal_id, ts = alert_of(bot, aws, attack())
     button = bot.button(CHANNEL, ts, INVESTIGATE)

@@ -7,7 +7,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 
-from bot.slack.investigate.blocks import escalation_line, render
+from bot.investigate.blocks import escalation_line, render
 from detection.investigate import Reading, Subject, Window, summarise
 from tests import records
 from tests.worker_fixtures import OWN_ACCOUNT

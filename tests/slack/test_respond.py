@@ -12,7 +12,7 @@ import moto.settings
 import pytest
 from sqlmodel import select
 
-from bot.respond.role_sessions import POLICY_NAME, revoked_before
+from bot.contain.role_sessions import POLICY_NAME, revoked_before
 from bot.slack.ids import Action
 from detection.store import SignalHistory, utcnow
 from tests.slack_harness import (

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from slack_sdk import WebClient
 
-from bot.slack.stats.figures import figures
-from bot.slack.tables import Contact
-from bot.worker.digest import post_digest
+from bot.contact.tables import Contact
+from bot.desk.digest.daily import post_digest
+from bot.desk.digest.figures import figures
 from detection.store import SignalHistory, SignalRow, Store, SuppressionRow
 from tests.slack_harness import ACCOUNT, CHANNEL, TOKEN, TRIAGER, Harness, answer_text
 

@@ -9,8 +9,8 @@ import pytest
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.slack.suppressions.reminders import enqueue_due, remind
-from bot.slack.suppressions.tables import SuppressionReminder
+from bot.desk.reminders import enqueue_due, remind
+from bot.triage.suppressions.tables import SuppressionReminder
 from detection.store import AuditEntry, Store, SuppressionRow, utcnow
 from tests.slack_harness import (
     ACCOUNT,

@@ -9,9 +9,10 @@ import threading
 import pytest
 from sqlmodel import select
 
-from bot.errors import SettingsError
-from bot.worker.backfill import backfill_pass, backfill_source
-from bot.worker.consume import backfill_done, wait_for_backfill
+from bot.config.errors import SettingsError
+from bot.worker.ingest.backfill import backfill_pass
+from bot.worker.ingest.consume import backfill_done, wait_for_backfill
+from bot.worker.ingest.sources import backfill_source
 from detection.sources.lookup import LookupSource
 from detection.sources.s3_trail import S3TrailSource
 from detection.store import SignalRow
@@ -75,7 +76,7 @@ def test_json_body_of_the_queue_settings_is_never_echoed():
 
 
 def test_a_place_whose_backfill_fails_shows_in_health_and_does_not_hold_the_queue_up(aws, sqs_env, store):
-    from bot.worker.health import health
+    from bot.health.report import health
     from tests.worker_fixtures import ROLE_ACCOUNT, ROLE_ARN
 
     aws.api.limit = 20  # ROLE_ARN is not a role the stand-in knows: AssumeRole is denied

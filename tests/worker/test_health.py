@@ -14,9 +14,9 @@ from alembic.config import Config
 from sqlmodel import select
 
 import detection.store
-from bot.worker.delivery import record_pass
-from bot.worker.health import health
-from bot.worker.lease import Lease, poll_lease_name
+from bot.alerts.delivery import record_pass
+from bot.health.report import health
+from bot.store.lease import Lease, poll_lease_name
 from bot.worker.tables import PollState
 from detection.store import UTCDateTime, utcnow
 from tests.slack_harness import cloudtrail_record, store_signals

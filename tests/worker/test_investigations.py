@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.errors import SettingsError
-from bot.slack.investigate import runs
-from bot.slack.investigate.reader import SharedReader
-from bot.slack.investigate.tables import GATHERED, PENDING, POSTED, Investigation
-from bot.worker.notifier import post_pending
+from bot.alerts.notifier import post_pending
+from bot.config.errors import SettingsError
+from bot.investigate import runs
+from bot.investigate.reader import SharedReader
+from bot.investigate.tables import GATHERED, PENDING, POSTED, Investigation
 from bot.worker.scheduler import Worker
 from detection.sources.lookup import LookupSource
 from detection.store import SignalHistory, SignalRow, utcnow
@@ -228,7 +228,7 @@ def test_the_investigation_settings_and_their_defaults(monkeypatch):
 
 
 def test_the_escalation_pages_once_through_the_pager(aws, slack, sqlite_store):
-    from bot.worker.pager import Backoff, page_pending
+    from bot.page.pager import Backoff, page_pending
     from tests.fakes.pagerduty_api import FakePagerDuty
 
     with FakePagerDuty() as pagerduty:

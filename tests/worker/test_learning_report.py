@@ -11,8 +11,8 @@ import pytest
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.cli import main
-from bot.worker.learning import LearningReport, post_reports
+from bot.cli.commands import main
+from bot.desk.learning.report import LearningReport, post_reports
 from bot.worker.tables import PollState
 from detection.baseline import Tuning
 from detection.record import to_call

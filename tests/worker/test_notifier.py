@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bot.alerts.notifier import post_pending
+from bot.alerts.tables import DeliveryState
 from bot.slack.client import slack_client
-from bot.worker.notifier import post_pending
-from bot.worker.tables import DeliveryState
 from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack, manifest_scopes
 from tests.misbehaving_slack import MisbehavingSlack

@@ -9,8 +9,9 @@ import boto3
 import pytest
 from sqlmodel import select
 
-from bot.worker.health import FAILING_AFTER_INTERVALS, health
-from bot.worker.poll import make_source, poll_once
+from bot.health.report import FAILING_AFTER_INTERVALS, health
+from bot.worker.ingest.poll import poll_once
+from bot.worker.ingest.sources import make_source
 from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.sources.organizations import Listing, _add, member_role_arn
@@ -201,7 +202,7 @@ def test_a_listing_entry_without_a_usable_id_is_skipped_and_counted():
 
 
 def test_the_settings_refuse_a_role_name_or_an_account_that_could_not_be_sent_to_iam():
-    from bot.errors import SettingsError
+    from bot.config.errors import SettingsError
 
     for bad in ({"org_role_name": "reader:*"}, {"org_role_name": "a" * 65}, {"accounts_exclude": "12345"},
                 {"accounts_exclude": "123456789012,<!channel>"}):

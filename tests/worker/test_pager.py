@@ -14,17 +14,17 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.errors import SettingsError
-from bot.settings import load_settings
-from bot.slack.contact import questions
-from bot.slack.tables import Contact
-from bot.slack.triage import changes
-from bot.worker.health import health
-from bot.worker.notifier import post_pending
-from bot.worker.pager import Backoff, page_pending
-from bot.worker.poll import poll_once
+from bot.alerts.notifier import post_pending
+from bot.config.errors import SettingsError
+from bot.config.settings import load_settings
+from bot.contact import questions
+from bot.contact.tables import Contact
+from bot.health.report import health
+from bot.page.pager import Backoff, page_pending
+from bot.page.tables import Page
+from bot.triage import changes
+from bot.worker.ingest.poll import poll_once
 from bot.worker.scheduler import Worker
-from bot.worker.tables import Page
 from detection.signals import Status
 from detection.store import SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.pagerduty_api import FakePagerDuty

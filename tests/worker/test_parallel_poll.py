@@ -7,7 +7,7 @@ import threading
 
 from sqlmodel import select
 
-from bot.worker.poll import poll_once
+from bot.worker.ingest.poll import poll_once
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import SignalRow
 from tests.waiting import wait_for

@@ -12,10 +12,10 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.cli import main
-from bot.worker.health import health
-from bot.worker.lease import Lease
-from bot.worker.poll import poll_once
+from bot.cli.commands import main
+from bot.health.report import health
+from bot.store.lease import Lease
+from bot.worker.ingest.poll import poll_once
 from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import EventRow, Scope, SignalHistory, SignalRow

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from sqlmodel import select
 
-from bot.worker.poll import poll_once
+from bot.worker.ingest.poll import poll_once
 from bot.worker.tables import PollState
 from detection.sources.s3_trail import S3Object
 from detection.store import EventRow, SignalRow
@@ -179,8 +179,9 @@ def test_a_file_of_impossible_times_is_bad_records_and_the_real_attacker_beside_
 # follows the limits or the inflated size.
 ONE_PASS = """
 import json, logging, sys, tracemalloc
-from bot.logs import configure_logging
-from bot.worker.poll import make_source, poll_once
+from bot.config.logs import configure_logging
+from bot.worker.ingest.poll import poll_once
+from bot.worker.ingest.sources import make_source
 from detection.sources import files
 from detection.store import Store
 from tests.worker_fixtures import worker_settings
@@ -242,7 +243,7 @@ def test_s3_keys_reach_the_workers_log_lines_made_printable(s3, sqlite_store, tm
     "skipped …"."""
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(5), "a"), ses_calls(user("alice"), 1, days_ago=5))
     assert poll(sqlite_store).ok
-    hostile = "evil\x1b]0;pwned\x07\x1b[2J\r2025-01-01 00:00:00,000 INFO bot.worker.poll: all is well\x85\u2028"
+    hostile = "evil\x1b]0;pwned\x07\x1b[2J\r2025-01-01 00:00:00,000 INFO bot.worker.ingest.poll: all is well\x85\u2028"
     key = log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), hostile)
     s3.put_object(Bucket=BUCKET, Key=key, Body=gzip.compress(b"not json"))
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "real"), ses_calls(user("mallory"), 1))
@@ -253,5 +254,5 @@ def test_s3_keys_reach_the_workers_log_lines_made_printable(s3, sqlite_store, tm
     assert json.loads(done.stdout)["bad"] == [1]
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr
     (skipped,) = done.stderr.splitlines()
-    assert "WARNING bot.worker.poll: skipped s3://" in skipped
-    assert "evil?]0;pwned??[2J?2025-01-01 00:00:00,000 INFO bot.worker.poll: all is well??" in skipped
+    assert "WARNING bot.worker.ingest.poll: skipped s3://" in skipped
+    assert "evil?]0;pwned??[2J?2025-01-01 00:00:00,000 INFO bot.worker.ingest.poll: all is well??" in skipped

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.worker.lease import Lease
+from bot.store.lease import Lease
 from bot.worker.scheduler import SCHEDULER_LEASE, Worker, housekeeping
 from bot.worker.tables import PollState
 from detection.baseline import Tuning
@@ -52,7 +52,7 @@ class Clock:
 
 def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(store, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr("bot.worker.lease.utcnow", clock)
+    monkeypatch.setattr("bot.store.lease.utcnow", clock)
     first, second = Lease(store, "scheduler", 30), Lease(store, "scheduler", 30)
     assert first.acquire() and not second.acquire()
     clock.advance(29)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.worker.poll import poll_once
+from bot.worker.ingest.poll import poll_once
 from bot.worker.tables import EngineBackfill
 from detection.baseline import Tuning
 from detection.scan import detect

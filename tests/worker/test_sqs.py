@@ -14,8 +14,8 @@ import boto3
 import pytest
 from sqlmodel import select
 
-from bot.worker.consume import QueueConsumer
-from bot.worker.health import health
+from bot.health.report import health
+from bot.worker.ingest.consume import QueueConsumer
 from bot.worker.scheduler import Worker
 from bot.worker.tables import QueueState
 from detection.store import EventRow, SignalRow, Store
@@ -347,7 +347,7 @@ def test_poll_once_drains_the_queue_posts_and_exits_1_when_a_message_was_left(sq
                                                                                 capsys):
     import signal
 
-    from bot.cli import main
+    from bot.cli.commands import main
 
     trail = Trail(sqs_env)
     trail.put_log("one", ses_calls(user("mallory"), 1))
@@ -373,7 +373,7 @@ def test_poll_once_drains_the_queue_posts_and_exits_1_when_a_message_was_left(sq
 def test_a_consumer_that_keeps_receiving_keeps_the_source_healthy_however_long_it_has_run(sqs_env, store):
     """A worker started ten intervals ago that received a moment ago is healthy: a receive that works is the
     queue source's success (it has no places to list), not only a start of waiting."""
-    from bot.worker.health import FAILING_AFTER_INTERVALS
+    from bot.health.report import FAILING_AFTER_INTERVALS
     from bot.worker.tables import PollState
 
     trail = Trail(sqs_env)

@@ -15,17 +15,17 @@ from collections.abc import Callable
 from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
+from bot.contact.people import map_identity
+from bot.desk.digest import command as stats
+from bot.desk.learning import command as learned
+from bot.health.report import health
+from bot.investigate import command as investigate
 from bot.slack.blocks import FALLBACK_TEXT_LIMIT, mention, text, text_blocks, when
 from bot.slack.commands import blocks
-from bot.slack.contact.people import map_identity
 from bot.slack.ids import COMMAND
-from bot.slack.investigate import command as investigate
-from bot.slack.learning import command as learned
 from bot.slack.middleware import REFUSAL
 from bot.slack.numbers import ascii_decimal, ascii_id
-from bot.slack.stats import command as stats
-from bot.slack.triage.changes import lift_suppression
-from bot.worker.health import health
+from bot.triage.changes import lift_suppression
 from detection.history import identity_history
 from detection.investigate import MAX_HOURS
 

@@ -3,7 +3,7 @@ every account and region, learned into the store without alerts, as `sesguard sc
 
 Every account the query saw — and every account the worker will poll, passed as `accounts` — is observed since
 the start of the history: when the history covers the learning period, alerting starts at once (SPEC §3). The
-query's end is what the worker's first poll of each place starts from (`bot.worker.poll`).
+query's end is what the worker's first poll of each place starts from (`bot.worker.ingest.poll`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,385 @@
+"""Configuration from the environment and a `.env` file (SPEC §5); the environment wins.
+
+A missing or invalid setting stops start-up with one line naming it (`SettingsError`), never a
+pydantic traceback. Secrets are `SecretStr`, so that they never print in logs or error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.config.business_hours import parse as parse_business_hours
+from bot.config.errors import SettingsError
+from detection import DEFAULT_DATABASE_URL
+from detection.baseline import LONGEST, Tuning
+from detection.investigate import MAX_HOURS
+from detection.record import IDENTITY_KEYS
+from detection.signals import EXERCISE_USER_AGENTS, HIGH, LOW, MEDIUM
+from detection.sources.sql.engine import is_engine_url
+from detection.sources.sql.engine import parse as parse_engine_url
+from detection.sources.sql.running import DEFAULT_MAX_GB
+from detection.sources.sql.values import UnsafeValue, athena_table, event_data_store
+
+AUTO_INVESTIGATE_OFF = "off"
+AUTO_INVESTIGATE_CHOICES = (HIGH, MEDIUM, LOW, AUTO_INVESTIGATE_OFF)
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+# Slack's IDs: users U… (W… on Enterprise Grid), user groups S…; upper-case letters and digits.
+_Value = TypeVar("_Value", str, SecretStr)
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_USERGROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+
+# Lists are written comma-separated in the environment, not as JSON: parsed by `_csv`, never decoded.
+CommaSeparated = Annotated[list[str], NoDecode]
+
+# Every duration setting and its unit (durations accept decimals, so that tests and drills can shorten them).
+DURATIONS = {
+    "learning_days": timedelta(days=1), "forget_days": timedelta(days=1), "group_minutes": timedelta(minutes=1),
+    "poll_seconds": timedelta(seconds=1), "lookback_minutes": timedelta(minutes=1),
+    "backfill_days": timedelta(days=1), "contact_timeout_minutes": timedelta(minutes=1),
+    "event_retention_days": timedelta(days=1), "lease_seconds": timedelta(seconds=1),
+    "investigate_hours": timedelta(hours=1), "retry_seconds": timedelta(seconds=1),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_alert_channel: str | None = Field(None, alias="SLACK_ALERT_CHANNEL")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_triagers: CommaSeparated = Field(default_factory=list, alias="SLACK_TRIAGERS")
+    slack_triage_usergroup: str | None = Field(None, alias="SLACK_TRIAGE_USERGROUP")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+
+    aws_regions: CommaSeparated = Field(default_factory=lambda: ["us-east-1"],
+                                   validation_alias=AliasChoices("AWS_REGIONS"))
+    source: str = Field("lookup", alias="SESGUARD_SOURCE")
+    role_arns: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ROLE_ARNS")
+    identity_key: str = Field("principal", alias="SESGUARD_IDENTITY_KEY")
+    learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
+    forget_days: float = Field(28, alias="SESGUARD_FORGET_DAYS", gt=0)
+    group_minutes: float = Field(60, alias="SESGUARD_GROUP_MINUTES", ge=0)
+    # User-agent prefixes of attack-simulation tools; empty: none.
+    exercise_user_agents: CommaSeparated = Field(default_factory=lambda: list(EXERCISE_USER_AGENTS),
+                                                 alias="SESGUARD_EXERCISE_USER_AGENTS")
+    poll_seconds: float = Field(300, alias="SESGUARD_POLL_SECONDS", gt=0)
+    lookback_minutes: float = Field(20, alias="SESGUARD_LOOKBACK_MINUTES", ge=0)
+    # Where the first start's history comes from (SPEC §7, §9); athena:// and lake:// reach past 90 days.
+    backfill_source: str | None = Field(None, alias="SESGUARD_BACKFILL_SOURCE")
+    backfill_days: float = Field(90, alias="SESGUARD_BACKFILL_DAYS", ge=0)
+    contact_timeout_minutes: float = Field(120, alias="SESGUARD_CONTACT_TIMEOUT_MINUTES", gt=0)
+    # Matching calls are kept this long for `/sesguard history` and de-duplication by eventID.
+    event_retention_days: float = Field(400, alias="SESGUARD_EVENT_RETENTION_DAYS", gt=0)
+    # A worker that stops renewing its scheduler lease for this long is taken over by another.
+    lease_seconds: float = Field(60, alias="SESGUARD_LEASE_SECONDS", gt=0)
+    port: int = Field(3000, alias="PORT", ge=1, le=65535)
+    # The first pause before a request sesguard retries itself: LookupEvents after throttling, a 5xx or an
+    # unreadable answer (doubling, with jitter); a Slack post or call after a 5xx or a dropped connection; the
+    # spread added to Slack's Retry-After. Drills and tests shorten it; 0 retries at once.
+    retry_seconds: float = Field(0.5, alias="SESGUARD_RETRY_SECONDS", ge=0)
+
+    # ── SPEC §6: paging and containment ──────────────────────────────────────────────────────────
+    # The Events API v2 integration key of the PagerDuty service to page; without it nothing is paged.
+    pagerduty_routing_key: SecretStr | None = Field(None, alias="PAGERDUTY_ROUTING_KEY")
+    pagerduty_events_url: str = Field(PAGERDUTY_EVENTS_URL, alias="PAGERDUTY_EVENTS_URL", pattern=r"^https?://\S+$")
+    # Deactivate access key / Revoke role sessions on the alerts: they change IAM, so they are opt-in.
+    response_actions: bool = Field(False, alias="SESGUARD_RESPONSE_ACTIONS")
+
+    # ── SPEC §6: investigation ───────────────────────────────────────────────────────────────────
+    # A signal's window reaches this far past its last call (and a term asked about without a signal,
+    # this far back); LookupEvents keeps 90 days.
+    investigate_hours: float = Field(24, alias="SESGUARD_INVESTIGATE_HOURS", gt=0, le=MAX_HOURS)
+    # Alerts of this severity or above are investigated once posted, without a click.
+    auto_investigate: str = Field("high", alias="SESGUARD_AUTO_INVESTIGATE")
+    # LookupEvents pages (50 events each) one investigation reads at most; the summary says when it stopped.
+    investigate_max_pages: int = Field(50, alias="SESGUARD_INVESTIGATE_MAX_PAGES", ge=1, le=1000)
+
+    # ── SPEC §7: organisation scale ──────────────────────────────────────────────────────────────
+    # Account/region reads under way at once in a pass (each still paced at 2 requests a second per place).
+    poll_concurrency: int = Field(16, alias="SESGUARD_POLL_CONCURRENCY", ge=1, le=256)
+    # With it, the organisation's ACTIVE accounts are listed every pass and this role assumed in each.
+    org_role_name: str | None = Field(None, alias="SESGUARD_ORG_ROLE_NAME")
+    accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
+    # SESGUARD_SOURCE=sqs: the queue of S3 notifications / EventBridge events the worker consumes.
+    sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
+
+    # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
+    # The contact time-out counts only time inside these hours (`Mon-Fri 09:00-18:00 Europe/Berlin`).
+    business_hours: str | None = Field(None, alias="SESGUARD_BUSINESS_HOURS")
+    # The learning report in the alert channel once an account's learning period is over.
+    learning_report: bool = Field(True, alias="SESGUARD_LEARNING_REPORT")
+    # The UTC hour of the daily digest in the alert channel; without it, no digest.
+    digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
+
+    # ── SPEC §9: history on a SQL engine ─────────────────────────────────────────────────────────
+    athena_table: str | None = Field(None, alias="SESGUARD_ATHENA_TABLE")
+    athena_workgroup: str = Field("primary", alias="SESGUARD_ATHENA_WORKGROUP", pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    athena_output: str | None = Field(None, alias="SESGUARD_ATHENA_OUTPUT", pattern=r"^s3://[^/\s]+(/\S*)?$")
+    lake_event_data_store: str | None = Field(None, alias="SESGUARD_LAKE_EVENT_DATA_STORE")
+    # Every query stops, and fails, once the engine says it scanned more than this.
+    sql_max_gb: float = Field(DEFAULT_MAX_GB, alias="SESGUARD_SQL_MAX_GB", gt=0, le=1_000_000)
+
+    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
+                                  "accounts_exclude", mode="before")(_csv)
+
+    @field_validator("org_role_name")
+    @classmethod
+    def _org_role_name(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        # It goes into a role ARN sent to STS: IAM's own pattern for a role name, after an optional path.
+        if not re.fullmatch(r"([\w+=,.@-]+/)*[\w+=,.@-]{1,64}", value):
+            raise ValueError("must be an IAM role name (letters, digits and +=,.@_-; an optional path/ before it)")
+        return value
+
+    @field_validator("accounts_exclude")
+    @classmethod
+    def _account_ids(cls, value: list[str]) -> list[str]:
+        for number, account in enumerate(value, 1):
+            if not re.fullmatch(r"\d{12}", account):
+                raise ValueError(f"entry {number} is not a 12-digit AWS account ID")
+        return value
+
+    @field_validator("slack_alert_channel")
+    @classmethod
+    def _channel_id(cls, value: str | None) -> str | None:
+        if not value:  # `SLACK_ALERT_CHANNEL=` in a .env is not set, and `require` says so
+            return None
+        # An ID, not a name: Slack would take a name too, but a renamed channel would then lose the alerts.
+        if not re.fullmatch(r"[CGD][A-Z0-9]{2,}", value):
+            raise ValueError("must be a channel ID such as C0123456789, not its name")
+        return value
+
+    @field_validator("slack_triagers")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        # IDs, not names: `@alice` or an e-mail would start up silently and then match no click at all.
+        for number, user_id in enumerate(value, 1):
+            if not _USER_ID.fullmatch(user_id):  # not echoed, as no invalid value is
+                raise ValueError(f"entry {number} is not a Slack user ID such as U0123ABCD (U… or W…), "
+                                 "not a name or @handle")
+        return value
+
+    @field_validator("slack_triage_usergroup")
+    @classmethod
+    def _usergroup_id(cls, value: str | None) -> str | None:
+        if not value or not value.strip():  # blank in a .env is not set: then start-up warns as it does unset
+            return None
+        if not _USERGROUP_ID.fullmatch(value.strip()):
+            raise ValueError("must be a user group ID such as S0123ABCD, not its name or @handle")
+        return value.strip()
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _web_api_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value not in ("lookup", "sqs") and not re.fullmatch(r"s3://[^/]+(/.*)?", value):
+            raise ValueError("must be lookup, s3://bucket/prefix or sqs")
+        return value
+
+    @field_validator("backfill_source")
+    @classmethod
+    def _backfill_source(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value == "lookup" or re.fullmatch(r"s3://[^/]+(/.*)?", value):
+            return value
+        if is_engine_url(value):
+            try:
+                parse_engine_url(value)
+            except UnsafeValue:  # not echoed: a pasted secret would be
+                raise ValueError("athena:// needs database.table (lower-case letters, digits, _), lake:// an "
+                                 "event data store ID or ARN") from None
+            return value
+        raise ValueError("must be lookup, s3://bucket/prefix, athena://database.table or lake://<event data store>")
+
+    @field_validator("backfill_days")
+    @classmethod
+    def _backfill_reach(cls, value: float, info: ValidationInfo) -> float:
+        # LookupEvents keeps 90 days; a SQL engine keeps what the trail holds.
+        if value > 90 and not is_engine_url(info.data.get("backfill_source") or ""):
+            raise ValueError("must be at most 90 (LookupEvents' reach) unless SESGUARD_BACKFILL_SOURCE is "
+                             "athena://… or lake://…")
+        return value
+
+    @field_validator("athena_table")
+    @classmethod
+    def _athena_table(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            athena_table(value)
+        except UnsafeValue:
+            raise ValueError("must be database.table (lower-case letters, digits, _)") from None
+        return value.strip()
+
+    @field_validator("lake_event_data_store")
+    @classmethod
+    def _lake_store(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return event_data_store(value)
+        except UnsafeValue:
+            raise ValueError("must be an event data store ID or ARN (letters, digits, -)") from None
+
+    @model_validator(mode="after")
+    def _queue_for_sqs(self) -> Settings:
+        if self.source == "sqs" and not self.sqs_queue_url:
+            raise ValueError("SESGUARD_SOURCE=sqs needs SESGUARD_SQS_QUEUE_URL (the queue's URL)")
+        if self.source == "sqs" and is_engine_url(self.backfill_source or ""):
+            # Said at start-up rather than consuming without the baseline the operator asked for.
+            raise ValueError("SESGUARD_BACKFILL_SOURCE=athena://… or lake://… backfills the lookup and s3:// "
+                             "sources; with SESGUARD_SOURCE=sqs use lookup or s3://bucket/prefix")
+        return self
+
+    @field_validator(*DURATIONS)
+    @classmethod
+    def _duration(cls, value: float, info: ValidationInfo) -> float:
+        unit = DURATIONS[str(info.field_name)]  # a field validator's: always named
+        if value > LONGEST / unit:  # longer, or infinite, would overflow date arithmetic (nan fails ge/gt)
+            raise ValueError(f"must be at most {LONGEST / unit:g}")
+        return value
+
+    @field_validator("auto_investigate")
+    @classmethod
+    def _auto_investigate(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in AUTO_INVESTIGATE_CHOICES:
+            raise ValueError(f"must be one of {', '.join(AUTO_INVESTIGATE_CHOICES)}")
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parse_business_hours(value)  # its ValueError names what is wrong
+        return value.strip()
+
+    @field_validator("identity_key")
+    @classmethod
+    def _known_identity_key(cls, value: str) -> str:
+        if value not in IDENTITY_KEYS:
+            raise ValueError(f"must be one of {', '.join(IDENTITY_KEYS)}")
+        return value
+
+    @field_validator("role_arns")
+    @classmethod
+    def _role_arns(cls, value: list[str]) -> list[str]:
+        for number, arn in enumerate(value, 1):
+            if not arn.startswith("arn:") or ":role/" not in arn:  # not echoed: a pasted secret would be
+                raise ValueError(f"entry {number} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+        return value
+
+    @field_validator("pagerduty_routing_key")
+    @classmethod
+    def _routing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", value.get_secret_value()):
+            raise ValueError("must be the 32-character integration key of an Events API v2 integration")
+        return value
+
+    @field_validator("aws_regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one region")
+        return value
+
+    @property
+    def engine_settings(self):
+        """detection.sources.sql.engine.EngineSettings from these settings."""
+        from detection.sources.sql.engine import EngineSettings
+        from detection.sources.sql.running import Limits
+
+        return EngineSettings(self.athena_workgroup, self.athena_output, Limits(max_gb=self.sql_max_gb))
+
+    @property
+    def tuning(self) -> Tuning:
+        return Tuning(
+            learning=timedelta(days=self.learning_days),
+            forget=timedelta(days=self.forget_days),
+            group=timedelta(minutes=self.group_minutes),
+            exercise_user_agents=tuple(self.exercise_user_agents),
+        )
+
+    @property
+    def alert_channel(self) -> str:
+        """SLACK_ALERT_CHANNEL, for what posts there; SettingsError when it is not set."""
+        return _set(self.slack_alert_channel, "SLACK_ALERT_CHANNEL")
+
+    @property
+    def queue_url(self) -> str:
+        return _set(self.sqs_queue_url, "SESGUARD_SQS_QUEUE_URL")
+
+    @property
+    def bot_token(self) -> str:
+        return _set(self.slack_bot_token, "SLACK_BOT_TOKEN").get_secret_value()
+
+    @property
+    def app_token(self) -> str:
+        return _set(self.slack_app_token, "SLACK_APP_TOKEN").get_secret_value()
+
+    @property
+    def routing_key(self) -> str:
+        return _set(self.pagerduty_routing_key, "PAGERDUTY_ROUTING_KEY").get_secret_value()
+
+    def require(self, *names: str) -> None:
+        """Stop start-up when a setting this command needs is missing (names as in the environment)."""
+        for name in names:
+            field_name = next(k for k, f in type(self).model_fields.items() if _env_name(k, f) == name)
+            if not getattr(self, field_name):
+                raise SettingsError(f"sesguard: {name} is not set (see .env.example)")
+
+
+def _set(value: _Value | None, name: str) -> _Value:
+    if not value:
+        raise SettingsError(f"sesguard: {name} is not set (see .env.example)")
+    return value
+
+
+def _env_name(field_name: str, field) -> str:
+    alias = field.alias or field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    return str(alias or field_name.upper())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings, or SettingsError naming the first bad one (its value is never echoed: it may be a secret)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if not error.get("loc"):  # a rule between settings (a model validator): its words name them
+            raise SettingsError(f"sesguard: invalid settings: {error['ctx']['error']}") from None
+        location = str(error["loc"][0])
+        fields = Settings.model_fields
+        name = next((_env_name(k, f) for k, f in fields.items() if location in (k, _env_name(k, f))), location)
+        # a validator's own words, without pydantic's "Value error, " before them
+        reason = error["ctx"]["error"] if error["type"] == "value_error" else error["msg"]
+        raise SettingsError(f"sesguard: invalid setting {name}: {reason}") from None

@@ -1,0 +1,1 @@
+"""Ingestion: polling CloudTrail (`poll`), consuming the queue (`consume`), the backfill (`backfill`)."""

@@ -1,0 +1,36 @@
+"""`sesguard poll [--once]`: the ingestion passes in the foreground, or one of them (SPEC §2)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from bot.config.logs import configure_logging
+from bot.config.settings import load_settings
+from bot.printable import printable
+from bot.worker.ingest.consume import queue_command
+from bot.worker.ingest.poll import poll_once
+from bot.worker.ingest.sources import make_source
+from bot.worker.process import start, stop_on_signals
+
+
+def command(once: bool) -> int:
+    """`sesguard poll [--once]`: one pass (exit 0 when it completed, 1 when a source or Slack failed),
+    or passes every SESGUARD_POLL_SECONDS in the foreground until stopped."""
+    settings = load_settings()
+    store = start(settings)
+    configure_logging(logging.WARNING if once else logging.INFO)
+    source = make_source(settings, store)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    if settings.source == "sqs":
+        return queue_command(settings, store, source, once, stop)
+    while True:
+        result = poll_once(settings, store, source, stop=stop)
+        if once:
+            for line in result.lines():  # errors may quote S3 keys and AWS's answers
+                print(printable(line), file=sys.stderr)
+            return 0 if result.ok else 1
+        if stop.wait(settings.poll_seconds):
+            return 0

@@ -1,0 +1,100 @@
+"""`poll_state`: each source's places and their health (SPEC §3), written once for the poll, the queue's
+consumer and the backfill.
+
+A row per source, account and region: the watermark, last success, last error, consecutive failures and since
+when a first success is awaited; a row `*`/`*` for the source as a whole (its listing of places, or a queue's
+receive). `bot.health.report` reads them for `/healthz` and `/sesguard status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlmodel import select
+
+from bot.worker.tables import SOURCE_ROW, PollState
+from detection.sources.pulled import AccountRegion
+from detection.store import Store, get_stored, utcnow
+
+# poll_state's row for the source as a whole: its listing, and failures such as credentials that name no account.
+WHOLE_SOURCE = AccountRegion(*SOURCE_ROW)
+
+
+def _key(source: str, place: AccountRegion) -> dict:
+    return {"source": source, "account_id": place.account_id, "region": place.region}
+
+
+def watermarks(store: Store, source: str, places: list[AccountRegion]) -> dict[AccountRegion, datetime]:
+    with store.session() as session:
+        rows = [session.get(PollState, (source, p.account_id, p.region)) for p in places]
+    return {place: row.watermark for place, row in zip(places, rows) if row is not None and row.watermark is not None}
+
+
+def _new_state(source: str, place: AccountRegion, now: datetime) -> dict:
+    return {**_key(source, place), "consecutive_failures": 0, "waiting_since": now}
+
+
+def _update_state(store: Store, source: str, place: AccountRegion, change: Callable[[PollState], None]) -> None:
+    with store.session() as session:
+        store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, utcnow())])
+        key = (source, place.account_id, place.region)
+        row = get_stored(session, PollState, key, with_for_update=store.is_postgres)
+        change(row)
+        session.add(row)
+        session.commit()
+
+
+def record_success(store: Store, source: str, place: AccountRegion, watermark: datetime, backfill: bool) -> None:
+    now = utcnow()
+
+    def change(row: PollState) -> None:
+        row.watermark = max(row.watermark, watermark) if row.watermark else watermark
+        row.backfilled_at = row.backfilled_at or (now if backfill else None)
+        row.last_success_at = now
+        row.consecutive_failures = 0
+
+    _update_state(store, source, place, change)
+
+
+def record_failure(store: Store, source: str, place: AccountRegion, error: str) -> None:
+    now = utcnow()
+
+    def change(row: PollState) -> None:
+        row.last_error = error[:1000]
+        row.last_error_at = now
+        row.consecutive_failures = (row.consecutive_failures or 0) + 1
+
+    _update_state(store, source, place, change)
+
+
+def record_listing(store: Store, source: str, places: list[AccountRegion], listed: bool = True) -> None:
+    """The source listed its places: each listed place is awaited from now on if it is new; a place no longer
+    listed is retired, one listed again is not; and, when the whole listing worked (`listed`), that is the
+    source's own success (row `*`/`*`). A listing that failed part-way lists what it could, and is no success."""
+    now = utcnow()
+    keys = {(place.account_id, place.region) for place in places}
+    with store.session() as session:
+        rows = {(row.account_id, row.region): row
+                for row in session.exec(select(PollState).where(PollState.source == source))}
+        new = [place for place in places if (place.account_id, place.region) not in rows]
+        store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, now) for place in new])
+        for key, row in rows.items():
+            retired = key not in keys and key != SOURCE_ROW
+            if retired != (row.retired_at is not None):
+                row.retired_at = now if retired else None
+                session.add(row)
+        session.commit()
+    if listed:
+        record_source_success(store, source)
+
+
+def record_source_success(store: Store, source: str) -> None:
+    """The source as a whole worked (its listing, or a queue's receive): row `*`/`*` healthy from now."""
+    now = utcnow()
+
+    def change(row: PollState) -> None:
+        row.last_success_at = now
+        row.consecutive_failures = 0
+
+    _update_state(store, source, WHOLE_SOURCE, change)
