@@ -1,4 +1,4 @@
-"""Writes the small demo trail in `bot/demo/trail/` (run it again after changing a story:
+"""Writes the small demo trail in `bot/cli/demo/trail/` (run it again after changing a story:
 `python -m bot.cli.demo.build_trail`).
 
 Two accounts, seven weeks, in all four input formats, built in the shapes of public CloudTrail records.
