@@ -105,7 +105,7 @@ class Call:
     operation: str | None
     params: dict
     protocol: str
-    json_version: str = "1.1"
+    json_version: str = "1.1"  # awsJson's answers: the version asked in, else the model's
     refusal: AwsError | None = None
 
 
@@ -157,8 +157,7 @@ class Service:
         self.json_version = metadata.get("jsonVersion") or "1.1"
         self.signing_name = metadata.get("signingName") or metadata["endpointPrefix"]
         self.xml_namespace = metadata.get("xmlNamespace", "")
-        self.routes = sorted((_route(self.model.operation_model(op)) for op in self.model.operation_names),
-                             key=lambda route: route.specificity, reverse=True) if REST_JSON in self.protocols else []
+        self.routes = _routes(self.model) if REST_JSON in self.protocols else []
 
     def speaks(self, protocol: str) -> bool:
         """Every protocol the model names, and awsJson1.1 always (with a target prefix to route it by)."""
@@ -166,6 +165,12 @@ class Service:
 
     def operation(self, name: str) -> OperationModel | None:
         return self.model.operation_model(name) if name in self.model.operation_names else None
+
+
+def _routes(model: ServiceModel) -> list[_Route]:
+    """Every operation's route, the most specific first, as the first that matches is taken."""
+    routes = [_route(model.operation_model(name)) for name in model.operation_names]
+    return sorted(routes, key=lambda route: route.specificity, reverse=True)
 
 
 def _route(operation: OperationModel) -> _Route:
@@ -206,7 +211,7 @@ class Router:
 
     def route(self, request: HttpRequest) -> Call:
         protocol = _protocol_of(request)
-        call = Call(None, None, {}, protocol, json_version=_json_version(request))
+        call = Call(None, None, {}, protocol)
         try:
             read = {JSON: self._read_json, CBOR: self._read_cbor, QUERY: self._read_query,
                     REST_JSON: self._read_rest}[protocol]
@@ -230,7 +235,7 @@ class Router:
         service = self._by_prefix(JSON, prefix)
         if service is None:
             raise AwsError("UnknownOperationException", f"no service here answers {prefix!r}")
-        call.service = service.name
+        call.service, call.json_version = service.name, _json_version(request) or service.json_version
         model = _known_operation(service, operation, call)
         call.params = _normalised(_json_body(request.body), model.input_shape)
 
@@ -329,10 +334,10 @@ def _protocol_of(request: HttpRequest) -> str:
     return REST_JSON
 
 
-def _json_version(request: HttpRequest) -> str:
-    """awsJson answers in the version it was asked in (1.0 or 1.1)."""
+def _json_version(request: HttpRequest) -> str | None:
+    """awsJson answers in the version it was asked in (1.0 or 1.1); None: the request did not say."""
     found = re.search(r"application/x-amz-json-(1\.[01])", request.headers.get("Content-Type", ""))
-    return found[1] if found else "1.1"
+    return found[1] if found else None
 
 
 def _known_operation(service: Service, name: str, call: Call) -> OperationModel:
