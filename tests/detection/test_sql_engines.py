@@ -1,19 +1,17 @@
 """The engines' protocols (SPEC §9) over real HTTP: Athena and CloudTrail Lake stand-ins whose queries run in DuckDB
-(tests/fakes/sql_engines.py), and moto's own Athena server. What crossed the wire is asserted: the SQL text holds no
-value, the parameters fill its `?`, pages are followed, limits stop the query, failures are one line."""
+(tests/fakes/sql_engines.py), in the protocol botocore's models name. What crossed the wire is asserted: the SQL text
+holds no value, the parameters fill its `?`, pages are followed, limits stop the query, failures are one line."""
 
 from __future__ import annotations
 
 from datetime import timedelta, timezone
 
-import boto3
 import pytest
 import requests
 
 from detection.sources.sql import athena, engine, lake, query
 from detection.sources.sql.rows import Figures
 from detection.sources.sql.running import GB, Limits, QueryFailed
-from tests import records as r
 from tests import sql_trails as trails
 from tests.fakes.sql_engines import Outcome, SqlEngines
 
@@ -155,38 +153,6 @@ def test_athena_refusing_the_request_is_one_line(engines, trail):
 def test_a_missing_table_fails_the_query_in_one_line(engines):
     scanned = engine.rule_scan(engine.parse("athena://cloudtrail.missing"), SINCE, UNTIL, _settings())
     assert scanned.error.startswith("athena query ") and " FAILED: SYNTAX_ERROR" in scanned.error
-
-
-def test_athena_against_motos_server_reads_its_canned_results(aws):
-    """moto's Athena runs no SQL: its documented results queue stands for the engine's answer, and the client reads
-    moto's header row, VarCharValues and NULLs as Athena's."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        aws.setenv("AWS_ENDPOINT_URL_ATHENA", f"http://{host}:{port}")
-        call = r.record(r.iam_user("mallory"), "GetSendQuota", time="2025-01-02T03:04:05Z", event_id="e-1")
-        names = ["summarised", *query.ALIASES, query.ACCOUNT, query.ROW_COUNT]
-        row = {"summarised": "false", "event_id": "e-1", "event_time": call["eventTime"],
-               "event_source": "ses.amazonaws.com", "event_name": "GetSendQuota", "aws_region": "us-east-1",
-               "identity_type": "IAMUser", "identity_arn": call["userIdentity"]["arn"],
-               "recipient_account": r.ACCOUNT, "access_key_id": r.LONG_TERM_KEY, "row_count": "1"}
-        rows = [{"Data": [{"VarCharValue": name} for name in names]},
-                {"Data": [{"VarCharValue": row[name]} if name in row else {} for name in names]}]
-        requests.post(f"http://{host}:{port}/moto-api/static/athena/query-results", timeout=10, json={
-            "results": [{"rows": rows, "column_info": [{"Name": name, "Type": "varchar"} for name in names]}]})
-        client = boto3.client("athena")
-        scanned = engine.rule_scan(engine.parse(f"athena://{trails.TABLE}"), SINCE, UNTIL, _settings())
-        assert scanned.error is None, scanned.error
-        call_seen, = scanned.calls
-        assert (call_seen.event_id, call_seen.identity, call_seen.error_code) == (
-            "e-1", call["userIdentity"]["arn"], "")
-        execution = client.get_query_execution(QueryExecutionId=scanned.figures.query_id)["QueryExecution"]
-        assert execution["ExecutionParameters"] == query.athena_rule_query(trails.TABLE, SINCE, UNTIL).parameters
-    finally:
-        server.stop()
 
 
 # ── CloudTrail Lake ──────────────────────────────────────────────────────────────────────────────────

@@ -1,24 +1,26 @@
 """A local CloudTrail LookupEvents and STS endpoint over real HTTP, enforcing the real API's rules.
 
-boto3 reaches it through AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS. Every request must carry
-a valid SigV4 signature: the stand-in recomputes it with botocore's own signer from the secret of the
-access key it names (a long-term key added with `add_account`, or session credentials it issued), so a
-wrong secret, a changed body or a stale date is refused as AWS refuses it. The caller's account is the
-one its access key belongs to. AssumeRole hands out per-account session credentials that expire, for
-900 seconds up to the role's maximum session duration (3600 by default, 43200 at most). LookupEvents
-answers as AWS does: exactly one LookupAttribute (EventSource, AccessKeyId or Username, as AWS fills
-them), MaxResults 1…50, newest first, NextToken pagination tied to the query, StartTime/EndTime
-inclusive, only the last 90 days, ReadOnly "true" for read-only calls only, and ThrottlingException
-beyond 2 accepted requests in any one-second window per account and region. Every request is recorded
-(time of arrival, account, region, answer) so that tests assert on what crossed the wire. Faults can be
-queued, for any request or only for first or later pages: throttling, expired credentials, a 500, a
-malformed answer, or a request held until the test releases it.
+boto3 reaches it through AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS. It speaks the protocols
+botocore's models of `cloudtrail` and `sts` name (today awsJson1.1 and awsQuery), and awsJson1.1 for STS as
+well: `aws_protocol.Router` reads each request and writes each answer and error in the protocol the request
+came in, so the rules below are kept once, on params and outputs of one form. Every request must carry a valid
+SigV4 signature: the stand-in recomputes it with botocore's own signer, over the request's own method, path
+and query string, from the secret of the access key it names (a long-term key added with `add_account`, or
+session credentials it issued), so a wrong secret, a changed body or a stale date is refused as AWS refuses
+it. The caller's account is the one its access key belongs to. AssumeRole hands out per-account session
+credentials that expire, for 900 seconds up to the role's maximum session duration (3600 by default, 43200 at
+most). LookupEvents answers as AWS does: exactly one LookupAttribute (EventSource, AccessKeyId or Username, as
+AWS fills them), MaxResults 1…50, newest first, NextToken pagination tied to the query, StartTime/EndTime
+inclusive, only the last 90 days, ReadOnly "true" for read-only calls only, and ThrottlingException beyond 2
+accepted requests in any one-second window per account and region. Every request is recorded (time of arrival,
+account, region, answer, params, protocol) so that tests assert on what crossed the wire. Faults can be
+queued, for any request or only for first or later pages: throttling, expired credentials, a 500, a malformed
+answer, or a request held until the test releases it.
 """
 
 from __future__ import annotations
 
 import hmac
-import itertools
 import json
 import re
 import secrets
@@ -29,12 +31,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from tests.fakes.aws_protocol import AwsError, Call, HttpAnswer, HttpRequest, Router, Server, Service
 
 MAX_RESULTS = 50
 LIMIT = 2
@@ -49,9 +51,17 @@ _ROLE_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 # 15 minutes after its X-Amz-Date (and AWS allows the same skew ahead).
 SIGNATURE_PATIENCE = timedelta(minutes=15)
 _AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
-                            r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+)"
-                            r", ?Signature=(?P<sig>[0-9a-f]{64})$")
-STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+                            r"(?P<service>[^/]+)/aws4_request, ?SignedHeaders=(?P<signed>[^,]+), "
+                            r"?Signature=(?P<sig>[0-9a-f]{64})$")
+# STS's awsJson target prefix (the Smithy service name): its model names only awsQuery, yet a client may speak
+# awsJson1.1 to it as to every service here.
+STS_TARGET_PREFIX = "AWSSecurityTokenServiceV20110615"
+# How each service refuses a request it cannot authenticate: (missing, unknown key, bad signature, status).
+_REFUSALS = {
+    "cloudtrail": ("MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException",
+                   400),
+    "sts": ("MissingAuthenticationToken", "InvalidClientTokenId", "SignatureDoesNotMatch", 403),
+}
 
 
 @dataclass
@@ -65,6 +75,7 @@ class Recorded:
     status: int
     error: str | None = None
     params: dict = field(default_factory=dict)
+    protocol: str = ""  # the wire protocol it came in: "json", "query", "rest-json", "smithy-rpc-v2-cbor"
 
 
 @dataclass
@@ -115,7 +126,8 @@ class FakeCloudTrail:
         self.session_seconds = session_seconds
         self._tokens: dict[str, tuple[str, int]] = {}  # NextToken → (query fingerprint, offset)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
+        self.router = Router(Service("cloudtrail"), Service("sts", legacy_target_prefix=STS_TARGET_PREFIX))
+        self._server: Server | None = None
 
     # ── set-up ───────────────────────────────────────────────────────────────────────────────────
 
@@ -177,31 +189,8 @@ class FakeCloudTrail:
     # ── serving ──────────────────────────────────────────────────────────────────────────────────
 
     def start(self) -> str:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, payload = fake.handle(self.headers, body, self.path)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                try:
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client is gone (a test killed it)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = Server(self.handle)
+        return self._server.start()
 
     def stop(self) -> None:
         with self._lock:
@@ -209,51 +198,51 @@ class FakeCloudTrail:
                 if fault.release is not None:
                     fault.release.set()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
-    def handle(self, headers, body: bytes, path: str = "/") -> tuple[int, dict, bytes]:
+    def handle(self, request: HttpRequest) -> HttpAnswer:
         arrived = self.clock()
-        target = headers.get("X-Amz-Target", "")
-        match = _AUTHORIZATION.match(headers.get("Authorization", ""))
+        call = self.router.route(request)
+        match = _AUTHORIZATION.match(request.headers.get("Authorization", ""))
         access_key, region = (match["key"], match["region"]) if match else (None, None)
-        form = {} if target else {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        action = target.rsplit(".", 1)[-1] if target else form.get("Action", "")
-        record = Recorded(arrived, "cloudtrail" if target else "sts", action, None, region, access_key, 0)
+        record = Recorded(arrived, call.service or "", call.operation or "", None, region, access_key, 0,
+                          params=call.params, protocol=call.protocol)
         with self._lock:
             self.requests.append(record)  # recorded on arrival, so that the rate check sees it at once
         with self._lock:
-            refused = self._unauthenticated(record, match, headers, body, path)
+            refused = self._unauthenticated(record, match, request)
+        if refused is None and call.refusal is not None:
+            record.error, refused = call.refusal.code, call.refusal
         if refused is not None:
-            status, headers_out, payload = _json_error(400, *refused) if target else _xml_error(403, *refused)
-        elif target:
+            answer = self.router.error(call, refused)
+        elif call.service == "cloudtrail":
             if self.latency:
                 time.sleep(self.latency)
-            status, headers_out, payload = self._cloudtrail(record, action, headers, body)
+            answer = self._cloudtrail(record, call, request.headers)
         else:
-            status, headers_out, payload = self._sts(record, form, headers)
-        record.status = status
-        return status, headers_out, payload
+            answer = self._sts(record, call, request.headers)
+        record.status = answer.status
+        return answer
 
     # ── SigV4 ────────────────────────────────────────────────────────────────────────────────────
 
-    def _unauthenticated(self, record: Recorded, match, headers, body: bytes, path: str) -> tuple[str, str] | None:
-        """(error code, message) when AWS would refuse the request's signature; None when it is valid."""
-        sts = not headers.get("X-Amz-Target")
+    def _unauthenticated(self, record: Recorded, match, request: HttpRequest) -> AwsError | None:
+        """The error AWS answers when it would refuse the request's signature; None when it is valid."""
+        missing, unknown, mismatch, status = _REFUSALS.get(record.service, _REFUSALS["cloudtrail"])
         if match is None:
-            record.error = "MissingAuthenticationToken" if sts else "MissingAuthenticationTokenException"
-            return record.error, "Request is missing Authentication Token"
+            record.error = missing
+            return AwsError(missing, "Request is missing Authentication Token", status)
         key = self.keys.get(match["key"])
         if key is None:
-            record.error = "InvalidClientTokenId" if sts else "UnrecognizedClientException"
-            return record.error, "The security token included in the request is invalid."
-        if not _signed_in_time(headers.get("X-Amz-Date", ""), match["date"]):
-            record.error = "SignatureDoesNotMatch" if sts else "InvalidSignatureException"
-            return record.error, "Signature expired or not yet valid"
-        if not hmac.compare_digest(_signature(key, match, headers, body, path), match["sig"]):
-            record.error = "SignatureDoesNotMatch" if sts else "InvalidSignatureException"
-            return record.error, ("The request signature we calculated does not match the signature you "
-                                  "provided. Check your AWS Secret Access Key and signing method.")
+            record.error = unknown
+            return AwsError(unknown, "The security token included in the request is invalid.", status)
+        if not _signed_in_time(request.headers.get("X-Amz-Date", ""), match["date"]):
+            record.error = mismatch
+            return AwsError(mismatch, "Signature expired or not yet valid", status)
+        if not hmac.compare_digest(_signature(key, match, request), match["sig"]):
+            record.error = mismatch
+            return AwsError(mismatch, "The request signature we calculated does not match the signature you "
+                                      "provided. Check your AWS Secret Access Key and signing method.", status)
         return None
 
     def _caller(self, record: Recorded, headers) -> str | None:
@@ -274,18 +263,12 @@ class FakeCloudTrail:
 
     # ── CloudTrail ───────────────────────────────────────────────────────────────────────────────
 
-    def _cloudtrail(self, record: Recorded, action: str, headers, body: bytes) -> tuple[int, dict, bytes]:
+    def _cloudtrail(self, record: Recorded, call: Call, headers) -> HttpAnswer:
         with self._lock:
             account = self._caller(record, headers)
             if account is None:
-                return _json_error(400, record.error,
-                                   "The security token included in the request is invalid or expired")
-            try:
-                params = json.loads(body or b"{}")
-            except ValueError:
-                record.error = "SerializationException"
-                return _json_error(400, record.error, "bad JSON")
-            record.params = params if isinstance(params, dict) else {}
+                return self._refuse(record, call, AwsError(record.error, "The security token included in the "
+                                                                         "request is invalid or expired"))
             fault = self._take_fault(account, record.params)
         if fault is not None and fault.kind in ("hold", "pass"):  # answered normally (after the release)
             if fault.release is not None:
@@ -293,14 +276,19 @@ class FakeCloudTrail:
             fault = None
         with self._lock:
             if fault is not None:
-                return self._fault_answer(record, fault)
-            if action != "LookupEvents":
-                record.error = "UnknownOperationException"
-                return _json_error(400, record.error, f"{action} is not served here")
-            if self._throttled(record):
-                record.error = "ThrottlingException"
-                return _json_error(400, record.error, "Rate exceeded")
-            return self._lookup(record, account, record.params)
+                return self._fault_answer(record, call, fault)
+            try:
+                if call.operation != "LookupEvents":
+                    raise AwsError("UnknownOperationException", f"{call.operation} is not served here")
+                if self._throttled(record):
+                    raise AwsError("ThrottlingException", "Rate exceeded")
+                return self.router.answer(call, self._lookup(record, account, record.params))
+            except AwsError as error:
+                return self._refuse(record, call, error)
+
+    def _refuse(self, record: Recorded, call: Call, error: AwsError) -> HttpAnswer:
+        record.error = error.code
+        return self.router.error(call, error)
 
     def _take_fault(self, account: str, params: dict) -> Fault | None:
         for fault in self.faults:
@@ -310,15 +298,19 @@ class FakeCloudTrail:
                 return fault
         return None
 
-    def _fault_answer(self, record: Recorded, fault: Fault) -> tuple[int, dict, bytes]:
+    def _fault_answer(self, record: Recorded, call: Call, fault: Fault) -> HttpAnswer:
+        errors = {
+            "throttle": AwsError("ThrottlingException", "Rate exceeded"),
+            "expired": AwsError("ExpiredTokenException", "The security token included in the request is expired"),
+            "error500": AwsError("InternalFailure", "internal failure", 500),
+        }
+        if fault.kind in errors:
+            answer = self.router.error(call, errors[fault.kind])
+        else:  # malformed: a page cut short, in whatever protocol the request came in
+            whole = self.router.answer(call, {"Events": [{"CloudTrailEvent": "true"}]})
+            answer = HttpAnswer(whole.status, whole.headers, whole.body[:len(whole.body) // 2])
         record.error = fault.kind
-        if fault.kind == "throttle":
-            return _json_error(400, "ThrottlingException", "Rate exceeded")
-        if fault.kind == "expired":
-            return _json_error(400, "ExpiredTokenException", "The security token included in the request is expired")
-        if fault.kind == "error500":
-            return _json_error(500, "InternalFailure", "internal failure")
-        return 200, {"Content-Type": "application/x-amz-json-1.1"}, b'{"Events": [{"CloudTrailEvent": "tru'
+        return answer
 
     def _throttled(self, record: Recorded) -> bool:
         """Beyond `limit` (2) accepted requests in the last second for this account and region (throttled
@@ -328,31 +320,27 @@ class FakeCloudTrail:
                     and 0 <= record.at - r.at < WINDOW]
         return len(accepted) >= self.limit
 
-    def _lookup(self, record: Recorded, account: str, params: dict) -> tuple[int, dict, bytes]:
+    def _lookup(self, record: Recorded, account: str, params: dict) -> dict:
+        """LookupEvents' answer, or the AwsError AWS gives for its params."""
         attributes = params.get("LookupAttributes") or []
         if len(attributes) != 1:
-            record.error = "InvalidLookupAttributesException"
-            return _json_error(400, record.error, "You cannot specify more than one lookup attribute.")
+            raise AwsError("InvalidLookupAttributesException", "You cannot specify more than one lookup attribute.")
         attribute = attributes[0]
         matches = _ATTRIBUTES.get(attribute.get("AttributeKey"))
         if matches is None:
-            record.error = "InvalidLookupAttributesException"
-            return _json_error(400, record.error, f"only {', '.join(_ATTRIBUTES)} are served here")
+            raise AwsError("InvalidLookupAttributesException", f"only {', '.join(_ATTRIBUTES)} are served here")
         size = params.get("MaxResults", MAX_RESULTS)
         if not isinstance(size, int) or not 1 <= size <= MAX_RESULTS:
-            record.error = "InvalidMaxResultsException"
-            return _json_error(400, record.error, "MaxResults must be between 1 and 50")
+            raise AwsError("InvalidMaxResultsException", "MaxResults must be between 1 and 50")
         start, end = params.get("StartTime"), params.get("EndTime")
         if start is not None and end is not None and start > end:
-            record.error = "InvalidTimeRangeException"
-            return _json_error(400, record.error, "StartTime is after EndTime")
+            raise AwsError("InvalidTimeRangeException", "StartTime is after EndTime")
         fingerprint = json.dumps([account, record.region, attribute, start, end], sort_keys=True)
         offset = 0
         if params.get("NextToken"):
             known = self._tokens.get(params["NextToken"])
             if known is None or known[0] != fingerprint:
-                record.error = "InvalidNextTokenException"
-                return _json_error(400, record.error, "Invalid NextToken")
+                raise AwsError("InvalidNextTokenException", "Invalid NextToken")
             offset = known[1]
         oldest = time.time() - HISTORY.total_seconds()
         matching = [
@@ -367,55 +355,49 @@ class FakeCloudTrail:
             token = secrets.token_urlsafe(24)
             self._tokens[token] = (fingerprint, offset + size)
             answer["NextToken"] = token
-        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(answer).encode()
+        return answer
 
     # ── STS ──────────────────────────────────────────────────────────────────────────────────────
 
-    def _sts(self, record: Recorded, form: dict, headers) -> tuple[int, dict, bytes]:
+    def _sts(self, record: Recorded, call: Call, headers) -> HttpAnswer:
         with self._lock:
             account = self._caller(record, headers)
             if account is None:
                 code = "ExpiredToken" if record.error == "ExpiredTokenException" else "InvalidClientTokenId"
-                return _xml_error(403, code, "The security token included in the request is invalid")
-            if record.action == "GetCallerIdentity":
-                return _xml(f"<GetCallerIdentityResult><Arn>arn:aws:iam::{account}:user/sesguard</Arn>"
-                            f"<UserId>AIDAFAKE</UserId><Account>{account}</Account></GetCallerIdentityResult>",
-                            "GetCallerIdentity")
-            if record.action == "AssumeRole":
-                return self._assume_role(record, form)
-            record.error = "InvalidAction"
-            return _xml_error(400, "InvalidAction", "not served here")
+                return self.router.error(call, AwsError(code, "The security token included in the request is "
+                                                              "invalid", 403))
+            try:
+                if call.operation == "GetCallerIdentity":
+                    return self.router.answer(call, {"Arn": f"arn:aws:iam::{account}:user/sesguard",
+                                                     "UserId": "AIDAFAKE", "Account": account})
+                if call.operation == "AssumeRole":
+                    return self.router.answer(call, self._assume_role(record, call.params))
+                raise AwsError("InvalidAction", f"{call.operation} is not served here")
+            except AwsError as error:
+                return self._refuse(record, call, error)
 
-    def _assume_role(self, record: Recorded, form: dict) -> tuple[int, dict, bytes]:
-        role_arn = form.get("RoleArn", "")
-        record.params = dict(form)
+    def _assume_role(self, record: Recorded, params: dict) -> dict:
+        role_arn = params.get("RoleArn", "")
         role = self.roles.get(role_arn)
         if role is None:
-            record.error = "AccessDenied"
-            return _xml_error(403, "AccessDenied", f"User: arn:aws:iam::{record.account}:user/sesguard is not "
-                                                   f"authorized to perform: sts:AssumeRole on resource: {role_arn}")
-        invalid = _invalid_session(form, role)
+            raise AwsError("AccessDenied", f"User: arn:aws:iam::{record.account}:user/sesguard is not authorized to "
+                                           f"perform: sts:AssumeRole on resource: {role_arn}", 403)
+        invalid = _invalid_session(params, role)
         if invalid:
-            record.error = "ValidationError"
-            return _xml_error(400, "ValidationError", invalid)
-        seconds = float(form.get("DurationSeconds", DEFAULT_SESSION))
+            raise AwsError("ValidationError", invalid)
+        seconds = float(params.get("DurationSeconds", DEFAULT_SESSION))
         if self.session_seconds is not None:
             seconds = min(seconds, self.session_seconds)
         access_key = "ASIA" + uuid.uuid4().hex[:16].upper()
         key = SessionKey(role.account, secrets.token_hex(20), secrets.token_hex(32), time.time() + seconds)
         self.keys[access_key] = key
-        expiration = datetime.fromtimestamp(key.expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        role_name = role_arn.rsplit("/", 1)[-1]
-        return _xml(
-            "<AssumeRoleResult><AssumedRoleUser>"
-            f"<Arn>arn:aws:sts::{key.account}:assumed-role/{role_name}/{form.get('RoleSessionName', '')}</Arn>"
-            f"<AssumedRoleId>AROAFAKE:{form.get('RoleSessionName', '')}</AssumedRoleId></AssumedRoleUser>"
-            f"<Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>{key.secret}</SecretAccessKey>"
-            f"<SessionToken>{key.token}</SessionToken><Expiration>{expiration}</Expiration></Credentials>"
-            "</AssumeRoleResult>", "AssumeRole")
-
-
-_request_ids = itertools.count(1)
+        role_name, session_name = role_arn.rsplit("/", 1)[-1], params.get("RoleSessionName", "")
+        return {
+            "AssumedRoleUser": {"Arn": f"arn:aws:sts::{key.account}:assumed-role/{role_name}/{session_name}",
+                                "AssumedRoleId": f"AROAFAKE:{session_name}"},
+            "Credentials": {"AccessKeyId": access_key, "SecretAccessKey": key.secret, "SessionToken": key.token,
+                            "Expiration": key.expires_at},
+        }
 
 
 def _signed_in_time(amz_date: str, scope_date: str) -> bool:
@@ -427,29 +409,31 @@ def _signed_in_time(amz_date: str, scope_date: str) -> bool:
     return amz_date[:8] == scope_date and abs(datetime.now(UTC) - signed) <= SIGNATURE_PATIENCE
 
 
-def _signature(key: SessionKey, match, headers, body: bytes, path: str) -> str:
-    """The signature AWS expects: botocore's SigV4 over the headers the request says it signed."""
+def _signature(key: SessionKey, match, request: HttpRequest) -> str:
+    """The signature AWS expects: botocore's SigV4 over the request's own method, path and query string and
+    the headers it says it signed."""
+    headers = request.headers
     names = match["signed"].split(";")
-    request = AWSRequest(method="POST", url=f"http://{headers.get('Host', '')}{path}", data=body,
-                         headers={name: headers.get(name, "") for name in names})
-    request.context["timestamp"] = headers.get("X-Amz-Date", "")
+    signed = AWSRequest(method=request.method, url=f"http://{headers.get('Host', '')}{request.target}",
+                        data=request.body, headers={name: headers.get(name, "") for name in names})
+    signed.context["timestamp"] = headers.get("X-Amz-Date", "")
     signer = SigV4Auth(Credentials(match["key"], key.secret, key.token), match["service"], match["region"])
-    return signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return signer.signature(signer.string_to_sign(signed, signer.canonical_request(signed)), signed)
 
 
-def _invalid_session(form: dict, role: Role) -> str | None:
+def _invalid_session(params: dict, role: Role) -> str | None:
     """AssumeRole's parameter rules: DurationSeconds 900 to the role's maximum; RoleSessionName 2 to 64
     characters of [\\w+=,.@-]."""
     try:
-        seconds = int(form.get("DurationSeconds", DEFAULT_SESSION))
-    except ValueError:
+        seconds = int(params.get("DurationSeconds", DEFAULT_SESSION))
+    except (TypeError, ValueError):
         return "DurationSeconds must be a number"
     if seconds < MIN_SESSION:
         return (f"1 validation error detected: Value '{seconds}' at 'durationSeconds' failed to satisfy "
                 f"constraint: Member must have value greater than or equal to {MIN_SESSION}")
     if seconds > role.max_session_seconds:
         return "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-    if not _ROLE_SESSION_NAME.fullmatch(form.get("RoleSessionName", "")):
+    if not _ROLE_SESSION_NAME.fullmatch(str(params.get("RoleSessionName", ""))):
         return "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint"
     return None
 
@@ -505,20 +489,3 @@ def _lookup_entry(record: dict) -> dict:
         "Username": _username(record), "Resources": [],
         "CloudTrailEvent": json.dumps(record),
     }
-
-
-def _json_error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
-    body = json.dumps({"__type": code, "message": message}).encode()
-    return status, {"Content-Type": "application/x-amz-json-1.1"}, body
-
-
-def _xml(result: str, action: str) -> tuple[int, dict, bytes]:
-    body = (f'<{action}Response xmlns="{STS_NS}">{result}'
-            f"<ResponseMetadata><RequestId>{next(_request_ids)}</RequestId></ResponseMetadata></{action}Response>")
-    return 200, {"Content-Type": "text/xml"}, body.encode()
-
-
-def _xml_error(status: int, code: str, message: str) -> tuple[int, dict, bytes]:
-    body = (f'<ErrorResponse xmlns="{STS_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
-            f"<Message>{message}</Message></Error><RequestId>{next(_request_ids)}</RequestId></ErrorResponse>")
-    return status, {"Content-Type": "text/xml"}, body.encode()

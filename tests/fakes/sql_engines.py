@@ -1,8 +1,14 @@
-"""Local Amazon Athena and CloudTrail Lake endpoints over real HTTP (the JSON 1.1 protocol boto3 speaks), whose
-queries really run: over DuckDB tables of the engines' shapes (`cloudtrail_tables`), the SQL transpiled by sqlglot.
+"""Local Amazon Athena and CloudTrail Lake endpoints over real HTTP, whose queries really run: over DuckDB tables
+of the engines' shapes (`cloudtrail_tables`), the SQL transpiled by sqlglot.
 
-boto3 reaches them through AWS_ENDPOINT_URL_ATHENA and AWS_ENDPOINT_URL_CLOUDTRAIL. Every request must be
-SigV4-signed for its service. The rules kept, as AWS documents them:
+boto3 reaches them through AWS_ENDPOINT_URL_ATHENA and AWS_ENDPOINT_URL_CLOUDTRAIL. They speak whatever protocols
+botocore's models of `athena` and `cloudtrail` name (Athena: restJson1 since botocore 1.44, `POST
+/query-executions`, `GET /query-executions/{QueryExecutionId}/results`, …), and awsJson1.1 as well (Athena under
+its former `AmazonAthena` target prefix): `aws_protocol.Router` reads the request and writes the answer in the
+protocol it came in, so the handlers below see params and return outputs in one form. The two services share
+an operation name (GetQueryResults): a request is Lake's or Athena's by its target prefix, its path, or the
+service its signature is scoped to. Every request must be SigV4-signed for its service. The rules kept, as AWS
+documents them:
 
 Athena — StartQueryExecution needs a QueryString (at most 262,144 bytes), a known WorkGroup (`primary` exists)
 and an output location (the request's, or the workgroup's); ClientRequestToken (32 to 128 characters) makes
@@ -20,26 +26,26 @@ QUEUED, RUNNING, then FINISHED (or FAILED, CANCELLED after CancelQuery, TIMED_OU
 1000, rows as lists of one-entry maps of text, NULL columns left out, NextToken pages.
 
 Scripted outcomes for the next queries (`script`): fail with a reason, time out, scan a given number of bytes,
-stay running for a number of looks. Every request is recorded (`requests`: target and body).
+stay running for a number of looks. Every request is recorded (`requests`: `aws_protocol.Call`s, each with its
+service, operation, params and protocol; `bodies(action)` the params of one operation's).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
 import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import duckdb
 import sqlglot
 from sqlglot import exp
 
 from tests.fakes import cloudtrail_tables as tables
+from tests.fakes.aws_protocol import AwsError, Call, HttpAnswer, HttpRequest, Router, Server, Service
 
 _AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/[^/]+/(?P<service>[^/]+)/aws4_request, ?"
                             r"SignedHeaders=[^,]+, ?Signature=[0-9a-f]{64}$")
@@ -76,10 +82,12 @@ class Execution:
     output: str | None = None
 
 
-class ServiceError(Exception):
-    def __init__(self, kind: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.kind, self.message, self.status = kind, message, status
+ServiceError = AwsError  # an answer the engines give as an error (code, message, status)
+
+# Athena's awsJson1.1 target prefix from before botocore 1.44, whose model no longer names one.
+ATHENA_LEGACY_TARGET_PREFIX = "AmazonAthena"
+# The handlers' prefix for each botocore service served here: `_athena_…` and `_lake_…`.
+ENGINES = {"athena": "athena", "cloudtrail": "lake"}
 
 
 def substitute(sql: str, parameters: list[str]) -> str:
@@ -129,8 +137,11 @@ class SqlEngines:
         self.stores: set[str] = set()
         self.athena_tables: set[str] = set()
         self.script: deque[Outcome] = deque()
-        self.requests: list[tuple[str, dict]] = []
-        self._server: ThreadingHTTPServer | None = None
+        self.requests: list[Call] = []
+        self.router = Router(Service("athena", legacy_target_prefix=ATHENA_LEGACY_TARGET_PREFIX),
+                             Service("cloudtrail"))
+        self._server: Server | None = None
+        self._endpoint = ""
 
     # ── set-up ───────────────────────────────────────────────────────────────────────────────────────
 
@@ -147,67 +158,45 @@ class SqlEngines:
             self.stores.add(store)
 
     def start(self) -> str:
-        engines = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                status, answer = engines.handle(self.headers.get("X-Amz-Target", ""),
-                                                self.headers.get("Authorization", ""), body)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = Server(self.handle)
+        self._endpoint = self._server.start()
         return self.endpoint
 
     @property
     def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._endpoint
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
-    def bodies(self, action: str) -> list[dict]:
-        """The bodies of the requests of one action (`StartQueryExecution`, `GetQueryResults`, …), in order."""
-        return [body for target, body in self.requests if target.endswith("." + action)]
+    def bodies(self, action: str, service: str | None = None) -> list[dict]:
+        """The params of the requests of one operation (`StartQueryExecution`, `GetQueryResults`, …), in order,
+        whatever protocol carried them; of one botocore service (`athena`, `cloudtrail`) if named."""
+        return [call.params for call in self.requests
+                if call.operation == action and service in (None, call.service)]
 
     # ── the protocol ─────────────────────────────────────────────────────────────────────────────────
 
-    def handle(self, target: str, authorization: str, raw: bytes) -> tuple[int, dict]:
-        service, _, action = target.rpartition(".")
-        engine = "athena" if service == "AmazonAthena" else "lake" if service.endswith("CloudTrail_20131101") else ""
-        signed = _AUTHORIZATION.match(authorization)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            return 400, {"__type": "SerializationException", "Message": "not JSON"}
+    def handle(self, request: HttpRequest) -> HttpAnswer:
+        call = self.router.route(request)
         with self.lock:
-            self.requests.append((target, body))
-        if not engine:
-            return 400, {"__type": "UnknownOperationException", "Message": target}
-        if not signed or signed["service"] != ("athena" if engine == "athena" else "cloudtrail"):
-            return 403, {"__type": "MissingAuthenticationTokenException", "Message": "request not signed"}
-        try:
-            handler = getattr(self, f"_{engine}_{_snake(action)}")
-        except AttributeError:
-            return 400, {"__type": "UnknownOperationException", "Message": action}
+            self.requests.append(call)
+        if call.refusal is not None:
+            return self.router.error(call, call.refusal)
+        signed = _AUTHORIZATION.match(request.headers.get("Authorization", ""))
+        if not signed or signed["service"] != self.router.service(call.service).signing_name:
+            return self.router.error(call, ServiceError("MissingAuthenticationTokenException", "request not signed",
+                                                        403))
+        handler = getattr(self, f"_{ENGINES[call.service]}_{_snake(call.operation)}", None)
+        if handler is None:
+            return self.router.error(call, ServiceError("UnknownOperationException", f"{call.operation} is not "
+                                                                                     "served here"))
         try:
             with self.lock:
-                return 200, handler(body)
+                return self.router.answer(call, handler(call.params))
         except ServiceError as exc:
-            return exc.status, {"__type": exc.kind, "Message": exc.message}
+            return self.router.error(call, exc)
 
     def _next_outcome(self) -> Outcome:
         return self.script.popleft() if self.script else Outcome()
