@@ -114,7 +114,7 @@ class Outbox(Generic[Row]):
     def renewal(self, store: Store, holder: str, length: timedelta) -> Renewal:
         """Renews every claim `holder` has on this outbox while the `with` block runs."""
         return Renewal(lambda: self.renew(store, holder, utcnow(), length), length,
-                       f"the claim of {holder} on {self.model.__name__} rows")
+                       f"the claim of {holder} on {self.model.__name__} rows", thread_name="outbox-claim")
 
     def _held(self, holder: str, key: Any) -> list[Any]:
         return [self.claimed_by == holder, *([] if key is None else [self.key == key])]
@@ -132,13 +132,14 @@ class Renewal:
     renew: Callable[[], object]
     length: timedelta
     what: str  # for the log: what is being renewed
-    errors: tuple[type[BaseException], ...] = (Exception,)
-    describe: Callable[[BaseException], str] = lambda exc: f"{type(exc).__name__}: {exc}"[:300]
+    errors: tuple[type[Exception], ...] = (Exception,)
+    describe: Callable[[Exception], str] = lambda exc: f"{type(exc).__name__}: {exc}"[:300]
+    thread_name: str = "renewal"
     _done: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
 
     def __enter__(self) -> Self:
-        self._thread = threading.Thread(target=self._renew_until_done, name="renewal", daemon=True)
+        self._thread = threading.Thread(target=self._renew_until_done, name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 
