@@ -58,6 +58,7 @@ COVERING: dict[str, tuple[str, ...]] = {
                                    "tests/slack/test_respond.py"),
     "bot/triage/changes.py": ("tests/slack/test_actions.py", "tests/slack/test_commands.py"),
     "bot/alerts/notifier.py": ("tests/worker/test_notifier.py",),
+    "bot/store/outbox.py": ("tests/worker/test_notifier.py",),
     "bot/slack/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
     "bot/alerts/blocks.py": ("tests/slack/test_blocks.py", "tests/slack/test_actions.py"),
     "bot/contact/questions.py": ("tests/slack/test_contact.py",),
@@ -86,7 +87,7 @@ SIGNALS, SUPPRESSION, STORE, SCAN = ("detection/signals.py", "detection/suppress
                                      "detection/scan.py")
 STATES, CHANGES = "bot/triage/states.py", "bot/triage/changes.py"
 NOTIFIER, BLOCKS, ALERT = "bot/alerts/notifier.py", "bot/slack/blocks.py", "bot/alerts/blocks.py"
-CONTACT = "bot/contact/questions.py"
+CONTACT, OUTBOX = "bot/contact/questions.py", "bot/store/outbox.py"
 LOOKUP, S3_TRAIL, SETTINGS = "detection/sources/lookup.py", "detection/sources/s3_trail.py", "bot/config/settings.py"
 
 MUTANTS: list[Mutant] = [
@@ -289,8 +290,8 @@ MUTANTS: list[Mutant] = [
     Mutant("notifier-suppression-not-rechecked", NOTIFIER,
            "covering = _covered(row, rules, now)", "covering = None",
            "a suppression made while an alert waited for Slack does not keep it out of the channel"),
-    Mutant("notifier-claim-not-exclusive", NOTIFIER,
-           "sa.or_(col(SignalRow.post_claimed_until).is_(None), col(SignalRow.post_claimed_until) < now)", "sa.true()",
+    Mutant("notifier-claim-not-exclusive", OUTBOX,
+           "sa.or_(self.claimed_until.is_(None), self.claimed_until < now)", "sa.true()",
            "another process's live claim is taken over: two workers post the same signal"),
     Mutant("notifier-links-unfurled", NOTIFIER,
            "unfurl_links=False, unfurl_media=False)", "unfurl_links=True, unfurl_media=True)",

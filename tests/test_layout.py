@@ -101,3 +101,59 @@ def test_the_rules_see_imports_made_inside_functions(tmp_path):
     module = tmp_path / "late.py"
     module.write_text("def f():\n    from bot.slack.app import build_app\n    return build_app\n")
     assert "bot.slack.app" in imports(module)
+
+
+# ── one outbox ────────────────────────────────────────────────────────────────────────────────────────
+# The columns that say who holds an outbox row and until when. Only `bot.store.outbox` writes them: every
+# outbox claims, renews and releases through it (ARCHITECTURE.md: "one outbox").
+CLAIM_COLUMNS = {"claimed_by", "claimed_until", "post_claimed_by", "post_claimed_until"}
+OUTBOX = "bot.store.outbox"
+
+
+def _column_named(node: ast.AST) -> str | None:
+    """The claim column a dict key or an assignment target names: "claimed_by", `Model.claimed_by`,
+    `col(Model.claimed_by)`."""
+    if isinstance(node, ast.Call) and len(node.args) == 1:
+        node = node.args[0]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        name = node.value
+    elif isinstance(node, ast.Attribute):
+        name = node.attr
+    else:
+        return None
+    return name if name in CLAIM_COLUMNS else None
+
+
+def claim_writes(source: str) -> list[str]:
+    """Where `source` sets a claim column: a keyword (`.values(claimed_by=…)`, `store_values(claimed_until=…)`),
+    a dict key (`.values({"claimed_by": …})`, `{Model.claimed_by: …}`), or an assignment (`row.claimed_by = …`)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            found += [f"line {node.lineno}: {k.arg}=" for k in node.keywords if k.arg in CLAIM_COLUMNS]
+        elif isinstance(node, ast.Dict):
+            found += [f"line {node.lineno}: {{{name}: …}}" for name in map(_column_named, node.keys) if name]
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += [f"line {node.lineno}: .{t.attr} =" for t in targets
+                      if isinstance(t, ast.Attribute) and t.attr in CLAIM_COLUMNS]
+    return found
+
+
+def test_only_the_outbox_module_writes_claim_columns():
+    offenders = {name: writes for name, path in modules().items()
+                 if name != OUTBOX and (writes := claim_writes(path.read_text()))}
+    assert offenders == {}
+
+
+def test_the_claim_check_sees_each_way_of_writing_a_claim_column():
+    copies = [
+        "session.exec(sa.update(SignalRow).values(post_claimed_by=worker, post_claimed_until=now + claim))",
+        "self.store_values(claimed_by=None, claimed_until=None)",
+        'sa.update(Page).values({"claimed_by": None})',
+        "sa.update(Page).values({col(Page.claimed_until): now})",
+        "row.claimed_until = now",
+    ]
+    assert [bool(claim_writes(copy)) for copy in copies] == [True] * len(copies)
+    # Reading a claim, or naming its column for the outbox module, writes nothing.
+    assert claim_writes("Outbox(Page, col(Page.id), col(Page.claimed_by))\nheld = row.claimed_by == me") == []

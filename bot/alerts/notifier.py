@@ -42,7 +42,7 @@ from bot.slack.client import is_transient, slack_client
 from bot.slack.history import find_by_metadata
 from bot.slack.ids import ALERT_EVENT_TYPE
 from bot.slack.pace import POST_INTERVAL_SECONDS, channel_pacer
-from bot.store.lease import holder_name
+from bot.store.outbox import Outbox, holder_name
 from detection.signals import Status
 from detection.store import SignalHistory, SignalRow, Store, signal_from_row, utcnow
 from detection.suppression import first_covering
@@ -120,59 +120,22 @@ def _candidates(store: Store, now: datetime) -> list[str]:
         ).all())
 
 
-def _claim(store: Store, signal_id: str, worker: str, now: datetime, claim: timedelta) -> SignalRow | None:
-    """Win the signal for this pass, or None when another process holds it or it needs nothing."""
+def _pending(now: datetime) -> list:
+    """Unposted or grown, and due: what a claim still needs when another process may have acted since."""
     unposted, grown = _pending_clause()
-    with store.session() as session:
-        won = session.exec(
-            sa.update(SignalRow)
-            .where(col(SignalRow.signal_id) == signal_id, sa.or_(unposted, grown), _due(now),
-                   sa.or_(col(SignalRow.post_claimed_until).is_(None), col(SignalRow.post_claimed_until) < now))
-            .values(post_claimed_by=worker, post_claimed_until=now + claim,
-                    post_attempts=SignalRow.post_attempts + sa.case((col(SignalRow.slack_ts).is_(None), 1), else_=0))
-        ).rowcount
-        session.commit()
-        return session.get(SignalRow, signal_id) if won == 1 else None
+    return [sa.or_(unposted, grown), _due(now)]
 
 
-class _ClaimKeeper:
-    """Renews this pass's claim every third of its length while the pass runs: a live worker keeps
-    the alert it is posting however long Slack makes it wait; a dead one lets go after one claim length."""
-
-    def __init__(self, store: Store, worker: str, claim: timedelta):
-        self.store, self.worker, self.claim = store, worker, claim
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._renew_until_done, name="outbox-claim", daemon=True)
-
-    def __enter__(self) -> _ClaimKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _renew_until_done(self) -> None:
-        while not self._done.wait(self.claim.total_seconds() / 3):
-            try:
-                with self.store.session() as session:
-                    session.execute(sa.update(SignalRow).where(col(SignalRow.post_claimed_by) == self.worker)
-                                    .values(post_claimed_until=utcnow() + self.claim))
-                    session.commit()
-            except Exception as exc:  # the database is away: the claim lapses unless it comes back in time
-                log.warning("cannot renew the claim on the alert being posted: %s", describe(exc))
+# An update of a posted alert is no posting attempt: only a claim of an unposted one counts, so that the
+# channel is searched before a signal whose earlier post may have gone through is posted again.
+ALERTS = Outbox(SignalRow, col(SignalRow.signal_id), col(SignalRow.post_claimed_by),
+                col(SignalRow.post_claimed_until), col(SignalRow.post_attempts), _pending,
+                attempt=sa.case((col(SignalRow.slack_ts).is_(None), 1), else_=0))
 
 
 def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | None = None, **values) -> None:
     """Give the claim back, storing what the attempt achieved (`values`) and its history line."""
-    with store.session() as session:
-        session.execute(
-            sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id, col(SignalRow.post_claimed_by) == worker)
-            .values(post_claimed_by=None, post_claimed_until=None, **values)
-        )
-        if note is not None:
-            session.add(note)
-        session.commit()
+    ALERTS.release(store, signal_id, worker, [] if note is None else [note], **values)
 
 
 def find_posted(client: WebClient, channel: str, row: SignalRow) -> str | None:
@@ -225,16 +188,9 @@ def _covered(row: SignalRow, rules, now: datetime):
 
 
 def _mark_suppressed(store: Store, row: SignalRow, worker: str, suppression_id: int) -> None:
-    with store.session() as session:
-        session.execute(
-            sa.update(SignalRow)
-            .where(col(SignalRow.signal_id) == row.signal_id, col(SignalRow.post_claimed_by) == worker)
-            .values(status=Status.SUPPRESSED.value, suppression_id=suppression_id,
-                    post_claimed_by=None, post_claimed_until=None)
-        )
-        session.add(SignalHistory(signal_id=row.signal_id, actor="sesguard", action="suppressed before posting",
-                                  status=Status.SUPPRESSED.value, detail=f"suppression #{suppression_id}"))
-        session.commit()
+    note = SignalHistory(signal_id=row.signal_id, actor="sesguard", action="suppressed before posting",
+                         status=Status.SUPPRESSED.value, detail=f"suppression #{suppression_id}")
+    _release(store, row.signal_id, worker, note, status=Status.SUPPRESSED.value, suppression_id=suppression_id)
 
 
 def post_pending(store: Store, settings: Settings, client: WebClient | None = None, *,
@@ -247,7 +203,7 @@ def post_pending(store: Store, settings: Settings, client: WebClient | None = No
     client = client or slack_client(settings)
     worker = holder_name()
     claim = timedelta(seconds=settings.lease_seconds)
-    with _ClaimKeeper(store, worker, claim):
+    with ALERTS.renewal(store, worker, claim):
         paced = channel_pacer(store, settings.alert_channel, interval)
 
         def wait_turn() -> None:  # a stop that came during the wait keeps this post from starting
@@ -283,7 +239,7 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
         if stop is not None and stop.is_set():
             break
         now = utcnow()  # posted_at: the message shows the signal as stored at this moment
-        row = _claim(store, signal_id, worker, now, claim)
+        row = ALERTS.claim(store, signal_id, worker, now, claim)
         if row is None:
             continue  # another process has it, or it needs nothing any more
         try:

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
 from bot.slack.history import find_by_metadata
-from bot.store.outbox import claim, finish
+from bot.store.outbox import Outbox, holder_name
 from bot.triage.suppressions import blocks
 from bot.triage.suppressions.tables import SuppressionReminder
 from detection.store import Store, SuppressionRow, utcnow
@@ -69,13 +69,12 @@ def enqueue_due(store: Store, now: datetime | None = None) -> None:
         session.commit()
 
 
-def _claim(store: Store, reminder_id: int, holder: str, now: datetime) -> SuppressionReminder | None:
-    return claim(store, SuppressionReminder, SuppressionReminder.id, reminder_id,
-                 [col(SuppressionReminder.sent_at).is_(None), col(SuppressionReminder.dropped).is_(False)], holder, now)
+def _unsent(now: datetime) -> list:
+    return [col(SuppressionReminder.sent_at).is_(None), col(SuppressionReminder.dropped).is_(False)]
 
 
-def _finish(store: Store, reminder_id: int, holder: str, **values) -> None:
-    finish(store, SuppressionReminder, SuppressionReminder.id, reminder_id, holder, **values)
+REMINDERS = Outbox(SuppressionReminder, col(SuppressionReminder.id), col(SuppressionReminder.claimed_by),
+                   col(SuppressionReminder.claimed_until), col(SuppressionReminder.attempts), _unsent)
 
 
 def metadata(reminder_id: int) -> dict:
@@ -88,8 +87,10 @@ def find_sent(client: WebClient, channel: str, reminder: SuppressionReminder) ->
                             "reminder_id", reminder.id, HISTORY_PAGES)
 
 
-def send_pending(store: Store, client: WebClient, holder: str, now: datetime | None = None) -> Reminded:
+def send_pending(store: Store, client: WebClient, holder: str | None = None,
+                now: datetime | None = None) -> Reminded:
     """Send every reminder due (after `enqueue_due`). Slack trouble leaves the row for the next pass."""
+    holder = holder or holder_name()  # a test plays several processes by naming them
     now = now or utcnow()
     result = Reminded()
     with store.session() as session:
@@ -99,7 +100,7 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
     for reminder_id in waiting:
         if reminder_id is None:  # a primary key: never NULL
             continue
-        reminder = _claim(store, reminder_id, holder, now)
+        reminder = REMINDERS.claim(store, reminder_id, holder, now)
         if reminder is None:
             continue  # another process has it, or sent it
         with store.session() as session:
@@ -107,7 +108,7 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
         days = duration_days(suppression) if suppression is not None else None
         if (suppression is None or suppression.lifted_at is not None or suppression.expires_at != reminder.expires_at
                 or reminder.expires_at <= now or days is None):
-            _finish(store, reminder_id, holder, dropped=True)
+            REMINDERS.release(store, reminder_id, holder, dropped=True)
             result.dropped += 1
             continue
         try:
@@ -123,7 +124,7 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
         except SlackApiError as exc:
             error = exc.response.get("error")
             log.warning("the reminder of suppression #%s was not sent (%s); tried again later", suppression.id, error)
-            _finish(store, reminder_id, holder)
+            REMINDERS.release(store, reminder_id, holder)
             result.failed += 1
             if error in ("user_not_found", "cannot_dm_bot", "user_disabled"):
                 _drop(store, reminder_id)  # nobody to remind: it would fail for ever
@@ -131,10 +132,10 @@ def send_pending(store: Store, client: WebClient, holder: str, now: datetime | N
         except Exception as exc:  # unreachable Slack: the pass stops, the row waits (its attempt counted)
             log.warning("the reminder of suppression #%s was not sent (%s); tried again later", suppression.id,
                         type(exc).__name__)
-            _finish(store, reminder_id, holder)
+            REMINDERS.release(store, reminder_id, holder)
             result.failed += 1
             break
-        _finish(store, reminder_id, holder, sent_at=now, dm_channel=dm, dm_ts=ts)
+        REMINDERS.release(store, reminder_id, holder, sent_at=now, dm_channel=dm, dm_ts=ts)
         result.found += found
         result.sent += not found
     return result
@@ -147,7 +148,8 @@ def _drop(store: Store, reminder_id: int) -> None:
         session.commit()
 
 
-def remind(store: Store, client: WebClient, holder: str, now: datetime | None = None) -> Reminded:
+def remind(store: Store, client: WebClient, holder: str | None = None,
+                now: datetime | None = None) -> Reminded:
     """The worker's job: the due reminders made, then sent."""
     enqueue_due(store, now)
     return send_pending(store, client, holder, now)

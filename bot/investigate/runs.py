@@ -16,7 +16,6 @@ half-way leaves work another finishes once its claim lapses, and nothing is post
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from bot.investigate.tables import GATHERED, PENDING, POSTED, Investigation
 from bot.slack.client import CONNECTION_ERRORS, is_transient
 from bot.slack.ids import INVESTIGATION_EVENT_TYPE, Action
 from bot.slack.pace import channel_pacer
+from bot.store.outbox import Outbox, holder_name
 from bot.triage.changes import lock_signal, lock_stored_signal, record, unlock
 from bot.triage.states import applies
 from detection import subjects
@@ -110,13 +110,20 @@ def enqueue_automatic(store: Store, settings: Settings, now: datetime | None = N
     return sum(request(store, signal_id, AUTOMATIC, settings.investigate_hours, now).new for signal_id in alerts)
 
 
+def _unposted(now: datetime) -> list:
+    return [col(Investigation.state) != POSTED]
+
+
+INVESTIGATIONS = Outbox(Investigation, col(Investigation.id), col(Investigation.claimed_by),
+                        col(Investigation.claimed_until), col(Investigation.attempts), _unposted)
+
+
 def waiting(store: Store, now: datetime | None = None) -> list[int]:
     """Investigations nobody is carrying out: new ones, and those a process left unfinished."""
     now = now or utcnow()
     with store.session() as session:
         ids = session.exec(
-            select(Investigation.id).where(Investigation.state != POSTED, sa.or_(
-                col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
+            select(Investigation.id).where(*_unposted(now), INVESTIGATIONS.free(now))
             .order_by(col(Investigation.requested_at), col(Investigation.id))
         ).all()
     return [investigation_id for investigation_id in ids if investigation_id is not None]  # a key: never NULL
@@ -128,21 +135,13 @@ class _Claim:
 
     def __init__(self, store: Store, investigation_id: int, seconds: float, stop: Callable[[], bool]):
         self.store, self.id, self.length, self.stop = store, investigation_id, timedelta(seconds=seconds), stop
-        self.token = uuid.uuid4().hex
+        self.holder = holder_name()
         self.renewed_at: datetime | None = None
 
     def take(self) -> Investigation | None:
         now = utcnow()
-        with self.store.session() as session:
-            won = session.exec(
-                sa.update(Investigation)
-                .where(col(Investigation.id) == self.id, col(Investigation.state) != POSTED,
-                       sa.or_(col(Investigation.claimed_until).is_(None), col(Investigation.claimed_until) < now))
-                .values(claimed_by=self.token, claimed_until=now + self.length, attempts=Investigation.attempts + 1)
-            ).rowcount
-            session.commit()
-            self.renewed_at = now
-            return session.get(Investigation, self.id) if won == 1 else None
+        self.renewed_at = now
+        return INVESTIGATIONS.claim(self.store, self.id, self.holder, now, self.length)
 
     def keep(self) -> None:
         """Between two requests: Interrupted when the process is stopping; the claim renewed once a third of
@@ -152,26 +151,15 @@ class _Claim:
         now = utcnow()
         if self.renewed_at and now - self.renewed_at < self.length / 3:
             return
-        with self.store.session() as session:
-            kept = session.exec(
-                sa.update(Investigation)
-                .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
-                .values(claimed_until=now + self.length)
-            ).rowcount
-            session.commit()
-        if kept != 1:
+        if INVESTIGATIONS.renew(self.store, self.holder, now, self.length, key=self.id) != 1:
             raise ClaimLost()
         self.renewed_at = now
 
     def store_values(self, **values) -> None:
-        with self.store.session() as session:
-            session.execute(sa.update(Investigation)
-                            .where(col(Investigation.id) == self.id, col(Investigation.claimed_by) == self.token)
-                            .values(**values))
-            session.commit()
+        INVESTIGATIONS.update(self.store, self.id, self.holder, values)
 
     def release(self) -> None:
-        self.store_values(claimed_by=None, claimed_until=None)
+        INVESTIGATIONS.release(self.store, self.id, self.holder)
 
 
 def carry_out(store: Store, settings: Settings, client: WebClient, reader: Callable[[], Reader],
@@ -258,7 +246,7 @@ def _store_findings(store: Store, claim: _Claim, investigation: Investigation, s
         message = blocks.render(summary, investigation.requested_by, signal.severity)
         message["escalation"] = blocks.escalation_line(summary, row.identity) if escalated else None
         updated = get_stored(session, Investigation, investigation.id, populate_existing=True)
-        if updated.claimed_by != claim.token:
+        if updated.claimed_by != claim.holder:
             session.rollback()
             raise ClaimLost()
         updated.state, updated.summary, updated.escalated = GATHERED, message, escalated

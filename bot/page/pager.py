@@ -33,7 +33,7 @@ from bot.config.settings import Settings
 from bot.page.pagerduty import CONNECTION_ERRORS, Answer, post_event, resolve_event, trigger_event
 from bot.page.tables import PAGE_ACCEPTED, PAGE_REJECTED, PAGE_SUPERSEDED, Page
 from bot.slack.client import slack_client
-from bot.store.lease import holder_name
+from bot.store.outbox import Outbox, holder_name
 from detection.signals import Status
 from detection.store import SignalHistory, SignalRow, Store, get_stored, row_id, utcnow
 
@@ -95,6 +95,14 @@ def paging_enabled(settings: Settings) -> bool:
 
 def _pending():
     return col(Page.outcome).is_(None)
+
+
+def _due(now: datetime) -> list:
+    """Unsent and due: another process may have sent or rescheduled the page since it was read."""
+    return [_pending(), col(Page.next_attempt_at) <= now]
+
+
+PAGES = Outbox(Page, col(Page.id), col(Page.claimed_by), col(Page.claimed_until), col(Page.attempts), _due)
 
 
 def pending_pages(store: Store) -> int:
@@ -169,7 +177,7 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
         if page.signal_id in waiting:
             continue
         now = utcnow()
-        if page.next_attempt_at > now or not _claim(store, row_id(page), worker, now, claim):
+        if page.next_attempt_at > now or not PAGES.claim(store, row_id(page), worker, now, claim):
             waiting.add(page.signal_id)  # not due yet, or another process is sending it
             continue
         try:
@@ -180,25 +188,9 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
     return result
 
 
-def _claim(store: Store, page_id: int, worker: str, now: datetime, claim: timedelta) -> bool:
-    """Win a due page for this pass (another process may have sent or rescheduled it since it was read)."""
-    with store.session() as session:
-        won = session.exec(
-            sa.update(Page)
-            .where(col(Page.id) == page_id, _pending(), col(Page.next_attempt_at) <= now,
-                   sa.or_(col(Page.claimed_until).is_(None), col(Page.claimed_until) < now))
-            .values(claimed_by=worker, claimed_until=now + claim, attempts=Page.attempts + 1)
-        ).rowcount
-        session.commit()
-    return won == 1
-
-
 def _finish(store: Store, page: Page, worker: str, **values) -> None:
     """Store what the attempt achieved and give the claim back."""
-    with store.session() as session:
-        session.execute(sa.update(Page).where(col(Page.id) == page.id, col(Page.claimed_by) == worker)
-                        .values(claimed_by=None, claimed_until=None, **values))
-        session.commit()
+    PAGES.release(store, page.id, worker, **values)
 
 
 def _send(store: Store, settings: Settings, client: WebClient, page: Page, routing_key: str, worker: str,

@@ -7,15 +7,13 @@ next process that asks takes it over. Times are this host's clock (UTC): hosts m
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from bot.store.outbox import holder_name
 from detection.store import Store, table_of, utc_time, utcnow
 
 
@@ -31,11 +29,6 @@ class LeaseRow(SQLModel, table=True):
 def poll_lease_name(source: str, account: str) -> str:
     """The lease a poll pass holds on one account of a source while it reads it."""
     return f"poll:{source}:{account}"
-
-
-def holder_name() -> str:
-    """Unique per lease holder, and readable in the table: host, process, random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Lease:

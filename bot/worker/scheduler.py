@@ -221,7 +221,7 @@ class Worker:
         from bot.slack.client import slack_client
 
         try:
-            reminded = remind(self.store, slack_client(self.settings), self.lease.holder)
+            reminded = remind(self.store, slack_client(self.settings))
         except Exception:
             log.exception("reminding of expiring suppressions failed")
             return
@@ -234,7 +234,7 @@ class Worker:
         from bot.slack.client import slack_client
 
         try:
-            reported = post_reports(self.store, self.settings, slack_client(self.settings), self.lease.holder)
+            reported = post_reports(self.store, self.settings, slack_client(self.settings))
         except Exception:
             log.exception("posting the learning reports failed")
             return
@@ -247,7 +247,7 @@ class Worker:
         from bot.slack.client import slack_client
 
         try:
-            if post_digest(self.store, self.settings, slack_client(self.settings), self.lease.holder):
+            if post_digest(self.store, self.settings, slack_client(self.settings)):
                 log.info("posted the daily digest")
         except Exception:
             log.exception("posting the daily digest failed")

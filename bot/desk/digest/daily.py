@@ -23,7 +23,7 @@ from bot.desk.digest.figures import figures
 from bot.slack.blocks import text_blocks
 from bot.slack.history import find_by_metadata
 from bot.slack.pace import channel_pacer
-from bot.store.outbox import claim, finish
+from bot.store.outbox import Outbox, holder_name
 from detection.store import Store, utc_time, utcnow
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,12 @@ def due_day(hour: int, now: datetime) -> tuple[date, datetime] | None:
     return (now.date(), moment) if now >= moment else None
 
 
-def _claim(store: Store, day: date, holder: str, now: datetime) -> Digest | None:
-    return claim(store, Digest, col(Digest.day), day, [col(Digest.posted_at).is_(None)], holder, now)
+def _unposted(now: datetime) -> list:
+    return [col(Digest.posted_at).is_(None)]
 
 
-def _finish(store: Store, day: date, holder: str, **values) -> None:
-    finish(store, Digest, Digest.day, day, holder, **values)
+DIGESTS = Outbox(Digest, col(Digest.day), col(Digest.claimed_by), col(Digest.claimed_until), col(Digest.attempts),
+                 _unposted)
 
 
 def find_posted(client: WebClient, channel: str, digest: Digest) -> str | None:
@@ -62,9 +62,11 @@ def find_posted(client: WebClient, channel: str, digest: Digest) -> str | None:
                             digest.day.isoformat(), HISTORY_PAGES)
 
 
-def post_digest(store: Store, settings: Settings, client: WebClient, holder: str, now: datetime | None = None,
+def post_digest(store: Store, settings: Settings, client: WebClient, holder: str | None = None,
+                now: datetime | None = None,
                 interval: float | None = None) -> str | None:
     """Today's digest, if due and not posted yet: its ts (None when there was nothing to do)."""
+    holder = holder or holder_name()  # a test plays several processes by naming them
     if settings.digest_hour is None:
         return None
     settings.require("SLACK_ALERT_CHANNEL")
@@ -76,7 +78,7 @@ def post_digest(store: Store, settings: Settings, client: WebClient, holder: str
     with store.session() as session:
         store.insert_ignoring_duplicates(session, Digest, [{"day": day, "period_end": period_end, "attempts": 0}])
         session.commit()
-    digest = _claim(store, day, holder, now)
+    digest = DIGESTS.claim(store, day, holder, now)
     if digest is None:
         return None
     channel = settings.alert_channel
@@ -91,7 +93,7 @@ def post_digest(store: Store, settings: Settings, client: WebClient, holder: str
                 unfurl_links=False, unfurl_media=False)["ts"]
     except Exception as exc:  # Slack away or refusing: tried again on the next look
         log.warning("the digest of %s was not posted (%s); tried again later", day, describe(exc))
-        _finish(store, day, holder)
+        DIGESTS.release(store, day, holder)
         return None
-    _finish(store, day, holder, posted_at=now, slack_channel=channel, slack_ts=ts)
+    DIGESTS.release(store, day, holder, posted_at=now, slack_channel=channel, slack_ts=ts)
     return ts

@@ -26,6 +26,7 @@ from bot.config.settings import Settings
 from bot.desk.home import content
 from bot.desk.home.blocks import digest, home_view
 from bot.desk.home.tables import HomeTab
+from bot.store.outbox import take_turn
 from detection.store import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,7 @@ def desk_view(store: Store, settings: Settings, user_id: str, triager: bool, now
 
 def _claim(store: Store, user_id: str, now: datetime) -> bool:
     """The right to publish this person's tab now: not published within the last second (by anyone)."""
-    with store.session() as session:
-        claimed = session.exec(
-            sa.update(HomeTab).where(col(HomeTab.user_id) == user_id, sa.or_(
-                col(HomeTab.published_at).is_(None), col(HomeTab.published_at) <= now - MIN_INTERVAL))
-            .values(published_at=now)
-        ).rowcount
-        session.commit()
-    return bool(claimed)
+    return take_turn(store, col(HomeTab.user_id), user_id, col(HomeTab.published_at), now, MIN_INTERVAL)
 
 
 def _publish(store: Store, client: WebClient, user_id: str, view: dict) -> bool:

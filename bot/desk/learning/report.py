@@ -27,7 +27,7 @@ from bot.config.settings import Settings
 from bot.desk.learning.blocks import REPORT_EVENT_TYPE, report_message, report_text
 from bot.slack.history import find_by_metadata
 from bot.slack.pace import channel_pacer
-from bot.store.outbox import claim, finish
+from bot.store.outbox import Outbox, holder_name
 from bot.worker.tables import SOURCE_ROW, PollState
 from detection.store import LearnedIdentity, Scope, Store, utc_time, utcnow
 
@@ -87,13 +87,12 @@ def learned_in(store: Store, account_id: str) -> list[LearnedIdentity]:
                                  .order_by(col(LearnedIdentity.first_seen), col(LearnedIdentity.identity))).all())
 
 
-def _claim(store: Store, account_id: str, holder: str, now: datetime) -> LearningReport | None:
-    return claim(store, LearningReport, col(LearningReport.account_id), account_id,
-                 [col(LearningReport.done_at).is_(None)], holder, now)
+def _not_done(now: datetime) -> list:
+    return [col(LearningReport.done_at).is_(None)]
 
 
-def _finish(store: Store, account_id: str, holder: str, **values) -> None:
-    finish(store, LearningReport, LearningReport.account_id, account_id, holder, **values)
+REPORTS = Outbox(LearningReport, col(LearningReport.account_id), col(LearningReport.claimed_by),
+                 col(LearningReport.claimed_until), col(LearningReport.attempts), _not_done)
 
 
 def find_posted(client: WebClient, channel: str, report: LearningReport) -> str | None:
@@ -101,9 +100,11 @@ def find_posted(client: WebClient, channel: str, report: LearningReport) -> str 
                             "account_id", report.account_id, HISTORY_PAGES)
 
 
-def post_reports(store: Store, settings: Settings, client: WebClient, holder: str, now: datetime | None = None,
+def post_reports(store: Store, settings: Settings, client: WebClient, holder: str | None = None,
+                now: datetime | None = None,
                  interval: float | None = None) -> Reported:
     """Make the reports that are due, then post each once. Slack trouble leaves them for the next pass."""
+    holder = holder or holder_name()  # a test plays several processes by naming them
     settings.require("SLACK_ALERT_CHANNEL")
     now = now or utcnow()
     enqueue_ended(store, settings, now)
@@ -114,12 +115,12 @@ def post_reports(store: Store, settings: Settings, client: WebClient, holder: st
         waiting = session.exec(select(LearningReport.account_id).where(col(LearningReport.done_at).is_(None))
                                .order_by(col(LearningReport.learning_ended_at))).all()
     for account_id in waiting:
-        report = _claim(store, account_id, holder, now)
+        report = REPORTS.claim(store, account_id, holder, now)
         if report is None:
             continue
         learned = learned_in(store, account_id)
         if not learned:
-            _finish(store, account_id, holder, done_at=now, identities=0)
+            REPORTS.release(store, account_id, holder, done_at=now, identities=0)
             result.empty += 1
             continue
         try:
@@ -134,10 +135,11 @@ def post_reports(store: Store, settings: Settings, client: WebClient, holder: st
                     unfurl_links=False, unfurl_media=False)["ts"]
         except Exception as exc:  # Slack away or refusing: the row waits, its attempt counted
             log.warning("the learning report of %s was not posted (%s); tried again later", account_id, describe(exc))
-            _finish(store, account_id, holder)
+            REPORTS.release(store, account_id, holder)
             result.failed += 1
             break
-        _finish(store, account_id, holder, done_at=now, identities=len(learned), slack_channel=channel, slack_ts=ts)
+        REPORTS.release(store, account_id, holder, done_at=now, identities=len(learned), slack_channel=channel,
+                        slack_ts=ts)
         result.found += found
         if not found:
             result.posted.append(account_id)

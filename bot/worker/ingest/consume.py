@@ -31,7 +31,6 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Self
 
 import boto3
 import orjson
@@ -42,6 +41,7 @@ from sqlmodel import col, select
 from bot.config.settings import Settings
 from bot.printable import printable
 from bot.store.lease import Lease
+from bot.store.outbox import Renewal
 from bot.worker.ingest import poll_state
 from bot.worker.ingest.backfill import backfill_pass
 from bot.worker.ingest.handover import notify_pending, page_pending_pass
@@ -147,7 +147,7 @@ class QueueConsumer:
         if not messages:
             self._record(received=messages)
             return result
-        with _Heartbeat(self.sqs, self.queue_url, messages, self.visibility()):
+        with _heartbeat(self.sqs, self.queue_url, messages, self.visibility()):
             for message in messages:
                 self._read(message)
             usable = [m for m in messages if m.kind in (OBJECTS, EVENT)]
@@ -287,30 +287,16 @@ class QueueConsumer:
             session.commit()
 
 
-class _Heartbeat:
+def _heartbeat(sqs, queue_url: str, messages: list[_Message], visibility: int) -> Renewal:
     """Extends the batch's visibility every third of the timeout while the batch is worked on."""
 
-    def __init__(self, sqs, queue_url: str, messages: list[_Message], visibility: int):
-        self.sqs, self.queue_url, self.messages, self.visibility = sqs, queue_url, messages, visibility
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="sqs-visibility", daemon=True)
+    def extend() -> None:
+        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(number), "ReceiptHandle": m.receipt, "VisibilityTimeout": visibility}
+            for number, m in enumerate(messages)])
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.visibility / 3):
-            try:
-                self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
-                    {"Id": str(number), "ReceiptHandle": m.receipt, "VisibilityTimeout": self.visibility}
-                    for number, m in enumerate(self.messages)])
-            except (ClientError, BotoCoreError) as exc:
-                log.warning("cannot extend the visibility of a batch: %s", describe_aws_error(exc))
+    return Renewal(extend, timedelta(seconds=visibility), "the visibility of a batch",
+                   errors=(ClientError, BotoCoreError), describe=describe_aws_error, thread_name="sqs-visibility")
 
 
 def _received(entry: dict) -> _Message | None:
