@@ -22,8 +22,8 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlmodel import col
 
-from bot.config.logs import configure_logging
-from bot.config.settings import Settings, load_settings
+from bot.config.settings import Settings
+from bot.config.startup import start, stop_on_signals
 from bot.investigate.reader import SharedReader
 from bot.page.pager import paging_enabled
 from bot.store.lease import Lease
@@ -32,7 +32,6 @@ from bot.worker.ingest.consume import consume_until_stopped
 from bot.worker.ingest.handover import notify_pending, page_pending_pass
 from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
-from bot.worker.process import start, stop_on_signals
 from detection.sources.lookup import LookupSource
 from detection.sources.pulled import Source
 from detection.sources.s3_trail import S3Object
@@ -282,9 +281,7 @@ def housekeeping(store: Store, settings: Settings, now: datetime | None = None) 
 
 def command() -> int:
     """`sesguard worker`."""
-    settings = load_settings()
-    store = start(settings)
-    configure_logging()
+    settings, store = start("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL")
     logging.getLogger("apscheduler.scheduler").addFilter(_Quiet())
     worker = Worker(settings, store)
     stop_on_signals(worker.stop)
