@@ -251,6 +251,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_investigate(args: argparse.Namespace) -> int:
     import orjson
+    from pydantic import ValidationError
 
     from bot.cli.investigation import address_report, summary_report
     from bot.config.settings import load_settings
@@ -261,8 +262,6 @@ def run_investigate(args: argparse.Namespace) -> int:
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window
     from detection.store import Store, utcnow
 
-    if args.hours is not None and not 0 < args.hours <= MAX_HOURS:  # also refuses nan
-        raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most {MAX_HOURS:g}")
     term = args.term.strip()
     kind = subjects.kind_of(term)
     if kind is None:
@@ -270,6 +269,12 @@ def run_investigate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     settings = load_settings()
+    if args.hours is not None:
+        try:  # SESGUARD_INVESTIGATE_HOURS' own rule: above 0, at most LookupEvents' 90 days
+            settings.override("investigate_hours", args.hours)
+        except ValidationError:
+            raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most "
+                                f"{MAX_HOURS:g}") from None
     store = Store(settings.database_url)
     store.migrate()
     if kind == subjects.IP:
