@@ -4,17 +4,19 @@ it runs, so that `scan` on a laptop never loads Slack, pydantic or a database it
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.config.errors import SettingsError
 from detection.record import IDENTITY_KEYS
 from detection.sources.inputs import default_jobs
 from detection.sources.sql.engine import is_engine_url
+
+if TYPE_CHECKING:  # pydantic is loaded by `scan` when it reads its settings, not by `--version` or a usage error
+    from bot.config.settings import DetectionSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,37 +126,22 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(error).__name__
 
 
-def _duration(flag: str, value: float | None, unit: timedelta, positive: bool = False) -> timedelta | None:
-    """A tuning flag as a duration, in the range of the setting it overrides."""
-    from detection.baseline import LONGEST
-
-    if value is None:
-        return None
-    if not (value > 0 if positive else value >= 0):  # also refuses nan
-        raise SettingsError(f"sesguard scan: {flag} must be a number, {'above 0' if positive else 'not negative'}")
-    if not value <= LONGEST / unit:
-        raise SettingsError(f"sesguard scan: {flag} must be at most {LONGEST / unit:g}")
-    return value * unit
-
-
 def run_scan(args: argparse.Namespace) -> int:
     import orjson
 
     from bot.cli.progress import ScanProgress
     from bot.cli.terminal import report_problems, signal_table, terminal_width
-    from bot.config.scan_settings import scan_settings
+    from bot.config.scan_settings import load_scan_settings
     from bot.printable import printable
     from detection.scan import scan
     from detection.sources.inputs import InputError, expand
 
-    tuning, identity_key = scan_settings()
-    flags: dict[str, Any] = {"learning": _duration("--learning-days", args.learning_days, timedelta(days=1)),
-             "forget": _duration("--forget-days", args.forget_days, timedelta(days=1), positive=True),
-             "group": _duration("--group-minutes", args.group_minutes, timedelta(minutes=1))}
-    tuning = dataclasses.replace(tuning, **{name: value for name, value in flags.items() if value is not None})
-    identity_mode = args.identity_key or identity_key
+    settings = load_scan_settings(learning_days=args.learning_days, forget_days=args.forget_days,
+                                  group_minutes=args.group_minutes)
+    tuning = settings.tuning
+    identity_mode = args.identity_key or settings.identity_key
     engine_urls = [path for path in args.paths if is_engine_url(path)]
-    engines = _engine_inputs(engine_urls, args) if engine_urls else []
+    engines = _engine_inputs(engine_urls, args, settings) if engine_urls else []
     if not engine_urls and (args.since is not None or args.until is not None):
         print("sesguard scan: warning: --since and --until bound athena:// and lake:// queries only; files are read "
               "whole", file=sys.stderr)
@@ -208,9 +195,8 @@ def _engine_time(flag: str, text: str) -> datetime:
     return moment
 
 
-def _engine_inputs(urls: list[str], args: argparse.Namespace) -> list:
+def _engine_inputs(urls: list[str], args: argparse.Namespace, settings: DetectionSettings) -> list:
     """The athena:// and lake:// inputs with their time range; SettingsError (exit 2) for a usage error."""
-    from bot.config.scan_settings import engine_settings
     from detection.sources.sql.engine import parse
     from detection.sources.sql.values import UnsafeValue
     from detection.store import utcnow
@@ -221,9 +207,10 @@ def _engine_inputs(urls: list[str], args: argparse.Namespace) -> list:
     until = _engine_time("--until", args.until) if args.until is not None else utcnow()
     if since >= until:
         raise SettingsError("sesguard scan: --since must be before --until")
-    settings, table, store = engine_settings()
+    engine = settings.engine_settings
     try:
-        return [(parse(url, table, store), since, until, settings) for url in urls]
+        return [(parse(url, settings.athena_table, settings.lake_event_data_store), since, until, engine)
+                for url in urls]
     except UnsafeValue as exc:
         raise SettingsError(f"sesguard scan: {exc}") from None
 
@@ -264,6 +251,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_investigate(args: argparse.Namespace) -> int:
     import orjson
+    from pydantic import ValidationError
 
     from bot.cli.investigation import address_report, summary_report
     from bot.config.settings import load_settings
@@ -274,8 +262,6 @@ def run_investigate(args: argparse.Namespace) -> int:
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window
     from detection.store import Store, utcnow
 
-    if args.hours is not None and not 0 < args.hours <= MAX_HOURS:  # also refuses nan
-        raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most {MAX_HOURS:g}")
     term = args.term.strip()
     kind = subjects.kind_of(term)
     if kind is None:
@@ -283,6 +269,12 @@ def run_investigate(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     settings = load_settings()
+    if args.hours is not None:
+        try:  # SESGUARD_INVESTIGATE_HOURS' own rule: above 0, at most LookupEvents' 90 days
+            settings.override("investigate_hours", args.hours)
+        except ValidationError:
+            raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most "
+                                f"{MAX_HOURS:g}") from None
     store = Store(settings.database_url)
     store.migrate()
     if kind == subjects.IP:

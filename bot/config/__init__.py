@@ -1,2 +1,2 @@
-"""Configuration written once: the settings model (`settings`, with `scan_settings` for `sesguard scan`), its
-errors, logging, business hours."""
+"""Configuration written once: the settings model (`settings`; `scan_settings`, its detection part with `sesguard
+scan`'s flags over it), how every process starts (`startup`), errors, logging, business hours."""

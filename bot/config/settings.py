@@ -2,6 +2,11 @@
 
 A missing or invalid setting stops start-up with one line naming it (`SettingsError`), never a
 pydantic traceback. Secrets are `SecretStr`, so that they never print in logs or error messages.
+
+Two models, one set of rules: `DetectionSettings` holds what detection reads (identity key, durations, the SQL
+engines) and `Settings` extends it with everything else. `sesguard scan` loads `DetectionSettings` alone, so a
+scan on a laptop neither needs nor checks a Slack setting (a bad SLACK_ALERT_CHANNEL in `.env` stops the worker,
+not a scan); every other process loads `Settings`. Each field and its validator is written once, in one of them.
 """
 
 from __future__ import annotations
@@ -53,11 +58,122 @@ DURATIONS = {
     "event_retention_days": timedelta(days=1), "lease_seconds": timedelta(seconds=1),
     "investigate_hours": timedelta(hours=1), "retry_seconds": timedelta(seconds=1),
 }
+# Detection's settings that a blank value (`NAME=` in a .env) leaves at their default.
+BLANK_IS_UNSET = ("identity_key", "learning_days", "forget_days", "group_minutes", "athena_workgroup",
+                  "athena_output", "sql_max_gb")
 
 
-class Settings(BaseSettings):
+class DetectionSettings(BaseSettings):
+    """What detection reads: the whole of `sesguard scan`'s settings, and the start of every other process's."""
+
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
                                       populate_by_name=True)
+
+    identity_key: str = Field("principal", alias="SESGUARD_IDENTITY_KEY")
+    learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
+    forget_days: float = Field(28, alias="SESGUARD_FORGET_DAYS", gt=0)
+    group_minutes: float = Field(60, alias="SESGUARD_GROUP_MINUTES", ge=0)
+    # User-agent prefixes of attack-simulation tools; empty: none.
+    exercise_user_agents: CommaSeparated = Field(default_factory=lambda: list(EXERCISE_USER_AGENTS),
+                                                 alias="SESGUARD_EXERCISE_USER_AGENTS")
+
+    # SPEC §9: history on a SQL engine (`scan athena://… lake://…`, the backfill, investigations).
+    athena_table: str | None = Field(None, alias="SESGUARD_ATHENA_TABLE")
+    athena_workgroup: str = Field("primary", alias="SESGUARD_ATHENA_WORKGROUP")
+    athena_output: str | None = Field(None, alias="SESGUARD_ATHENA_OUTPUT")
+    lake_event_data_store: str | None = Field(None, alias="SESGUARD_LAKE_EVENT_DATA_STORE")
+    # Every query stops, and fails, once the engine says it scanned more than this.
+    sql_max_gb: float = Field(DEFAULT_MAX_GB, alias="SESGUARD_SQL_MAX_GB", gt=0, le=1_000_000)
+
+    # Not named `_csv_fields`: that is `Settings`' own, and a subclass's attribute would replace this one.
+    _csv_prefixes = field_validator("exercise_user_agents", mode="before")(_csv)
+
+    @field_validator(*BLANK_IS_UNSET, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        # `NAME=` in a .env is not set, as for SLACK_ALERT_CHANNEL: the default holds.
+        if isinstance(value, str) and not value.strip():
+            return cls.model_fields[str(info.field_name)].get_default(call_default_factory=True)
+        return value
+
+    @field_validator("identity_key")
+    @classmethod
+    def _known_identity_key(cls, value: str) -> str:
+        value = value.strip()
+        if value not in IDENTITY_KEYS:
+            raise ValueError(f"must be one of {', '.join(IDENTITY_KEYS)}")
+        return value
+
+    # Every duration of both models; `check_fields=False` since most of them are fields of `Settings`.
+    @field_validator(*DURATIONS, check_fields=False)
+    @classmethod
+    def _duration(cls, value: float, info: ValidationInfo) -> float:
+        unit = DURATIONS[str(info.field_name)]  # a field validator's: always named
+        if value > LONGEST / unit:  # longer, or infinite, would overflow date arithmetic (nan fails ge/gt)
+            raise ValueError(f"must be at most {LONGEST / unit:g}")
+        return value
+
+    @field_validator("athena_workgroup")
+    @classmethod
+    def _athena_workgroup(cls, value: str) -> str:
+        # It goes into the StartQueryExecution request: Athena's own pattern for a workgroup name.
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", value.strip()):
+            raise ValueError("must be a workgroup name (letters, digits and ._-, at most 128)")
+        return value.strip()
+
+    @field_validator("athena_output")
+    @classmethod
+    def _athena_output(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"s3://[^/\s]+(/\S*)?", value.strip()):
+            raise ValueError("must be s3://bucket/prefix/")
+        return value.strip() if value is not None else None
+
+    @field_validator("athena_table")
+    @classmethod
+    def _athena_table(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            athena_table(value)
+        except UnsafeValue:
+            raise ValueError("must be database.table (lower-case letters, digits, _)") from None
+        return value.strip()
+
+    @field_validator("lake_event_data_store")
+    @classmethod
+    def _lake_store(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return event_data_store(value)
+        except UnsafeValue:
+            raise ValueError("must be an event data store ID or ARN (letters, digits, -)") from None
+
+    def override(self, field: str, value: object) -> None:
+        """Set one setting (a command-line flag over it), checked by its own rules: ValidationError if not."""
+        type(self).__pydantic_validator__.validate_assignment(self, field, value)
+
+    @property
+    def engine_settings(self):
+        """detection.sources.sql.engine.EngineSettings from these settings."""
+        from detection.sources.sql.engine import EngineSettings
+        from detection.sources.sql.running import Limits
+
+        return EngineSettings(self.athena_workgroup, self.athena_output, Limits(max_gb=self.sql_max_gb))
+
+    @property
+    def tuning(self) -> Tuning:
+        return Tuning(
+            learning=timedelta(days=self.learning_days),
+            forget=timedelta(days=self.forget_days),
+            group=timedelta(minutes=self.group_minutes),
+            exercise_user_agents=tuple(self.exercise_user_agents),
+        )
+
+
+class Settings(DetectionSettings):
+    """Every setting of SPEC §5: detection's, then Slack's, the store's, the worker's and the responses'."""
+
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
@@ -73,13 +189,6 @@ class Settings(BaseSettings):
                                    validation_alias=AliasChoices("AWS_REGIONS"))
     source: str = Field("lookup", alias="SESGUARD_SOURCE")
     role_arns: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ROLE_ARNS")
-    identity_key: str = Field("principal", alias="SESGUARD_IDENTITY_KEY")
-    learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
-    forget_days: float = Field(28, alias="SESGUARD_FORGET_DAYS", gt=0)
-    group_minutes: float = Field(60, alias="SESGUARD_GROUP_MINUTES", ge=0)
-    # User-agent prefixes of attack-simulation tools; empty: none.
-    exercise_user_agents: CommaSeparated = Field(default_factory=lambda: list(EXERCISE_USER_AGENTS),
-                                                 alias="SESGUARD_EXERCISE_USER_AGENTS")
     poll_seconds: float = Field(300, alias="SESGUARD_POLL_SECONDS", gt=0)
     lookback_minutes: float = Field(20, alias="SESGUARD_LOOKBACK_MINUTES", ge=0)
     # Where the first start's history comes from (SPEC §7, §9); athena:// and lake:// reach past 90 days.
@@ -129,16 +238,8 @@ class Settings(BaseSettings):
     # The UTC hour of the daily digest in the alert channel; without it, no digest.
     digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
 
-    # ── SPEC §9: history on a SQL engine ─────────────────────────────────────────────────────────
-    athena_table: str | None = Field(None, alias="SESGUARD_ATHENA_TABLE")
-    athena_workgroup: str = Field("primary", alias="SESGUARD_ATHENA_WORKGROUP", pattern=r"^[A-Za-z0-9._-]{1,128}$")
-    athena_output: str | None = Field(None, alias="SESGUARD_ATHENA_OUTPUT", pattern=r"^s3://[^/\s]+(/\S*)?$")
-    lake_event_data_store: str | None = Field(None, alias="SESGUARD_LAKE_EVENT_DATA_STORE")
-    # Every query stops, and fails, once the engine says it scanned more than this.
-    sql_max_gb: float = Field(DEFAULT_MAX_GB, alias="SESGUARD_SQL_MAX_GB", gt=0, le=1_000_000)
-
-    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "exercise_user_agents",
-                                  "accounts_exclude", mode="before")(_csv)
+    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude",
+                                  mode="before")(_csv)
 
     @field_validator("org_role_name")
     @classmethod
@@ -226,27 +327,6 @@ class Settings(BaseSettings):
                              "athena://… or lake://…")
         return value
 
-    @field_validator("athena_table")
-    @classmethod
-    def _athena_table(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        try:
-            athena_table(value)
-        except UnsafeValue:
-            raise ValueError("must be database.table (lower-case letters, digits, _)") from None
-        return value.strip()
-
-    @field_validator("lake_event_data_store")
-    @classmethod
-    def _lake_store(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        try:
-            return event_data_store(value)
-        except UnsafeValue:
-            raise ValueError("must be an event data store ID or ARN (letters, digits, -)") from None
-
     @model_validator(mode="after")
     def _queue_for_sqs(self) -> Settings:
         if self.source == "sqs" and not self.sqs_queue_url:
@@ -256,14 +336,6 @@ class Settings(BaseSettings):
             raise ValueError("SESGUARD_BACKFILL_SOURCE=athena://… or lake://… backfills the lookup and s3:// "
                              "sources; with SESGUARD_SOURCE=sqs use lookup or s3://bucket/prefix")
         return self
-
-    @field_validator(*DURATIONS)
-    @classmethod
-    def _duration(cls, value: float, info: ValidationInfo) -> float:
-        unit = DURATIONS[str(info.field_name)]  # a field validator's: always named
-        if value > LONGEST / unit:  # longer, or infinite, would overflow date arithmetic (nan fails ge/gt)
-            raise ValueError(f"must be at most {LONGEST / unit:g}")
-        return value
 
     @field_validator("auto_investigate")
     @classmethod
@@ -280,13 +352,6 @@ class Settings(BaseSettings):
             return None
         parse_business_hours(value)  # its ValueError names what is wrong
         return value.strip()
-
-    @field_validator("identity_key")
-    @classmethod
-    def _known_identity_key(cls, value: str) -> str:
-        if value not in IDENTITY_KEYS:
-            raise ValueError(f"must be one of {', '.join(IDENTITY_KEYS)}")
-        return value
 
     @field_validator("role_arns")
     @classmethod
@@ -309,23 +374,6 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("name at least one region")
         return value
-
-    @property
-    def engine_settings(self):
-        """detection.sources.sql.engine.EngineSettings from these settings."""
-        from detection.sources.sql.engine import EngineSettings
-        from detection.sources.sql.running import Limits
-
-        return EngineSettings(self.athena_workgroup, self.athena_output, Limits(max_gb=self.sql_max_gb))
-
-    @property
-    def tuning(self) -> Tuning:
-        return Tuning(
-            learning=timedelta(days=self.learning_days),
-            forget=timedelta(days=self.forget_days),
-            group=timedelta(minutes=self.group_minutes),
-            exercise_user_agents=tuple(self.exercise_user_agents),
-        )
 
     @property
     def alert_channel(self) -> str:
@@ -371,15 +419,34 @@ def _env_name(field_name: str, field) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """The settings, or SettingsError naming the first bad one (its value is never echoed: it may be a secret)."""
+    return _load(Settings, overrides)
+
+
+def load_detection_settings(**overrides: Any) -> DetectionSettings:
+    """Detection's settings alone (`sesguard scan`): no Slack setting is read, so none can stop it."""
+    return _load(DetectionSettings, overrides)
+
+
+_Model = TypeVar("_Model", bound=DetectionSettings)
+
+
+def _load(model: type[_Model], overrides: dict[str, Any]) -> _Model:
     try:
-        return Settings(**overrides)
+        return model(**overrides)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        if not error.get("loc"):  # a rule between settings (a model validator): its words name them
-            raise SettingsError(f"sesguard: invalid settings: {error['ctx']['error']}") from None
-        location = str(error["loc"][0])
-        fields = Settings.model_fields
-        name = next((_env_name(k, f) for k, f in fields.items() if location in (k, _env_name(k, f))), location)
-        # a validator's own words, without pydantic's "Value error, " before them
-        reason = error["ctx"]["error"] if error["type"] == "value_error" else error["msg"]
-        raise SettingsError(f"sesguard: invalid setting {name}: {reason}") from None
+        raise SettingsError(f"sesguard: {_first_problem(model, exc)}") from None
+
+
+def _first_problem(model: type[DetectionSettings], exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    if not error.get("loc"):  # a rule between settings (a model validator): its words name them
+        return f"invalid settings: {error['ctx']['error']}"
+    location = str(error["loc"][0])
+    fields = model.model_fields
+    name = next((_env_name(k, f) for k, f in fields.items() if location in (k, _env_name(k, f))), location)
+    return f"invalid setting {name}: {reason(error)}"
+
+
+def reason(error: Any) -> str:
+    """What is wrong, in a validator's own words (without pydantic's "Value error, " before them)."""
+    return error["ctx"]["error"] if error["type"] == "value_error" else error["msg"]

@@ -90,14 +90,9 @@ def run_socket_mode() -> int:
     """`sesguard socket`: the same app over Socket Mode (SLACK_APP_TOKEN); no public URL needed."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-    from bot.config.logs import configure_logging
-    from bot.config.settings import load_settings
+    from bot.config.startup import start
 
-    settings = load_settings()
-    settings.require("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN")
-    store = Store(settings.database_url)
-    store.migrate()  # before logging is set up: an unusable store is one line, without migration chatter
-    configure_logging()
+    settings, store = start("SLACK_APP_TOKEN", "SLACK_BOT_TOKEN")
     app = build_app(settings, store, socket_mode=True)
     SocketModeHandler(app, settings.app_token).start()
     return 0

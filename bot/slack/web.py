@@ -11,15 +11,14 @@
 from __future__ import annotations
 
 import logging
-import signal
 from collections.abc import Callable, Iterable
 
 import orjson
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.config.logs import configure_logging
-from bot.config.settings import Settings, load_settings
+from bot.config.settings import Settings
+from bot.config.startup import interrupt_on_sigterm, start
 from bot.health.report import health
 from bot.slack import payloads
 from bot.slack.app import build_app
@@ -153,14 +152,9 @@ def serve(port: int | None = None) -> int:
     """`sesguard serve`: the WSGI app under waitress, until SIGTERM (or Ctrl-C); exit 0."""
     from waitress import create_server
 
-    settings = load_settings()
-    settings.require("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
-    store = Store(settings.database_url)
-    store.migrate()  # before logging is set up: a bad DATABASE_URL is one line, without migration chatter
-    configure_logging()
+    settings, store = start("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
     server = create_server(create_wsgi_app(settings, store), **server_options(settings.port if port is None else port))
-    # A platform stops a process with SIGTERM: taken as Ctrl-C, which ends waitress's loop and its threads.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    interrupt_on_sigterm()  # a platform stops a process with SIGTERM
     # The port actually bound (with `--port 0`, the one the system chose): a supervisor or a test reads it here.
     log.info("listening on http://%s:%s", server.effective_host, server.effective_port)
     server.run()

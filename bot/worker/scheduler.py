@@ -13,8 +13,10 @@ requests (its account/region is simply read again next time), the lease is hande
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -22,8 +24,8 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlmodel import col
 
-from bot.config.logs import configure_logging
-from bot.config.settings import Settings, load_settings
+from bot.config.settings import Settings
+from bot.config.startup import start, stop_on_signals
 from bot.investigate.reader import SharedReader
 from bot.page.pager import paging_enabled
 from bot.store.lease import Lease
@@ -32,7 +34,6 @@ from bot.worker.ingest.consume import consume_until_stopped
 from bot.worker.ingest.handover import notify_pending, page_pending_pass
 from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
-from bot.worker.process import start, stop_on_signals
 from detection.sources.lookup import LookupSource
 from detection.sources.pulled import Source
 from detection.sources.s3_trail import S3Object
@@ -54,11 +55,32 @@ MIN_RETENTION = timedelta(days=2)
 FORGET_MARGIN = timedelta(days=1)
 
 
+# A job of the worker, run by the scheduler with no argument but the worker.
+Job = Callable[["Worker"], None]
+
+
 class _Quiet(logging.Filter):
     """A poll that outlasts its interval is normal (coalesce); APScheduler's warning about it is noise."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _failure_logged(what: str) -> Callable[[Job], Job]:
+    """A job whose failure is logged as "<what> failed", with its traceback, and goes no further: the job runs
+    again at its next interval, and one job's trouble (Slack down, the database away) never stops the others."""
+
+    def wrap(job: Job) -> Job:
+        @functools.wraps(job)
+        def logged(worker: Worker) -> None:
+            try:
+                job(worker)
+            except Exception:
+                log.exception("%s failed", what)
+
+        return logged
+
+    return wrap
 
 
 class Worker:
@@ -161,15 +183,13 @@ class Worker:
 
     # ── the jobs ─────────────────────────────────────────────────────────────────────────────────
 
+    @_failure_logged("the poll pass")
     def poll(self) -> None:
-        try:
-            if self.settings.source == "sqs":  # the queue is consumed apart; the poll only backfills
-                if self.source is not None:
-                    backfill_pass(self.settings, self.store, self.source, self.stop)
-            else:
-                poll_once(self.settings, self.store, self.source, stop=self.stop)
-        except Exception:
-            log.exception("the poll pass failed")
+        if self.settings.source == "sqs":  # the queue is consumed apart; the poll only backfills
+            if self.source is not None:
+                backfill_pass(self.settings, self.store, self.source, self.stop)
+        else:
+            poll_once(self.settings, self.store, self.source, stop=self.stop)
 
     def post_outbox(self) -> None:
         if not self.stop.is_set():
@@ -179,85 +199,66 @@ class Worker:
         if not self.stop.is_set():
             page_pending_pass(self.store, self.settings)
 
+    @_failure_logged("investigating alerts")
     def investigate_alerts(self) -> None:
         """Investigate new alerts without a click, and finish investigations a process left (SPEC §6)."""
         from bot.investigate import runs
         from bot.slack.client import slack_client
 
-        try:
-            requested = runs.enqueue_automatic(self.store, self.settings)
-            posted = runs.carry_out_waiting(self.store, self.settings, slack_client(self.settings),
-                                            self.investigation_reader, stop=self.stop.is_set)
-        except Exception:
-            log.exception("investigating alerts failed")
-            return
+        requested = runs.enqueue_automatic(self.store, self.settings)
+        posted = runs.carry_out_waiting(self.store, self.settings, slack_client(self.settings),
+                                        self.investigation_reader, stop=self.stop.is_set)
         if requested or posted:
             log.info("investigations: %d requested automatically, %d summaries posted", requested, posted)
 
+    @_failure_logged("escalating overdue contacts")
     def escalate_overdue_contacts(self) -> None:
         from bot.contact.questions import escalate_overdue
 
-        try:
-            escalated = escalate_overdue(self.store, self.settings)
-        except Exception:
-            log.exception("escalating overdue contacts failed")
-            return
+        escalated = escalate_overdue(self.store, self.settings)
         if escalated:
             log.info("escalated %d signals whose person did not answer in time", escalated)
 
+    @_failure_logged("refreshing the open Home tabs")
     def refresh_home_tabs(self) -> None:
         """The triage desk (SPEC §8): open Home tabs show what changed since they were published."""
         from bot.desk.home.refresh import refresh_open
         from bot.slack.client import slack_client
 
-        try:
-            refresh_open(self.store, self.settings, slack_client(self.settings))
-        except Exception:
-            log.exception("refreshing the open Home tabs failed")
+        refresh_open(self.store, self.settings, slack_client(self.settings))
 
+    @_failure_logged("reminding of expiring suppressions")
     def remind_suppressions(self) -> None:
         """Suppression hygiene (SPEC §8): the author's DM a day before a suppression expires, once."""
         from bot.desk.reminders import remind
         from bot.slack.client import slack_client
 
-        try:
-            reminded = remind(self.store, slack_client(self.settings))
-        except Exception:
-            log.exception("reminding of expiring suppressions failed")
-            return
+        reminded = remind(self.store, slack_client(self.settings))
         if reminded.sent or reminded.found:
             log.info("reminded %d authors of suppressions about to expire", reminded.sent + reminded.found)
 
+    @_failure_logged("posting the learning reports")
     def post_learning_reports(self) -> None:
         """The learning report (SPEC §8): once per account, when its learning period is over."""
         from bot.desk.learning.report import post_reports
         from bot.slack.client import slack_client
 
-        try:
-            reported = post_reports(self.store, self.settings, slack_client(self.settings))
-        except Exception:
-            log.exception("posting the learning reports failed")
-            return
+        reported = post_reports(self.store, self.settings, slack_client(self.settings))
         for account in reported.posted:
             log.info("posted the learning report of account %s", account)
 
+    @_failure_logged("posting the daily digest")
     def post_digest(self) -> None:
         """The daily digest (SPEC §8, SESGUARD_DIGEST_HOUR): once a day, across every worker."""
         from bot.desk.digest.daily import post_digest
         from bot.slack.client import slack_client
 
-        try:
-            if post_digest(self.store, self.settings, slack_client(self.settings)):
-                log.info("posted the daily digest")
-        except Exception:
-            log.exception("posting the daily digest failed")
+        if post_digest(self.store, self.settings, slack_client(self.settings)):
+            log.info("posted the daily digest")
 
+    @_failure_logged("housekeeping")
     def housekeeping(self) -> None:
-        try:
-            pruned = housekeeping(self.store, self.settings)
-        except Exception:
-            log.exception("housekeeping failed")
-            return
+        pruned = housekeeping(self.store, self.settings)
         log.info("housekeeping: %s", ", ".join(f"{count} {what}" for what, count in pruned.items()))
 
 
@@ -282,9 +283,7 @@ def housekeeping(store: Store, settings: Settings, now: datetime | None = None) 
 
 def command() -> int:
     """`sesguard worker`."""
-    settings = load_settings()
-    store = start(settings)
-    configure_logging()
+    settings, store = start("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL")
     logging.getLogger("apscheduler.scheduler").addFilter(_Quiet())
     worker = Worker(settings, store)
     stop_on_signals(worker.stop)

@@ -6,21 +6,18 @@ import logging
 import sys
 import threading
 
-from bot.config.logs import configure_logging
-from bot.config.settings import load_settings
+from bot.config.startup import start, stop_on_signals
 from bot.printable import printable
 from bot.worker.ingest.consume import queue_command
 from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
-from bot.worker.process import start, stop_on_signals
 
 
 def command(once: bool) -> int:
     """`sesguard poll [--once]`: one pass (exit 0 when it completed, 1 when a source or Slack failed),
     or passes every SESGUARD_POLL_SECONDS in the foreground until stopped."""
-    settings = load_settings()
-    store = start(settings)
-    configure_logging(logging.WARNING if once else logging.INFO)
+    quiet = logging.WARNING if once else logging.INFO  # one pass speaks through its result lines
+    settings, store = start("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL", log_level=quiet)
     source = make_source(settings, store)
     stop = threading.Event()
     stop_on_signals(stop)
