@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from detection.store import Store
-
-# The public CloudTrail samples (records written by others; origins in _sources.json), kept with the tests.
-SAMPLES = Path(__file__).resolve().parent / "samples"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.support.postgres import empty_postgres
 
 
 def _admin_url() -> str | None:
@@ -43,14 +39,6 @@ def postgres_url():
     admin.dispose()
 
 
-def _empty_postgres(url: str) -> None:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request, tmp_path):
     """A database URL with the schema applied: a SQLite file, then the PostgreSQL test database."""
@@ -58,7 +46,7 @@ def store_url(request, tmp_path):
         url = f"sqlite:///{tmp_path / 'sesguard.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-        _empty_postgres(url)
+        empty_postgres(url)
     Store(url).migrate()
     return url
 
@@ -106,7 +94,7 @@ def iam_endpoint():
 @pytest.fixture
 def postgres_store(postgres_url):
     """A migrated, empty PostgreSQL store, for the behaviours only PostgreSQL has (row locks)."""
-    _empty_postgres(postgres_url)
+    empty_postgres(postgres_url)
     store = Store(postgres_url)
     store.migrate()
     yield store

@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from bot.cli.demo.preview import BUILDER, builder_url, readable
 from bot.cli.terminal import clip_middle, signal_table
 from detection.signals import Signal
-from tests.records import moment, sesguard
+from tests.support.records import moment, sesguard
 
 LINK = re.compile(re.escape(BUILDER) + r"(\S+)")
 

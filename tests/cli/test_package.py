@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import __version__
-from tests.records import REPO
+from tests.support.records import REPO
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import orjson
 
 from bot.cli.progress import ScanProgress, line
 from detection.scan import ScanSummary
-from tests import records as r
+from tests.support import records as r
 
 ERASE = "\r\x1b[K"
 

@@ -15,8 +15,8 @@ from bot.alerts.notifier import post_pending
 from bot.config.settings import load_settings
 from detection.record import to_call
 from detection.scan import detect
-from tests.sesguard_processes import BOT_TOKEN, CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401
-from tests.slack_harness import NO_LEARNING, cloudtrail_record
+from tests.support.sesguard_processes import BOT_TOKEN, CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401
+from tests.support.slack_harness import NO_LEARNING, cloudtrail_record
 
 SIGNALS = 1000
 PACED_POSTS = 3

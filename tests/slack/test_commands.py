@@ -14,7 +14,7 @@ from bot.contact.tables import IdentityMapping
 from bot.triage.changes import suppress
 from bot.worker.tables import PollState
 from detection.store import AuditEntry, SignalRow, SuppressionRow, utcnow
-from tests.slack_harness import (
+from tests.support.slack_harness import (
     ACCOUNT,
     CHANNEL,
     OUTSIDER,

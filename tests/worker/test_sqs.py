@@ -20,8 +20,8 @@ from bot.worker.scheduler import Worker
 from bot.worker.tables import QueueState
 from detection.store import EventRow, SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
-from tests.waiting import wait_for
-from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, user, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, aws, ses_calls, user, worker_settings  # noqa: F401
+from tests.support.waiting import wait_for
 
 CHANNEL = "C0ALERTS"
 DAY = datetime.now(UTC).strftime("%Y/%m/%d")
@@ -306,8 +306,8 @@ def test_a_long_batch_keeps_its_messages_invisible_to_other_consumers(sqs_env, p
 
 def test_a_consumer_killed_mid_batch_loses_nothing_and_its_successor_alerts_each_identity_once(
         sqs_env, postgres_store, tmp_path):
-    from tests.sesguard_processes import BOT_TOKEN, sesguard_env, start
-    from tests.sesguard_processes import wait_for as wait_on_processes
+    from tests.support.sesguard_processes import BOT_TOKEN, sesguard_env, start
+    from tests.support.sesguard_processes import wait_for as wait_on_processes
 
     trail = Trail(sqs_env, visibility=2)
     people = ["mallory", "eve", "trudy"]
