@@ -24,7 +24,7 @@ from bot.cli.commands import main
 from bot.config.settings import DURATIONS, Settings, load_settings
 from tests.fakes.slack_api import FakeSlack
 from tests.support import records as r
-from tests.support.local_aws import aws, subprocess_env  # noqa: F401 - `aws` is a fixture
+from tests.support.local_aws import subprocess_env
 from tests.support.records import REPO, at
 from tests.support.sesguard_processes import closed_port, free_port
 from tests.support.slack_signing import get

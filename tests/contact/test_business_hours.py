@@ -15,9 +15,7 @@ from tests.support.slack_harness import (
     CHANNEL,
     TOKEN,
     TRIAGER,
-    Harness,
     cloudtrail_record,
-    migrated_sqlite,
     sso_identity,
     store_signals,
 )
@@ -71,10 +69,13 @@ def test_a_bad_value_is_refused_in_words(value):
 
 
 @pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path), business_hours=BERLIN, contact_timeout_minutes=120) as harness:
-        harness.slack.users_by_email["alice@example.com"] = ALICE
-        yield harness
+def harness_options():
+    return {"business_hours": BERLIN, "contact_timeout_minutes": 120}
+
+
+@pytest.fixture
+def slack_people():
+    return {"alice@example.com": ALICE}
 
 
 def test_an_unanswered_question_asked_on_friday_evening_escalates_on_monday(bot):

@@ -14,7 +14,7 @@ from bot.contact.tables import Contact, IdentityMapping
 from bot.worker.scheduler import Worker
 from detection.sources.lookup import LookupSource
 from detection.store import AuditEntry, SignalHistory
-from tests.support.local_aws import aws, worker_settings  # noqa: F401
+from tests.support.local_aws import worker_settings
 from tests.support.slack_harness import (
     CHANNEL,
     OUTSIDER,
@@ -34,10 +34,8 @@ EMAIL = "alice@example.com"
 
 
 @pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path)) as harness:
-        harness.slack.users_by_email[EMAIL] = ALICE
-        yield harness
+def slack_people():
+    return {EMAIL: ALICE}
 
 
 def sso_alert(bot: Harness, email: str = EMAIL) -> tuple[str, str]:

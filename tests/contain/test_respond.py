@@ -87,9 +87,8 @@ def aws(iam_endpoint, monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def bot(tmp_path, aws):
-    with Harness(migrated_sqlite(tmp_path), response_actions=True, role_arns=[RESPONDER_ROLE]) as harness:
-        yield harness
+def harness_options(aws):
+    return {"response_actions": True, "role_arns": [RESPONDER_ROLE]}
 
 
 def user_record(name: str, key: str, account: str = OWN, **fields) -> dict:

@@ -22,19 +22,12 @@ from tests.support.slack_harness import (
     TRIAGER,
     Harness,
     cloudtrail_record,
-    migrated_sqlite,
     store_signals,
 )
 from tests.support.waiting import wait_for
 
 ESCALATE, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.suppress", "sesguard.not_an_issue"
 YES = "sesguard.answer_yes"
-
-
-@pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path)) as harness:
-        yield harness
 
 
 def open_home(bot: Harness, user: str, tab: str = "home"):

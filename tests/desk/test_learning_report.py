@@ -49,9 +49,13 @@ def detected(store: Store, records: list[dict]) -> list:
 
 
 @pytest.fixture
-def bot(store):
-    with Harness(store, learning_days=7) as harness:
-        yield harness
+def harness_store(store):
+    return store
+
+
+@pytest.fixture
+def harness_options():
+    return {"learning_days": 7}
 
 
 def client(bot: Harness) -> WebClient:

@@ -94,9 +94,13 @@ def test_a_longer_period_takes_in_the_older_signals_and_an_even_count(store):
 
 
 @pytest.fixture
-def bot(store):
-    with Harness(store, digest_hour=9) as harness:
-        yield harness
+def harness_store(store):
+    return store
+
+
+@pytest.fixture
+def harness_options():
+    return {"digest_hour": 9}
 
 
 def test_sesguard_stats_answers_the_figures(bot):

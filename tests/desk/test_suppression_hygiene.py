@@ -27,9 +27,8 @@ IDENTITY = f"arn:aws:iam::{ACCOUNT}:user/alice"
 
 
 @pytest.fixture
-def bot(store):
-    with Harness(store) as harness:
-        yield harness
+def harness_store(store):
+    return store
 
 
 def client(bot: Harness) -> WebClient:

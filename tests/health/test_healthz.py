@@ -9,7 +9,7 @@ import pytest
 
 from bot.worker.tables import PollState
 from detection.store import SignalRow, utcnow
-from tests.support.slack_harness import ACCOUNT, Harness, cloudtrail_record, migrated_sqlite, store_signals
+from tests.support.slack_harness import ACCOUNT, Harness, cloudtrail_record, store_signals
 from tests.support.slack_signing import get
 
 POLL_SECONDS = 300
@@ -19,9 +19,8 @@ SUMMARY_KEYS = {"ok", "checked_at", "sources", "failing_sources", "pending_alert
 
 
 @pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path), poll_seconds=POLL_SECONDS) as harness:
-        yield harness
+def harness_options():
+    return {"poll_seconds": POLL_SECONDS}
 
 
 def healthz(bot: Harness) -> tuple[int, dict, str]:

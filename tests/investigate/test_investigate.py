@@ -20,7 +20,7 @@ from detection.store import SignalHistory
 from tests.support import records
 from tests.support.attack_story import FOLLOW_ON, IP, KEY, NEW_KEY, attack, call
 from tests.support.clocks import SteppingClock
-from tests.support.local_aws import OWN_ACCOUNT, aws, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, worker_settings
 from tests.support.slack_harness import CHANNEL, OUTSIDER, TRIAGER, Harness, migrated_sqlite, store_signals
 
 INVESTIGATE = "sesguard.investigate"
@@ -30,9 +30,8 @@ SLACK_LIMITS = {"blocks": 50, "section": 3000, "field": 2000}
 
 
 @pytest.fixture
-def bot(tmp_path, aws):
-    with Harness(migrated_sqlite(tmp_path), auto_investigate="off") as harness:
-        yield harness
+def harness_options(aws):
+    return {"auto_investigate": "off"}
 
 
 def alert_of(bot: Harness, aws, story) -> tuple[str, str]:

@@ -11,8 +11,8 @@ import pytest
 from tests.fakes.sql_engines import SqlEngines
 from tests.support import sql_trails as trails
 from tests.support.attack_story import IP, KEY, NEW_KEY, attack
-from tests.support.local_aws import OWN_ACCOUNT, aws  # noqa: F401
-from tests.support.slack_harness import TRIAGER, Harness, migrated_sqlite
+from tests.support.local_aws import OWN_ACCOUNT
+from tests.support.slack_harness import TRIAGER, Harness
 
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
 
@@ -25,11 +25,9 @@ def engines(aws):
 
 
 @pytest.fixture
-def bot(tmp_path, aws, engines, monkeypatch):
+def harness_options(aws, engines, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_ATHENA", engines.start())
-    with Harness(migrated_sqlite(tmp_path), auto_investigate="off", athena_table=trails.TABLE,
-                 athena_output="s3://results/") as harness:
-        yield harness
+    return {"auto_investigate": "off", "athena_table": trails.TABLE, "athena_output": "s3://results/"}
 
 
 def _command(bot: Harness, text: str) -> dict:

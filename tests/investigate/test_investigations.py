@@ -23,7 +23,7 @@ from detection.store import SignalHistory, SignalRow, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.support import records
 from tests.support.attack_story import attack, call
-from tests.support.local_aws import OWN_ACCOUNT, aws, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, worker_settings
 from tests.support.slack_harness import store_signals
 from tests.worker.test_scheduler import wait_for
 

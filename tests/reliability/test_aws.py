@@ -16,7 +16,7 @@ from detection.sources.lookup import EVENT_SOURCES
 from detection.store import EventRow
 from tests.support.cuttable_link import CuttableLink
 from tests.support.local_aws import ses_calls, user
-from tests.support.sesguard_processes import aws, deployment, leaked_secrets, wait_for  # noqa: F401
+from tests.support.sesguard_processes import leaked_secrets, wait_for
 from tests.support.slack_signing import get
 
 LOOKUP_PAGE = 50

@@ -15,7 +15,7 @@ from bot.store.lease import Lease
 from bot.worker.scheduler import SCHEDULER_LEASE
 from detection.store import SignalHistory, utcnow
 from tests.support.local_aws import ses_calls, user
-from tests.support.sesguard_processes import CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401 - fixtures
+from tests.support.sesguard_processes import CHANNEL, leaked_secrets, wait_for
 
 NEW_PEOPLE = ("mallory", "oscar", "trent")
 

@@ -23,10 +23,9 @@ from tests.support.cuttable_link import CuttableLink
 from tests.support.local_aws import ses_calls, user
 from tests.support.postgres import empty_postgres as _empty_postgres
 from tests.support.records import FIXTURES
-from tests.support.sesguard_processes import (  # noqa: F401
+from tests.support.sesguard_processes import (
     DB_PASSWORD,
     TRIAGER,
-    aws,
     closed_port,
     deployed,
     leaked_secrets,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
-from tests.support.sesguard_processes import CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401
+from tests.support.sesguard_processes import CHANNEL, leaked_secrets, wait_for
 from tests.support.slack_signing import Reply, get
 
 PATIENCE = timedelta(seconds=0.9)  # three poll intervals of 0.3 s

@@ -17,7 +17,7 @@ import pytest
 from detection.record import KEY_FIELD_BYTES, BadRecord, to_call
 from detection.scan import detect
 from tests.support.local_aws import OWN_ACCOUNT, ago
-from tests.support.sesguard_processes import CHANNEL, SIGNING_SECRET, TRIAGER, aws, deployment, leaked_secrets, wait_for  # noqa: F401
+from tests.support.sesguard_processes import CHANNEL, SIGNING_SECRET, TRIAGER, leaked_secrets, wait_for
 from tests.support.slack_harness import NO_LEARNING, cloudtrail_record
 from tests.support.slack_signing import post, signed_headers
 

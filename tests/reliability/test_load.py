@@ -15,7 +15,7 @@ from bot.alerts.notifier import post_pending
 from bot.config.settings import load_settings
 from detection.record import to_call
 from detection.scan import detect
-from tests.support.sesguard_processes import BOT_TOKEN, CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401
+from tests.support.sesguard_processes import BOT_TOKEN, CHANNEL, leaked_secrets, wait_for
 from tests.support.slack_harness import NO_LEARNING, cloudtrail_record
 
 SIGNALS = 1000

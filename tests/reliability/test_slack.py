@@ -23,13 +23,11 @@ from detection.store import SignalHistory
 from tests.support import records
 from tests.support.cuttable_link import CuttableLink
 from tests.support.local_aws import OWN_ACCOUNT, ago, ses_calls, user
-from tests.support.sesguard_processes import (  # noqa: F401
+from tests.support.sesguard_processes import (
     BOT_TOKEN,
     CHANNEL,
     TRIAGER,
-    aws,
     closed_port,
-    deployment,
     leaked_secrets,
     wait_for,
 )

@@ -12,7 +12,7 @@ import socket
 import time
 
 from bot.slack.web import QUIET_CONNECTION_SECONDS
-from tests.support.sesguard_processes import TRIAGER, aws, deployment, wait_for  # noqa: F401 - fixtures
+from tests.support.sesguard_processes import TRIAGER, wait_for
 from tests.support.slack_signing import get
 
 SLACK_ACK_DEADLINE_SECONDS = 3.0

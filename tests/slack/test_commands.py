@@ -21,17 +21,10 @@ from tests.support.slack_harness import (
     Harness,
     answer_text,
     cloudtrail_record,
-    migrated_sqlite,
     store_signals,
 )
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
-
-
-@pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path)) as harness:
-        yield harness
 
 
 def alice_calls(bot: Harness) -> str:

@@ -1,4 +1,4 @@
-"""Fixtures of the worker tests: the local CloudTrail/STS endpoint in the environment boto3 reads,
+"""The local CloudTrail/STS endpoint in the environment boto3 reads (the `aws` fixture, in tests/conftest.py),
 records timed relative to now (the worker polls up to the present), and settings without a `.env`."""
 
 from __future__ import annotations
@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from bot.config.settings import Settings, load_settings
 from tests.fakes.cloudtrail_api import FakeCloudTrail
@@ -30,26 +28,6 @@ class LocalAws:
     api: FakeCloudTrail
     url: str
     env: dict[str, str]  # what a subprocess needs to reach it
-
-
-@pytest.fixture
-def aws(monkeypatch, tmp_path):
-    api = FakeCloudTrail()
-    api.add_account(OWN_ACCOUNT, OWN_KEY, OWN_SECRET)
-    url = api.start()
-    env = {
-        "AWS_ENDPOINT_URL_CLOUDTRAIL": url, "AWS_ENDPOINT_URL_STS": url,
-        "AWS_ACCESS_KEY_ID": OWN_KEY, "AWS_SECRET_ACCESS_KEY": OWN_SECRET, "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    for name in _AWS_NOISE:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    yield LocalAws(api, url, env)
-    api.stop()
 
 
 def subprocess_env(*parts: dict[str, str]) -> dict[str, str]:

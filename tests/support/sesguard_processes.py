@@ -18,14 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from sqlmodel import select
 
 from bot.worker.tables import PollState
 from detection.store import SignalRow, Store
-from tests.support.local_aws import OWN_ACCOUNT, OWN_SECRET, LocalAws, aws, subprocess_env  # noqa: F401 - `aws` is a fixture
+from tests.support.local_aws import OWN_ACCOUNT, OWN_SECRET, LocalAws, subprocess_env
 from tests.support.misbehaving_slack import MisbehavingSlack
-from tests.support.slack_harness import PEOPLE, migrated_sqlite
+from tests.support.slack_harness import PEOPLE
 from tests.support.slack_signing import Reply, SlackSender, get
 
 # Bounds on waiting for something that takes a second or two: they only stop a broken test from hanging.
@@ -280,10 +279,3 @@ def deployed(aws: LocalAws, folder: Path, store: Store, database_url: str | None
         finally:
             stop_all(*running.started)
             store.engine.dispose()
-
-
-@pytest.fixture
-def deployment(aws, tmp_path):  # noqa: F811 - `aws` is the fixture imported above
-    """The stand-ins, a migrated SQLite store, and the environment a deployment would have."""
-    with deployed(aws, tmp_path, migrated_sqlite(tmp_path)) as running:
-        yield running

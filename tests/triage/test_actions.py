@@ -28,7 +28,6 @@ from tests.support.slack_harness import (
     TRIAGER,
     Harness,
     cloudtrail_record,
-    migrated_sqlite,
     settings_for,
     store_signals,
 )
@@ -38,12 +37,6 @@ ESCALATE, CONTACT = "sesguard.escalate", "sesguard.contact_user"
 SUPPRESS, CLOSE = "sesguard.suppress", "sesguard.not_an_issue"
 INVESTIGATE = "sesguard.investigate"
 REOPEN = "sesguard.reopen"
-
-
-@pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path)) as harness:
-        yield harness
 
 
 def posted(bot: Harness, *records: dict) -> tuple[str, str]:

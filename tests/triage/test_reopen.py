@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import select
 
 from detection.store import SignalHistory, SuppressionRow
@@ -12,18 +11,11 @@ from tests.support.slack_harness import (
     TRIAGER,
     Harness,
     cloudtrail_record,
-    migrated_sqlite,
     store_signals,
 )
 
 ESCALATE, SUPPRESS, CLOSE = "sesguard.escalate", "sesguard.suppress", "sesguard.not_an_issue"
 REOPEN = "sesguard.reopen"
-
-
-@pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path)) as harness:
-        yield harness
 
 
 def posted(bot: Harness) -> tuple[str, str]:

@@ -16,8 +16,8 @@ from bot.worker.ingest.sources import backfill_source
 from detection.sources.lookup import LookupSource
 from detection.sources.s3_trail import S3TrailSource
 from detection.store import SignalRow
-from tests.support.local_aws import OWN_ACCOUNT, aws, ses_calls, user, worker_settings  # noqa: F401
-from tests.worker.test_sqs import Trail, consumer, eventbridge, moto_url, sqs_env  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
+from tests.worker.test_sqs import Trail, consumer, eventbridge
 
 
 def test_the_backfill_source_is_read_once_per_place_and_the_queue_alerts_against_that_baseline(

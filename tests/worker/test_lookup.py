@@ -20,7 +20,7 @@ from detection.sources.lookup import (
 from detection.sources.pulled import AccountRegion, SourceError
 from tests.support import records
 from tests.support.clocks import SteppingClock
-from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls, user  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
 
 FAST = Backoff(base=0.01, cap=0.05)
 HERE = AccountRegion(OWN_ACCOUNT, "us-east-1")

@@ -14,7 +14,6 @@ from tests.support.local_aws import (
     OWN_ACCOUNT,
     ROLE_ACCOUNT,
     ROLE_ARN,
-    aws,  # noqa: F401 - a fixture
     ses_calls,
     user,
     worker_settings,

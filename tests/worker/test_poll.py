@@ -20,11 +20,10 @@ from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import EventRow, Scope, SignalHistory, SignalRow
 from tests.fakes.slack_api import FakeSlack
-from tests.support.local_aws import (  # noqa: F401
+from tests.support.local_aws import (
     OWN_ACCOUNT,
     ROLE_ACCOUNT,
     ROLE_ARN,
-    aws,
     now,
     ses_calls,
     subprocess_env,

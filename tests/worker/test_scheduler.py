@@ -21,7 +21,7 @@ from detection.sources.lookup import LookupSource
 from detection.store import EventRow, KnownIdentity, SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.support import waiting
-from tests.support.local_aws import OWN_ACCOUNT, aws, ses_calls, subprocess_env, user, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, ses_calls, subprocess_env, user, worker_settings
 from tests.support.postgres import empty_postgres as _empty_postgres
 from tests.support.records import encode
 

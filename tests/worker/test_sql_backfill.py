@@ -21,7 +21,7 @@ from detection.store import Scope, SignalRow
 from tests.fakes.sql_engines import Outcome, SqlEngines
 from tests.support import records as r
 from tests.support import sql_trails as trails
-from tests.support.local_aws import OWN_ACCOUNT, aws, now, ses_calls, user, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, now, ses_calls, user, worker_settings
 
 OUTPUT = "s3://athena-results/sesguard/"
 URL = f"athena://{trails.TABLE}"
