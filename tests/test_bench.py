@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.records import REPO
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess:

@@ -16,6 +16,8 @@ from bot.cli.commands import build_parser
 from tests.support import records as r
 from tests.support.records import at, sesguard
 
+pytestmark = pytest.mark.processes
+
 # The console script pip installed beside this interpreter (`[project.scripts]`).
 SCRIPT = Path(sys.executable).with_name("sesguard")
 

@@ -15,6 +15,8 @@ import pytest
 from bot import __version__
 from tests.support.records import REPO
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:

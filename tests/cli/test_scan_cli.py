@@ -19,6 +19,8 @@ from detection.store import EventRow, KnownIdentity, SignalRow, Store, signal_fr
 from tests.support import records as r
 from tests.support.records import FIXTURES, SAMPLES, at, sesguard
 
+pytestmark = pytest.mark.processes
+
 SUMMARY = re.compile(r"^scanned (\d+) records in (\d+) files: (\d+) matched, (\d+) signals, (\d+) bad records skipped$")
 FIELDS = {
     "signal_id": str, "account_id": str, "identity": str, "identity_type": str, "arn": str, "first_seen": str,

@@ -24,6 +24,8 @@ import pytest
 
 from tests.support.records import REPO
 
+pytestmark = pytest.mark.processes
+
 APP_TOKEN = "xapp-1-A0SESG-1-socketmodetoken"
 BOT_TOKEN = "xoxb-socket-mode-test"
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455

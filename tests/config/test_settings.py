@@ -29,6 +29,8 @@ from tests.support.records import REPO, at
 from tests.support.sesguard_processes import closed_port, free_port
 from tests.support.slack_signing import get
 
+pytestmark = pytest.mark.processes
+
 PREFIXES = ("SESGUARD_", "SLACK_", "DATABASE_URL", "AWS_", "PORT")
 PATIENCE_SECONDS = 60  # a bound on waiting for a process, not a measurement
 

@@ -17,6 +17,8 @@ from detection.sources.inputs import expand
 from tests.support import records as r
 from tests.support.records import at, sesguard
 
+pytestmark = pytest.mark.processes
+
 ALICE, MALLORY = r.iam_user("alice"), r.iam_user("mallory")
 
 

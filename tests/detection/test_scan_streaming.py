@@ -20,6 +20,8 @@ from detection.sources.files import decompress, scan_bytes, scan_file
 from tests.detection.test_scan_precheck import ELEMENTS, generated_record, write_file
 from tests.support import records as r
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 
 def streamed(data: bytes, **kw) -> files.FileScan:
     return scan_file("file", io.BytesIO(data).read, **kw)

@@ -18,6 +18,8 @@ from tests.support import attack_story as story
 from tests.support import sql_trails as trails
 from tests.support.local_aws import OWN_ACCOUNT, worker_settings
 
+pytestmark = pytest.mark.processes
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
 SETTINGS = EngineSettings("primary", "s3://results/", Limits(first_wait=0.001, longest_wait=0.001))

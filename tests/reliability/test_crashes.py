@@ -17,6 +17,8 @@ from detection.store import SignalHistory, utcnow
 from tests.support.local_aws import ses_calls, user
 from tests.support.sesguard_processes import CHANNEL, leaked_secrets, wait_for
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 NEW_PEOPLE = ("mallory", "oscar", "trent")
 
 

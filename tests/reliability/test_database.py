@@ -35,6 +35,8 @@ from tests.support.sesguard_processes import (
 )
 from tests.support.slack_signing import get
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 COMMANDS = {
     "scan --db": ["scan", str(FIXTURES), "--db", "{url}"],
     "poll --once": ["poll", "--once"],

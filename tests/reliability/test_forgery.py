@@ -36,6 +36,8 @@ from tests.support.sesguard_processes import (
 from tests.support.slack_harness import PEOPLE, cloudtrail_record, migrated_sqlite, sso_identity, store_signals
 from tests.support.slack_signing import post, signature, signed_headers
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 ESCALATE, CONTACT, YES = "sesguard.escalate", "sesguard.contact_user", "sesguard.answer_yes"
 OUTSIDER, ALICE, EMAIL = "UOUTSIDER", "UALICE001", "alice@example.com"
 FORM = "application/x-www-form-urlencoded"

@@ -21,6 +21,8 @@ from tests.support.sesguard_processes import CHANNEL, SIGNING_SECRET, TRIAGER, l
 from tests.support.slack_harness import NO_LEARNING, cloudtrail_record
 from tests.support.slack_signing import post, signed_headers
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 HOSTILE = ("<!channel> <!here> <!everyone> <@U0BOSS> <#C0SECRET> <https://evil.example|aws.amazon.com> "
            "*bold* _it_ ~strike~ `code` ```block``` > quote &amp; \u202eevil\u202c \u200b\n"
            "' OR 1=1; DROP TABLE signals; --")

@@ -20,6 +20,8 @@ from tests.support.sesguard_processes import (
     sesguard_env,
 )
 
+pytestmark = pytest.mark.slow
+
 BAD_URLS = {
     "port not a number": f"postgresql+psycopg://sesguard:{DB_PASSWORD}@db.internal:notaport/sesguard",
     "unknown driver": f"postgresql+nosuchdriver://sesguard:{DB_PASSWORD}@db.internal/sesguard",

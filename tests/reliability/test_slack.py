@@ -33,6 +33,8 @@ from tests.support.sesguard_processes import (
 )
 from tests.support.slack_harness import cloudtrail_record, store_signals
 
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
+
 # Slack shows "operation_timeout" to the user when the app has not answered within 3 seconds.
 SLACK_ACK_DEADLINE_SECONDS = 3.0
 CONCURRENT_COMMANDS = 50

@@ -32,6 +32,8 @@ from tests.support.local_aws import (
 )
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.processes
+
 CHANNEL = "C0ALERTS"
 FAST = Backoff(base=0.01, cap=0.05)
 # The pace is not the subject here (test_worker_lookup proves it): the passes run in-process with the

@@ -20,6 +20,8 @@ from detection.store import EventRow, SignalRow
 from tests.support import records
 from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, now, ses_calls, subprocess_env, user, worker_settings
 
+pytestmark = pytest.mark.processes
+
 BUCKET = "org-trail"
 ORG = "o-a1b2c3d4e5"
 

@@ -25,6 +25,8 @@ from tests.support.local_aws import OWN_ACCOUNT, ses_calls, subprocess_env, user
 from tests.support.postgres import empty_postgres as _empty_postgres
 from tests.support.records import encode
 
+pytestmark = pytest.mark.processes
+
 CHANNEL = "C0ALERTS"
 # Generous bounds for things that take a second or two: they only stop a broken test from hanging.
 PATIENCE_SECONDS = 90

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 from sqlmodel import select
 
 from bot.health.report import health
@@ -21,6 +22,8 @@ from detection.store import EventRow, SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
 from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.processes
 
 CHANNEL = "C0ALERTS"
 DAY = datetime.now(UTC).strftime("%Y/%m/%d")
