@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from detection.store import Store
 from tests.fakes.cloudtrail_api import FakeCloudTrail
-from tests.support.local_aws import _AWS_NOISE, OWN_ACCOUNT, OWN_KEY, OWN_SECRET, LocalAws
+from tests.support.local_aws import AWS_NOISE, OWN_ACCOUNT, OWN_KEY, OWN_SECRET, LocalAws
 from tests.support.postgres import empty_postgres
 from tests.support.slack_harness import Harness, migrated_sqlite
 
@@ -118,7 +118,7 @@ def aws(monkeypatch, tmp_path):
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    for name in _AWS_NOISE:
+    for name in AWS_NOISE:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

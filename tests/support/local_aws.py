@@ -19,7 +19,7 @@ ROLE_ACCOUNT = "222222222222"
 ROLE_ARN = f"arn:aws:iam::{ROLE_ACCOUNT}:role/sesguard-reader"
 
 # What boto3 could otherwise pick up from the machine: profiles, config files, instance metadata.
-_AWS_NOISE = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
+AWS_NOISE = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
               "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_REGION")
 
 
@@ -32,7 +32,7 @@ class LocalAws:
 
 def subprocess_env(*parts: dict[str, str]) -> dict[str, str]:
     """The test process's environment without AWS leftovers, plus the given variables."""
-    env = {k: v for k, v in os.environ.items() if k not in _AWS_NOISE and not k.startswith(("SESGUARD_", "SLACK_"))}
+    env = {k: v for k, v in os.environ.items() if k not in AWS_NOISE and not k.startswith(("SESGUARD_", "SLACK_"))}
     for part in parts:
         env.update(part)
     return env
