@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests import records  # noqa: E402
-from tests.attack_story import KEY, attack, call  # noqa: E402
 from tests.fakes.cloudtrail_api import FakeCloudTrail  # noqa: E402
-from tests.slack_harness import CHANNEL, TRIAGER, Harness, migrated_sqlite, store_signals  # noqa: E402
-from tests.worker_fixtures import OWN_ACCOUNT, OWN_KEY, OWN_SECRET  # noqa: E402
+from tests.support import records  # noqa: E402
+from tests.support.attack_story import KEY, attack, call  # noqa: E402
+from tests.support.local_aws import OWN_ACCOUNT, OWN_KEY, OWN_SECRET  # noqa: E402
+from tests.support.slack_harness import CHANNEL, TRIAGER, Harness, migrated_sqlite, store_signals  # noqa: E402
 
 INVESTIGATE = "sesguard.investigate"
 ACK_LIMIT_SECONDS = 3.0

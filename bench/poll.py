@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.worker_fixtures import OWN_ACCOUNT, OWN_KEY, OWN_SECRET
+from tests.support.local_aws import OWN_ACCOUNT, OWN_KEY, OWN_SECRET
 
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3",
            "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
@@ -52,7 +52,7 @@ def role_arn(account: str) -> str:
 def serve_stand_in(connection, accounts: list[str], regions: list[str], latency: float) -> None:
     """The child process: the stand-in with its accounts, roles and events; answers "stats" and "stop"."""
     from tests.fakes.cloudtrail_api import FakeCloudTrail
-    from tests.worker_fixtures import ses_calls, user
+    from tests.support.local_aws import ses_calls, user
 
     api = FakeCloudTrail(latency=latency)
     api.add_account(OWN_ACCOUNT, OWN_KEY, OWN_SECRET)
@@ -122,7 +122,7 @@ def run(concurrency: int, accounts: list[str], regions: list[str], stand_in: Sta
         database: str | None, folder: Path) -> dict:
     from bot.worker.ingest.poll import poll_once
     from detection.sources.lookup import LookupSource
-    from tests.worker_fixtures import worker_settings
+    from tests.support.local_aws import worker_settings
 
     store = fresh_store(database, folder)
     settings = worker_settings(database_url=store.url, aws_regions=regions, poll_concurrency=concurrency,

@@ -3,7 +3,7 @@
     python bench/sql.py                                   # 100,000 records over a year, 0.5% SES/quota candidates
     python bench/sql.py --records 20000 --share 0.02 --window-days 30
 
-A generated trail (tests/sql_trails.py: every kind of caller, look-alike APIs, hostile ARNs, times with offsets
+A generated trail (tests/support/sql_trails.py: every kind of caller, look-alike APIs, hostile ARNs, times with offsets
 or broken, records delivered twice or a day late) is loaded into DuckDB tables of the engines' shapes and served
 by the Athena and CloudTrail Lake stand-ins (tests/fakes/sql_engines.py) over real HTTP. For each engine the rule
 query runs through its real protocol (start, poll, pages of 1,000), and the figures are printed: rows in the table,
@@ -28,9 +28,9 @@ import duckdb  # noqa: E402
 
 from detection.sources.sql import engine, query, rows  # noqa: E402
 from detection.sources.sql.running import Limits  # noqa: E402
-from tests import sql_trails as trails  # noqa: E402
 from tests.fakes import cloudtrail_tables as tables  # noqa: E402
 from tests.fakes.sql_engines import SqlEngines  # noqa: E402
+from tests.support import sql_trails as trails  # noqa: E402
 
 
 def main() -> int:

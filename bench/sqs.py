@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.poll import fresh_store
-from tests import records
+from tests.support import records
 
 ACCOUNT = "111111111111"
 
@@ -115,7 +115,7 @@ def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
 
     from bot.worker.ingest.consume import QueueConsumer
     from detection.store import EventRow, Store
-    from tests.worker_fixtures import worker_settings
+    from tests.support.local_aws import worker_settings
 
     queue_url, messages, matching = fill(url, kind, args, random.Random(7))
     store = fresh_store(args.database, folder)

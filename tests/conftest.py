@@ -1,4 +1,5 @@
-"""Shared fixtures: a migrated store on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL.
+"""Shared fixtures: a migrated store on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL; the local
+CloudTrail/STS endpoint (`aws`); the Slack app behind its signed endpoint with the Slack stand-in (`bot`).
 
 Each test session works in a database of its own (created from TEST_DATABASE_URL and dropped at the
 end), so that several runs on one server never see each other's rows.
@@ -8,16 +9,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from detection.store import Store
-
-# The public CloudTrail samples (records written by others; origins in _sources.json), kept with the tests.
-SAMPLES = Path(__file__).resolve().parent / "samples"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from tests.fakes.cloudtrail_api import FakeCloudTrail
+from tests.support.local_aws import AWS_NOISE, OWN_ACCOUNT, OWN_KEY, OWN_SECRET, LocalAws
+from tests.support.postgres import empty_postgres
+from tests.support.slack_harness import Harness, migrated_sqlite
 
 
 def _admin_url() -> str | None:
@@ -43,14 +43,6 @@ def postgres_url():
     admin.dispose()
 
 
-def _empty_postgres(url: str) -> None:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request, tmp_path):
     """A database URL with the schema applied: a SQLite file, then the PostgreSQL test database."""
@@ -58,7 +50,7 @@ def store_url(request, tmp_path):
         url = f"sqlite:///{tmp_path / 'sesguard.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
-        _empty_postgres(url)
+        empty_postgres(url)
     Store(url).migrate()
     return url
 
@@ -106,8 +98,59 @@ def iam_endpoint():
 @pytest.fixture
 def postgres_store(postgres_url):
     """A migrated, empty PostgreSQL store, for the behaviours only PostgreSQL has (row locks)."""
-    _empty_postgres(postgres_url)
+    empty_postgres(postgres_url)
     store = Store(postgres_url)
     store.migrate()
     yield store
     store.engine.dispose()
+
+
+@pytest.fixture
+def aws(monkeypatch, tmp_path):
+    """The CloudTrail/STS stand-in over real HTTP, in the environment boto3 reads (tests/support/local_aws.py)."""
+    api = FakeCloudTrail()
+    api.add_account(OWN_ACCOUNT, OWN_KEY, OWN_SECRET)
+    url = api.start()
+    env = {
+        "AWS_ENDPOINT_URL_CLOUDTRAIL": url, "AWS_ENDPOINT_URL_STS": url,
+        "AWS_ACCESS_KEY_ID": OWN_KEY, "AWS_SECRET_ACCESS_KEY": OWN_SECRET, "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name in AWS_NOISE:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield LocalAws(api, url, env)
+    api.stop()
+
+
+# ── the Slack app, as Slack reaches it ──────────────────────────────────────────────────────────────
+
+
+@pytest.fixture
+def harness_store(tmp_path):
+    """The store `bot` runs on: a fresh migrated SQLite file. A module on SQLite and PostgreSQL overrides it
+    with the `store` fixture."""
+    return migrated_sqlite(tmp_path)
+
+
+@pytest.fixture
+def harness_options():
+    """Settings `bot` overrides (keyword arguments of `Harness`); a module overrides this fixture to set them."""
+    return {}
+
+
+@pytest.fixture
+def slack_people():
+    """Emails the Slack stand-in knows (email: user ID), for users.lookupByEmail; a module overrides it."""
+    return {}
+
+
+@pytest.fixture
+def bot(harness_store, harness_options, slack_people):
+    """The Slack app behind its signed HTTP endpoint, with the Slack stand-in (tests/support/slack_harness.py)."""
+    with Harness(harness_store, **harness_options) as harness:
+        harness.slack.users_by_email.update(slack_people)
+        yield harness

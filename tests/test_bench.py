@@ -8,7 +8,11 @@ import os
 import subprocess
 import sys
 
-from tests.records import REPO
+import pytest
+
+from tests.support.records import REPO
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 
 def run(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -37,7 +41,7 @@ def test_the_history_benchmark_fills_a_store_and_answers(tmp_path):
 def test_a_local_scan_without_a_store_imports_no_database_aws_or_slack_library(tmp_path):
     """Start-up is most of a short scan's time: `scan` of local files without --db must not pay for
     SQLAlchemy, boto3 or Slack's SDK (half a second and more)."""
-    from tests import records as r
+    from tests.support import records as r
 
     r.write(tmp_path / "trail" / "part.json", r.realistic_trail(), "log", gzipped=True)
     heavy = ("sqlalchemy", "sqlmodel", "alembic", "boto3", "botocore", "slack_bolt", "slack_sdk")

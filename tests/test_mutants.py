@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.records import REPO
+from tests.support.records import REPO
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,17 @@ import pytest
 
 from bot import __version__
 from bot.cli.commands import build_parser
-from tests import records as r
-from tests.records import at, sesguard
+from tests.support import records as r
+from tests.support.records import at, sesguard
+
+pytestmark = pytest.mark.processes
 
 # The console script pip installed beside this interpreter (`[project.scripts]`).
 SCRIPT = Path(sys.executable).with_name("sesguard")
 
 
 def installed_sesguard(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The `sesguard` console script, in the clean environment `tests.records.sesguard` gives `python -m bot`."""
+    """The `sesguard` console script, in the clean environment `records.sesguard` gives `python -m bot`."""
     if not SCRIPT.exists():
         pytest.skip(f"no sesguard console script beside {sys.executable}: sesguard is not installed here")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "DATABASE_URL", "AWS_"))}

@@ -7,10 +7,14 @@ import json
 import re
 from urllib.parse import unquote
 
+import pytest
+
 from bot.cli.demo.preview import BUILDER, builder_url, readable
 from bot.cli.terminal import clip_middle, signal_table
 from detection.signals import Signal
-from tests.records import moment, sesguard
+from tests.support.records import moment, sesguard
+
+pytestmark = pytest.mark.processes
 
 LINK = re.compile(re.escape(BUILDER) + r"(\S+)")
 

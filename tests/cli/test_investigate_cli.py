@@ -9,9 +9,9 @@ import orjson
 import pytest
 
 from bot.cli.commands import main
-from tests.attack_story import FOLLOW_ON, IP, NEW_KEY, attack
-from tests.slack_harness import store_signals
-from tests.worker_fixtures import OWN_ACCOUNT, aws  # noqa: F401
+from tests.support.attack_story import FOLLOW_ON, IP, NEW_KEY, attack
+from tests.support.local_aws import OWN_ACCOUNT
+from tests.support.slack_harness import store_signals
 
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bot import __version__
-from tests.records import REPO
+from tests.support.records import REPO
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

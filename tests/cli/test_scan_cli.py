@@ -16,9 +16,10 @@ from sqlmodel import func, select
 
 from bot.cli.commands import main
 from detection.store import EventRow, KnownIdentity, SignalRow, Store, signal_from_row
-from tests import records as r
-from tests.conftest import FIXTURES, SAMPLES
-from tests.records import at, sesguard
+from tests.support import records as r
+from tests.support.records import FIXTURES, SAMPLES, at, sesguard
+
+pytestmark = pytest.mark.processes
 
 SUMMARY = re.compile(r"^scanned (\d+) records in (\d+) files: (\d+) matched, (\d+) signals, (\d+) bad records skipped$")
 FIELDS = {

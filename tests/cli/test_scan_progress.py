@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from bot.cli.progress import ScanProgress, line
 from detection.scan import ScanSummary
-from tests import records as r
+from tests.support import records as r
+
+pytestmark = pytest.mark.processes
 
 ERASE = "\r\x1b[K"
 

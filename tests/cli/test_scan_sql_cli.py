@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from tests import records as r
-from tests import sql_trails as trails
 from tests.fakes.sql_engines import Outcome, SqlEngines
+from tests.support import records as r
+from tests.support import sql_trails as trails
+
+pytestmark = pytest.mark.processes
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 OUTPUT = "s3://athena-results-111122223333/sesguard/"

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.records import REPO
+from tests.support.records import REPO
+
+pytestmark = pytest.mark.processes
 
 APP_TOKEN = "xapp-1-A0SESG-1-socketmodetoken"
 BOT_TOKEN = "xoxb-socket-mode-test"

@@ -14,8 +14,10 @@ import pytest
 from detection.baseline import Tuning
 from detection.scan import scan
 from detection.sources.inputs import expand
-from tests import records as r
-from tests.records import at, sesguard
+from tests.support import records as r
+from tests.support.records import at, sesguard
+
+pytestmark = pytest.mark.processes
 
 ALICE, MALLORY = r.iam_user("alice"), r.iam_user("mallory")
 

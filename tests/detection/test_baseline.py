@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from detection.baseline import Baseline, Tuning
 from detection.record import to_call
-from tests import records as r
-from tests.records import at, detect_records, moment
+from tests.support import records as r
+from tests.support.records import at, detect_records, moment
 
 ALICE, BOB, MALLORY = r.iam_user("alice"), r.iam_user("bob"), r.iam_user("mallory")
 

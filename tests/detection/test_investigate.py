@@ -21,9 +21,9 @@ from detection.investigate import (
 from detection.playbook import PLAYBOOK, move_of
 from detection.record import to_call
 from detection.signals import CRITICAL, HIGH, Signal
-from tests import records
-from tests.attack_story import FOLLOW_ON, KEY, NEW_KEY, attack
-from tests.worker_fixtures import OWN_ACCOUNT
+from tests.support import records
+from tests.support.attack_story import FOLLOW_ON, KEY, NEW_KEY, attack
+from tests.support.local_aws import OWN_ACCOUNT
 
 NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"

@@ -16,8 +16,8 @@ from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect, scan
 from detection.sources.inputs import expand
-from tests import records as r
-from tests.records import at
+from tests.support import records as r
+from tests.support.records import at
 
 TRAIL = r.realistic_trail()
 

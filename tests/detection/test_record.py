@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from detection.record import BadRecord, format_time, identity_key, is_console_call, parse_time, to_call
-from tests import records as r
+from tests.support import records as r
 
 UTC = UTC
 

@@ -6,8 +6,8 @@ import pytest
 
 from detection import rule
 from detection.sources.files import scan_bytes
-from tests import records as r
-from tests.conftest import FIXTURES
+from tests.support import records as r
+from tests.support.records import FIXTURES
 
 SES_CALLS = ["GetAccount", "GetAccountSendingEnabled", "ListIdentities", "ListEmailIdentities", "GetSendQuota",
              "GetIdentityVerificationAttributes"]

@@ -10,8 +10,7 @@ import pytest
 from detection import rule
 from detection.baseline import Tuning
 from detection.sources.files import scan_bytes
-from tests.conftest import SAMPLES
-from tests.records import at, detect_records
+from tests.support.records import SAMPLES, at, detect_records
 
 EXPECTED_CALLS = {
     "01": ["GetSendQuota"],

@@ -16,8 +16,8 @@ from moto.server import ThreadedMotoServer
 
 from detection.sources import inputs
 from detection.sources.inputs import FILES_PER_TASK, TASKS_IN_FLIGHT_PER_JOB, Input, InputError, expand, scan_inputs
-from tests import records as r
-from tests.conftest import FIXTURES, SAMPLES
+from tests.support import records as r
+from tests.support.records import FIXTURES, SAMPLES
 
 DEMO_TRAIL = Path(__file__).resolve().parents[2] / "bot" / "cli" / "demo" / "trail"
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from detection.sources import files
 from detection.sources.files import scan_bytes
-from tests import records as r
-from tests.conftest import FIXTURES, SAMPLES
+from tests.support import records as r
+from tests.support.records import FIXTURES, SAMPLES
 
 DEMO_TRAIL = Path(__file__).resolve().parents[2] / "bot" / "cli" / "demo" / "trail"
 FIXTURE_FILES = sorted(

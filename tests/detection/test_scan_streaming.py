@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from detection.sources import files
 from detection.sources.files import decompress, scan_bytes, scan_file
-from tests import records as r
 from tests.detection.test_scan_precheck import ELEMENTS, generated_record, write_file
+from tests.support import records as r
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 
 def streamed(data: bytes, **kw) -> files.FileScan:

@@ -9,8 +9,8 @@ import pytest
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.signals import Signal, signal_id_for
-from tests import records as r
-from tests.records import at, detect_records, moment
+from tests.support import records as r
+from tests.support.records import at, detect_records, moment
 
 SIGNAL_FIELDS = {"signal_id", "account_id", "identity", "identity_type", "arn", "first_seen", "last_seen",
                  "event_names", "event_count", "regions", "source_ips", "user_agents", "access_key_ids",

@@ -13,10 +13,12 @@ from detection.investigate import Subject, signal_window, summarise
 from detection.sources.sql.activity import EngineActivityReader
 from detection.sources.sql.engine import EngineInput, EngineSettings
 from detection.sources.sql.running import Limits
-from tests import attack_story as story
-from tests import sql_trails as trails
 from tests.fakes.sql_engines import SqlEngines
-from tests.worker_fixtures import OWN_ACCOUNT, worker_settings
+from tests.support import attack_story as story
+from tests.support import sql_trails as trails
+from tests.support.local_aws import OWN_ACCOUNT, worker_settings
+
+pytestmark = pytest.mark.processes
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
@@ -115,7 +117,7 @@ def test_a_hostile_address_never_reaches_the_sql(engines):
 
 
 def test_sesguard_investigate_an_address_shows_its_traffic_from_the_engine(engines, tmp_path):
-    from tests import records as r
+    from tests.support import records as r
 
     engines.load_athena(trails.TABLE, story.attack(NOW).everything)
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",

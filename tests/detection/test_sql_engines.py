@@ -12,8 +12,8 @@ import requests
 from detection.sources.sql import athena, engine, lake, query
 from detection.sources.sql.rows import Figures
 from detection.sources.sql.running import GB, Limits, QueryFailed
-from tests import sql_trails as trails
 from tests.fakes.sql_engines import Outcome, SqlEngines
+from tests.support import sql_trails as trails
 
 SINCE, UNTIL = trails.T0, trails.T0 + timedelta(days=30)
 FAST = Limits(first_wait=0.001, longest_wait=0.001)

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from detection.sources.sql import query, values
-from tests import records as r
-from tests import sql_trails as trails
 from tests.fakes import cloudtrail_tables as tables
+from tests.support import records as r
+from tests.support import sql_trails as trails
 
 SINCE, UNTIL = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 3, 1, tzinfo=UTC)
 EVERYTHING = (datetime(2006, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))

@@ -31,8 +31,8 @@ from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
 from detection.store import EventRow, KnownIdentity, Scope, SignalHistory, SignalRow, Store, event_values
-from tests import records as r
-from tests.records import at, moment
+from tests.support import records as r
+from tests.support.records import at, moment
 
 ALICE, MALLORY = r.iam_user("alice"), r.iam_user("mallory")
 TUNING = Tuning()

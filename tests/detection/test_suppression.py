@@ -14,8 +14,8 @@ from detection.scan import detect
 from detection.signals import Signal
 from detection.store import SignalHistory, SignalRow, SuppressionRow
 from detection.suppression import SuppressionRule, first_covering, validate_cidr
-from tests import records as r
-from tests.records import at, moment
+from tests.support import records as r
+from tests.support.records import at, moment
 
 MALLORY = r.iam_user("mallory")
 NOW = moment(days=30)

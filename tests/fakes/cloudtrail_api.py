@@ -113,7 +113,7 @@ class FakeCloudTrail:
                  clock: Callable[[], float] = time.time):
         self.limit = limit  # accepted requests per second per account and region (AWS: 2)
         # The clock of arrivals, and so of the rate limit: a test that paces its requests on a clock of its
-        # own (tests/clocks.py) hands it here too, so that the limit is kept on the same time line.
+        # own (tests/support/clocks.py) hands it here too, so that the limit is kept on the same time line.
         self.clock = clock
         self.latency = latency  # seconds each LookupEvents answer takes, after its arrival is recorded
         self.keys: dict[str, SessionKey] = {}

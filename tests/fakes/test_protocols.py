@@ -28,7 +28,6 @@ from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.sources.pulled import AccountRegion
 from detection.sources.sql import athena, engine, lake, query
 from detection.sources.sql.running import GB, Limits
-from tests import sql_trails as trails
 from tests.fakes.aws_protocol import (
     CBOR,
     JSON,
@@ -44,7 +43,8 @@ from tests.fakes.aws_protocol import (
 )
 from tests.fakes.cloudtrail_api import STS_TARGET_PREFIX
 from tests.fakes.sql_engines import ATHENA_LEGACY_TARGET_PREFIX, Outcome, SqlEngines
-from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls, user  # noqa: F401
+from tests.support import sql_trails as trails
+from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
 
 SINCE, UNTIL = trails.T0, trails.T0 + timedelta(days=30)
 OUTPUT = "s3://athena-results-111122223333/sesguard/"

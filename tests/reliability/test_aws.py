@@ -12,12 +12,16 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+import pytest
+
 from detection.sources.lookup import EVENT_SOURCES
 from detection.store import EventRow
-from tests.cuttable_link import CuttableLink
-from tests.sesguard_processes import aws, deployment, leaked_secrets, wait_for  # noqa: F401
-from tests.slack_signing import get
-from tests.worker_fixtures import ses_calls, user
+from tests.support.cuttable_link import CuttableLink
+from tests.support.local_aws import ses_calls, user
+from tests.support.sesguard_processes import leaked_secrets, wait_for
+from tests.support.slack_signing import get
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 LOOKUP_PAGE = 50
 

@@ -14,8 +14,10 @@ import pytest
 from bot.store.lease import Lease
 from bot.worker.scheduler import SCHEDULER_LEASE
 from detection.store import SignalHistory, utcnow
-from tests.sesguard_processes import CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401 - fixtures
-from tests.worker_fixtures import ses_calls, user
+from tests.support.local_aws import ses_calls, user
+from tests.support.sesguard_processes import CHANNEL, leaked_secrets, wait_for
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 NEW_PEOPLE = ("mallory", "oscar", "trent")
 

@@ -19,12 +19,13 @@ import sqlalchemy as sa
 
 from bot.cli.commands import main
 from detection.store import EventRow, SignalHistory, Store
-from tests.conftest import FIXTURES, _empty_postgres
-from tests.cuttable_link import CuttableLink
-from tests.sesguard_processes import (  # noqa: F401
+from tests.support.cuttable_link import CuttableLink
+from tests.support.local_aws import ses_calls, user
+from tests.support.postgres import empty_postgres as _empty_postgres
+from tests.support.records import FIXTURES
+from tests.support.sesguard_processes import (
     DB_PASSWORD,
     TRIAGER,
-    aws,
     closed_port,
     deployed,
     leaked_secrets,
@@ -32,8 +33,9 @@ from tests.sesguard_processes import (  # noqa: F401
     sesguard_env,
     wait_for,
 )
-from tests.slack_signing import get
-from tests.worker_fixtures import ses_calls, user
+from tests.support.slack_signing import get
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 COMMANDS = {
     "scan --db": ["scan", str(FIXTURES), "--db", "{url}"],

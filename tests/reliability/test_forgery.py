@@ -22,8 +22,8 @@ from bot.alerts.notifier import post_pending
 from bot.config.settings import load_settings
 from bot.contact.tables import Contact
 from detection.store import AuditEntry, SignalHistory, SignalRow, Store, SuppressionRow
-from tests.misbehaving_slack import MisbehavingSlack
-from tests.sesguard_processes import (
+from tests.support.misbehaving_slack import MisbehavingSlack
+from tests.support.sesguard_processes import (
     BOT_TOKEN,
     CHANNEL,
     SIGNING_SECRET,
@@ -33,8 +33,10 @@ from tests.sesguard_processes import (
     start_serve,
     wait_for,
 )
-from tests.slack_harness import PEOPLE, cloudtrail_record, migrated_sqlite, sso_identity, store_signals
-from tests.slack_signing import post, signature, signed_headers
+from tests.support.slack_harness import PEOPLE, cloudtrail_record, migrated_sqlite, sso_identity, store_signals
+from tests.support.slack_signing import post, signature, signed_headers
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 ESCALATE, CONTACT, YES = "sesguard.escalate", "sesguard.contact_user", "sesguard.answer_yes"
 OUTSIDER, ALICE, EMAIL = "UOUTSIDER", "UALICE001", "alice@example.com"

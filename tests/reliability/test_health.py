@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tests.sesguard_processes import CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401
-from tests.slack_signing import Reply, get
-from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
+import pytest
+
+from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
+from tests.support.sesguard_processes import CHANNEL, leaked_secrets, wait_for
+from tests.support.slack_signing import Reply, get
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 PATIENCE = timedelta(seconds=0.9)  # three poll intervals of 0.3 s
 # How late the first 503 may come after the moment it became due: the test asks every 50 ms.

@@ -16,10 +16,12 @@ import pytest
 
 from detection.record import KEY_FIELD_BYTES, BadRecord, to_call
 from detection.scan import detect
-from tests.sesguard_processes import CHANNEL, SIGNING_SECRET, TRIAGER, aws, deployment, leaked_secrets, wait_for  # noqa: F401
-from tests.slack_harness import NO_LEARNING, cloudtrail_record
-from tests.slack_signing import post, signed_headers
-from tests.worker_fixtures import OWN_ACCOUNT, ago
+from tests.support.local_aws import OWN_ACCOUNT, ago
+from tests.support.sesguard_processes import CHANNEL, SIGNING_SECRET, TRIAGER, leaked_secrets, wait_for
+from tests.support.slack_harness import NO_LEARNING, cloudtrail_record
+from tests.support.slack_signing import post, signed_headers
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 HOSTILE = ("<!channel> <!here> <!everyone> <@U0BOSS> <#C0SECRET> <https://evil.example|aws.amazon.com> "
            "*bold* _it_ ~strike~ `code` ```block``` > quote &amp; \u202eevil\u202c \u200b\n"

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from bot.alerts.notifier import post_pending
 from bot.config.settings import load_settings
 from detection.record import to_call
 from detection.scan import detect
-from tests.sesguard_processes import BOT_TOKEN, CHANNEL, aws, deployment, leaked_secrets, wait_for  # noqa: F401
-from tests.slack_harness import NO_LEARNING, cloudtrail_record
+from tests.support.sesguard_processes import BOT_TOKEN, CHANNEL, leaked_secrets, wait_for
+from tests.support.slack_harness import NO_LEARNING, cloudtrail_record
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 SIGNALS = 1000
 PACED_POSTS = 3

@@ -11,7 +11,16 @@ from __future__ import annotations
 import pytest
 
 from bot.cli.commands import main
-from tests.sesguard_processes import APP_TOKEN, BOT_TOKEN, DB_PASSWORD, SIGNING_SECRET, leaked_secrets, sesguard_env
+from tests.support.sesguard_processes import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    DB_PASSWORD,
+    SIGNING_SECRET,
+    leaked_secrets,
+    sesguard_env,
+)
+
+pytestmark = pytest.mark.slow
 
 BAD_URLS = {
     "port not a number": f"postgresql+psycopg://sesguard:{DB_PASSWORD}@db.internal:notaport/sesguard",

@@ -20,11 +20,20 @@ import pytest
 from bot.alerts.notifier import post_pending
 from bot.config.settings import load_settings
 from detection.store import SignalHistory
-from tests import records
-from tests.cuttable_link import CuttableLink
-from tests.sesguard_processes import BOT_TOKEN, CHANNEL, TRIAGER, aws, closed_port, deployment, leaked_secrets, wait_for  # noqa: F401
-from tests.slack_harness import cloudtrail_record, store_signals
-from tests.worker_fixtures import OWN_ACCOUNT, ago, ses_calls, user
+from tests.support import records
+from tests.support.cuttable_link import CuttableLink
+from tests.support.local_aws import OWN_ACCOUNT, ago, ses_calls, user
+from tests.support.sesguard_processes import (
+    BOT_TOKEN,
+    CHANNEL,
+    TRIAGER,
+    closed_port,
+    leaked_secrets,
+    wait_for,
+)
+from tests.support.slack_harness import cloudtrail_record, store_signals
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 # Slack shows "operation_timeout" to the user when the app has not answered within 3 seconds.
 SLACK_ACK_DEADLINE_SECONDS = 3.0

@@ -11,9 +11,13 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
+
 from bot.slack.web import QUIET_CONNECTION_SECONDS
-from tests.sesguard_processes import TRIAGER, aws, deployment, wait_for  # noqa: F401 - fixtures
-from tests.slack_signing import get
+from tests.support.sesguard_processes import TRIAGER, wait_for
+from tests.support.slack_signing import get
+
+pytestmark = [pytest.mark.processes, pytest.mark.slow]
 
 SLACK_ACK_DEADLINE_SECONDS = 3.0
 # As many as the Procfile's old `--workers 2 --threads 8` had threads: each one held a thread for good.

@@ -14,24 +14,17 @@ from bot.contact.tables import IdentityMapping
 from bot.triage.changes import suppress
 from bot.worker.tables import PollState
 from detection.store import AuditEntry, SignalRow, SuppressionRow, utcnow
-from tests.slack_harness import (
+from tests.support.slack_harness import (
     ACCOUNT,
     CHANNEL,
     OUTSIDER,
     Harness,
     answer_text,
     cloudtrail_record,
-    migrated_sqlite,
     store_signals,
 )
 
 ALICE_ARN = f"arn:aws:iam::{ACCOUNT}:user/alice"
-
-
-@pytest.fixture
-def bot(tmp_path):
-    with Harness(migrated_sqlite(tmp_path)) as harness:
-        yield harness
 
 
 def alice_calls(bot: Harness) -> str:

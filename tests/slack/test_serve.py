@@ -15,8 +15,10 @@ import yaml
 
 from bot.slack.web import MAX_BODY_BYTES
 from tests.fakes.slack_api import FakeSlack
-from tests.slack_harness import SECRET, TOKEN
-from tests.slack_signing import SlackSender, get
+from tests.support.slack_harness import SECRET, TOKEN
+from tests.support.slack_signing import SlackSender, get
+
+pytestmark = pytest.mark.processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARTUP_PATIENCE_SECONDS = 60  # a bound on waiting for the process, not a measurement

@@ -16,8 +16,8 @@ from bot.worker.ingest.sources import backfill_source
 from detection.sources.lookup import LookupSource
 from detection.sources.s3_trail import S3TrailSource
 from detection.store import SignalRow
-from tests.worker.test_sqs import Trail, consumer, eventbridge, moto_url, sqs_env  # noqa: F401
-from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, user, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
+from tests.worker.test_sqs import Trail, consumer, eventbridge
 
 
 def test_the_backfill_source_is_read_once_per_place_and_the_queue_alerts_against_that_baseline(
@@ -77,7 +77,7 @@ def test_json_body_of_the_queue_settings_is_never_echoed():
 
 def test_a_place_whose_backfill_fails_shows_in_health_and_does_not_hold_the_queue_up(aws, sqs_env, store):
     from bot.health.report import health
-    from tests.worker_fixtures import ROLE_ACCOUNT, ROLE_ARN
+    from tests.support.local_aws import ROLE_ACCOUNT, ROLE_ARN
 
     aws.api.limit = 20  # ROLE_ARN is not a role the stand-in knows: AssumeRole is denied
     trail = Trail(sqs_env)

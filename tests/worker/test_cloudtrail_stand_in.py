@@ -9,8 +9,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests import records
-from tests.worker_fixtures import OWN_KEY, ROLE_ARN, aws, now, ses_calls, user  # noqa: F401 - `aws` is a fixture
+from tests.support import records
+from tests.support.local_aws import OWN_KEY, ROLE_ARN, now, ses_calls, user
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 # botocore checks some bounds itself; without that check the request reaches the stand-in, as from any client.

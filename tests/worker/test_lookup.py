@@ -18,9 +18,9 @@ from detection.sources.lookup import (
     lookup_pacer,
 )
 from detection.sources.pulled import AccountRegion, SourceError
-from tests import records
-from tests.clocks import SteppingClock
-from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, aws, now, ses_calls, user  # noqa: F401
+from tests.support import records
+from tests.support.clocks import SteppingClock
+from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
 
 FAST = Backoff(base=0.01, cap=0.05)
 HERE = AccountRegion(OWN_ACCOUNT, "us-east-1")

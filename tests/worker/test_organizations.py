@@ -16,8 +16,8 @@ from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.sources.organizations import Listing, _add, member_role_arn
 from detection.store import SignalRow
-from tests.cuttable_link import CuttableLink
-from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ARN, aws, ses_calls, user, worker_settings  # noqa: F401
+from tests.support.cuttable_link import CuttableLink
+from tests.support.local_aws import OWN_ACCOUNT, ROLE_ARN, ses_calls, user, worker_settings
 
 ROLE_NAME = "OrganizationAccountAccessRole"
 FAST = Backoff(base=0.01, cap=0.05)

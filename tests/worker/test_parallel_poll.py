@@ -10,16 +10,15 @@ from sqlmodel import select
 from bot.worker.ingest.poll import poll_once
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import SignalRow
-from tests.waiting import wait_for
-from tests.worker_fixtures import (
+from tests.support.local_aws import (
     OWN_ACCOUNT,
     ROLE_ACCOUNT,
     ROLE_ARN,
-    aws,  # noqa: F401 - a fixture
     ses_calls,
     user,
     worker_settings,
 )
+from tests.support.waiting import wait_for
 
 FAST = Backoff(base=0.01, cap=0.05)
 

@@ -20,18 +20,19 @@ from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import EventRow, Scope, SignalHistory, SignalRow
 from tests.fakes.slack_api import FakeSlack
-from tests.waiting import wait_for
-from tests.worker_fixtures import (  # noqa: F401
+from tests.support.local_aws import (
     OWN_ACCOUNT,
     ROLE_ACCOUNT,
     ROLE_ARN,
-    aws,
     now,
     ses_calls,
     subprocess_env,
     user,
     worker_settings,
 )
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.processes
 
 CHANNEL = "C0ALERTS"
 FAST = Backoff(base=0.01, cap=0.05)

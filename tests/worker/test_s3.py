@@ -17,8 +17,10 @@ from bot.worker.ingest.poll import poll_once
 from bot.worker.tables import PollState
 from detection.sources.s3_trail import S3Object
 from detection.store import EventRow, SignalRow
-from tests import records
-from tests.worker_fixtures import OWN_ACCOUNT, ROLE_ACCOUNT, now, ses_calls, subprocess_env, user, worker_settings
+from tests.support import records
+from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, now, ses_calls, subprocess_env, user, worker_settings
+
+pytestmark = pytest.mark.processes
 
 BUCKET = "org-trail"
 ORG = "o-a1b2c3d4e5"
@@ -184,7 +186,7 @@ from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
 from detection.sources import files
 from detection.store import Store
-from tests.worker_fixtures import worker_settings
+from tests.support.local_aws import worker_settings
 
 files.WHOLE_FILE_LIMIT, files.LINE_LIMIT = 8 * 2**20, 2**20
 configure_logging(logging.WARNING)

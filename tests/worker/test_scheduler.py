@@ -19,11 +19,13 @@ from detection.scan import detect
 from detection.sources.files import scan_bytes
 from detection.sources.lookup import LookupSource
 from detection.store import EventRow, KnownIdentity, SignalHistory, SignalRow, Store, utcnow
-from tests import waiting
-from tests.conftest import _empty_postgres
 from tests.fakes.slack_api import FakeSlack
-from tests.records import encode
-from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, subprocess_env, user, worker_settings  # noqa: F401
+from tests.support import waiting
+from tests.support.local_aws import OWN_ACCOUNT, ses_calls, subprocess_env, user, worker_settings
+from tests.support.postgres import empty_postgres as _empty_postgres
+from tests.support.records import encode
+
+pytestmark = pytest.mark.processes
 
 CHANNEL = "C0ALERTS"
 # Generous bounds for things that take a second or two: they only stop a broken test from hanging.

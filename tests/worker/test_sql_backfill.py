@@ -18,10 +18,10 @@ from detection.sources.sql.backfill import backfill
 from detection.sources.sql.engine import EngineSettings
 from detection.sources.sql.running import Limits
 from detection.store import Scope, SignalRow
-from tests import records as r
-from tests import sql_trails as trails
 from tests.fakes.sql_engines import Outcome, SqlEngines
-from tests.worker_fixtures import OWN_ACCOUNT, aws, now, ses_calls, user, worker_settings  # noqa: F401
+from tests.support import records as r
+from tests.support import sql_trails as trails
+from tests.support.local_aws import OWN_ACCOUNT, now, ses_calls, user, worker_settings
 
 OUTPUT = "s3://athena-results/sesguard/"
 URL = f"athena://{trails.TABLE}"

@@ -20,22 +20,13 @@ from bot.worker.scheduler import Worker
 from bot.worker.tables import QueueState
 from detection.store import EventRow, SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
-from tests.waiting import wait_for
-from tests.worker_fixtures import OWN_ACCOUNT, aws, ses_calls, user, worker_settings  # noqa: F401
+from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.processes
 
 CHANNEL = "C0ALERTS"
 DAY = datetime.now(UTC).strftime("%Y/%m/%d")
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 class Trail:
@@ -80,13 +71,6 @@ class Trail:
     def dead_letters(self) -> list[str]:
         answer = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
         return [message["Body"] for message in answer.get("Messages", [])]
-
-
-@pytest.fixture
-def sqs_env(aws, moto_url, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
-    return moto_url
 
 
 def settings_for(store, trail, **overrides):
@@ -306,8 +290,8 @@ def test_a_long_batch_keeps_its_messages_invisible_to_other_consumers(sqs_env, p
 
 def test_a_consumer_killed_mid_batch_loses_nothing_and_its_successor_alerts_each_identity_once(
         sqs_env, postgres_store, tmp_path):
-    from tests.sesguard_processes import BOT_TOKEN, sesguard_env, start
-    from tests.sesguard_processes import wait_for as wait_on_processes
+    from tests.support.sesguard_processes import BOT_TOKEN, sesguard_env, start
+    from tests.support.sesguard_processes import wait_for as wait_on_processes
 
     trail = Trail(sqs_env, visibility=2)
     people = ["mallory", "eve", "trudy"]

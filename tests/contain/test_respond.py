@@ -1,0 +1,357 @@
+"""Containment from the alert, end to end: signed clicks to the Slack app, IAM on moto's server over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+
+import boto3
+import moto.settings
+import pytest
+from sqlmodel import select
+
+from bot.contain.role_sessions import POLICY_NAME, revoked_before
+from bot.slack.ids import Action
+from detection.store import SignalHistory, utcnow
+from tests.support.slack_harness import (
+    CHANNEL,
+    OUTSIDER,
+    TRIAGER,
+    Harness,
+    cloudtrail_record,
+    migrated_sqlite,
+    sso_identity,
+    store_signals,
+)
+
+OWN = "123456789012"  # moto's default account: the credentials' own
+OTHER = "222233334444"  # reached through a role in SESGUARD_ROLE_ARNS
+UNREACHABLE = "333344445555"  # no role for it
+RESPONDER_ROLE = f"arn:aws:iam::{OTHER}:role/sesguard-responder"
+DEACTIVATE, REVOKE = Action.DEACTIVATE_ACCESS_KEY.value, Action.REVOKE_ROLE_SESSIONS.value
+_AWS_NOISE = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
+              "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_REGION")
+
+
+class Aws:
+    """IAM on moto, as an administrator sees it: set-up and checks, in the own account or another."""
+
+    def __init__(self) -> None:
+        self.iam = boto3.client("iam")
+
+    def iam_in(self, account: str):
+        if account == OWN:
+            return self.iam
+        credentials = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/admin",
+                                                      RoleSessionName="test-admin")["Credentials"]
+        return boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
+                             aws_secret_access_key=credentials["SecretAccessKey"],
+                             aws_session_token=credentials["SessionToken"]).client("iam")
+
+    def user_with_key(self, account: str = OWN) -> tuple[str, str]:
+        name = f"alice-{uuid.uuid4().hex[:8]}"
+        iam = self.iam_in(account)
+        iam.create_user(UserName=name)
+        return name, iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+
+    def key_status(self, name: str, key: str, account: str = OWN) -> str:
+        keys = self.iam_in(account).list_access_keys(UserName=name)["AccessKeyMetadata"]
+        return next(k["Status"] for k in keys if k["AccessKeyId"] == key)
+
+    def role(self) -> str:
+        name = f"ci-deploy-{uuid.uuid4().hex[:8]}"
+        trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+        self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+        return name
+
+    def revocation(self, role: str) -> dict | None:
+        try:
+            return self.iam.get_role_policy(RoleName=role, PolicyName=POLICY_NAME)["PolicyDocument"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return None
+
+
+@pytest.fixture
+def aws(iam_endpoint, monkeypatch, tmp_path):
+    for name in _AWS_NOISE:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"AWS_ENDPOINT_URL_IAM": iam_endpoint, "AWS_ENDPOINT_URL_STS": iam_endpoint,
+                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    return Aws()
+
+
+@pytest.fixture
+def harness_options(aws):
+    return {"response_actions": True, "role_arns": [RESPONDER_ROLE]}
+
+
+def user_record(name: str, key: str, account: str = OWN, **fields) -> dict:
+    identity = {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": f"arn:aws:iam::{account}:user/{name}",
+                "accountId": account, "accessKeyId": key, "userName": name}
+    return cloudtrail_record(identity=identity, account=account, **fields)
+
+
+def role_record(role: str, account: str = OWN, session: str = "ci-run-42") -> dict:
+    identity = {
+        "type": "AssumedRole", "principalId": f"AROAEXAMPLE:{session}",
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}", "accountId": account,
+        "accessKeyId": "ASIAEXAMPLE", "sessionContext": {"sessionIssuer": {
+            "type": "Role", "principalId": "AROAEXAMPLE", "accountId": account, "userName": role,
+            "arn": f"arn:aws:iam::{account}:role/{role}"}},
+    }
+    return cloudtrail_record(identity=identity, account=account)
+
+
+def posted(bot: Harness, record: dict) -> tuple[str, str]:
+    [signal_id] = store_signals(bot.store, record)
+    assert bot.post_alerts().posted == 1
+    return signal_id, bot.alert(signal_id).slack_ts
+
+
+def thread(bot: Harness, ts: str) -> list[str]:
+    return [m.text for m in bot.slack.replies(CHANNEL, ts)]
+
+
+def history(bot: Harness, signal_id: str) -> list[tuple[str, str]]:
+    with bot.store.session() as session:
+        steps = select(SignalHistory).where(SignalHistory.signal_id == signal_id).order_by(SignalHistory.id)
+        rows = session.exec(steps)
+        return [(r.actor, r.action) for r in rows if r.action not in ("detected", "posted")]
+
+
+def click(bot: Harness, action: str, ts: str, user: str = TRIAGER, button: dict | None = None) -> None:
+    assert bot.click(action, user, CHANNEL, ts, button=button).status == 200
+    bot.settle()
+
+
+def forged_button(bot: Harness, signal_id: str, action: str) -> dict:
+    """A click for a button the alert does not show (a stale message or a forged payload)."""
+    return {"text": {"type": "plain_text", "text": "forged"}, "value": signal_id, "action_id": action}
+
+
+# ── the buttons ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def test_an_iam_users_alert_offers_deactivation_with_a_dialog_naming_the_key_user_and_account(bot, aws):
+    name, key = aws.user_with_key()
+    signal_id, ts = posted(bot, user_record(name, key))
+    assert REVOKE not in bot.buttons(CHANNEL, ts)
+    button = bot.button(CHANNEL, ts, DEACTIVATE)
+    assert button["value"] == signal_id and button["style"] == "danger"
+    confirm = button["confirm"]
+    assert confirm["text"]["type"] == "plain_text"
+    assert f"Sets access key {key} of IAM user {name} in account {OWN} to Inactive (iam:UpdateAccessKey)" \
+        in confirm["text"]["text"]
+    assert (confirm["title"]["text"], confirm["confirm"]["text"], confirm["deny"]["text"]) == \
+        ("Deactivate access key?", "Deactivate", "Cancel")
+
+
+def test_an_assumed_roles_alert_offers_revocation_with_a_dialog_naming_the_role_and_account(bot, aws):
+    role = aws.role()
+    _, ts = posted(bot, role_record(role))
+    assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
+    text = bot.button(CHANNEL, ts, REVOKE)["confirm"]["text"]["text"]
+    assert f"Adds the inline policy AWSRevokeOlderSessions to role {role} in account {OWN} (iam:PutRolePolicy)" in text
+    assert "issued before now is denied every action" in text
+
+
+def test_an_identity_center_session_gets_no_revocation_but_a_note_why(bot):
+    _, ts = posted(bot, cloudtrail_record(identity=sso_identity("alice@example.com", account=OWN), account=OWN))
+    assert REVOKE not in bot.buttons(CHANNEL, ts) and DEACTIVATE not in bot.buttons(CHANNEL, ts)
+    assert "IAM Identity Center" in json.dumps(bot.slack.message(CHANNEL, ts).blocks)
+
+
+def test_without_the_setting_there_are_no_containment_buttons_and_a_click_changes_nothing(tmp_path, aws):
+    name, key = aws.user_with_key()
+    with Harness(migrated_sqlite(tmp_path)) as bot:
+        signal_id, ts = posted(bot, user_record(name, key))
+        assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
+        click(bot, DEACTIVATE, ts, button=forged_button(bot, signal_id, DEACTIVATE))
+        assert "SESGUARD_RESPONSE_ACTIONS" in bot.ephemerals(TRIAGER)[-1]
+        assert aws.key_status(name, key) == "Active" and thread(bot, ts) == [] and history(bot, signal_id) == []
+
+
+# ── Deactivate access key ────────────────────────────────────────────────────────────────────────────
+
+
+def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_a_second_click_is_already_done(
+        bot, aws):
+    name, key = aws.user_with_key()
+    signal_id, ts = posted(bot, user_record(name, key))
+    click(bot, DEACTIVATE, ts)
+    assert aws.key_status(name, key) == "Inactive"
+    assert thread(bot, ts) == [f":lock: Access key deactivated by <@{TRIAGER}>. {key} of IAM user {name} in "
+                               f"account {OWN} is now Inactive."]
+    assert history(bot, signal_id) == [(TRIAGER, "access key deactivated")]
+    assert bot.alert(signal_id).status == "new"  # containment changes IAM, not the triage status
+    alert = json.dumps(bot.slack.message(CHANNEL, ts).blocks)
+    assert f"Access key deactivated by <@{TRIAGER}> at " in alert
+    assert '"text": "*Status:* New: waiting for triage"' in alert  # the status line is not the containment's
+
+    click(bot, DEACTIVATE, ts)
+    assert thread(bot, ts)[-1] == (f":information_source: Access key already inactive by <@{TRIAGER}>. {key} of IAM "
+                                   f"user {name} was already inactive; nothing was changed there.")
+    assert [action for _, action in history(bot, signal_id)] == [
+        "access key deactivated", "access key already inactive"]
+    assert aws.key_status(name, key) == "Inactive"
+
+
+def test_a_double_click_deactivates_once(bot, aws):
+    name, key = aws.user_with_key()
+    signal_id, ts = posted(bot, user_record(name, key))
+    payload = bot.click_payload(DEACTIVATE, TRIAGER, CHANNEL, ts)
+    barrier = threading.Barrier(2)
+
+    def send() -> None:
+        barrier.wait()
+        bot.sender.interaction(payload)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    bot.settle()
+    assert [action for _, action in history(bot, signal_id)].count("access key deactivated") == 1
+    assert sum("Access key deactivated" in line for line in thread(bot, ts)) == 1
+    assert aws.key_status(name, key) == "Inactive"
+
+
+def test_a_non_triager_changes_nothing(bot, aws):
+    name, key = aws.user_with_key()
+    signal_id, ts = posted(bot, user_record(name, key))
+    click(bot, DEACTIVATE, ts, user=OUTSIDER)
+    assert "Only triagers" in bot.ephemerals(OUTSIDER)[-1]
+    assert aws.key_status(name, key) == "Active" and thread(bot, ts) == [] and history(bot, signal_id) == []
+
+
+def test_a_key_in_an_account_reached_through_its_role_is_deactivated_there(bot, aws):
+    name, key = aws.user_with_key(OTHER)
+    signal_id, ts = posted(bot, user_record(name, key, account=OTHER))
+    click(bot, DEACTIVATE, ts)
+    assert aws.key_status(name, key, OTHER) == "Inactive"
+    assert f"in account {OTHER} is now Inactive" in thread(bot, ts)[-1]
+
+
+def test_an_account_without_access_is_said_so_in_the_thread(bot, aws):
+    signal_id, ts = posted(bot, user_record("bob", "AKIAIOSFODNN7EXAMPLE", account=UNREACHABLE))
+    click(bot, DEACTIVATE, ts)
+    [line] = thread(bot, ts)
+    assert line.startswith(f":x: Access key deactivation failed by <@{TRIAGER}>. "
+                           f"Could not reach account {UNREACHABLE}: "
+                           f"sesguard has no access to account {UNREACHABLE}")
+    assert history(bot, signal_id) == [(TRIAGER, "access key deactivation failed")]
+
+
+# ── Revoke role sessions ─────────────────────────────────────────────────────────────────────────────
+
+
+def test_revoke_puts_the_consoles_deny_policy_on_the_role_and_a_second_click_is_already_done(bot, aws):
+    role = aws.role()
+    signal_id, ts = posted(bot, role_record(role))
+    before = utcnow()
+    click(bot, REVOKE, ts)
+    document = aws.revocation(role)
+    [statement] = document["Statement"]
+    cutoff = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+    assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
+    assert document["Version"] == "2012-10-17" and list(statement["Condition"]) == ["DateLessThan"]
+    assert before - timedelta(seconds=1) <= revoked_before(document) <= utcnow()
+    assert revoked_before(document) >= bot.alert(signal_id).last_seen
+    assert cutoff.endswith("Z") and len(cutoff) == len("2024-10-10T09:43:48.085Z")
+    assert thread(bot, ts)[-1].startswith(f":lock: Role sessions revoked by <@{TRIAGER}>. Role {role} in account {OWN} "
+                                          f"now denies every session issued before ")
+
+    click(bot, REVOKE, ts)
+    assert thread(bot, ts)[-1].startswith(
+        f":information_source: Role sessions already revoked by <@{TRIAGER}>. Role {role}")
+    assert aws.revocation(role) == document  # not redone
+    assert [action for _, action in history(bot, signal_id)] == [
+        "role sessions revoked", "role sessions already revoked"]
+
+
+def test_a_revocation_older_than_the_last_call_is_replaced(bot, aws):
+    role = aws.role()
+    signal_id, ts = posted(bot, role_record(role))
+    issued_before = {"DateLessThan": {"aws:TokenIssueTime": "2014-05-07T23:47:00Z"}}
+    old = {"Version": "2012-10-17", "Statement": {"Effect": "Deny", "Action": "*", "Resource": "*",
+                                                  "Condition": issued_before}}
+    aws.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(old))
+    click(bot, REVOKE, ts)
+    assert revoked_before(aws.revocation(role)) >= bot.alert(signal_id).last_seen
+    assert ("It replaces the earlier AWSRevokeOlderSessions, "
+            "which covered sessions issued before 2014-05-07 23:47:00 UTC") in thread(bot, ts)[-1]
+
+
+# ── IAM refusing, and forged names ───────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("action", [DEACTIVATE, REVOKE])
+def test_access_denied_by_iam_is_shown_in_the_thread_and_nothing_changes(bot, aws, monkeypatch, action):
+    name, key = aws.user_with_key()
+    role = aws.role()
+    responder = f"responder-{uuid.uuid4().hex[:8]}"
+    aws.iam.create_user(UserName=responder)
+    aws.iam.put_user_policy(UserName=responder, PolicyName="read-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+            "sts:GetCallerIdentity", "iam:ListAccessKeys", "iam:GetRolePolicy"]}]}))
+    credentials = aws.iam.create_access_key(UserName=responder)["AccessKey"]
+    signal_id, ts = posted(bot, user_record(name, key) if action == DEACTIVATE else role_record(role))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # moto evaluates IAM policies now
+    click(bot, action, ts)
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
+    [line] = thread(bot, ts)
+    denied = "iam:UpdateAccessKey" if action == DEACTIVATE else "iam:PutRolePolicy"
+    assert line.startswith(":x: ") and f"AccessDenied: User: arn:aws:iam::{OWN}:user/{responder} is not authorized " \
+        f"to perform: {denied}" in line
+    assert history(bot, signal_id)[-1][1] in ("access key deactivation failed", "role session revocation failed")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert aws.key_status(name, key) == "Active" and aws.revocation(role) is None
+
+
+@pytest.mark.parametrize("record, why", [
+    (user_record("alice?Action=DeleteUser", "AKIAIOSFODNN7EXAMPLE"), "is not an IAM user ARN with a valid user name"),
+    (user_record("al\u0130ce", "AKIAIOSFODNN7EXAMPLE"), "is not an IAM user ARN with a valid user name"),
+    (user_record("alice", "AKIA<!channel>EXAMPLE"), "is not an AWS access key ID"),
+    (dict(user_record("alice", "AKIAIOSFODNN7EXAMPLE"), recipientAccountId="999988887777"),
+     f"the user belongs to account {OWN}, not to the alert's account 999988887777"),
+    (role_record("ci/../admin"), "is not an assumed-role ARN with a valid role name"),
+])
+def test_a_forged_name_gets_no_button_and_a_forged_click_is_refused_before_any_iam_call(bot, monkeypatch, record, why):
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", "http://127.0.0.1:9")  # any IAM or STS call would fail to connect
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    action = REVOKE if record["userIdentity"]["type"] == "AssumedRole" else DEACTIVATE
+    signal_id, ts = posted(bot, record)
+    assert action not in bot.buttons(CHANNEL, ts)
+    assert "is not offered" in json.dumps(bot.slack.message(CHANNEL, ts).blocks)
+    click(bot, action, ts, button=forged_button(bot, signal_id, action))
+    [line] = thread(bot, ts)
+    assert "Refused: " in line and why in line
+    assert "Nothing was sent to IAM." in line and "<!channel>" not in line
+    assert history(bot, signal_id)[-1][1].endswith("failed")
+
+
+def test_a_click_for_an_action_that_does_not_apply_to_the_identity_changes_nothing(bot, aws):
+    role = aws.role()
+    signal_id, ts = posted(bot, role_record(role))
+    click(bot, DEACTIVATE, ts, button=forged_button(bot, signal_id, DEACTIVATE))
+    assert "does not apply to this alert" in bot.ephemerals(TRIAGER)[-1]
+    assert thread(bot, ts) == [] and history(bot, signal_id) == []
+
+
+def test_a_closed_alert_offers_no_containment(bot, aws):
+    name, key = aws.user_with_key()
+    signal_id, ts = posted(bot, user_record(name, key))
+    click(bot, "sesguard.not_an_issue", ts)
+    assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
+    click(bot, DEACTIVATE, ts, button=forged_button(bot, signal_id, DEACTIVATE))
+    assert "Nothing was changed" in bot.ephemerals(TRIAGER)[-1] and aws.key_status(name, key) == "Active"
