@@ -1,4 +1,5 @@
-"""`scan` reads its detection settings without pydantic: same names, defaults, ranges and errors."""
+"""`scan` reads its detection settings through the one settings model's detection part: same names, defaults, ranges
+and errors as the full settings, and no Slack setting needed."""
 
 from __future__ import annotations
 
