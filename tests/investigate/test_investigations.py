@@ -21,14 +21,15 @@ from bot.worker.scheduler import Worker
 from detection.sources.lookup import LookupSource
 from detection.store import SignalHistory, SignalRow, utcnow
 from tests.fakes.slack_api import FakeSlack
-from tests.support import records
+from tests.support import records, waiting
 from tests.support.attack_story import attack, call
 from tests.support.local_aws import OWN_ACCOUNT, worker_settings
 from tests.support.slack_harness import store_signals
-from tests.worker.test_scheduler import wait_for
 
 CHANNEL = "C0ALERTS"
 ESCALATED = "critical: follow-on abuse"
+# A worker process started by the test: as patient as the scheduler's own tests.
+PATIENCE = 90
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ def test_an_investigation_a_dead_process_left_is_finished_once(aws, slack, sqlit
     job.investigate_alerts()
     assert investigations(sqlite_store)[0].state == PENDING  # its claim has not lapsed yet
 
-    wait_for(lambda: runs.waiting(sqlite_store), "the dead process's claim to lapse")
+    waiting.wait_for(lambda: runs.waiting(sqlite_store), "the dead process's claim to lapse", patience=PATIENCE)
     job.investigate_alerts()
     job.investigate_alerts()
 
@@ -190,7 +191,8 @@ def test_the_scheduler_runs_the_automatic_investigations(aws, slack, sqlite_stor
     thread = threading.Thread(target=job.run)
     thread.start()
     try:
-        wait_for(lambda: len(slack.replies(CHANNEL, alert.slack_ts)) == 2, "the automatic investigation")
+        waiting.wait_for(lambda: len(slack.replies(CHANNEL, alert.slack_ts)) == 2, "the automatic investigation",
+                         patience=PATIENCE)
     finally:
         job.stop.set()
         thread.join(timeout=60)

@@ -17,7 +17,7 @@ from detection.sources.lookup import LookupSource
 from detection.sources.s3_trail import S3TrailSource
 from detection.store import SignalRow
 from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
-from tests.worker.test_sqs import Trail, consumer, eventbridge
+from tests.support.sqs_trail import Trail, consumer, eventbridge
 
 
 def test_the_backfill_source_is_read_once_per_place_and_the_queue_alerts_against_that_baseline(
