@@ -56,10 +56,7 @@ REQUESTS_PER_WINDOW = 2
 WINDOW_SECONDS = 1.0
 # Requests are booked this much further apart than the limit needs: a request reaches AWS later than
 # its booked time by a thread's wake-up delay and the network's jitter, and not always by the same amount.
-# Half of it is the wake-up's (a later request books again), half the way to AWS: with 0.2 s, a first request
-# per place that waited 0.15 s for a connection among sixteen busy polling threads made a third request
-# land in the same second (ThrottlingException, about one pass in five on two loaded cores).
-SAFETY_MARGIN_SECONDS = 0.4
+SAFETY_MARGIN_SECONDS = 0.2
 ROLE_SESSION_NAME = "sesguard"
 ROLE_SESSION_SECONDS = 3600
 # Assumed-role credentials are renewed when less than this is left (or half their lifetime, if shorter).
