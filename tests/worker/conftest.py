@@ -6,14 +6,10 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def moto_url():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_url(s3_endpoint):
+    """moto's server serves every service it knows: the session's S3 one serves SQS too (queues and buckets
+    are named per test)."""
+    return s3_endpoint
 
 
 @pytest.fixture
