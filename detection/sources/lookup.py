@@ -121,6 +121,8 @@ class AccountAccess:
                 key = f"cloudtrail:{self.account_id}:{region}"
                 # before-send fires for every HTTP request the client makes: none escapes the pacer.
                 client.meta.events.register("before-send.cloudtrail", lambda **_: self._wait_turn(key))
+                # response-received fires after every attempt, answered or not: the request reached AWS by then.
+                client.meta.events.register("response-received.cloudtrail", lambda **_: self.pacer.answered(key))
                 self._clients[region] = client
             return self._clients[region]
 
