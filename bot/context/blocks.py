@@ -7,7 +7,7 @@ address? — a line for each key, one for the owner, one for each address. Every
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import Block, SectionBlock
@@ -163,8 +163,10 @@ def _seen(seen: Seen, never: str, some: str) -> str:
 def age(moment: datetime, at: datetime) -> str:
     """How long before `at` (the alert's first call) `moment` was, in words."""
     delta = at - moment
-    if delta.total_seconds() < 0:
+    if delta < -timedelta(minutes=1):  # CloudTrail's times are whole seconds: the same second is not "after"
         return "after these calls"
+    if delta < timedelta(hours=1):
+        return "less than an hour before these calls"
     days = delta.days
     if days < 1:
         hours = int(delta.total_seconds() // 3600)

@@ -27,7 +27,6 @@ from bot.config.settings import Settings
 from bot.context.facts import Context, OwnerFacts
 from bot.context.gather import Lookups, gather
 from bot.context.tables import DONE, PENDING, TriageContext
-from bot.slack.client import CONNECTION_ERRORS
 from bot.store.outbox import Outbox, holder_name
 from detection.signals import Status
 from detection.store import SignalRow, Store, utcnow
@@ -144,6 +143,5 @@ def _gather_one(store: Store, settings: Settings, client: WebClient, lookups: Lo
         refresh_alert(store, client, signal_id, settings)
         result.updated += 1
     except Exception as exc:  # Slack away or refusing: stored, and the notifier updates the alert later
-        if not isinstance(exc, CONNECTION_ERRORS):
-            log.warning("alert %s not updated with its triage context yet: %s", signal_id,
-                        f"{type(exc).__name__}: {exc}"[:300])
+        log.warning("alert %s not updated with its triage context yet (the notifier will): %s", signal_id,
+                    f"{type(exc).__name__}: {exc}"[:300])
