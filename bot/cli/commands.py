@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download ip-ranges.json, check it, and keep it in the store, where every sesguard process "
                     "reads it from its next lookup on (until then: the excerpt shipped with sesguard).")
     ranges_cmd.add_argument("--url", default=None, metavar="URL",
-                            help="where to download it (default: https://ip-ranges.amazonaws.com/ip-ranges.json)")
+                            help="where to download it (default: AWS's published ip-ranges.json)")
     return parser
 
 

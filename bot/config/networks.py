@@ -39,4 +39,5 @@ def parse_network(entry: str) -> KnownNetwork:
 
 def parse_networks(entries: list[str]) -> list[KnownNetwork]:
     """The settings' entries, most specific first (the alert names the narrowest network that holds an address)."""
-    return sorted((parse_network(entry) for entry in entries), key=lambda known: -known.network.prefixlen)
+    return sorted((parse_network(entry) for entry in entries),
+                  key=lambda known: (known.network.version, -known.network.prefixlen))
