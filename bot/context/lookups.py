@@ -5,7 +5,7 @@ IAM (in the signal's account): `iam:ListUserTags`, `iam:ListRoleTags`, `iam:List
 `iam:GetAccessKeyLastUsed`. IAM Identity Center (with sesguard's own credentials): `sso:ListInstances`,
 `identitystore:GetUserId`, `identitystore:DescribeUser`. Slack: `users.lookupByEmail`. IAM requests are
 paced per account through the store (`IAM_PER_SECOND`), shared by every process, as LookupEvents' are.
-No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_IAM, _SSO and _IDENTITYSTORE.
+No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_IAM, _SSO_ADMIN and _IDENTITYSTORE.
 """
 
 from __future__ import annotations
