@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.contact.tables import Contact  # noqa: E402
 from bot.desk.digest.figures import figures  # noqa: E402
+from bot.store.schema import migrate  # noqa: E402
 from detection.store import SignalHistory, SignalRow, Store, SuppressionRow  # noqa: E402
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -117,7 +118,7 @@ def main() -> int:
                 connection.execute(sa.text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
             url = sa.make_url(args.postgres).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
         store = Store(url)
-        store.migrate()
+        migrate(store)
         started = time.perf_counter()
         fill(store, args.signals)
         print(f"{backend}: {args.signals:,} signals stored in {time.perf_counter() - started:.1f} s")

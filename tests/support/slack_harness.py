@@ -24,6 +24,7 @@ from bot.config.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.client import slack_client
 from bot.slack.web import create_wsgi_app
+from bot.store.schema import migrate
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
@@ -84,7 +85,7 @@ def migrated_sqlite(folder: Path) -> Store:
     if not _TEMPLATE_DIR:
         _TEMPLATE_DIR.append(Path(tempfile.mkdtemp(prefix="sesguard-template-")))
         template = Store(f"sqlite:///{_TEMPLATE_DIR[0] / 'sesguard.db'}")
-        template.migrate()
+        migrate(template)
         template.engine.dispose()
     shutil.copyfile(_TEMPLATE_DIR[0] / "sesguard.db", folder / "sesguard.db")
     return Store(f"sqlite:///{folder / 'sesguard.db'}")

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from bot.store.lease import Lease
+from bot.store.schema import migrate
 from bot.worker.scheduler import SCHEDULER_LEASE, Worker, housekeeping
 from bot.worker.tables import PollState
 from detection.baseline import Tuning
@@ -148,7 +149,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
     every event is stored once, the API is never throttled, and SIGTERM ends the survivor cleanly."""
     _empty_postgres(postgres_url)
     store = Store(postgres_url)
-    store.migrate()  # the workers migrate too (under an advisory lock); the test reads tables at once
+    migrate(store)  # the workers migrate too (under an advisory lock); the test reads tables at once
     regions = ("us-east-1", "eu-west-1")
     aws.api.add_events(*ses_calls(user("alice"), 20, days_ago=15),
                        *ses_calls(user("alice"), 5, days_ago=3, region="eu-west-1"))
