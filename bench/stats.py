@@ -66,8 +66,7 @@ def fill(store: Store, signals: int, seed: int = 11) -> None:
                      "source_ips": [], "user_agents": [], "access_key_ids": [], "error_codes": [], "event_ids": [],
                      "reasons": [], "long_term_keys_outside_console": [], "follow_on_abuse": [],
                      "suppression_id": rng.choice(ids) if status == "suppressed" else None,
-                     "root_caller": False, "all_from_console": False, "exercise_tool": False, "event_count": 1,
-                     "post_attempts": 1, "post_failures": 0})
+                     "root_caller": False, "all_from_console": False, "exercise_tool": False, "event_count": 1})
         history.append({"signal_id": signal_id, "actor": "sesguard", "action": "detected", "status": "new",
                         "at": created, "detail": ""})
         if rng.random() < 0.9:
