@@ -14,7 +14,7 @@ of them inside the look-back, so every read brings a page back. For each concurr
 first pass (the backfill, untimed), then `--passes` steady-state passes, timed, with the worker's own
 pacer (the real 2 requests a second). Printed per concurrency: the pass time, LookupEvents requests and
 requests per second, throttled requests and the most requests one account and region saw in any second.
-Nothing here is a test: the figures go to the README.
+Nothing here is a test: the figures go to docs/organisation.md.
 """
 
 from __future__ import annotations
