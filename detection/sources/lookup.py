@@ -11,9 +11,10 @@ Per account and region: one LookupAttribute per call — EventSource=ses.amazona
 then servicequotas.amazonaws.com —, pages of 50 following NextToken.
 
 The API allows 2 requests per second per account and region, for the whole deployment rather than
-per process. Every request (retries included) therefore books a send time in the `request_slots` row
-of its account and region, under a row lock, before it goes out; processes that share the database
-share the budget. botocore's own retries are switched off, as they would send requests unbooked.
+per process. Every request (retries included) therefore takes a send time from the `request_slots` row
+of its account and region before it goes out: a booking under the row's lock gives the process a span
+of the place's time, and the requests inside it are paced in memory (`detection.pacing`); processes that
+share the database share the budget. botocore's own retries are switched off, as they would send requests unbooked.
 Investigations (`detection.sources.activity`) read through the same account clients, so their requests
 are booked in the same rows.
 No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS.
