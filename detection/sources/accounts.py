@@ -120,10 +120,11 @@ def _session(loader: Any = None, credentials: Credentials | None = None) -> boto
 class AccountClients:
     """The accounts a process reads and the clients it calls them with (one per service and region)."""
 
-    def __init__(self, sts_region: str | None = None, max_clients: int = MAX_CLIENTS):
+    def __init__(self, sts_region: str | None = None, max_clients: int = MAX_CLIENTS,
+                 session: botocore.session.Session | None = None):
         # The process's own credential chain (environment, profile, instance role, …): its own account,
-        # and the source of every AssumeRole.
-        self.own = _session()
+        # and the source of every AssumeRole. Its loader (`session`'s, when one is given) serves every client.
+        self.own = session or _session()
         self._loader = self.own.get_component("data_loader")
         self._shared = _session(self._loader, _ActingCredentials())
         self.sts_region = sts_region or self.own.get_config_variable("region") or "us-east-1"

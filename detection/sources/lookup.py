@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import botocore.session
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -146,12 +147,12 @@ class LookupSource:
     def __init__(self, regions: list[str], role_arns: list[str], store: Store, identity_mode: str = "principal",
                  backoff: Backoff = Backoff(), pacer: RequestPacer | None = None,
                  sleep: Callable[[float], None] = time.sleep, org_role_name: str | None = None,
-                 exclude: Iterable[str] = ()):
+                 exclude: Iterable[str] = (), session: botocore.session.Session | None = None):
         self.regions, self.role_arns, self.identity_mode = list(regions), list(role_arns), identity_mode
         self.org_role_name, self.exclude = org_role_name, set(exclude)
         self.backoff, self.sleep = backoff, sleep
         self.pacer = pacer or lookup_pacer(store, sleep=sleep)
-        self.clients = AccountClients()
+        self.clients = AccountClients(session=session)  # `session`: a botocore session to start from (tests)
         self.base = self.clients.boto3_session()  # the own credentials, on the clients' one loader
         self.sts_region = self.base.region_name or regions[0]
         self.clients.sts_region = self.sts_region
