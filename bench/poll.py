@@ -1,42 +1,50 @@
-"""A steady-state poll pass over N accounts × R regions behind a slow CloudTrail (SPEC §7), sequential
-against parallel.
+"""Poll passes over N accounts × R regions behind a slow CloudTrail (SPEC §7): wall time, the poller's CPU per
+LookupEvents request and its peak memory, for this checkout and, side by side in the same run, another.
 
-    python bench/poll.py                                   # 60 accounts × 6 regions, 150 ms, concurrency 1 and 16
-    python bench/poll.py --accounts 100 --regions 17 --concurrency 16,64
+    python bench/poll.py                                   # 60 accounts × 6 regions, 150 ms, concurrency 16
+    python bench/poll.py --accounts 500 --regions 17 --concurrency 64
+    python bench/poll.py --compare /tmp/sesguard-before    # also a checkout of the code before a change
     python bench/poll.py --database postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
 The CloudTrail stand-in of the tests (`tests/fakes/cloudtrail_api.py`: SigV4 checked on every request,
 AssumeRole, 2 accepted requests a second per account and region, ThrottlingException beyond) runs in a
-process of its own, so that its work does not share the poller's interpreter, and answers each
-LookupEvents request after `--latency` seconds. The credentials' own account and `--accounts − 1` roles
-(SESGUARD_ROLE_ARNS, assumed through STS) each have a few known identities' calls in every region, two
-of them inside the look-back, so every read brings a page back. For each concurrency: a fresh store, the
-first pass (the backfill, untimed), then `--passes` steady-state passes, timed, with the worker's own
-pacer (the real 2 requests a second). Printed per concurrency: the pass time, LookupEvents requests and
-requests per second, throttled requests and the most requests one account and region saw in any second.
-Nothing here is a test: the figures go to docs/organisation.md.
+process of its own and answers each LookupEvents request after `--latency` seconds. The credentials' own
+account and `--accounts − 1` roles (SESGUARD_ROLE_ARNS, assumed through STS) each have a few known
+identities' calls in every region, two of them inside the look-back, so every read brings a page back;
+in the last account a new identity appears after the backfill, and must be found by the first steady pass.
+
+Each poller runs in a process of its own, started from the checkout it measures, with the worker's own
+pacer (the real 2 requests a second): first a process that backfills a fresh store (untimed), then one
+that makes `--passes` steady passes. Its first pass is what `sesguard poll --once` does on a backfilled
+store (a fresh process: clients, credentials, roles assumed); the others are a running worker's. Printed
+per checkout and concurrency: the passes' wall time, the poller's CPU per LookupEvents request (its own
+process: not the stand-in's), its peak resident memory, the pacer's database bookings (where the code
+counts them), throttled requests, the most requests one account and region saw in any second, and whether
+the new identity was found. Nothing here is a test: the figures go to docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.store.schema import migrate  # noqa: E402
-from tests.support.local_aws import OWN_ACCOUNT, OWN_KEY, OWN_SECRET
+HERE = Path(__file__).resolve().parents[1]
+if __name__ == "__main__" and "--child" not in sys.argv:
+    sys.path.insert(0, str(HERE))
 
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3",
            "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
            "ap-southeast-1", "ap-southeast-2", "ca-central-1", "sa-east-1"]
-GOAL_SECONDS = 15.0
+OWN_ACCOUNT = "111111111111"  # tests/support/local_aws.py's
+PAUSE_SECONDS = 3.0  # between passes: the last pass's bookings (a spacing or two per place) age out
 
 
 def account_ids(count: int) -> list[str]:
@@ -51,9 +59,11 @@ def role_arn(account: str) -> str:
 
 
 def serve_stand_in(connection, accounts: list[str], regions: list[str], latency: float) -> None:
-    """The child process: the stand-in with its accounts, roles and events; answers "stats" and "stop"."""
+    """The child process: the stand-in with its accounts, roles and events; answers "stats", "newcomer"
+    (a new identity's call in the last account) and "stop"."""
+    sys.path.insert(0, str(HERE))
     from tests.fakes.cloudtrail_api import FakeCloudTrail
-    from tests.support.local_aws import ses_calls, user
+    from tests.support.local_aws import OWN_KEY, OWN_SECRET, ses_calls, user
 
     api = FakeCloudTrail(latency=latency)
     api.add_account(OWN_ACCOUNT, OWN_KEY, OWN_SECRET)
@@ -69,12 +79,18 @@ def serve_stand_in(connection, accounts: list[str], regions: list[str], latency:
         if command == "stop":
             api.stop()
             return
+        if command.startswith("newcomer:"):
+            last = accounts[-1]
+            api.add_events(*ses_calls(user(command.split(":", 1)[1], last), 1, account=last, region=regions[-1],
+                                      minutes_ago=1))
+            connection.send("ok")
+            continue
         with api._lock:
             lookups = api.lookups()
             stats = {"lookups": len(lookups), "throttled": sum(r.error == "ThrottlingException" for r in lookups),
                      "busiest": api.busiest_window(),
                      "sts": sum(r.service == "sts" for r in api.requests)}
-            api.requests.clear()  # the next pass starts counting afresh (passes are more than a second apart)
+        api.forget_requests()  # the next pass starts counting afresh
         connection.send(stats)
 
 
@@ -84,12 +100,12 @@ class StandIn:
         self.process = multiprocessing.Process(target=serve_stand_in, args=(child, accounts, regions, latency),
                                                daemon=True)
         self.process.start()
-        if not self.connection.poll(120):
+        if not self.connection.poll(300):
             raise SystemExit("the CloudTrail stand-in did not start")
         self.url = self.connection.recv()
 
-    def stats(self) -> dict:
-        self.connection.send("stats")
+    def ask(self, command: str):
+        self.connection.send(command)
         return self.connection.recv()
 
     def stop(self) -> None:
@@ -97,10 +113,67 @@ class StandIn:
         self.process.join(10)
 
 
-# ── the passes ───────────────────────────────────────────────────────────────────────────────────────
+# ── the poller, in a process of its own, from the checkout it measures ───────────────────────────────
+
+
+def child(arguments: dict) -> None:
+    """Backfill (`passes` 0) or steady passes; one JSON line per pass, then waits for a line on stdin."""
+    import resource
+
+    started_process = time.monotonic()
+    sys.path.insert(0, arguments["code"])
+    from sqlmodel import select
+
+    from bot.worker.ingest.poll import poll_once
+    from detection.sources.lookup import LookupSource
+    from detection.store import SignalRow, Store
+    from tests.support.local_aws import worker_settings
+
+    store = Store(arguments["database"])
+    if arguments["passes"] == 0:
+        migrate(store)
+    settings = worker_settings(database_url=store.url, aws_regions=arguments["regions"],
+                               poll_concurrency=arguments["concurrency"], role_arns=arguments["roles"],
+                               backfill_days=30)
+    source = LookupSource(settings.aws_regions, settings.role_arns, store)
+    for number in range(max(1, arguments["passes"])):
+        started, cpu = time.monotonic(), time.process_time()
+        result = poll_once(settings, store, source, notify=False)
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+        with store.session() as session:
+            found = any(identity.endswith(f"/{arguments['newcomer']}")
+                        for identity in session.exec(select(SignalRow.identity)))
+        failed = [line for line in result.lines() if "FAILED" in line][:5]
+        print(json.dumps({"seconds": seconds, "cpu": cpu, "ok": result.ok, "failed": failed, "found": found,
+                          "process_seconds": time.monotonic() - started_process if number == 0 else None,
+                          "bookings": getattr(source.pacer, "bookings", None),
+                          "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+        sys.stdin.readline()  # the parent has read the stand-in's figures for this pass
+
+
+def poller(code: str, arguments: dict, environment: dict) -> subprocess.Popen:
+    """This script as the poller, importing sesguard from `code` (the checkout measured)."""
+    return subprocess.Popen([sys.executable, __file__, "--child", json.dumps(arguments)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=environment, cwd=code)
+
+
+def passes(process: subprocess.Popen, stand_in: StandIn, count: int) -> list[dict]:
+    rows = []
+    assert process.stdin is not None and process.stdout is not None
+    for _ in range(count):
+        line = process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the poller stopped (exit {process.wait()})")
+        rows.append({**json.loads(line), **stand_in.ask("stats")})
+        time.sleep(PAUSE_SECONDS)
+        process.stdin.write("\n")
+        process.stdin.flush()
+    process.wait(60)
+    return rows
 
 
 def fresh_store(database: str | None, folder: Path):
+    """A fresh store's URL (bench/sqs.py uses this too): a new SQLite file, or the PostgreSQL schema emptied."""
     import sqlalchemy as sa
 
     from detection.store import Store
@@ -119,84 +192,91 @@ def fresh_store(database: str | None, folder: Path):
     return store
 
 
-def run(concurrency: int, accounts: list[str], regions: list[str], stand_in: StandIn, passes: int,
-        database: str | None, folder: Path) -> dict:
-    from bot.worker.ingest.poll import poll_once
-    from detection.sources.lookup import LookupSource
-    from tests.support.local_aws import worker_settings
+def migrate(store) -> None:
+    """The schema, as the checkout measured builds it (`bot.store.schema` since the tables moved there)."""
+    try:
+        from bot.store.schema import migrate as migrate_store
+    except ImportError:  # an older checkout (--compare)
+        store.migrate()
+    else:
+        migrate_store(store)
 
-    store = fresh_store(database, folder)
-    settings = worker_settings(database_url=store.url, aws_regions=regions, poll_concurrency=concurrency,
-                               role_arns=[role_arn(account) for account in accounts[1:]], backfill_days=30)
-    source = LookupSource(settings.aws_regions, settings.role_arns, store)
-    started = time.monotonic()
-    first = poll_once(settings, store, source, notify=False)
-    backfill = {"seconds": time.monotonic() - started, "ok": first.ok, **stand_in.stats()}
-    steady = []
-    for _ in range(passes):
-        # Real passes are minutes apart: let the last pass's bookings (1.2 s apart per place) age out first.
-        time.sleep(2.0)
-        started, cpu = time.monotonic(), time.process_time()  # this process only: not the stand-in's
-        result = poll_once(settings, store, source, notify=False)
-        seconds = time.monotonic() - started
-        steady.append({"seconds": seconds, "cpu": time.process_time() - cpu, "ok": result.ok, **stand_in.stats()})
-        if not result.ok:
-            print("\n".join(line for line in result.lines() if "FAILED" in line)[:2000], file=sys.stderr)
-    store.engine.dispose()
-    return {"concurrency": concurrency, "backfill": backfill, "steady": steady}
+
+def measure(code: str, concurrency: int, accounts: list[str], regions: list[str], stand_in: StandIn, count: int,
+            database: str | None, folder: Path, environment: dict) -> dict:
+    if database is None:
+        url = f"sqlite:///{folder / f'bench-{time.monotonic_ns()}.db'}"
+    else:
+        url = fresh_store(database, folder).url
+    arguments = {"code": code, "database": url, "regions": regions, "concurrency": concurrency,
+                 "roles": [role_arn(account) for account in accounts[1:]], "passes": 0,
+                 "newcomer": f"newcomer-{time.monotonic_ns()}"}
+    backfill = passes(poller(code, arguments, environment), stand_in, 1)[0]
+    stand_in.ask(f"newcomer:{arguments['newcomer']}")
+    steady = passes(poller(code, {**arguments, "passes": count}, environment), stand_in, count)
+    return {"code": code, "concurrency": concurrency, "backfill": backfill, "steady": steady}
 
 
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        child(json.loads(sys.argv[2]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=60)
     parser.add_argument("--regions", type=int, default=6, help=f"1 to {len(REGIONS)}")
     parser.add_argument("--latency", type=float, default=0.15, help="seconds each LookupEvents answer takes")
-    parser.add_argument("--concurrency", default="1,16", help="comma-separated SESGUARD_POLL_CONCURRENCY values")
-    parser.add_argument("--passes", type=int, default=2, help="steady-state passes timed per concurrency")
+    parser.add_argument("--concurrency", default="16", help="comma-separated SESGUARD_POLL_CONCURRENCY values")
+    parser.add_argument("--passes", type=int, default=3, help="steady passes per poller process")
+    parser.add_argument("--compare", action="append", default=[], help="another checkout to measure alongside")
     parser.add_argument("--database", help="a PostgreSQL URL (its public schema is emptied); default: SQLite")
     args = parser.parse_args()
     regions = REGIONS[:max(1, min(args.regions, len(REGIONS)))]
     accounts = account_ids(args.accounts)
     folder = Path(tempfile.mkdtemp(prefix="sesguard-bench-poll-"))
+    from tests.support.local_aws import AWS_NOISE, OWN_KEY, OWN_SECRET
+
     stand_in = StandIn(accounts, regions, args.latency)
-    os.environ.update({"AWS_ENDPOINT_URL_CLOUDTRAIL": stand_in.url, "AWS_ENDPOINT_URL_STS": stand_in.url,
-                       "AWS_ACCESS_KEY_ID": OWN_KEY, "AWS_SECRET_ACCESS_KEY": OWN_SECRET,
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(folder / "none"),
-                       "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"), "AWS_EC2_METADATA_DISABLED": "true"})
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
-        os.environ.pop(name, None)
+    environment = {name: value for name, value in os.environ.items() if name not in AWS_NOISE}
+    environment.update({"AWS_ENDPOINT_URL_CLOUDTRAIL": stand_in.url, "AWS_ENDPOINT_URL_STS": stand_in.url,
+                        "AWS_ACCESS_KEY_ID": OWN_KEY, "AWS_SECRET_ACCESS_KEY": OWN_SECRET,
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(folder / "none"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none"), "AWS_EC2_METADATA_DISABLED": "true"})
     places = len(accounts) * len(regions)
     print(f"{len(accounts)} accounts ({len(accounts) - 1} through AssumeRole) × {len(regions)} regions = {places} "
           f"account/region pairs; LookupEvents answers after {args.latency * 1000:.0f} ms; "
-          f"store: {'PostgreSQL' if args.database else 'SQLite'}")
+          f"store: {'PostgreSQL' if args.database else 'SQLite'}; load average before: {os.getloadavg()[0]:.1f}")
     rows = []
     try:
         for concurrency in [int(value) for value in args.concurrency.split(",")]:
-            rows.append(run(concurrency, accounts, regions, stand_in, args.passes, args.database, folder))
+            for code in [str(HERE), *args.compare]:  # side by side: each concurrency measured for every checkout
+                rows.append(measure(code, concurrency, accounts, regions, stand_in, args.passes, args.database,
+                                    folder, environment))
     finally:
         stand_in.stop()
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     print()
-    print("| SESGUARD_POLL_CONCURRENCY | first pass (backfill) | steady-state pass | the poller's CPU "
-          "| LookupEvents requests | requests/s | throttled | most in one second per place |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| code | concurrency | fresh process, first pass (`poll --once`) | later passes (median) | CPU per request "
+          "| peak memory | LookupEvents a pass | bookings a pass | throttled | most in one second per place "
+          "| new identity found in the first pass |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
-        steady = row["steady"]
-        seconds = statistics.median(s["seconds"] for s in steady)
-        lookups = statistics.median(s["lookups"] for s in steady)
-        throttled = sum(s["throttled"] for s in steady) + row["backfill"]["throttled"]
-        busiest = max([s["busiest"] for s in steady] + [row["backfill"]["busiest"]])
-        ok = all(s["ok"] for s in steady) and row["backfill"]["ok"]
-        cpu = statistics.median(s["cpu"] for s in steady)
-        print(f"| {row['concurrency']} | {row['backfill']['seconds']:.1f} s | {seconds:.1f} s | {cpu:.1f} s "
-              f"| {lookups:.0f} | {lookups / seconds:.0f} | {throttled} | {busiest} "
-              f"|{'' if ok else ' (a pass FAILED)'}")
-    best = min(statistics.median(s["seconds"] for s in row["steady"]) for row in rows)
-    per_place = best / places
-    print()
-    print(f"fastest steady-state pass: {best:.1f} s, {per_place * 1000:.1f} ms per account/region; "
-          f"at that rate 500 accounts × 17 regions would take {per_place * 500 * 17:.0f} s")
-    if (len(accounts), len(regions), args.latency) == (60, 6, 0.15):
-        print(f"goal for 60 × 6 at 150 ms: ≤ {GOAL_SECONDS:.0f} s: {'met' if best <= GOAL_SECONDS else 'NOT met'}")
+        first, later = row["steady"][0], row["steady"][1:] or row["steady"]
+        cpu = statistics.median(s["cpu"] / max(1, s["lookups"]) for s in row["steady"])
+        throttled = sum(s["throttled"] for s in row["steady"]) + row["backfill"]["throttled"]
+        busiest = max([s["busiest"] for s in row["steady"]] + [row["backfill"]["busiest"]])
+        bookings = [b - a for a, b in zip([0] + [s["bookings"] for s in row["steady"]],
+                                          [s["bookings"] for s in row["steady"]])] \
+            if first["bookings"] is not None else None
+        ok = all(s["ok"] for s in row["steady"]) and row["backfill"]["ok"]
+        print(f"| {'this' if row['code'] == str(HERE) else row['code']} | {row['concurrency']} "
+              f"| {first['seconds']:.1f} s ({first['process_seconds']:.1f} s with start-up) "
+              f"| {statistics.median(s['seconds'] for s in later):.1f} s | {cpu * 1000:.2f} ms "
+              f"| {max(s['peak_mb'] for s in row['steady']):.0f} MB | {first['lookups']} "
+              f"| {statistics.median(bookings) if bookings else 'n/a'} | {throttled} | {busiest} "
+              f"| {'yes' if first['found'] else 'NO'}{'' if ok else ' (a pass FAILED)'} |")
+        for s in [row["backfill"], *row["steady"]]:
+            for line in s["failed"]:
+                print(f"  {line[:300]}", file=sys.stderr)
     return 0
 
 

@@ -1,16 +1,20 @@
 """From the queue to the store (SPEC §7): how many CloudTrail events a second the SQS consumer takes in.
 
-    python bench/sqs.py                                     # 200 log files of 100 records, 2,000 EventBridge events
+    python bench/sqs.py                                     # 100 log files of 1,000 records, 2,000 EventBridge events
     python bench/sqs.py --objects 500 --records 200 --consumers 1,2 --database postgresql+psycopg://…/bench
+    python bench/sqs.py --compare /tmp/sesguard-before      # also a checkout of the code before a change
 
 moto's server (SQS and S3, real HTTP) runs as a process of its own. The S3 path: a trail bucket notifies
 the queue (moto delivers S3's own event notifications), and `--objects` gzipped CloudTrail log files of
 `--records` records are put, a tenth of them SES enumeration calls by 50 identities. The EventBridge
 path: `--events` "AWS API Call via CloudTrail" events of SES calls, sent in batches of 10 (an EventBridge
 rule delivers only what its pattern matches: SES calls). For each number of `--consumers` (threads with a
-store connection and clients of their own, as processes would have): a fresh store, the queue filled, then
-drained, timed from the first receive to the last delete. Printed: messages, records read and matching
-events stored per second. Nothing here is a test: the figures go to docs/organisation.md.
+store connection and clients of their own, as processes would have), run in a process of its own from the
+checkout measured (`--compare`: another, side by side in the same run): a fresh store, the queue filled,
+then drained, timed from the first receive to the last delete. moto's share is the time the consumers spent
+inside SQS and S3 calls (the slowest consumer's least); records a second are given with and without it.
+Printed: messages, records read and matching events stored per second. Nothing here is a test: the figures
+go to docs/performance.md.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.poll import fresh_store
-from tests.support import records
+ROOT = Path(__file__).resolve().parents[1]
+if "--child" not in sys.argv:
+    sys.path.insert(0, str(ROOT))
+    from bench.poll import fresh_store
+    from tests.support import records
 
 ACCOUNT = "111111111111"
 
@@ -110,16 +115,35 @@ def fill(url: str, kind: str, args, rng: random.Random) -> tuple[str, int, int]:
     return queue_url, len(bodies), len(bodies)
 
 
-def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
+def run(url: str, kind: str, consumers: int, args, folder: Path, code: str) -> dict:
+    queue_url, messages, matching = fill(url, kind, args, random.Random(7))
+    store = fresh_store(args.database, folder)
+    store.engine.dispose()
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(
+        {"code": code, "queue_url": queue_url, "database": store.url, "consumers": consumers})],
+        cwd=code, capture_output=True, text=True, env=os.environ.copy())
+    if done.returncode:
+        raise SystemExit(f"the consumers failed: {done.stderr[-3000:]}")
+    drained = json.loads(done.stdout.strip().splitlines()[-1])
+    for problem in drained["problems"]:
+        print(f"  {kind}, {consumers} consumers: {problem}", file=sys.stderr)
+    return {"kind": kind, "consumers": consumers, "messages": messages, "matching": matching, "code": code,
+            "records": args.objects * args.records if kind == "s3" else messages, **drained}
+
+
+def child(arguments: dict) -> None:
+    """The consumers, importing sesguard from the checkout measured; one JSON line of figures."""
+    sys.path.insert(0, arguments["code"])
     import sqlalchemy as sa
 
     from bot.worker.ingest.consume import QueueConsumer
     from detection.store import EventRow, Store
     from tests.support.local_aws import worker_settings
 
-    queue_url, messages, matching = fill(url, kind, args, random.Random(7))
-    store = fresh_store(args.database, folder)
-    settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=queue_url, learning_days=0)
+    store = Store(arguments["database"])
+    settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=arguments["queue_url"],
+                               learning_days=0)
+    consumers = arguments["consumers"]
     stores = [Store(store.url) for _ in range(consumers)]
     results = []
     waited = []  # seconds each consumer spent waiting for SQS's and S3's answers
@@ -156,22 +180,22 @@ def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
     for s in [store, *stores]:
         s.engine.dispose()
     handled = sum(r.stored + r.ignored for r in results)
-    for result in results:
-        for problem in result.problems[:5]:
-            print(f"  {kind}, {consumers} consumers: {problem}", file=sys.stderr)
-    return {"kind": kind, "consumers": consumers, "messages": messages, "handled": handled, "stored": stored,
-            "matching": matching, "seconds": seconds, "own": max(0.0, seconds - min(waited)),
-            "records": args.objects * args.records if kind == "s3" else messages,
-            "unusable": sum(r.unusable for r in results)}
+    print(json.dumps({"handled": handled, "stored": stored, "seconds": seconds, "moto": min(waited),
+                      "unusable": sum(r.unusable for r in results),
+                      "problems": [p for r in results for p in r.problems[:5]]}))
 
 
 def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        child(json.loads(sys.argv[2]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--objects", type=int, default=200, help="CloudTrail log files (S3 path)")
-    parser.add_argument("--records", type=int, default=100, help="records per log file")
+    parser.add_argument("--objects", type=int, default=100, help="CloudTrail log files (S3 path)")
+    parser.add_argument("--records", type=int, default=1000, help="records per log file")
     parser.add_argument("--events", type=int, default=2000, help="EventBridge events")
     parser.add_argument("--consumers", default="1,2", help="comma-separated numbers of consumers")
     parser.add_argument("--database", help="a PostgreSQL URL (its public schema is emptied); default: SQLite")
+    parser.add_argument("--compare", action="append", default=[], help="another checkout to measure alongside")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sesguard-bench-sqs-"))
     moto, url = start_moto(folder)
@@ -183,20 +207,23 @@ def main() -> int:
     try:
         for kind in ("s3", "eventbridge"):
             for consumers in [int(value) for value in args.consumers.split(",")]:
-                rows.append(run(url, kind, consumers, args, folder))
+                for code in [str(ROOT), *args.compare]:
+                    rows.append(run(url, kind, consumers, args, folder, code))
     finally:
         moto.terminate()
         moto.wait()
     print(f"store: {'PostgreSQL' if args.database else 'SQLite'}; S3 path: {args.objects} log files of "
           f"{args.records} records (a tenth SES calls); EventBridge path: {args.events} SES events")
     print()
-    print("| path | consumers | messages | seconds | of which not waiting on SQS/S3 | messages/s | records read/s "
-          "| matching events stored/s | stored = matching |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| code | path | consumers | messages | seconds | of which in SQS/S3 calls (moto) | messages/s "
+          "| records read/s | records/s without moto's share | matching events stored/s | stored = matching |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
         seconds = max(row["seconds"], 1e-3)
-        print(f"| {row['kind']} | {row['consumers']} | {row['messages']} | {seconds:.1f} | {row['own']:.1f} | "
-              f"{row['handled'] / seconds:.0f} | {row['records'] / seconds:.0f} | {row['stored'] / seconds:.0f} | "
+        own = max(seconds - row["moto"], 1e-3)
+        print(f"| {'this' if row['code'] == str(ROOT) else row['code']} | {row['kind']} | {row['consumers']} "
+              f"| {row['messages']} | {seconds:.1f} | {row['moto']:.1f} | {row['handled'] / seconds:.0f} "
+              f"| {row['records'] / seconds:.0f} | {row['records'] / own:.0f} | {row['stored'] / seconds:.0f} | "
               f"{'yes' if row['stored'] == row['matching'] and row['handled'] >= row['messages'] else 'NO'} |")
         # A message handed to two consumers (SQS delivers at least once; moto's server too, under load) is
         # handled twice and stored once.

@@ -3,6 +3,12 @@
 Used for CloudTrail's LookupEvents (2 a second per account and region) and for Slack's posting pace (one
 message a second per channel). The bookings live in the store's `request_slots` table, so processes that
 share the database share the budget.
+
+A booking is a database transaction. Slack's pace books each message. LookupEvents' pace books a *span*
+of a key's time instead (`span` seconds): one transaction gives this process the key from the span's first
+slot to its end, and the requests inside are paced in memory by the same rule, from the times this process
+gave them. A steady poll of a place (two requests, one per event source) is one booking, not two; a long
+read one booking per four requests. What goes out keeps exactly the limit: see `RequestPacer`.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -40,6 +47,22 @@ class RequestPacer:
     `limit + 1` requests in one window. Such a request books a new slot instead (the one it missed stays
     booked, which only spaces the others more). Without a margin (a pace that is approximate anyway, such
     as Slack's "about one message a second"), lateness is let be.
+
+    With a `span`, a booking takes the key from its first slot `s` (as above) to `s + span`, and records
+    `limit` requests at `s + span` in the row: the next booking, by any process, starts a full window (and
+    the margin) after the span's end. Inside the span, this process books each request in memory by the
+    same rule, starting from the row's bookings made before the span, and sends none after the span's end
+    (plus the late tolerance), which it books a new span for instead. So every window holds at most `limit`
+    requests of the key: within a span by the rule, across spans because they are a full spacing apart.
+    A span as long as one spacing keeps the key's throughput (four requests per two spacings, as booking
+    each would allow); another process's request waits at most for the end of the span under way.
+
+    What happens after the turn is out of the pacer's sight: a request may wait for its connection or for a
+    busy host after its turn came, and reach the server later than the ones booked after it expect. But it
+    reached the server no later than its answer came back. So the requests this process sent are also
+    counted by their answers (`answered`): a request goes out no earlier than `window` after the answer of
+    the one `limit` places before it in this process. A late request then delays the ones after it instead
+    of crowding their window.
     """
 
     # A request this much later than its booked time books again; half the margin stays for the network.
@@ -47,15 +70,22 @@ class RequestPacer:
     MAX_BOOKINGS = 5  # then it goes out late rather than never (a host too slow to keep any schedule)
 
     def __init__(self, store: Store, limit: int, window: float, margin: float = 0.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] | None = None):
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] | None = None,
+                 span: float | None = None):
         self.store, self.limit, self.window, self.spacing, self.sleep = store, limit, window, window + margin, sleep
         self.tolerance = margin * self.LATE_SHARE_OF_MARGIN
+        # A hard limit (one with a margin: LookupEvents) is booked in spans of one spacing unless told
+        # otherwise; an approximate pace (Slack's) books each request.
+        self.span = (self.spacing if margin else 0.0) if span is None else span
+        self.bookings = 0  # database transactions made (the benchmark reports them)
+        self._spans: dict[str, _Span] = {}
+        self._spans_lock = threading.Lock()
+        self._answers: dict[str, deque[float]] = {}  # per key, this process's latest answers (this host's clock)
+        self._answers_lock = threading.Lock()
         # A clock of the caller's (epoch seconds) replaces both this host's and the database's: a test
         # moves it with `sleep`, so that what a pace allows is decided by the rule, not by a loaded host.
         self.clock = clock
         self._time = clock or time.time
-        self._answers: dict[str, deque[float]] = {}  # per key, this process's latest answers (this host's clock)
-        self._answers_lock = threading.Lock()
 
     def answered(self, key: str) -> None:
         """A request of `key` got its answer (or its connection failed): it reached the server by now."""
@@ -73,13 +103,57 @@ class RequestPacer:
         """Block until this request may be sent; returns the seconds waited."""
         started = self._time()
         for _ in range(self.MAX_BOOKINGS):
-            send_at, offset = self._book(key, self._after_answers(key))
+            send_at, offset = self._take(key) if self.span else self._book(key, self._after_answers(key))
             delay = send_at - (self._time() + offset)  # measured after the commit, on the booking's clock
             if delay > 0:
                 self.sleep(delay)
             if not self.tolerance or self._time() + offset - send_at <= self.tolerance:
                 break
         return self._time() - started
+
+    def _take(self, key: str) -> tuple[float, float]:
+        """A slot inside this process's span of the key, booking a new span when there is none left."""
+        with self._spans_lock:
+            span = self._spans.get(key)
+            if span is None:
+                span = self._spans[key] = _Span()
+        not_before = self._after_answers(key)
+        with span.lock:  # one booking at a time per key; other keys go on
+            if span.end is not None:
+                send_at = self._slot(span, not_before)
+                if send_at <= span.end:
+                    span.recent = (span.recent + [send_at])[-self.limit:]
+                    return send_at, span.offset
+            before, span.end, span.offset = self._book_span(key, not_before)
+            span.recent = before
+            send_at = self._slot(span, not_before)
+            span.recent = (span.recent + [send_at])[-self.limit:]
+            return send_at, span.offset
+
+    def _slot(self, span: _Span, not_before: float | None) -> float:
+        send_at = span.next_slot(self._time() + span.offset, self.limit, self.spacing)
+        return send_at if not_before is None else max(send_at, not_before + span.offset)
+
+    def _book_span(self, key: str, not_before: float | None = None) -> tuple[list[float], float, float]:
+        """(the key's bookings before the span, the span's end, how far the booking clock is ahead of this
+        host's); the span starts no earlier than `not_before` (this host's clock). The row then holds `limit`
+        requests at the span's end."""
+        table = table_of(RequestSlots)
+        with self.store.session() as session:
+            self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
+            session.execute(sa.update(table).where(table.c.key == key).values(key=key))  # the row's lock: see _book
+            recent = session.execute(sa.select(table.c.recent).where(table.c.key == key)).scalar_one()
+            now = self._clock(session)
+            offset = now - self._time()
+            recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
+            first = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
+            if not_before is not None:
+                first = max(first, not_before + offset)
+            end = first + self.span
+            session.execute(sa.update(table).where(table.c.key == key).values(recent=[end] * self.limit))
+            session.commit()
+        self.bookings += 1
+        return recent, end, offset
 
     def _book(self, key: str, not_before: float | None = None) -> tuple[float, float]:
         """(the booked send time, how far the booking clock is ahead of this host's); `not_before` is a time
@@ -100,6 +174,7 @@ class RequestPacer:
             kept = (recent + [send_at])[-self.limit:]
             session.execute(sa.update(table).where(table.c.key == key).values(recent=kept))
             session.commit()
+        self.bookings += 1
         return send_at, offset
 
     def _clock(self, session) -> float:
@@ -108,3 +183,16 @@ class RequestPacer:
         if self.store.is_postgres:
             return float(session.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
         return time.time()
+
+
+@dataclass
+class _Span:
+    """This process's span of one key: until when it may send, and the slots it gave out (booking clock)."""
+
+    end: float | None = None
+    offset: float = 0.0
+    recent: list[float] = field(default_factory=list)  # the latest `limit` slots, the row's before the span first
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_slot(self, now: float, limit: int, spacing: float) -> float:
+        return now if len(self.recent) < limit else max(now, self.recent[-limit] + spacing)

@@ -69,6 +69,9 @@ def detect(
         baseline = baseline or Baseline(tuning)
         return baseline.observe_all(unique, learn_only, sightings), unique
     fresh = store.new_calls(unique)
+    sightings = list(sightings)
+    if not fresh and not sightings:  # everything was stored before (a steady poll's look-back): nothing to do
+        return [], []
     baseline = store.load_baseline(fresh, tuning)
     signals = baseline.observe_all(fresh, learn_only, sightings)
     store.save_detection(baseline, fresh, signals, now)

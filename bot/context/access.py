@@ -1,10 +1,11 @@
-"""The AWS sessions the triage context reads through: the signal's account, as polling reaches it (SPEC §10).
+"""The AWS clients the triage context reads through: the signal's account, as polling reaches it (SPEC §10).
 
-One place asks for them, `Accounts.session`, and it goes through the poll's own account access
-(`detection.sources.lookup.AccountAccess`: the credentials' own account, a role of SESGUARD_ROLE_ARNS, or the
-organisation's role with SESGUARD_ORG_ROLE_NAME; a role assumed with STS and renewed before it expires). The
-Identity Store is read with the credentials' own session (`own`): IAM Identity Center lives in the
-organisation's management or delegated administrator account, which is where sesguard's own role is.
+One place asks for them, `Accounts.client`, and it goes through the poll's own account machinery
+(`detection.sources.accounts.AccountClients`: the credentials' own account, a role of SESGUARD_ROLE_ARNS, or
+the organisation's role with SESGUARD_ORG_ROLE_NAME; a role assumed by botocore and renewed before it
+expires; one shared client per service, each call signed as its account). The Identity Store is read with
+the credentials' own session (`own`): IAM Identity Center lives in the organisation's management or delegated
+administrator account, which is where sesguard's own role is.
 
 An `Accounts` lives for one gathering pass: alerts are rare, and a role assumed once per pass and account
 costs one STS call, while no credential outlives the work it was assumed for.
@@ -14,13 +15,16 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.config.settings import Settings
-from detection.sources.lookup import AccountAccess, lookup_pacer, role_account
+from detection.sources.accounts import AccountClient, AccountClients
+from detection.sources.lookup import role_account
 from detection.sources.organizations import member_role_arn
 from detection.sources.pulled import SourceError, describe_aws_error
 from detection.store import Store
@@ -37,33 +41,39 @@ class NoAccess(RuntimeError):
 class Accounts:
     def __init__(self, settings: Settings, store: Store):
         self.settings, self.store = settings, store
-        self.base = boto3.Session()
+        self.clients = AccountClients()
+        self.base = self.clients.boto3_session()
         self.region = self.base.region_name or settings.aws_regions[0]
+        self.clients.sts_region = self.region
         self._own: tuple[str, str] | None = None  # (account, partition)
-        self._access: dict[str, AccountAccess] = {}
-        self._lock = threading.RLock()  # `session` asks `_identity` while holding it
+        self._known: set[str] = set()  # the accounts added to `clients`
+        self._lock = threading.RLock()  # `client` asks `_identity` while holding it
 
     def own(self) -> tuple[str, boto3.Session]:
         """The credentials' own account and session."""
         account, _ = self._identity()
         return account, self.base
 
-    def session(self, account_id: str) -> boto3.Session:
-        """A session acting in `account_id`; NoAccess saying why there is none."""
+    def on_new_client(self, service: str, prepare: Callable[[Any], None]) -> None:
+        """`prepare(client)` runs once on each shared client of `service` (its pace's event handlers)."""
+        self.clients.on_new_client(service, prepare)
+
+    def client(self, account_id: str, service: str) -> AccountClient:
+        """A client of `service` acting in `account_id`; NoAccess saying why there is none."""
         with self._lock:
-            access = self._access.get(account_id)
-            if access is None:
-                access = self._access[account_id] = self._new_access(account_id)
+            if account_id not in self._known:
+                self.clients.add(account_id, self._role_for(account_id))
+                self._known.add(account_id)
         try:
-            return access.session()
+            return self.clients.account_client(account_id, service, self.region, CLIENT_CONFIG)
         except SourceError as exc:  # the role cannot be assumed
             raise NoAccess(str(exc)) from None
 
-    def _new_access(self, account_id: str) -> AccountAccess:
+    def _role_for(self, account_id: str) -> str | None:
+        """The role that reaches `account_id` (None: the credentials' own account); NoAccess when none does."""
         own, partition = self._identity()
-        pacer = lookup_pacer(self.store)  # paces CloudTrail clients only; the context's IAM calls are paced apart
         if account_id == own:
-            return AccountAccess(self.base, self.region, pacer, account_id=own)
+            return None
         role_arn = next((arn for arn in self.settings.role_arns if role_account(arn) == account_id), None)
         if role_arn is None and self.settings.org_role_name and account_id not in self.settings.accounts_exclude:
             if not re.fullmatch(r"\d{12}", account_id):
@@ -72,7 +82,7 @@ class Accounts:
         if role_arn is None:
             raise NoAccess(f"no access to account {account_id[:40]}: neither the credentials' own ({own}) nor "
                            "reached through a role")
-        return AccountAccess(self.base, self.region, pacer, role_arn, account_id)
+        return role_arn
 
     def _identity(self) -> tuple[str, str]:
         with self._lock:

@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
@@ -24,6 +25,7 @@ from bot.context.cache import LookupFailed
 from bot.context.facts import AddressFacts, Context, KeyFacts, OwnerFacts, Seen
 from bot.context.lookups import IAM_PER_SECOND, Iam, identity_store_emails, slack_user_by_email
 from detection.pacing import RequestPacer
+from detection.sources.accounts import acting_account
 from detection.store import EventRow, SignalRow, Store
 
 log = logging.getLogger(__name__)
@@ -46,15 +48,24 @@ class Lookups:
 
     @classmethod
     def start(cls, store: Store, settings: Settings, slack: WebClient) -> Lookups:
-        return cls(store, settings, slack, Accounts(settings, store), RequestPacer(store, IAM_PER_SECOND, 1.0))
+        lookups = cls(store, settings, slack, Accounts(settings, store), RequestPacer(store, IAM_PER_SECOND, 1.0))
+        lookups.accounts.on_new_client("iam", lookups._pace_iam)
+        return lookups
+
+    def _pace_iam(self, client: Any) -> None:
+        """The shared IAM client's requests (retries included) wait for the turn of the account they act in."""
+        def wait_turn(**_: Any) -> None:  # a handler that returns a value would replace the HTTP response
+            self.iam_pacer.wait_turn(f"iam:{acting_account()}")
+
+        client.meta.events.register("before-send.iam", wait_turn)
 
     def iam(self, account_id: str) -> Iam:
         """IAM in the signal's account; LookupFailed when sesguard cannot act there."""
         try:
-            session = self.accounts.session(account_id)
+            client = self.accounts.client(account_id, "iam")
         except NoAccess as exc:
             raise LookupFailed(str(exc)) from None
-        return Iam(self.store, session, account_id, self.iam_pacer)
+        return Iam(self.store, client, account_id)
 
 
 def gather(lookups: Lookups, signal: SignalRow) -> Context:

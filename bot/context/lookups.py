@@ -22,8 +22,8 @@ from slack_sdk.errors import SlackApiError
 from bot.context.access import CLIENT_CONFIG
 from bot.context.cache import LookupFailed, cached
 from bot.slack.client import CONNECTION_ERRORS
-from detection.pacing import RequestPacer
-from detection.sources.pulled import describe_aws_error
+from detection.sources.accounts import AccountClient
+from detection.sources.pulled import SourceError, describe_aws_error
 from detection.store import Store
 
 # IAM's control plane throttles per account; a handful a second leaves room for everything else in it.
@@ -42,22 +42,14 @@ def _failed(call: str, exc: Exception) -> LookupFailed:
 class Iam:
     """IAM reads in one account, paced and cached."""
 
-    def __init__(self, store: Store, session: boto3.Session, account_id: str, pacer: RequestPacer):
-        self.store, self.account_id = store, account_id
-        self.client = session.client("iam", config=CLIENT_CONFIG)
-        key = f"iam:{account_id}"
-        # before-send fires for every HTTP request (retries included): none escapes the pace.
-        self.client.meta.events.register("before-send.iam", lambda **_: self._wait(pacer, key))
-
-    @staticmethod
-    def _wait(pacer: RequestPacer, key: str) -> None:
-        pacer.wait_turn(key)  # a handler that returns a value would replace the HTTP response
+    def __init__(self, store: Store, client: AccountClient, account_id: str):
+        self.store, self.client, self.account_id = store, client, account_id
 
     def _call(self, call: str, subject: str, fetch) -> dict:
         def guarded() -> dict:
             try:
                 return fetch()
-            except (ClientError, BotoCoreError) as exc:
+            except (ClientError, BotoCoreError, SourceError) as exc:  # SourceError: the role, on renewal
                 raise _failed(call, exc) from None
 
         return cached(self.store, f"{call}:{self.account_id}:{subject}", guarded)

@@ -4,14 +4,17 @@ Accounts: the credentials' own (STS GetCallerIdentity) and one per role in SESGU
 AssumeRole; the role's credentials are renewed before they expire, and at once when CloudTrail calls
 them expired); with SESGUARD_ORG_ROLE_NAME, also every ACTIVE account of the organisation, listed again
 at every pass (`detection.sources.organizations`), each through that role; SESGUARD_ACCOUNTS_EXCLUDE
-leaves some out. An account's clients and credentials are kept from pass to pass while it is listed.
+leaves some out. An account's credentials are kept from pass to pass while it is listed; every account's
+calls go through one CloudTrail client per region, built once from one botocore loader and signed per call
+as the account it is for (`detection.sources.accounts`): memory does not grow with the organisation.
 Per account and region: one LookupAttribute per call — EventSource=ses.amazonaws.com,
 then servicequotas.amazonaws.com —, pages of 50 following NextToken.
 
 The API allows 2 requests per second per account and region, for the whole deployment rather than
-per process. Every request (retries included) therefore books a send time in the `request_slots` row
-of its account and region, under a row lock, before it goes out; processes that share the database
-share the budget. botocore's own retries are switched off, as they would send requests unbooked.
+per process. Every request (retries included) therefore takes a send time from the `request_slots` row
+of its account and region before it goes out: a booking under the row's lock gives the process a span
+of the place's time, and the requests inside it are paced in memory (`detection.pacing`); processes that
+share the database share the budget. botocore's own retries are switched off, as they would send requests unbooked.
 Investigations (`detection.sources.activity`) read through the same account clients, so their requests
 are booked in the same rows.
 No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS.
@@ -26,15 +29,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import boto3
+import botocore.session
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from detection.pacing import RequestPacer
+from detection.sources.accounts import (
+    AccountClient,
+    AccountClients,
+    acting_account,
+)
 from detection.sources.files import scan_bytes
 from detection.sources.organizations import list_active_accounts, member_role_arn
 from detection.sources.pulled import (
@@ -57,17 +65,15 @@ WINDOW_SECONDS = 1.0
 # Requests are booked this much further apart than the limit needs: a request reaches AWS later than
 # its booked time by a thread's wake-up delay and the network's jitter, and not always by the same amount.
 SAFETY_MARGIN_SECONDS = 0.2
-ROLE_SESSION_NAME = "sesguard"
-ROLE_SESSION_SECONDS = 3600
-# Assumed-role credentials are renewed when less than this is left (or half their lifetime, if shorter).
-RENEW_BEFORE = timedelta(minutes=5)
 
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 EXPIRED = {"ExpiredTokenException", "ExpiredToken", "RequestExpired"}
 _ROLE_ACCOUNT = re.compile(r"arn:[\w-]+:iam::(\d{12}):role/.+")
 
 # One attempt per call: every retry goes through the pacer below, never around it.
-_CLOUDTRAIL_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"},
+# Parameters are built here, never from input: botocore's validation of each call is skipped (a tenth of
+# a request's CPU).
+_CLOUDTRAIL_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, parameter_validation=False,
                             connect_timeout=10, read_timeout=60, user_agent_extra="sesguard")
 
 
@@ -99,80 +105,26 @@ class Backoff:
 
 
 class AccountAccess:
-    """CloudTrail clients for one account: with the base credentials (their own account), or with a
-    role assumed through STS and renewed before it expires."""
+    """One account's LookupEvents: with the base credentials (its own account), or through a role assumed
+    by botocore and renewed before it expires (`detection.sources.accounts`). Its calls go through the
+    source's shared CloudTrail client of the region, signed as this account and paced as its own."""
 
-    def __init__(self, base: boto3.Session, sts_region: str, pacer: RequestPacer,
-                 role_arn: str | None = None, account_id: str | None = None):
-        self.base, self.sts_region, self.pacer, self.role_arn = base, sts_region, pacer, role_arn
-        self.account_id = account_id
-        self._session: boto3.Session | None = None if role_arn else base
-        self._expires_at: datetime | None = None
-        self._renew_at: datetime | None = None
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
+    def __init__(self, clients: AccountClients, account_id: str, role_arn: str | None = None):
+        self.clients, self.account_id, self.role_arn = clients, account_id, role_arn
+        clients.add(account_id, role_arn)
 
-    def client(self, region: str):
-        with self._lock:
-            session = self._current_session()
-            if region not in self._clients:
-                client = session.client("cloudtrail", region_name=region, config=_CLOUDTRAIL_CONFIG)
-                key = f"cloudtrail:{self.account_id}:{region}"
-                # before-send fires for every HTTP request the client makes: none escapes the pacer.
-                client.meta.events.register("before-send.cloudtrail", lambda **_: self._wait_turn(key))
-                # response-received fires after every attempt, answered or not: the request reached AWS by then.
-                client.meta.events.register("response-received.cloudtrail", lambda **_: self.pacer.answered(key))
-                self._clients[region] = client
-            return self._clients[region]
+    def lookup_events(self, region: str, **params: Any) -> dict:
+        """One LookupEvents request; SourceError when the account's role cannot be assumed."""
+        with self.clients.acting_as(self.account_id):
+            return self.clients.client("cloudtrail", region, _CLOUDTRAIL_CONFIG).lookup_events(**params)
 
-    def session(self) -> boto3.Session:
-        """The account's boto3 session (a role's assumed, and renewed before it expires), for the clients of
-        other read-only services in this account (the triage context's IAM reads)."""
-        with self._lock:
-            return self._current_session()
-
-    def _current_session(self) -> boto3.Session:
-        """Under the lock."""
-        if self._session is None or (self.role_arn and self._renewal_due()):
-            self._session = self._assume_role()  # only a role's session is ever None: until it is assumed
-        return self._session
+    def client(self, service: str, region: str, config: Config | None = None) -> AccountClient:
+        """A client for another service in this account (an investigation's, the triage context's)."""
+        return self.clients.account_client(self.account_id, service, region, config)
 
     def renew(self) -> None:
         """After an "expired" answer: new credentials for the next request."""
-        with self._lock:
-            self._clients.clear()
-            if self.role_arn:
-                self._session = None
-                self._renew_at = None
-            else:  # the credential chain resolves again (a refreshed profile, new environment, …)
-                self._session = boto3.Session(region_name=self.base.region_name)
-
-    def _wait_turn(self, key: str) -> None:
-        self.pacer.wait_turn(key)  # a handler that returns a value would replace the HTTP response
-
-    def _renewal_due(self) -> bool:
-        return self._renew_at is None or datetime.now(UTC) >= self._renew_at
-
-    def _assume_role(self) -> boto3.Session:
-        sts = self.base.client("sts", region_name=self.sts_region)
-        try:
-            answer = sts.assume_role(RoleArn=self.role_arn, RoleSessionName=ROLE_SESSION_NAME,
-                                     DurationSeconds=ROLE_SESSION_SECONDS)
-        except (ClientError, BotoCoreError) as exc:
-            raise SourceError(f"cannot assume {self.role_arn}: {describe_aws_error(exc)}") from exc
-        credentials = answer["Credentials"]
-        now = datetime.now(UTC)
-        expires_at = credentials["Expiration"]
-        if expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=UTC)
-        self._expires_at = expires_at
-        self._renew_at = expires_at - min(RENEW_BEFORE, max(expires_at - now, timedelta(0)) / 2)
-        self._clients.clear()
-        log.info("assumed %s until %s", self.role_arn, expires_at.isoformat())
-        return boto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"], region_name=self.sts_region,
-        )
+        self.clients.renew(self.account_id)
 
 
 def role_account(role_arn: str) -> str:
@@ -195,13 +147,17 @@ class LookupSource:
     def __init__(self, regions: list[str], role_arns: list[str], store: Store, identity_mode: str = "principal",
                  backoff: Backoff = Backoff(), pacer: RequestPacer | None = None,
                  sleep: Callable[[float], None] = time.sleep, org_role_name: str | None = None,
-                 exclude: Iterable[str] = ()):
+                 exclude: Iterable[str] = (), session: botocore.session.Session | None = None):
         self.regions, self.role_arns, self.identity_mode = list(regions), list(role_arns), identity_mode
         self.org_role_name, self.exclude = org_role_name, set(exclude)
         self.backoff, self.sleep = backoff, sleep
         self.pacer = pacer or lookup_pacer(store, sleep=sleep)
-        self.base = boto3.Session()
+        self.clients = AccountClients(session=session)  # `session`: a botocore session to start from (tests)
+        self.base = self.clients.boto3_session()  # the own credentials, on the clients' one loader
         self.sts_region = self.base.region_name or regions[0]
+        self.clients.sts_region = self.sts_region
+        # before-send fires for every HTTP request a client makes: none escapes the pacer.
+        self.clients.on_new_client("cloudtrail", self._pace)
         self.partition = "aws"  # from GetCallerIdentity's ARN
         self._fixed: dict[str, AccountAccess] | None = None  # the own account and SESGUARD_ROLE_ARNS: built once
         self._accounts: dict[str, AccountAccess] = {}  # those and the organisation's, as last listed
@@ -259,21 +215,24 @@ class LookupSource:
             for account in listing.active:
                 if account in accounts or account in self.exclude:
                     continue
-                known = self._accounts.get(account)  # its credentials and clients live on between passes
+                known = self._accounts.get(account)  # its credentials live on between passes
                 role_arn = member_role_arn(self.partition, account, self.org_role_name)
-                accounts[account] = known or AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
+                accounts[account] = known or AccountAccess(self.clients, account, role_arn)
+        for gone in set(self._accounts) - set(accounts):  # left the organisation (or excluded now)
+            self.clients.forget(gone)
         self._accounts = accounts
 
     def _build_fixed(self) -> dict[str, AccountAccess]:
         own = self._own_account()
-        accounts = {own: AccountAccess(self.base, self.sts_region, self.pacer, account_id=own)}
+        roles: dict[str, str | None] = {own: None}
         for role_arn in self.role_arns:
             account = role_account(role_arn)
-            if account in accounts:
+            if account in roles:
                 log.warning("skipping %s: account %s is read already", role_arn, account)
                 continue
-            accounts[account] = AccountAccess(self.base, self.sts_region, self.pacer, role_arn, account)
-        return {account: access for account, access in accounts.items() if account not in self.exclude}
+            roles[account] = role_arn
+        return {account: AccountAccess(self.clients, account, role_arn)
+                for account, role_arn in roles.items() if account not in self.exclude}
 
     def pull(self, place: AccountRegion, start: datetime, end: datetime, between: BetweenRequests) -> Pulled:
         """Every matching call with eventTime in [start, end] (clamped to the API's 90 days)."""
@@ -298,6 +257,24 @@ class LookupSource:
                     raise SourceError(f"LookupEvents {place}: the same NextToken came back twice")
                 token = next_token
         return pulled
+
+    def client(self, service: str, account_id: str, region: str, config: Config | None = None) -> AccountClient:
+        """A client for `service` in one of the accounts this source reads, in `region`, signed as that
+        account (through its role, when it has one); SourceError for an account it does not read."""
+        return self.access(account_id).client(service, region, config)
+
+    def _pace(self, client: Any) -> None:
+        """A new CloudTrail client's requests wait for their account and region's turn."""
+        region = client.meta.region_name
+
+        def wait_turn(**_: Any) -> None:  # a handler that returns a value would replace the HTTP response
+            self.pacer.wait_turn(f"cloudtrail:{acting_account()}:{region}")
+
+        def answered(**_: Any) -> None:  # after every attempt, answered or not: the request reached AWS by then
+            self.pacer.answered(f"cloudtrail:{acting_account()}:{region}")
+
+        client.meta.events.register("before-send.cloudtrail", wait_turn)
+        client.meta.events.register("response-received.cloudtrail", answered)
 
     def remember(self, pulled: Pulled) -> None:
         """Nothing to remember: the store de-duplicates by eventID."""
@@ -328,7 +305,7 @@ def lookup_page(access: AccountAccess, place: AccountRegion, attribute: dict, st
     retries = {"throttled": 0, "failed": 0, "expired": 0}
     while True:
         try:
-            page = access.client(place.region).lookup_events(**params)
+            page = access.lookup_events(place.region, **params)
             if not isinstance(page.get("Events"), list):
                 raise MalformedAnswer("the answer has no Events list")
             return page

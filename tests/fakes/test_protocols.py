@@ -23,7 +23,6 @@ from botocore.model import ServiceModel
 from botocore.parsers import create_parser
 from botocore.serialize import create_serializer
 
-from detection.sources import lookup
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.sources.pulled import AccountRegion
 from detection.sources.sql import athena, engine, lake, query
@@ -221,23 +220,17 @@ def test_an_engine_error_reaches_the_client_as_its_code_in_every_protocol(engine
 
 @pytest.mark.parametrize("sts_protocol", protocols_of("sts"))
 @pytest.mark.parametrize("cloudtrail_protocol", protocols_of("cloudtrail"))
-def test_the_lookup_source_reads_pages_through_a_role_in_every_protocol(aws, sqlite_store, monkeypatch,
+def test_the_lookup_source_reads_pages_through_a_role_in_every_protocol(aws, sqlite_store,
                                                                         cloudtrail_protocol, sts_protocol):
     """sesguard's own path: GetCallerIdentity for its account, AssumeRole for the role's, LookupEvents paged."""
-    original = boto3.Session
-
-    def forced_session(**arguments):
-        return original(botocore_session=forced_botocore(cloudtrail=cloudtrail_protocol, sts=sts_protocol),
-                        **arguments)
-
-    monkeypatch.setattr(lookup.boto3, "Session", forced_session)
     aws.api.limit = 20  # the pace is not the subject here
     aws.api.add_role(ROLE_ARN)
     own = ses_calls(user("alice"), 60, minutes_ago=5)  # two pages of 50
     theirs = ses_calls(user("bob", ROLE_ACCOUNT), 3, account=ROLE_ACCOUNT)
     aws.api.add_events(*own, *theirs)
     src = LookupSource(["us-east-1"], [ROLE_ARN], sqlite_store, backoff=Backoff(base=0.01, cap=0.05),
-                       pacer=lookup_pacer(sqlite_store, limit=20))
+                       pacer=lookup_pacer(sqlite_store, limit=20),
+                       session=forced_botocore(cloudtrail=cloudtrail_protocol, sts=sts_protocol))
     places = src.places()
     end = now()
     pulled = {place: src.pull(place, end - timedelta(hours=1), end, lambda: None) for place in places}

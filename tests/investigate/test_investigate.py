@@ -207,9 +207,9 @@ def test_a_suppressed_alerts_stale_button_investigates_nothing(bot, aws):
 
 def test_an_investigation_while_a_poll_runs_keeps_the_account_region_within_two_requests_a_second(tmp_path, aws):
     """The web process's investigation and the worker's poll (each its own source and pacer, one store, as two
-    processes have) share the account/region's budget. The poll is held at its first request, one of the
-    pair's two requests of that second spent, while the investigation reads; then the poll goes on. Both pace
-    on one clock the test moves, and the stand-in keeps the limit on it: the order is set by the hold, the
+    processes have) share the account/region's budget. The poll is held at its first request, inside the span of
+    the place's time its process booked, while the investigation reads; then the poll goes on. Both pace on
+    one clock the test moves, and the stand-in keeps the limit on it: the order is set by the hold, the
     times by the pace's rule, never by how busy the host is."""
     clock = SteppingClock()
     aws.api.clock = clock.time
@@ -245,9 +245,11 @@ def test_an_investigation_while_a_poll_runs_keeps_the_account_region_within_two_
         assert len(investigated) == 3 and len(polled) >= 10  # both ran: three pages of mallory's, the poll long
         order = [r in polled for r in lookups]
         assert order == [True] + [False] * 3 + [True] * (len(polled) - 1)  # the investigation inside the poll
-        # The poll's held request spent one of the second's two; the investigation's second waited a window.
+        # The poll's held request booked its process a span of the place (one spacing long, its end recorded as
+        # two requests); the investigation's span starts a full spacing after that end: two requests at its
+        # start, the third a spacing later.
         spacing = WINDOW_SECONDS + SAFETY_MARGIN_SECONDS
-        assert [r.at - polled[0].at for r in investigated] == pytest.approx([0, spacing, spacing])
+        assert [r.at - polled[0].at for r in investigated] == pytest.approx([2 * spacing, 2 * spacing, 3 * spacing])
         assert aws.api.busiest_window() == REQUESTS_PER_WINDOW
         assert [r.error for r in lookups if r.error] == []  # never throttled
         assert "132 other calls" in json.dumps(thread(bot, ts)[-1].blocks)

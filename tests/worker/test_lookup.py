@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import NoCredentialsError
 
 from detection.pacing import RequestPacer
 from detection.record import parse_time
@@ -253,3 +254,27 @@ def test_unknown_credentials_fail_the_whole_source(aws, sqlite_store, monkeypatc
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOTKNOWNANYWHERE")
     with pytest.raises(SourceError, match="GetCallerIdentity"):
         source(sqlite_store).places()
+
+
+def test_a_client_for_any_service_in_an_account_is_signed_as_that_account_and_paced(aws, sqlite_store):
+    """`LookupSource.client(service, account, region)` (what the triage context and investigations call AWS
+    with): STS answers as the role's account for the role's client and as the own account for the own one;
+    a CloudTrail paginator's every page is signed with the role's session and paced like the poll's own."""
+    aws.api.add_role(ROLE_ARN)
+    aws.api.add_events(*ses_calls(user("bob", ROLE_ACCOUNT), 60, account=ROLE_ACCOUNT))
+    src = source(sqlite_store, roles=(ROLE_ARN,))
+    src.places()
+
+    assert src.client("sts", ROLE_ACCOUNT, "us-east-1").get_caller_identity()["Account"] == ROLE_ACCOUNT
+    assert src.client("sts", OWN_ACCOUNT, "us-east-1").get_caller_identity()["Account"] == OWN_ACCOUNT
+    pages = src.client("cloudtrail", ROLE_ACCOUNT, "us-east-1").get_paginator("lookup_events").paginate(
+        LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "ses.amazonaws.com"}],
+        StartTime=now() - timedelta(hours=1), EndTime=now(), PaginationConfig={"PageSize": 50})
+    assert sum(len(page["Events"]) for page in pages) == 60
+    lookups = aws.api.lookups(account=ROLE_ACCOUNT)
+    assert len(lookups) == 2 and all(r.access_key.startswith("ASIA") and r.error is None for r in lookups)
+    assert aws.api.busiest_window() <= REQUESTS_PER_WINDOW
+    with pytest.raises(SourceError, match="neither the credentials' own"):
+        src.client("sts", "999999999999", "us-east-1")
+    with pytest.raises(NoCredentialsError):  # the shared client itself, called for no account: never signed
+        src.clients.client("sts", "us-east-1").get_caller_identity()

@@ -308,3 +308,32 @@ def test_a_consumer_that_keeps_receiving_keeps_the_source_healthy_however_long_i
     soon = datetime.now(UTC) + timedelta(seconds=settings.poll_seconds * (FAILING_AFTER_INTERVALS - 1))
     report = health(store, settings, now=soon)
     assert report.sources and not any(source.failing for source in report.sources), report.lines()
+
+
+def test_a_backlog_is_taken_in_full_receives_and_stored_together_and_a_trickle_as_it_comes(sqs_env, store):
+    """Thirty EventBridge events waiting: one batch takes them in three full receives and a fourth that finds
+    the queue empty, stores them together and deletes them; three waiting are taken by one receive (one that
+    came back short says the queue has no more at once)."""
+    trail = Trail(sqs_env)
+    consumer_ = consumer(settings_for(store, trail), store)
+    consumer_.drain()  # the bucket's s3:TestEvent
+    receives = []
+    consumer_.sqs.meta.events.register("before-call.sqs.ReceiveMessage", lambda **_: receives.append(1))
+    calls = [call for number in range(30) for call in ses_calls(user(f"user{number % 7}"), 1, minutes_ago=number)]
+    for start in range(0, 30, 10):
+        trail.sqs.send_message_batch(QueueUrl=trail.queue_url, Entries=[
+            {"Id": str(number), "MessageBody": eventbridge(call)}
+            for number, call in enumerate(calls[start:start + 10])])
+
+    batch = consumer_.consume_batch(threading.Event(), wait_seconds=1)
+    assert (batch.received, batch.stored, batch.new_calls) == (30, 30, 30) and len(receives) == 4
+    assert event_ids(store) == sorted(call["eventID"] for call in calls)
+    assert trail.counts() == (0, 0)
+
+    receives.clear()
+    few = ses_calls(user("mallory"), 3)
+    for call in few:
+        trail.send(eventbridge(call))
+    batch = consumer_.consume_batch(threading.Event(), wait_seconds=1)
+    assert (batch.received, batch.stored, len(receives)) == (3, 3, 1)
+    assert trail.counts() == (0, 0)

@@ -36,25 +36,37 @@ def _new_state(source: str, place: AccountRegion, now: datetime) -> dict:
 
 
 def _update_state(store: Store, source: str, place: AccountRegion, change: Callable[[PollState], None]) -> None:
+    _update_states(store, source, [place], change)
+
+
+def _update_states(store: Store, source: str, places: list[AccountRegion], change: Callable[[PollState], None]) -> None:
     with store.session() as session:
-        store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, utcnow())])
-        key = (source, place.account_id, place.region)
-        row = get_stored(session, PollState, key, with_for_update=store.is_postgres)
-        change(row)
-        session.add(row)
+        now = utcnow()
+        store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, now) for place in places])
+        for place in sorted(places):  # one order for every process: row locks never wait on each other in a cycle
+            row = get_stored(session, PollState, (source, place.account_id, place.region),
+                             with_for_update=store.is_postgres)
+            change(row)
+            session.add(row)
         session.commit()
 
 
 def record_success(store: Store, source: str, place: AccountRegion, watermark: datetime, backfill: bool) -> None:
+    record_successes(store, source, {place: watermark}, backfill)
+
+
+def record_successes(store: Store, source: str, watermarks: dict[AccountRegion, datetime], backfill: bool) -> None:
+    """Several places read and stored (an account's regions): one transaction for all of them."""
     now = utcnow()
 
     def change(row: PollState) -> None:
+        watermark = watermarks[AccountRegion(row.account_id, row.region)]
         row.watermark = max(row.watermark, watermark) if row.watermark else watermark
         row.backfilled_at = row.backfilled_at or (now if backfill else None)
         row.last_success_at = now
         row.consecutive_failures = 0
 
-    _update_state(store, source, place, change)
+    _update_states(store, source, list(watermarks), change)
 
 
 def record_failure(store: Store, source: str, place: AccountRegion, error: str) -> None:
