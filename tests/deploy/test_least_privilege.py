@@ -24,9 +24,8 @@ Which role makes which call: sesguard's own role (sesguard-role.yaml) makes them
 polled, investigated and contained with its own credentials. In a member account, sesguard acts through the read
 role (member-read-role.yaml): it reads CloudTrail there with the clients `detection/sources/lookup.py` builds
 from the assumed role, reads its IAM for the triage context (`bot/context/`), and contains there with the IAM
-client `bot/contain/` builds; those places are
-declared below (their clients' roles are assumed by `detection/sources/accounts.py`), and any other module that
-assumes a role fails this test until it is declared.
+client `bot/contain/` builds; those places are declared below (their clients' roles are assumed by
+`detection/sources/accounts.py`), and any other module that assumes a role fails this test until it is declared.
 """
 
 from __future__ import annotations
