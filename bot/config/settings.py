@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.config.business_hours import parse as parse_business_hours
 from bot.config.errors import SettingsError
+from bot.config.logs import LOG_FORMATS
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
 from detection.investigate import MAX_HOURS
@@ -238,8 +239,27 @@ class Settings(DetectionSettings):
     # The UTC hour of the daily digest in the alert channel; without it, no digest.
     digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
 
+    # ── SPEC §11: operating it ───────────────────────────────────────────────────────────────────
+    # The worker's `GET /metrics` listens on this port (0: any free one, named in its log line); unset: none.
+    metrics_port: int | None = Field(None, alias="SESGUARD_METRICS_PORT", ge=0, le=65535)
+    # `json`: one JSON object a log line (time, level, logger, message, fields); `text`: readable lines.
+    log_format: str = Field("text", alias="SESGUARD_LOG_FORMAT")
+
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude",
                                   mode="before")(_csv)
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        value = value.strip().lower() or "text"  # `SESGUARD_LOG_FORMAT=` in a .env is not set
+        if value not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("org_role_name")
     @classmethod
