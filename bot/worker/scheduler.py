@@ -26,6 +26,7 @@ from sqlmodel import col
 
 from bot.config.settings import Settings
 from bot.config.startup import start, stop_on_signals
+from bot.health.metrics import serve_metrics
 from bot.investigate.reader import SharedReader
 from bot.page.pager import paging_enabled
 from bot.store.lease import Lease
@@ -285,6 +286,10 @@ def command() -> int:
     """`sesguard worker`."""
     settings, store = start("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL")
     logging.getLogger("apscheduler.scheduler").addFilter(_Quiet())
+    if settings.metrics_port is not None:
+        # Every worker answers, lease or not: a waiting one still consumes the queue and reports the store.
+        port = serve_metrics(store, settings, settings.metrics_port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", port)
     worker = Worker(settings, store)
     stop_on_signals(worker.stop)
     return worker.run()

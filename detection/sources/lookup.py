@@ -33,6 +33,7 @@ import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from prometheus_client import Counter
 
 from detection.pacing import RequestPacer
 from detection.sources.files import scan_bytes
@@ -63,6 +64,14 @@ ROLE_SESSION_SECONDS = 3600
 RENEW_BEFORE = timedelta(minutes=5)
 
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+
+# Every LookupEvents request this process sent (the poll's and investigations', retries included) and those
+# CloudTrail answered with throttling: counted at the HTTP layer of each client, so none escapes. In-process
+# counters, as the store keeps no record of requests; `bot.health.metrics` exposes them (SPEC §11). No label:
+# an account or region could come from a record.
+LOOKUP_REQUESTS = Counter("sesguard_lookup_events_requests", "LookupEvents requests sent by this process")
+LOOKUP_THROTTLED = Counter("sesguard_lookup_events_throttled",
+                           "LookupEvents requests this process sent that CloudTrail answered with throttling")
 EXPIRED = {"ExpiredTokenException", "ExpiredToken", "RequestExpired"}
 _ROLE_ACCOUNT = re.compile(r"arn:[\w-]+:iam::(\d{12}):role/.+")
 
@@ -121,6 +130,10 @@ class AccountAccess:
                 key = f"cloudtrail:{self.account_id}:{region}"
                 # before-send fires for every HTTP request the client makes: none escapes the pacer.
                 client.meta.events.register("before-send.cloudtrail", lambda **_: self._wait_turn(key))
+                # after the pacer's turn (handlers of one event run in the order registered): a request counts
+                # once it goes out
+                client.meta.events.register("before-send.cloudtrail", _count_request)
+                client.meta.events.register("after-call.cloudtrail.LookupEvents", _count_answer)
                 self._clients[region] = client
             return self._clients[region]
 
@@ -160,6 +173,18 @@ class AccountAccess:
             aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"], region_name=self.sts_region,
         )
+
+
+def _count_request(event_name: str = "", **_: Any) -> None:
+    if event_name.endswith(".LookupEvents"):
+        LOOKUP_REQUESTS.inc()  # returns None: a before-send handler's value would replace the HTTP response
+
+
+def _count_answer(parsed: Any = None, **_: Any) -> None:
+    """after-call fires for every answer, errors included, before botocore raises them."""
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and error.get("Code") in THROTTLED:
+        LOOKUP_THROTTLED.inc()
 
 
 def role_account(role_arn: str) -> str:
