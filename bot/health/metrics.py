@@ -32,6 +32,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics, make_wsgi_app, start_wsgi_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 from sqlmodel import col, select
 
 import detection.sources.lookup  # noqa: F401  (its LookupEvents counters, at 0 until this process sends one)
@@ -59,6 +60,20 @@ CONTACT_ANSWERS = ("waiting", "yes", "no", "timeout", "undelivered")
 FIRST_ACTION_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 259200.0)
 
 
+# Every family StoreFigures may answer, and its type.
+STORE_FAMILIES = {
+    "sesguard_signals": "gauge", "sesguard_alerts_posted": "counter", "sesguard_alerts_waiting": "gauge",
+    "sesguard_alerts_oldest_waiting_seconds": "gauge", "sesguard_alerts_failed": "gauge",
+    "sesguard_delivery_failing": "gauge", "sesguard_pages": "gauge", "sesguard_investigations": "gauge",
+    "sesguard_contact_questions": "gauge", "sesguard_time_to_first_triage_action_seconds": "histogram",
+    "sesguard_poll_lag_seconds": "gauge", "sesguard_poll_places": "gauge", "sesguard_poll_failing_places": "gauge",
+    "sesguard_polling_failing": "gauge", "sesguard_queue_backlog": "gauge", "sesguard_queue_in_flight": "gauge",
+    "sesguard_queue_oldest_message_seconds": "gauge", "sesguard_queue_unusable_messages": "counter",
+    "sesguard_queue_ignored_messages": "counter", "sesguard_store_up": "gauge",
+    "sesguard_store_scrape_seconds": "gauge",
+}
+
+
 def _word(value: object, words: Iterable[str]) -> str:
     return value if isinstance(value, str) and value in words else OTHER
 
@@ -69,6 +84,11 @@ class StoreFigures:
 
     def __init__(self, store: Store, settings: Settings):
         self.store, self.settings = store, settings
+
+    def describe(self) -> Iterator[Metric]:
+        """The families a scrape may hold, without reading the store: what `?name[]=…` filters on."""
+        for name, kind in STORE_FAMILIES.items():
+            yield Metric(name, "", kind)
 
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
@@ -182,7 +202,7 @@ def _first_action(store: Store, session) -> HistogramMetricFamily:
     within = [sa.func.coalesce(sa.func.sum(sa.case((delay <= bound, 1), else_=0)), 0) for bound in FIRST_ACTION_BUCKETS]
     *counts, total, seconds = session.execute(
         sa.select(*within, sa.func.count(), sa.func.coalesce(sa.func.sum(delay), 0))).one()
-    buckets = [(f"{bound:g}", int(count)) for bound, count in zip(FIRST_ACTION_BUCKETS, counts)]
+    buckets = [(floatToGoString(bound), int(count)) for bound, count in zip(FIRST_ACTION_BUCKETS, counts)]
     return HistogramMetricFamily(
         "sesguard_time_to_first_triage_action_seconds",
         "From an alert's storing to the first click, modal or answer of a person", sum_value=float(seconds),
@@ -234,6 +254,9 @@ class _ProcessFigures:
 
     def collect(self) -> Iterable[Metric]:
         return REGISTRY.collect()
+
+    def describe(self) -> Iterable[Metric]:
+        return REGISTRY.collect()  # in memory: as cheap as naming them
 
 
 def registry(store: Store, settings: Settings) -> CollectorRegistry:
