@@ -106,9 +106,10 @@ def configure_logging(level: int = logging.INFO, log_format: str = "text") -> No
         threading.excepthook = _log_uncaught_in_thread
 
 
-def summary(line: str, **fields: Any) -> None:
-    """A command's result line, with its figures as the JSON line's fields."""
-    logging.getLogger(SUMMARY_LOGGER).info("%s", line, extra={"fields": fields})
+def summary(line: str, *, failed: bool = False, **fields: Any) -> None:
+    """A command's result line, with its figures as the JSON line's fields; a part that failed is a warning."""
+    logging.getLogger(SUMMARY_LOGGER).log(logging.WARNING if failed else logging.INFO, "%s", line,
+                                          extra={"fields": fields})
 
 
 def _log_uncaught(kind: type[BaseException], error: BaseException, trace: types.TracebackType | None) -> None:

@@ -124,4 +124,5 @@ def test_poll_once_with_json_logs_writes_only_json_lines_and_its_summary_as_fiel
     assert results[0]["fields"]["account_id"] == OWN_ACCOUNT and results[0]["fields"]["region"] == "us-east-1"
     assert results[0]["message"] == (f"lookup {OWN_ACCOUNT}/us-east-1: FAILED: LookupEvents {OWN_ACCOUNT}/us-east-1: "
                                      f"AccessDeniedException: {JSON_HOSTILE}")
+    assert results[0]["level"] == "WARNING"
     assert results[1]["fields"]["posted"] == 0 and results[1]["level"] == "INFO"

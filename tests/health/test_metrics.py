@@ -14,9 +14,19 @@ from bot.investigate.tables import PENDING, POSTED, Investigation
 from bot.page.tables import PAGE_ACCEPTED, Page
 from bot.worker.tables import PollState
 from detection.store import utcnow
+from tests.support.local_aws import ses_calls, user
 from tests.support.metrics import SESGUARD_WORDS, scrape
-from tests.support.slack_harness import ACCOUNT, CHANNEL, TRIAGER, cloudtrail_record, store_signals
+from tests.support.slack_harness import (
+    ACCOUNT,
+    CHANNEL,
+    TRIAGER,
+    Harness,
+    cloudtrail_record,
+    migrated_sqlite,
+    store_signals,
+)
 from tests.support.slack_signing import post
+from tests.support.sqs_trail import Trail, consumer
 
 ESCALATE = "sesguard.escalate"
 # Values a record or a payload may carry, each of which must never reach a label (nor the page at all).
@@ -94,3 +104,22 @@ def test_metrics_answer_get_only_and_a_name_filter_reads_one_family(bot):
     assert post(f"{bot.base}/metrics", b"", {}).status == 405
     scraped = scrape(f"{bot.base}/metrics?name[]=sesguard_store_up")
     assert set(scraped.samples) == {"sesguard_store_up"}
+
+
+def test_the_queues_backlog_and_the_messages_left_for_its_redrive_policy(aws, s3_endpoint, monkeypatch, tmp_path):
+    """SESGUARD_SOURCE=sqs: a real consumer drains a queue on moto's server (a log file's notification and one
+    message it cannot use), then the web app is scraped."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", s3_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    trail = Trail(s3_endpoint)
+    trail.put_log("one", ses_calls(user("mallory"), 1))
+    trail.send(HOSTILE)  # not a notification: left on the queue for its redrive policy
+    with Harness(migrated_sqlite(tmp_path), source="sqs", sqs_queue_url=trail.queue_url) as bot:
+        drained = consumer(bot.settings, bot.store).drain()
+        assert (drained.stored, drained.unusable) == (1, 1)
+        scraped = scrape(f"{bot.base}/metrics")
+    assert scraped.value("sesguard_queue_unusable_messages_total") == 1
+    assert scraped.types["sesguard_queue_unusable_messages"] == "counter"
+    assert scraped.value("sesguard_queue_backlog") + scraped.value("sesguard_queue_in_flight") >= 1  # left, not deleted
+    assert scraped.value("sesguard_queue_oldest_message_seconds") >= 0
+    assert trail.queue_url not in scraped.text and trail.bucket not in scraped.text
