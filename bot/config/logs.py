@@ -106,8 +106,9 @@ def configure_logging(level: int = logging.INFO, log_format: str = "text") -> No
         threading.excepthook = _log_uncaught_in_thread
 
 
-def summary(line: str, *, failed: bool = False, **fields: Any) -> None:
-    """A command's result line, with its figures as the JSON line's fields; a part that failed is a warning."""
+def summary(line: str, failed: bool = False, /, **fields: Any) -> None:
+    """A command's result line, with its figures as the JSON line's fields; a part that failed is a warning.
+    (Positional only: a field may be called `failed` too, as the notifier's count is.)"""
     logging.getLogger(SUMMARY_LOGGER).log(logging.WARNING if failed else logging.INFO, "%s", line,
                                           extra={"fields": fields})
 

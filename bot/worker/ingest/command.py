@@ -26,7 +26,7 @@ def command(once: bool) -> int:
         result = poll_once(settings, store, source, stop=stop)
         if once:
             for line, fields in result.entries():  # errors may quote S3 keys and AWS's answers
-                summary(line, failed=fields.get("outcome") == "failed", **fields)
+                summary(line, fields.get("outcome") == "failed", **fields)
             return 0 if result.ok else 1
         if stop.wait(settings.poll_seconds):
             return 0

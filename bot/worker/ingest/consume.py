@@ -361,14 +361,14 @@ def queue_command(settings: Settings, store: Store, backfill, once: bool, stop: 
         result = backfill_pass(settings, store, backfill, stop)
         ok = result.ok
         for line, fields in result.entries():
-            summary(line, failed=fields.get("outcome") == "failed", **fields)
+            summary(line, fields.get("outcome") == "failed", **fields)
     if not once:
         consume_until_stopped(settings, store, backfill, stop)
         return 0
     try:
         drained = QueueConsumer(settings, store, wait_seconds=1).drain(stop)
     except Exception as exc:  # SQS or the store unreachable: the pass failed, exit 1
-        summary(f"sqs: FAILED: {describe_aws_error(exc)}", failed=True, part="queue", outcome="failed",
+        summary(f"sqs: FAILED: {describe_aws_error(exc)}", True, part="queue", outcome="failed",
                 error=describe_aws_error(exc))
         return 1
     summary(f"sqs {settings.sqs_queue_url}: {drained.received} messages, {drained.stored} stored, "
