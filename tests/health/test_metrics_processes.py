@@ -37,7 +37,9 @@ def test_serve_and_the_worker_answer_what_happened_each_its_own_requests_the_sto
         served = deployment.serve()
         wait_for(deployment.watermark, "the backfill", [worker])
         aws.api.add_events(*ses_calls(user("mallory"), 1))  # new after the learning period: one alert
-        wait_for(lambda: deployment.alerts_in_channel(), "the alert in the channel", [worker])
+        # posted, and its message's ts recorded in the store (the post reaches the channel a moment before)
+        wait_for(lambda: [row.slack_ts is not None for row in deployment.signals()] == [True],
+                 "the alert posted and recorded", [worker])
         ports: list[int] = []
 
         def bound() -> bool:
