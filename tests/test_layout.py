@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "detection")
-CAPABILITIES = ("alerts", "triage", "contact", "investigate", "contain", "page", "desk", "health")
+CAPABILITIES = ("alerts", "triage", "contact", "investigate", "contain", "page", "desk", "health", "context")
 # Where the capabilities are put together: the Bolt app registers their listeners, the web server serves the
 # health report, the slash command routes to their sub-commands.
 ASSEMBLY = ("bot.slack.app", "bot.slack.web", "bot.slack.commands.listeners")

@@ -17,6 +17,8 @@ from sqlmodel import Session, col, select
 from bot.alerts.blocks import alert_message, alert_text
 from bot.config.settings import Settings
 from bot.contain.blocks import HISTORY_ACTIONS, containment_blocks
+from bot.context.blocks import context_blocks
+from bot.context.tables import TriageContext
 from bot.desk.home.refresh import request_refresh
 from bot.slack.client import CONNECTION_ERRORS
 from bot.slack.ids import ALERT_EVENT_TYPE
@@ -72,7 +74,8 @@ def containment_results(session: Session, signal_id: str) -> list[SignalHistory]
 def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str] | None:
     """The signal row, its blocks and its fallback text; None when no such signal is stored.
 
-    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons).
+    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons); once its
+    triage context is being gathered (after the first post), that part too.
     A store that fails raises its own error; a row the builders cannot render raises `Unrenderable`.
     """
     with store.session() as session:
@@ -82,9 +85,12 @@ def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRo
         counts = call_counts(session, signal_id)
         action = last_action(session, signal_id)
         results = containment_results(session, signal_id) if settings.response_actions else None
+        context = session.get(TriageContext, signal_id)
     try:
         containment = containment_blocks(row, results) if results is not None else []
-        return row, alert_message(row, counts, action, containment), alert_text(row, counts)
+        facts = context_blocks(context.state if context else None, context.facts if context else None,
+                               row.first_seen)
+        return row, alert_message(row, counts, action, containment, facts), alert_text(row, counts)
     except Exception as exc:
         raise Unrenderable(f"the alert cannot be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
 

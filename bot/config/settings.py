@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.config.business_hours import parse as parse_business_hours
 from bot.config.errors import SettingsError
 from bot.config.logs import LOG_FORMATS
+from bot.config.networks import parse_network
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
 from detection.investigate import MAX_HOURS
@@ -42,6 +43,8 @@ def _csv(value: object) -> object:
 
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+# The IAM tag keys that name an identity's owner unless SESGUARD_OWNER_TAGS says otherwise (SPEC §10).
+OWNER_TAGS = ("owner", "email", "contact")
 
 # Slack's IDs: users U… (W… on Enterprise Grid), user groups S…; upper-case letters and digits.
 _Value = TypeVar("_Value", str, SecretStr)
@@ -239,14 +242,40 @@ class Settings(DetectionSettings):
     # The UTC hour of the daily digest in the alert channel; without it, no digest.
     digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
 
+    # ── SPEC §10: triage context ─────────────────────────────────────────────────────────────────
+    # IAM tag keys (of the user or role) that name the person to contact, tried in this order.
+    owner_tags: CommaSeparated = Field(default_factory=lambda: list(OWNER_TAGS), alias="SESGUARD_OWNER_TAGS")
+    # The organisation's own networks: CIDRs, each optionally `=label` (`198.51.100.0/24=Berlin office`).
+    known_networks: CommaSeparated = Field(default_factory=list, alias="SESGUARD_KNOWN_NETWORKS")
+
     # ── SPEC §11: operating it ───────────────────────────────────────────────────────────────────
     # The worker's `GET /metrics` listens on this port (0: any free one, named in its log line); unset: none.
     metrics_port: int | None = Field(None, alias="SESGUARD_METRICS_PORT", ge=0, le=65535)
     # `json`: one JSON object a log line (time, level, logger, message, fields); `text`: readable lines.
     log_format: str = Field("text", alias="SESGUARD_LOG_FORMAT")
 
-    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude",
-                                  mode="before")(_csv)
+    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude", "owner_tags",
+                                  "known_networks", mode="before")(_csv)
+
+    @field_validator("owner_tags")
+    @classmethod
+    def _owner_tags(cls, value: list[str]) -> list[str]:
+        for number, key in enumerate(value, 1):
+            # IAM's tag key pattern (`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`, 1–128): Python's `\w` is its letters and digits.
+            if not re.fullmatch(r"[\w .:/=+@-]{1,128}", key):
+                raise ValueError(f"entry {number} is not an IAM tag key (1 to 128 letters, digits, spaces and "
+                                 "_.:/=+-@)")
+        return value
+
+    @field_validator("known_networks")
+    @classmethod
+    def _known_networks(cls, value: list[str]) -> list[str]:
+        for number, entry in enumerate(value, 1):
+            try:
+                parse_network(entry)
+            except ValueError as exc:  # the entry is named by position: a pasted secret is never echoed
+                raise ValueError(f"entry {number}: {exc}") from None
+        return value
 
     @field_validator("log_format")
     @classmethod

@@ -27,13 +27,14 @@ from sqlmodel import col
 from bot.config.errors import SettingsError
 from bot.config.settings import Settings
 from bot.config.startup import start, stop_on_signals
+from bot.context.tables import ContextLookup
 from bot.health.metrics import serve_metrics
 from bot.investigate.reader import SharedReader
 from bot.page.pager import paging_enabled
 from bot.store.lease import Lease
 from bot.worker.ingest.backfill import backfill_pass
 from bot.worker.ingest.consume import consume_until_stopped
-from bot.worker.ingest.handover import notify_pending, page_pending_pass
+from bot.worker.ingest.handover import gather_context_pass, notify_pending, page_pending_pass
 from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
 from detection.sources.lookup import LookupSource
@@ -55,6 +56,8 @@ HOME_SECONDS = 5.0
 MIN_RETENTION = timedelta(days=2)
 # Forgotten identities are deleted a day after they count as forgotten (a late event may still touch them).
 FORGET_MARGIN = timedelta(days=1)
+# The triage context's cached lookups are used for an hour; older ones are deleted after a day.
+CACHE_KEPT = timedelta(days=1)
 
 
 # A job of the worker, run by the scheduler with no argument but the worker.
@@ -140,6 +143,7 @@ class Worker:
             (self.poll, poll_seconds),
             (self.post_outbox, min(OUTBOX_SECONDS, poll_seconds)),
             (self.investigate_alerts, min(OUTBOX_SECONDS, poll_seconds)),
+            (self.gather_context, min(OUTBOX_SECONDS, poll_seconds)),
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
             (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
@@ -213,6 +217,11 @@ class Worker:
         if requested or posted:
             log.info("investigations: %d requested automatically, %d summaries posted", requested, posted)
 
+    def gather_context(self) -> None:
+        """The triage context (SPEC §10) of each alert once it is posted, updated in place."""
+        if not self.stop.is_set():
+            gather_context_pass(self.store, self.settings, self.stop)
+
     @_failure_logged("escalating overdue contacts")
     def escalate_overdue_contacts(self) -> None:
         from bot.contact.questions import escalate_overdue
@@ -274,6 +283,8 @@ def housekeeping(store: Store, settings: Settings, now: datetime | None = None) 
         "events past the retention": sa.delete(EventRow).where(col(EventRow.event_time) < keep_since),
         "S3 objects past the retention": sa.delete(S3Object).where(col(S3Object.processed_at) < keep_since),
         "forgotten identities": sa.delete(KnownIdentity).where(col(KnownIdentity.last_seen) < forgotten_before),
+        # the triage context's cache keeps an answer an hour; a day-old one is only space
+        "cached context lookups": sa.delete(ContextLookup).where(col(ContextLookup.fetched_at) < now - CACHE_KEPT),
     }
     pruned = {}
     with store.session() as session:

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel, func, select
 
 import bot.contain.tables  # noqa: F401
+import bot.context.tables  # noqa: F401
 import bot.desk.digest.daily  # noqa: F401
 
 # Every room's tables, as the migrations' env.py imports them for autogenerate: run alone, this file

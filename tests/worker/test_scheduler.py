@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from bot.context.tables import ContextLookup
 from bot.store.lease import Lease
 from bot.worker.scheduler import SCHEDULER_LEASE, Worker, housekeeping
 from bot.worker.tables import PollState
@@ -78,14 +79,20 @@ def test_housekeeping_prunes_old_events_and_forgotten_identities(store):
     scanned = scan_bytes("history.jsonl", encode(list(calls.values()), "lines"))
     detect(scanned.calls, Tuning(), store, learn_only=True)
     settings = worker_settings(database_url=store.url, event_retention_days=10, forget_days=28)
+    with store.session() as session:  # the triage context's cached lookups: a day old, and fresh
+        session.add_all([ContextLookup(key="old", answer={}, fetched_at=utcnow() - timedelta(days=1, minutes=1)),
+                         ContextLookup(key="fresh", answer={})])
+        session.commit()
 
     pruned = housekeeping(store, settings)
 
-    assert pruned == {"events past the retention": 3, "S3 objects past the retention": 0, "forgotten identities": 1}
+    assert pruned == {"events past the retention": 3, "S3 objects past the retention": 0, "forgotten identities": 1,
+                      "cached context lookups": 1}
     with store.session() as session:
         assert list(session.exec(select(EventRow.event_id))) == [calls["dave"]["eventID"]]
         known = session.exec(select(KnownIdentity.identity))
         assert sorted(i.rsplit("/", 1)[-1] for i in known) == ["carol", "dave", "frank"]
+        assert list(session.exec(select(ContextLookup.key))) == ["fresh"]
 
 
 # ── the worker ───────────────────────────────────────────────────────────────────────────────────────
