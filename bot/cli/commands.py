@@ -173,10 +173,11 @@ def run_scan(args: argparse.Namespace) -> int:
         return 2
     store = None
     if args.db:
+        from bot.store.schema import migrate
         from detection.store import Store
 
         store = Store(args.db)
-        store.migrate()
+        migrate(store)
     read_already = _run_engines(engines, identity_mode)
     # A progress bar only for a person watching: never in --json output, never into a pipe or a file.
     progress = None if args.json or not sys.stderr.isatty() else ScanProgress(sys.stderr, inputs.count_local)
@@ -278,6 +279,7 @@ def run_investigate(args: argparse.Namespace) -> int:
     from bot.config.settings import load_settings
     from bot.investigate.reader import SharedReader, engine_reader
     from bot.printable import printable
+    from bot.store.schema import migrate
     from detection import subjects
     from detection.history import identity_history
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window
@@ -297,7 +299,7 @@ def run_investigate(args: argparse.Namespace) -> int:
             raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most "
                                 f"{MAX_HOURS:g}") from None
     store = Store(settings.database_url)
-    store.migrate()
+    migrate(store)
     if kind == subjects.IP:
         days = args.hours / 24 if args.hours else settings.event_retention_days
         history = identity_history(store, term, days=days)
@@ -329,10 +331,11 @@ def run_ip_ranges(args: argparse.Namespace) -> int:
     from bot.config.settings import load_settings
     from bot.context import ip_ranges
     from bot.printable import printable
+    from bot.store.schema import migrate
     from detection.store import Store
 
     store = Store(load_settings().database_url)
-    store.migrate()
+    migrate(store)
     url = args.url or ip_ranges.AWS_URL
     try:
         refreshed = ip_ranges.refresh(store, url)

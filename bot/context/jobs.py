@@ -23,6 +23,7 @@ from slack_sdk import WebClient
 from sqlmodel import col, select
 
 from bot.alerts.message import refresh_alert
+from bot.alerts.tables import AlertPost
 from bot.config.settings import Settings
 from bot.context.facts import Context, OwnerFacts
 from bot.context.gather import Lookups, gather
@@ -65,9 +66,9 @@ def enqueue(store: Store, now: datetime | None = None) -> int:
     has_one = sa.exists().where(col(TriageContext.signal_id) == col(SignalRow.signal_id))
     with store.session() as session:
         signal_ids = session.exec(
-            select(SignalRow.signal_id).where(
-                col(SignalRow.slack_ts).is_not(None), col(SignalRow.status) != Status.SUPPRESSED.value,
-                col(SignalRow.created_at) >= now - REACH, ~has_one)
+            select(SignalRow.signal_id).join(AlertPost, col(AlertPost.signal_id) == col(SignalRow.signal_id))
+            .where(col(AlertPost.slack_ts).is_not(None), col(SignalRow.status) != Status.SUPPRESSED.value,
+                   col(SignalRow.created_at) >= now - REACH, ~has_one)
         ).all()
         added = store.insert_ignoring_duplicates(
             session, TriageContext, [{"signal_id": signal_id, "state": PENDING, "requested_at": now,

@@ -10,6 +10,7 @@ No endpoint is named here: boto3 honours AWS_ENDPOINT_URL_IAM, _SSO_ADMIN and _I
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -62,16 +63,16 @@ class Iam:
         return cached(self.store, f"{call}:{self.account_id}:{subject}", guarded)
 
     def user_tags(self, user: str) -> dict[str, str]:
-        return self._call("iam:ListUserTags", user, lambda: self._tags("list_user_tags", UserName=user))
+        return self._call("iam:ListUserTags", user, lambda: self._tags(self.client.list_user_tags, UserName=user))
 
     def role_tags(self, role: str) -> dict[str, str]:
-        return self._call("iam:ListRoleTags", role, lambda: self._tags("list_role_tags", RoleName=role))
+        return self._call("iam:ListRoleTags", role, lambda: self._tags(self.client.list_role_tags, RoleName=role))
 
-    def _tags(self, operation: str, **params: str) -> dict[str, str]:
+    def _tags(self, operation: Callable[..., dict], **params: str) -> dict[str, str]:
         tags: dict[str, str] = {}
         marker = None
         for _ in range(MAX_TAG_PAGES):
-            page = getattr(self.client, operation)(**params, **({"Marker": marker} if marker else {}))
+            page = operation(**params, **({"Marker": marker} if marker else {}))
             for tag in page.get("Tags", []):
                 tags.setdefault(str(tag.get("Key", "")), str(tag.get("Value", "")))
             marker = page.get("Marker") if page.get("IsTruncated") else None

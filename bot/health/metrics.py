@@ -36,6 +36,7 @@ from prometheus_client.utils import floatToGoString
 from sqlmodel import col, select
 
 import detection.sources.lookup  # noqa: F401  (its LookupEvents counters, at 0 until this process sends one)
+from bot.alerts.tables import AlertPost
 from bot.config.settings import Settings
 from bot.contact.tables import Contact
 from bot.desk.digest.figures import seconds_between
@@ -151,7 +152,7 @@ def _signals(session) -> Iterator[Metric]:
 
 def _alerts(session, report: Health) -> Iterator[Metric]:
     posted = session.execute(
-        select(sa.func.count()).select_from(SignalRow).where(col(SignalRow.slack_ts).is_not(None))).scalar_one()
+        select(sa.func.count()).select_from(AlertPost).where(col(AlertPost.slack_ts).is_not(None))).scalar_one()
     yield CounterMetricFamily("sesguard_alerts_posted", "Alerts posted to the alert channel", value=posted)
     delivery = report.delivery
     yield _gauge("sesguard_alerts_waiting", "Alerts waiting to be posted (set-aside ones included)",

@@ -54,8 +54,11 @@ ALSO_NEEDS = {
     ("athena", "GetQueryResults"): {"s3:GetObject"},
     ("s3", "GetObject"): {"kms:Decrypt"},
 }
+# The triage context's reads of an account's IAM (SPEC §10), in the read role and in sesguard's own.
+CONTEXT = {"iam:ListUserTags", "iam:ListRoleTags", "iam:ListAccessKeys", "iam:GetAccessKeyLastUsed"}
 # Where sesguard acts in a member account through the read role: (path prefix, service) → the role's part.
-THROUGH_MEMBER_ROLE = {("detection/sources/lookup.py", "cloudtrail"): "read", ("bot/contain/", "iam"): "contain"}
+THROUGH_MEMBER_ROLE = {("detection/sources/lookup.py", "cloudtrail"): "read", ("bot/context/", "iam"): "read",
+                       ("bot/contain/", "iam"): "contain"}
 
 
 def _models() -> dict[str, dict[str, str]]:
@@ -121,7 +124,8 @@ def test_the_calls_gathered_from_the_code_are_the_ones_sesguard_makes():
     assert found[("sqs", "ReceiveMessage")] == {"bot/worker/ingest/consume.py"}
     assert found[("cloudtrail", "LookupEvents")] == {"detection/sources/lookup.py"}
     assert found[("organizations", "ListAccounts")] == {"detection/sources/organizations.py"}
-    assert found[("iam", "ListAccessKeys")] == {"bot/contain/access_key.py"}
+    assert found[("iam", "ListAccessKeys")] == {"bot/contain/access_key.py", "bot/context/lookups.py"}
+    assert found[("identitystore", "DescribeUser")] == {"bot/context/lookups.py"}
     assert found[("athena", "GetQueryResults")] == {"detection/sources/sql/athena.py"}
     assert found[("cloudtrail", "GetQueryResults")] == {"detection/sources/sql/lake.py"}
     assert found[("sts", "AssumeRole")] == {"detection/sources/lookup.py", "bot/contain/access.py"}
@@ -142,7 +146,7 @@ def test_sesguard_s_own_role_allows_exactly_the_calls_the_code_makes(admin_sessi
            TrailKmsKeyArn="arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
            AthenaWorkgroup="sesguard", AthenaTable="security.cloudtrail", AthenaOutputBucket="athena-results",
            LakeEventDataStoreArn="arn:aws:cloudtrail:us-east-1:111122223333:eventdatastore/EXAMPLE",
-           Containment="true")
+           Containment="true", IdentityCenter="true")
     granted = role_actions(admin_session.client("iam"), role)
     allowed = set().union(*granted.values())
     expected = needed()
@@ -155,8 +159,8 @@ def test_sesguard_s_own_role_without_containment_cannot_change_iam(admin_session
     role = f"sesguard-worker-{unique}"
     deploy(admin_session, "sesguard-role.yaml", f"role-{unique}", RoleName=role)
     allowed = set().union(*role_actions(admin_session.client("iam"), role).values())
-    assert allowed == {"cloudtrail:LookupEvents", "sts:AssumeRole", "organizations:ListAccounts"}
-    assert not allowed & needed(member_part("contain"))
+    assert allowed == {"cloudtrail:LookupEvents", "sts:AssumeRole", "organizations:ListAccounts"} | CONTEXT
+    assert not allowed & (needed(member_part("contain")) - CONTEXT)
 
 
 def test_the_member_read_role_allows_exactly_the_reads_and_with_containment_exactly_the_containment(
@@ -169,7 +173,7 @@ def test_the_member_read_role_allows_exactly_the_reads_and_with_containment_exac
                SesguardRoleArn="arn:aws:iam::111122223333:role/sesguard-worker", Containment=containment)
         granted[containment] = role_actions(iam, role)
     read, contain = needed(member_part("read")), needed(member_part("contain"))
-    assert read == {"cloudtrail:LookupEvents"}
+    assert read == {"cloudtrail:LookupEvents"} | CONTEXT
     assert contain == {"iam:ListAccessKeys", "iam:UpdateAccessKey", "iam:GetRolePolicy", "iam:PutRolePolicy"}
     assert granted["false"] == {"sesguard-read": read}
     assert granted["true"] == {"sesguard-read": read, "sesguard-contain": contain}

@@ -1,7 +1,7 @@
 """triage context: the facts gathered per alert, the lookups they came from, the AWS IP ranges in use
 
-Revision ID: 0011_triage_context
-Revises: 0010_sql_engines
+Revision ID: 0012_triage_context
+Revises: 0011_alert_posts
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 import detection.store
 
-revision = '0011_triage_context'
-down_revision = '0010_sql_engines'
+revision = '0012_triage_context'
+down_revision = '0011_alert_posts'
 branch_labels = None
 depends_on = None
 
