@@ -4,6 +4,7 @@ it runs, so that `scan` on a laptop never loads Slack, pydantic or a database it
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -96,16 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except SettingsError as exc:
-        print(exc.message, file=sys.stderr)
+        _say(args, exc.message)
         return 2
     except (_sqlalchemy().exc.ArgumentError, _sqlalchemy().exc.NoSuchModuleError) as exc:
-        print(f"sesguard: not a database URL: {_first_line(exc)}", file=sys.stderr)
+        _say(args, f"sesguard: not a database URL: {_first_line(exc)}")
         return 2
     except _sqlalchemy().exc.OperationalError as exc:
         # The database is unreachable or refuses us: one line, with the URL's password hidden.
-        print(f"sesguard: cannot use the database {_database_url(args)}: {_first_line(exc.orig or exc)}",
-              file=sys.stderr)
+        _say(args, f"sesguard: cannot use the database {_database_url(args)}: {_first_line(exc.orig or exc)}")
         return 1
+
+
+# The processes whose stderr is their log (SESGUARD_LOG_FORMAT applies); scan, demo and investigate talk to a person.
+LOGGING_COMMANDS = ("serve", "socket", "poll", "worker")
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A line that stops a command before its logging is set up, in the log's format: a log pipeline that
+    reads JSON must read why the process would not start as well. The format comes from the environment
+    alone, as the settings that name it may be what failed."""
+    from bot.config.logs import error_line
+
+    wanted = os.environ.get("SESGUARD_LOG_FORMAT", "").strip().lower()
+    print(error_line(line, wanted if args.command in LOGGING_COMMANDS else "text"), file=sys.stderr)
 
 
 def _sqlalchemy():

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.config.business_hours import parse as parse_business_hours
 from bot.config.errors import SettingsError
+from bot.config.logs import LOG_FORMATS
 from bot.config.networks import parse_network
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
@@ -311,6 +312,17 @@ class Settings(DetectionSettings):
     position
     """
 
+    # ── SPEC §11: operating it ───────────────────────────────────────────────────────────────────
+    metrics_port: int | None = Field(None, alias="SESGUARD_METRICS_PORT", ge=0, le=65535)
+    """the worker's `GET /metrics` (Prometheus text format) listens on this port (0–65535; `0` binds any free port
+    and names it in the `metrics on http://0.0.0.0:N/metrics` log line); unset: the worker serves none. `serve`
+    always has `/metrics` on its own port
+    """
+    log_format: str = Field("text", alias="SESGUARD_LOG_FORMAT")
+    """`json`: every line `serve`, `socket`, `worker` and `poll` write to stderr is one JSON object (`time`,
+    `level`, `logger`, `message`, `fields`), `poll --once`'s result lines included; `text`: readable lines
+    """
+
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude", "owner_tags",
                                   "known_networks", mode="before")(_csv)
 
@@ -333,6 +345,19 @@ class Settings(DetectionSettings):
             except ValueError as exc:  # the entry is named by position: a pasted secret is never echoed
                 raise ValueError(f"entry {number}: {exc}") from None
         return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        value = value.strip().lower() or "text"  # `SESGUARD_LOG_FORMAT=` in a .env is not set
+        if value not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("org_role_name")
     @classmethod

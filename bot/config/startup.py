@@ -2,7 +2,7 @@
 
 The same steps in the same order for each: the settings (a bad one stops start-up, `SettingsError`, which
 `bot.cli.commands.main` prints as one line naming it), the settings this process cannot do without, the store
-opened and migrated, then logging; and how a platform's SIGTERM ends the process.
+opened and migrated, then logging (in SESGUARD_LOG_FORMAT); and how a platform's SIGTERM ends the process.
 
 It lives in `bot.config` rather than `bot.worker`: the Slack processes (`bot.slack.web`, `bot.slack.app`)
 start this way too, and taking their start-up from the worker's package would tie Slack's plumbing to the
@@ -28,7 +28,7 @@ def start(*required: str, log_level: int = logging.INFO) -> tuple[Settings, Stor
     settings.require(*required)
     store = Store(settings.database_url)
     migrate(store)  # before logging is set up: an unusable store is one line, without migration chatter
-    configure_logging(log_level)
+    configure_logging(log_level, settings.log_format)
     return settings, store
 
 

@@ -6,6 +6,8 @@
 - `GET /healthz`: 200 and a JSON summary of status and counts; 503 when polling or delivery to Slack is
   failing or the store is unreachable. It answers anyone, so it names no account, role or error: the
   details are in `/sesguard status`, for triagers.
+- `GET /metrics`: Prometheus's text format (`bot.health.metrics`); counts and sesguard's own words only, no
+  value from CloudTrail or Slack, so it too may answer whoever reaches the port.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.config.settings import Settings
 from bot.config.startup import interrupt_on_sigterm, start
+from bot.health.metrics import metrics_app
 from bot.health.report import health
 from bot.slack import payloads
 from bot.slack.app import build_app
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 # Slack's payloads are a few kilobytes; anything far larger is not from Slack.
 MAX_BODY_BYTES = 1 << 20
 
@@ -54,6 +58,7 @@ class SlackWSGI:
         self.app = app
         self.store = store
         self.settings = settings
+        self.metrics = metrics_app(store, settings)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -62,6 +67,10 @@ class SlackWSGI:
             if method not in ("GET", "HEAD"):
                 return _reply(start_response, 405, b'{"error": "method not allowed"}')
             return self._health(start_response, method == "HEAD")
+        if path == METRICS_PATH:
+            if method not in ("GET", "HEAD"):
+                return _reply(start_response, 405, b'{"error": "method not allowed"}')
+            return self.metrics(environ, start_response)
         if path == EVENTS_PATH:
             if method != "POST":
                 return _reply(start_response, 405, b'{"error": "method not allowed"}')

@@ -24,9 +24,11 @@ from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlmodel import col
 
+from bot.config.errors import SettingsError
 from bot.config.settings import Settings
 from bot.config.startup import start, stop_on_signals
 from bot.context.tables import ContextLookup
+from bot.health.metrics import serve_metrics
 from bot.investigate.reader import SharedReader
 from bot.page.pager import paging_enabled
 from bot.store.lease import Lease
@@ -296,6 +298,14 @@ def command() -> int:
     """`sesguard worker`."""
     settings, store = start("SLACK_BOT_TOKEN", "SLACK_ALERT_CHANNEL")
     logging.getLogger("apscheduler.scheduler").addFilter(_Quiet())
+    if settings.metrics_port is not None:
+        # Every worker answers, lease or not: a waiting one still consumes the queue and reports the store.
+        try:
+            port = serve_metrics(store, settings, settings.metrics_port)
+        except OSError as exc:  # the port is taken, or not ours to bind: one line naming the setting
+            raise SettingsError(f"sesguard: cannot listen on SESGUARD_METRICS_PORT={settings.metrics_port}: "
+                                f"{exc.strerror or type(exc).__name__}") from None
+        log.info("metrics on http://0.0.0.0:%d/metrics", port)
     worker = Worker(settings, store)
     stop_on_signals(worker.stop)
     return worker.run()

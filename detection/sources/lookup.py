@@ -36,6 +36,7 @@ import botocore.session
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from prometheus_client import Counter
 
 from detection.pacing import RequestPacer
 from detection.sources.accounts import (
@@ -67,6 +68,14 @@ WINDOW_SECONDS = 1.0
 SAFETY_MARGIN_SECONDS = 0.2
 
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+
+# Every LookupEvents request this process sent (the poll's and investigations', retries included) and those
+# CloudTrail answered with throttling: counted at the HTTP layer of each client, so none escapes. In-process
+# counters, as the store keeps no record of requests; `bot.health.metrics` exposes them (SPEC §11). No label:
+# an account or region could come from a record.
+LOOKUP_REQUESTS = Counter("sesguard_lookup_events_requests", "LookupEvents requests sent by this process")
+LOOKUP_THROTTLED = Counter("sesguard_lookup_events_throttled",
+                           "LookupEvents requests this process sent that CloudTrail answered with throttling")
 EXPIRED = {"ExpiredTokenException", "ExpiredToken", "RequestExpired"}
 _ROLE_ACCOUNT = re.compile(r"arn:[\w-]+:iam::(\d{12}):role/.+")
 
@@ -125,6 +134,18 @@ class AccountAccess:
     def renew(self) -> None:
         """After an "expired" answer: new credentials for the next request."""
         self.clients.renew(self.account_id)
+
+
+def _count_request(event_name: str = "", **_: Any) -> None:
+    if event_name.endswith(".LookupEvents"):
+        LOOKUP_REQUESTS.inc()  # returns None: a before-send handler's value would replace the HTTP response
+
+
+def _count_answer(parsed: Any = None, **_: Any) -> None:
+    """after-call fires for every answer, errors included, before botocore raises them."""
+    error = parsed.get("Error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and error.get("Code") in THROTTLED:
+        LOOKUP_THROTTLED.inc()
 
 
 def role_account(role_arn: str) -> str:
@@ -275,6 +296,10 @@ class LookupSource:
 
         client.meta.events.register("before-send.cloudtrail", wait_turn)
         client.meta.events.register("response-received.cloudtrail", answered)
+        # after the pacer's turn (handlers of one event run in the order registered): a request counts once it
+        # goes out
+        client.meta.events.register("before-send.cloudtrail", _count_request)
+        client.meta.events.register("after-call.cloudtrail.LookupEvents", _count_answer)
 
     def remember(self, pulled: Pulled) -> None:
         """Nothing to remember: the store de-duplicates by eventID."""

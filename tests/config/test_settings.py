@@ -117,6 +117,8 @@ INVALID = {
     "SESGUARD_BUSINESS_HOURS": [f"Mon-Fri 09:00-18:00 {DISTINCT}", "Mon-Fri", f"Mon-{DISTINCT} 09:00-18:00 UTC",
                                 "Mon-Fri 18:00-09:00 Europe/Berlin", "Mon-Fri 09:00-25:00 UTC", "Mon-Fri 9-5 UTC"],
     "PORT": ["0", "65536", "http", "3000.5"],
+    "SESGUARD_METRICS_PORT": ["65536", "-1", "http", "9102.5", DISTINCT],
+    "SESGUARD_LOG_FORMAT": ["xml", "jsonl", DISTINCT],
     **{name: ["soon", "-1", "inf", "nan", "1e12", f"{DISTINCT}"] for name in (
         "SESGUARD_LEARNING_DAYS", "SESGUARD_FORGET_DAYS", "SESGUARD_GROUP_MINUTES", "SESGUARD_POLL_SECONDS",
         "SESGUARD_LOOKBACK_MINUTES", "SESGUARD_BACKFILL_DAYS", "SESGUARD_CONTACT_TIMEOUT_MINUTES",
@@ -133,6 +135,17 @@ def test_an_invalid_setting_stops_start_up_with_one_line_naming_it(environment, 
     assert out == "" and len(err.splitlines()) == 1, err
     assert err.startswith(f"sesguard: invalid setting {name}: "), err
     assert DISTINCT not in err and "Value error" not in err and "Traceback" not in err
+
+
+def test_a_metrics_port_the_worker_cannot_bind_stops_it_with_one_line(environment, capsys):
+    held = closed_port()  # bound by this process, listening nowhere: no one else can bind it
+    for name, value in {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_ALERT_CHANNEL": "C0ALERTS",
+                        "SESGUARD_METRICS_PORT": str(held)}.items():
+        environment.setenv(name, value)
+    assert main(["worker"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"sesguard: cannot listen on SESGUARD_METRICS_PORT={held}: "), err
+    assert len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("command, missing, present", [

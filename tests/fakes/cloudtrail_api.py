@@ -80,12 +80,15 @@ class Recorded:
 
 @dataclass
 class Fault:
-    kind: str  # throttle | expired | error500 | malformed | hold | pass (answered normally: to target a later request)
+    # throttle | expired | error500 | denied (AccessDeniedException: not retried) | malformed | hold | pass (answered
+    # normally: to target a later request)
+    kind: str
     account: str | None = None  # None: any account
     event_source: str | None = None  # None: a query of any EventSource
     first_page: bool | None = None  # True: only requests without NextToken; False: only those with one
     release: threading.Event | None = None  # "hold": the test sets it to let the request go on
     reached: threading.Event = field(default_factory=threading.Event)  # a request took this fault
+    message: str | None = None  # the error's message instead of AWS's usual one
 
     def applies(self, account: str, params: dict) -> bool:
         attributes = params.get("LookupAttributes") or [{}]
@@ -153,12 +156,12 @@ class FakeCloudTrail:
                 self.events.setdefault(key, []).append(record)
 
     def inject(self, kind: str, times: int = 1, account: str | None = None, event_source: str | None = None,
-               first_page: bool | None = None) -> Fault:
+               first_page: bool | None = None, message: str | None = None) -> Fault:
         """Answer the next `times` LookupEvents requests (of `account`, of a query for `event_source`, only
-        first or only later pages) with a fault. "hold" keeps the request waiting until `.release` is set;
-        `.reached` of the first fault is set once a request took it."""
+        first or only later pages) with a fault (an error's text: `message`, when given). "hold" keeps the
+        request waiting until `.release` is set; `.reached` of the first fault is set once a request took it."""
         release = threading.Event() if kind == "hold" else None
-        faults = [Fault(kind, account, event_source, first_page, release) for _ in range(times)]
+        faults = [Fault(kind, account, event_source, first_page, release, message=message) for _ in range(times)]
         with self._lock:
             self.faults.extend(faults)
         return faults[0]
@@ -313,9 +316,11 @@ class FakeCloudTrail:
             "throttle": AwsError("ThrottlingException", "Rate exceeded"),
             "expired": AwsError("ExpiredTokenException", "The security token included in the request is expired"),
             "error500": AwsError("InternalFailure", "internal failure", 500),
+            "denied": AwsError("AccessDeniedException", "User is not authorized to perform: cloudtrail:LookupEvents"),
         }
         if fault.kind in errors:
-            answer = self.router.error(call, errors[fault.kind])
+            error = errors[fault.kind]
+            answer = self.router.error(call, AwsError(error.code, fault.message or error.message, error.status))
         else:  # malformed: a page cut short, in whatever protocol the request came in
             whole = self.router.answer(call, {"Events": [{"CloudTrailEvent": "true"}]})
             answer = HttpAnswer(whole.status, whole.headers, whole.body[:len(whole.body) // 2])

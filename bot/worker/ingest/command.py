@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 
+from bot.config.logs import summary
 from bot.config.startup import start, stop_on_signals
-from bot.printable import printable
 from bot.worker.ingest.consume import queue_command
 from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
@@ -26,8 +25,8 @@ def command(once: bool) -> int:
     while True:
         result = poll_once(settings, store, source, stop=stop)
         if once:
-            for line in result.lines():  # errors may quote S3 keys and AWS's answers
-                print(printable(line), file=sys.stderr)
+            for line, fields in result.entries():  # errors may quote S3 keys and AWS's answers
+                summary(line, fields.get("outcome") == "failed", **fields)
             return 0 if result.ok else 1
         if stop.wait(settings.poll_seconds):
             return 0

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import threading
 import time
 from contextlib import closing
@@ -44,8 +43,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlmodel import col, select
 
+from bot.config.logs import summary
 from bot.config.settings import Settings
-from bot.printable import printable
 from bot.store.lease import Lease
 from bot.store.outbox import Renewal
 from bot.worker.ingest import poll_state
@@ -382,19 +381,23 @@ def queue_command(settings: Settings, store: Store, backfill, once: bool, stop: 
     if backfill is not None:
         result = backfill_pass(settings, store, backfill, stop)
         ok = result.ok
-        for line in result.lines():
-            print(printable(line), file=sys.stderr)
+        for line, fields in result.entries():
+            summary(line, fields.get("outcome") == "failed", **fields)
     if not once:
         consume_until_stopped(settings, store, backfill, stop)
         return 0
     try:
         drained = QueueConsumer(settings, store, wait_seconds=1).drain(stop)
     except Exception as exc:  # SQS or the store unreachable: the pass failed, exit 1
-        print(printable(f"sqs: FAILED: {describe_aws_error(exc)}"), file=sys.stderr)
+        summary(f"sqs: FAILED: {describe_aws_error(exc)}", True, part="queue", outcome="failed",
+                error=describe_aws_error(exc))
         return 1
-    print(printable(f"sqs {settings.sqs_queue_url}: {drained.received} messages, {drained.stored} stored, "
-                    f"{drained.ignored} ignored, {drained.unusable} left for the redrive policy, "
-                    f"{drained.new_calls} new matching calls, {drained.signals} signals"), file=sys.stderr)
+    summary(f"sqs {settings.sqs_queue_url}: {drained.received} messages, {drained.stored} stored, "
+            f"{drained.ignored} ignored, {drained.unusable} left for the redrive policy, "
+            f"{drained.new_calls} new matching calls, {drained.signals} signals",
+            part="queue", queue_url=settings.sqs_queue_url, received=drained.received, stored=drained.stored,
+            ignored=drained.ignored, unusable=drained.unusable, new_calls=drained.new_calls,
+            signals=drained.signals)
     notified, error = notify_pending(store, settings, stop)
     ok = ok and error is None and (notified is None or notified.ok) and not drained.problems
     if settings.pagerduty_routing_key is not None:

@@ -71,6 +71,17 @@ class PlaceOutcome:
             raise ValueError(f"{self.place} was given no window to read")
         return self.start, self.end
 
+    def fields(self, source: str) -> dict:
+        """The line's values one by one, for a JSON log line."""
+        kind = ("skipped" if self.skipped else "failed" if self.error
+                else "backfill" if self.backfill else "poll")
+        return {"part": "source", "source": source, "account_id": self.place.account_id,
+                "region": self.place.region, "outcome": kind,
+                "start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None, "records": self.records,
+                "new_calls": self.new_calls, "signals": self.signals, "bad_records": self.bad,
+                "error": self.error, "skipped": self.skipped}
+
     def line(self, source: str) -> str:
         where = f"{source} {self.place}"
         if self.skipped:
@@ -104,21 +115,35 @@ class PollResult:
                 and self.notify_error is None and notified_ok and self.page_error is None and paged_ok)
 
     def lines(self) -> list[str]:
-        lines = [f"{self.source}: FAILED: {self.source_error}"] if self.source_error else []
-        lines += [outcome.line(self.source) for outcome in self.places]
+        return [line for line, _ in self.entries()]
+
+    def entries(self) -> list[tuple[str, dict[str, object]]]:
+        """Each line of the pass's result with its values (the JSON log's fields)."""
+        entries: list[tuple[str, dict[str, object]]] = ([(f"{self.source}: FAILED: {self.source_error}",
+                     {"part": "source", "source": self.source, "outcome": "failed", "error": self.source_error})]
+                   if self.source_error else [])
+        entries += [(outcome.line(self.source), outcome.fields(self.source)) for outcome in self.places]
         if self.notify_error:
-            lines.append(f"notifier: FAILED: {self.notify_error}")
+            entries.append((f"notifier: FAILED: {self.notify_error}",
+                            {"part": "notifier", "outcome": "failed", "error": self.notify_error}))
         elif self.notified is not None:
-            lines.append(self.notified.line())
+            entries.append((self.notified.line(), {"part": "notifier", **_counts(self.notified)}))
         if self.page_error:
-            lines.append(f"pager: FAILED: {self.page_error}")
+            entries.append((f"pager: FAILED: {self.page_error}",
+                            {"part": "pager", "outcome": "failed", "error": self.page_error}))
         elif self.paged is not None:
-            lines.append(self.paged.line())
+            entries.append((self.paged.line(), {"part": "pager", **_counts(self.paged)}))
         if self.context_error:
-            lines.append(f"triage context: FAILED: {self.context_error}")
+            entries.append((f"triage context: FAILED: {self.context_error}",
+                            {"part": "triage context", "outcome": "failed", "error": self.context_error}))
         elif self.context is not None and (self.context.gathered or self.context.unknown):
-            lines.append(self.context.line())
-        return lines
+            entries.append((self.context.line(), {"part": "triage context", **_counts(self.context)}))
+        return entries
+
+
+def _counts(result: NotifyResult | PageResult | GatherResult) -> dict[str, object]:
+    """A notifier's, pager's or context pass in figures (its `line()` in words)."""
+    return {name: value for name, value in vars(result).items() if isinstance(value, int)}
 
 
 def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
@@ -155,7 +180,8 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
             poll_state.record_failure(store, source.name, poll_state.WHOLE_SOURCE, engine_error)
     result.places += _poll_accounts(settings, store, source, places, stop)
     for outcome in result.places:
-        log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name))
+        log.log(logging.WARNING if outcome.error else logging.INFO, "%s", outcome.line(source.name),
+                extra={"fields": outcome.fields(source.name)})
     if notify and not stop.is_set():
         result.notified, result.notify_error = notify_pending(store, settings, stop)
     if notify and not stop.is_set() and settings.pagerduty_routing_key is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from prometheus_client import Counter
 from sqlmodel import select
 
 from bot.worker.tables import SOURCE_ROW, PollState
@@ -19,6 +20,12 @@ from detection.store import Store, get_stored, utcnow
 
 # poll_state's row for the source as a whole: its listing, and failures such as credentials that name no account.
 WHOLE_SOURCE = AccountRegion(*SOURCE_ROW)
+
+# Every failure this process recorded (a place's read, a source's listing), by source (its name in the settings:
+# `lookup`, `s3://…`, `sqs`; never an account or region, which may come from a record). The store keeps only
+# the consecutive failures, which a success resets: the counter is what `increase()` can alert on (SPEC §11).
+POLL_FAILURES = Counter("sesguard_poll_failures", "Failed reads of a place or listings of a source, by this process",
+                        ["source"])
 
 
 def _key(source: str, place: AccountRegion) -> dict:
@@ -71,6 +78,7 @@ def record_successes(store: Store, source: str, watermarks: dict[AccountRegion, 
 
 def record_failure(store: Store, source: str, place: AccountRegion, error: str) -> None:
     now = utcnow()
+    POLL_FAILURES.labels(source=source).inc()
 
     def change(row: PollState) -> None:
         row.last_error = error[:1000]
