@@ -308,3 +308,27 @@ def test_a_consumer_that_keeps_receiving_keeps_the_source_healthy_however_long_i
     soon = datetime.now(UTC) + timedelta(seconds=settings.poll_seconds * (FAILING_AFTER_INTERVALS - 1))
     report = health(store, settings, now=soon)
     assert report.sources and not any(source.failing for source in report.sources), report.lines()
+
+
+def nested(depth: int) -> dict:
+    """A JSON object `depth` levels deep: orjson reads up to 1,024 levels but writes only about 254."""
+    value: dict = {"bottom": True}
+    for _ in range(depth - 1):
+        value = {"deeper": value}
+    return value
+
+
+def test_a_deeply_nested_eventbridge_detail_neither_sinks_its_batch_nor_is_lost(sqs_env, store):
+    """A detail whose requestParameters nest 300 levels: the batch's other message is stored and deleted, and
+    the deep record itself is evaluated as it is (never written back to JSON), so its call is detected too."""
+    trail = Trail(sqs_env)
+    [deep] = ses_calls(user("mallory"), 1, event_name="ListIdentities")
+    deep["requestParameters"] = nested(300)
+    [plain] = ses_calls(user("alice"), 1)
+    trail.send(eventbridge(deep))
+    trail.send(eventbridge(plain))
+    drained = consumer(settings_for(store, trail), store).drain()
+    assert (drained.stored, drained.unusable, drained.signals) == (2, 0, 2)
+    assert signals(store) == ["alice", "mallory"]
+    assert event_ids(store) == sorted([deep["eventID"], plain["eventID"]])
+    assert trail.counts() == (0, 0)

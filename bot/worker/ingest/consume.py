@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import boto3
-import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlmodel import col, select
@@ -48,7 +47,7 @@ from bot.worker.ingest.handover import notify_pending, page_pending_pass
 from bot.worker.tables import SOURCE_ROW, PollState, QueueState
 from detection.record import Call
 from detection.scan import detect
-from detection.sources.files import scan_bytes, scan_file
+from detection.sources.files import scan_file, scan_records
 from detection.sources.pulled import AccountRegion, describe_aws_error
 from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, parse_message
 from detection.store import Store, get_stored, utcnow
@@ -149,7 +148,7 @@ class QueueConsumer:
             return result
         with _heartbeat(self.sqs, self.queue_url, messages, self.visibility()):
             for message in messages:
-                self._read(message)
+                self._read_guarded(message)
             usable = [m for m in messages if m.kind in (OBJECTS, EVENT)]
             stored = self._detect(usable, result)
         done = [m for m in messages if m.kind == IGNORED] + stored
@@ -164,12 +163,23 @@ class QueueConsumer:
         self._record(received=messages, unusable=result.unusable, ignored=result.ignored)
         return result
 
+    def _read_guarded(self, message: _Message) -> None:
+        """One message's reading, whatever it holds: a message that breaks it is unusable, counted and left to
+        the redrive policy, and the rest of its batch is stored and deleted as if it had not come (SPEC §7)."""
+        try:
+            self._read(message)
+        except Exception as exc:
+            log.exception("reading SQS message %s failed", message.id[:80])
+            message.kind, message.calls = UNUSABLE, []
+            message.why = f"it could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+
     def _read(self, message: _Message) -> None:
         parsed = parse_message(message.body)
         message.kind, message.why = parsed.kind, parsed.why
         if parsed.kind == EVENT:
-            scanned = scan_bytes(f"SQS message {message.id[:80]}", orjson.dumps({"Records": [parsed.record]}),
-                                 self.settings.identity_key)
+            # The detail as it is: never written back to JSON, which a deep one could not be (orjson writes
+            # about 254 levels of the 1,024 it reads).
+            scanned = scan_records(f"SQS message {message.id[:80]}", [parsed.record], self.settings.identity_key)
             message.calls = scanned.calls
             for problem in scanned.bad:
                 log.warning("skipped SQS message %s: %s", message.id[:80], problem)
