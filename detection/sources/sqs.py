@@ -23,6 +23,7 @@ import orjson
 from detection.sources.inputs import is_log_file
 
 API_CALL = "AWS API Call via CloudTrail"
+AWS_SOURCE_PREFIX = "aws."  # reserved to AWS: PutEvents refuses it
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html (3–63 characters)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 MAX_KEY_BYTES = 1024  # S3's longest key
@@ -75,9 +76,30 @@ def _eventbridge(event: dict) -> Parsed:
     kind = event.get("detail-type")
     if kind != API_CALL:
         return Parsed(IGNORED, why=f"an EventBridge event of another kind ({str(kind)[:80]})")
-    if not isinstance(event.get("detail"), dict):
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
         return Parsed(UNUSABLE, why="an EventBridge CloudTrail event without a detail object")
-    return Parsed(EVENT, record=event["detail"])
+    forged = _not_cloudtrails(event, detail)
+    if forged:
+        return Parsed(UNUSABLE, why=f"an event that is not CloudTrail's: {forged}")
+    return Parsed(EVENT, record=detail)
+
+
+def _not_cloudtrails(event: dict, detail: dict) -> str:
+    """Why an "AWS API Call via CloudTrail" event was not put by CloudTrail (empty when it was).
+
+    Every account of the organisation may put events on the central bus, with any detail-type and any detail.
+    What it cannot forge: EventBridge refuses `PutEvents` a `source` that begins with `aws.`, and stamps
+    `account` with the sender's own. So an event is CloudTrail's only with an `aws.` source and an `account`
+    that is the account the record says received the call."""
+    source, account = event.get("source"), event.get("account")
+    if not isinstance(source, str) or not source.startswith(AWS_SOURCE_PREFIX):
+        return f"its source {str(source)[:80]!r} is not an AWS service's (custom events cannot use aws.*)"
+    recipient = detail.get("recipientAccountId")
+    if not isinstance(account, str) or not isinstance(recipient, str) or account != recipient:
+        return (f"it was sent from account {str(account)[:20]}, and its record names account "
+                f"{str(recipient)[:20]} (EventBridge stamps the sender's account)")
+    return ""
 
 
 def _s3_notification(records: list) -> Parsed:

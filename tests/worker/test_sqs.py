@@ -332,3 +332,31 @@ def test_a_deeply_nested_eventbridge_detail_neither_sinks_its_batch_nor_is_lost(
     assert signals(store) == ["alice", "mallory"]
     assert event_ids(store) == sorted([deep["eventID"], plain["eventID"]])
     assert trail.counts() == (0, 0)
+
+
+def test_an_event_put_by_an_account_of_the_organisation_passes_for_no_one_elses_cloudtrail(sqs_env, store):
+    """Any account may put events on the organisation's bus. EventBridge refuses `PutEvents` a source beginning
+    `aws.` and stamps `account` with the sender's: only an `aws.*` event whose account is the record's
+    recipientAccountId is CloudTrail's; the rest are counted and left to the redrive policy, never alerted."""
+    trail = Trail(sqs_env)
+    production, sandbox = OWN_ACCOUNT, "999988887777"
+    [forged] = ses_calls(user("admin"), 1)
+    custom = json.loads(eventbridge(forged))
+    custom.update({"source": "com.sandbox.tool", "account": sandbox})
+    trail.send(json.dumps(custom))
+    [relabelled] = ses_calls(user("operator"), 1)
+    other_account = json.loads(eventbridge(relabelled))
+    other_account["account"] = sandbox  # an aws.* source, but sent from another account than the record names
+    trail.send(json.dumps(other_account))
+    no_source = json.loads(eventbridge(ses_calls(user("nobody"), 1)[0]))
+    del no_source["source"]
+    trail.send(json.dumps(no_source))
+    [real] = ses_calls(user("mallory"), 1, account=production)
+    trail.send(eventbridge(real))
+    drained = consumer(settings_for(store, trail), store).drain()
+    assert (drained.stored, drained.unusable) == (1, 3)
+    assert signals(store) == ["mallory"] and event_ids(store) == [real["eventID"]]
+    assert any("com.sandbox.tool" in problem for problem in drained.problems)
+    assert any(f"account {sandbox}" in problem for problem in drained.problems)
+    with store.session() as session:
+        assert session.get(QueueState, trail.queue_url).unusable == 3
