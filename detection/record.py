@@ -33,6 +33,10 @@ TEXT_FIELDS = ("event_id", "account_id", "identity", "identity_type", "arn", "ev
 # With every duration at most a hundred years (baseline.LONGEST), that arithmetic stays in range.
 EARLIEST_EVENT_TIME = datetime(2006, 1, 1, tzinfo=UTC)
 LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+# CloudTrail writes no future times: a record dated past now (plus this margin, for a clock a little behind
+# AWS's) is forged or damaged. Read first for its account, it would start the account's observation in the
+# future, and the account would learn silently, blind to every real enumeration, until then.
+FUTURE_MARGIN = timedelta(minutes=15)
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 CONSOLE_USER_AGENT_PREFIX = "aws-internal/"
 
@@ -68,6 +72,15 @@ def parse_time(value: Any) -> datetime:
         raise _outside_range(value) from None
     if not EARLIEST_EVENT_TIME <= moment < LATEST_EVENT_TIME:
         raise _outside_range(value)
+    return moment
+
+
+def event_time(value: Any, now: datetime | None = None) -> datetime:
+    """A record's eventTime (`parse_time`), which CloudTrail never writes in the future: BadRecord for a time
+    past `now` (the clock's) plus FUTURE_MARGIN."""
+    moment = parse_time(value)
+    if moment > (now or datetime.now(UTC)) + FUTURE_MARGIN:
+        raise BadRecord(f"eventTime in the future (forged or damaged): {value[:40]!r}")
     return moment
 
 
@@ -203,14 +216,14 @@ def _event_id(record: dict) -> str:
 def to_sighting(record: dict) -> Sighting | None:
     """A matching record of an excluded caller; None when it has no time or account."""
     try:
-        return Sighting(_event_id(record), parse_time(record.get("eventTime")), _account(record))
+        return Sighting(_event_id(record), event_time(record.get("eventTime")), _account(record))
     except BadRecord:
         return None
 
 
 def to_call(record: dict, mode: str = "principal") -> Call:
     """A matching, non-excluded record as a Call; BadRecord when it cannot be evaluated."""
-    moment = parse_time(record.get("eventTime"))
+    moment = event_time(record.get("eventTime"))
     user_identity = record.get("userIdentity")
     if not isinstance(user_identity, dict):
         raise BadRecord("no userIdentity")

@@ -109,6 +109,23 @@ def test_a_time_outside_what_aws_writes_is_a_bad_record_and_the_scan_goes_on(tmp
                                    f"(forged or damaged): {time!r}"]
 
 
+@pytest.mark.parametrize("excluded", [False, True])
+def test_a_time_in_the_future_is_a_bad_record_and_starts_no_observation(tmp_path, excluded):
+    """CloudTrail writes no future times. A record dated 2099-06-01, read first for its account, would have
+    started the account's observation there: it would have learned silently until 2099, and carol's real
+    enumeration would never have alerted."""
+    who = r.trusted_advisor(account=r.OTHER_ACCOUNT) if excluded else r.iam_user("forger", r.OTHER_ACCOUNT)
+    r.write(tmp_path / "a-future.json", [r.record(who, time="2099-06-01T00:00:00Z")])
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [
+        r.record(r.iam_user("dave", r.OTHER_ACCOUNT), time=at()),  # its real observation starts here
+        r.record(r.iam_user("carol", r.OTHER_ACCOUNT), time=at(days=20))])
+    signals, summary = scan_folder(tmp_path)
+    assert sorted(identities(signals)) == sorted([MALLORY["arn"], r.iam_user("carol", r.OTHER_ACCOUNT)["arn"]])
+    if not excluded:  # an excluded caller's broken record starts nothing and is not worth a count
+        assert summary.bad_records == [f"{tmp_path / 'a-future.json'}: record 1: eventTime in the future "
+                                       f"(forged or damaged): '2099-06-01T00:00:00Z'"]
+
+
 def test_an_excluded_caller_at_an_impossible_time_starts_no_observation(tmp_path):
     """Trusted Advisor dated year 1 would have ended its account's learning two thousand years ago, and
     carol's first call would have alerted."""

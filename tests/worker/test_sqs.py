@@ -16,7 +16,7 @@ from sqlmodel import select
 from bot.health.report import health
 from bot.worker.scheduler import Worker
 from bot.worker.tables import QueueState
-from detection.store import EventRow, SignalRow, Store
+from detection.store import EventRow, Scope, SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
 from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
 from tests.support.sqs_trail import DAY, Trail, consumer, eventbridge, notification
@@ -360,3 +360,23 @@ def test_an_event_put_by_an_account_of_the_organisation_passes_for_no_one_elses_
     assert any(f"account {sandbox}" in problem for problem in drained.problems)
     with store.session() as session:
         assert session.get(QueueState, trail.queue_url).unusable == 3
+
+
+def test_a_record_dated_in_the_future_is_bad_and_cannot_blind_its_account(sqs_env, store):
+    """Stored first for its account, a record dated 2099-06-01 started the account's observation: learning
+    silently until 2099, a later real enumeration never alerted, no learning report ever."""
+    trail = Trail(sqs_env)
+    [future] = ses_calls(user("decoy"), 1)
+    future["eventTime"] = "2099-06-01T00:00:00Z"
+    trail.send(eventbridge(future))
+    settings = settings_for(store, trail, learning_days=7)
+    first = consumer(settings, store).drain()
+    assert (first.new_calls, first.signals) == (0, 0)
+    with store.session() as session:
+        assert session.get(Scope, OWN_ACCOUNT) is None  # no observation started
+    # The real history starts now: a week of it learned, then the real attacker from two regions.
+    store.set_observed_since(OWN_ACCOUNT, datetime.now(UTC) - timedelta(days=8))
+    trail.send(eventbridge(ses_calls(user("mallory"), 1, region="eu-west-1")[0]))
+    trail.send(eventbridge(ses_calls(user("mallory"), 1, region="us-east-1")[0]))
+    second = consumer(settings, store).drain()
+    assert second.signals == 1 and signals(store) == ["mallory"]
