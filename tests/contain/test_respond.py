@@ -289,6 +289,33 @@ def test_a_revocation_older_than_the_last_call_is_replaced(bot, aws):
             "which covered sessions issued before 2014-05-07 23:47:00 UTC") in thread(bot, ts)[-1]
 
 
+@pytest.mark.parametrize("decoy", [
+    # a 2099 cut-off under a second condition that never holds
+    {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}, "StringEquals": {"aws:username": "nobody"}},
+    # another operator than the console's
+    {"DateLessThanIfExists": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}},
+])
+def test_a_decoy_with_a_late_date_is_no_revocation_and_is_overwritten(bot, aws, decoy):
+    """An attacker who may put inline policies on their role plants AWSRevokeOlderSessions with a 2099 cut-off
+    that never applies: reading only the date said "already revoked, nothing changed" and the sessions kept
+    working. Anything but the exact deny-all-before-time shape is overwritten, as the console does."""
+    role = aws.role()
+    signal_id, ts = posted(bot, role_record(role))
+    planted = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+                                                        "Condition": decoy}]}
+    aws.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(planted))
+    click(bot, REVOKE, ts)
+    document = aws.revocation(role)
+    assert document != planted
+    [statement] = document["Statement"]
+    assert statement["Condition"] == {"DateLessThan": {"aws:TokenIssueTime": statement["Condition"]["DateLessThan"][
+        "aws:TokenIssueTime"]}}
+    assert bot.alert(signal_id).last_seen <= revoked_before(document) <= utcnow()
+    assert thread(bot, ts)[-1].startswith(f":lock: Role sessions revoked by <@{TRIAGER}>.")
+    assert "It replaces an earlier AWSRevokeOlderSessions that was not a revocation" in thread(bot, ts)[-1]
+    assert [action for _, action in history(bot, signal_id)] == ["role sessions revoked"]
+
+
 # ── IAM refusing, and forged names ───────────────────────────────────────────────────────────────────
 
 
