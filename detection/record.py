@@ -208,9 +208,17 @@ def _account(record: dict) -> str:
 
 
 def _event_id(record: dict) -> str:
-    """The eventID; de-duplication needs a key, so a record without one gets one from its content."""
-    return _text(record.get("eventID")) or (
-        "synthetic-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32])
+    """The eventID; de-duplication needs a key, so a record without one gets one from its content. A record
+    that cannot be written back to JSON (orjson reads 1,024 levels of nesting but writes about 254) has no
+    content to derive one from: a bad record, never a failed run or source."""
+    event_id = _text(record.get("eventID"))
+    if event_id:
+        return event_id
+    try:
+        content = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # orjson's "Recursion limit reached", or a value JSON cannot hold
+        raise BadRecord(f"no eventID, and nested too deep to derive one from its content ({exc})") from None
+    return "synthetic-" + hashlib.sha256(content).hexdigest()[:32]
 
 
 def to_sighting(record: dict) -> Sighting | None:
