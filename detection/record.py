@@ -132,6 +132,14 @@ def is_sso_role(issuer_arn: str, session_arn: str) -> bool:
     return ":assumed-role/AWSReservedSSO_" in session_arn
 
 
+def is_identity_center_identity(identity: str, arn: str) -> bool:
+    """Whether a signal's identity (its key) and ARN (a call's `userIdentity.arn`) are an IAM Identity Center
+    session, decided as the identity key was: by the role's path when the key is the role's ARN (the session
+    issuer's, which holds the path), by the role's name only when there is none (`arn` mode, or a record
+    without a session issuer). An ordinary role at path `/` named `AWSReservedSSO_Backup` is not one."""
+    return is_sso_role(identity if rule.role_path(identity) is not None else "", arn)
+
+
 def role_arn_from_session(session_arn: str) -> str | None:
     """arn:aws:sts::1:assumed-role/Name/session → arn:aws:iam::1:role/Name (the path is not recorded)."""
     m = re.fullmatch(r"arn:([\w-]+):sts::(\d*):assumed-role/([^/]+)/.*", session_arn)

@@ -167,6 +167,18 @@ def test_an_identity_center_session_gets_no_revocation_but_a_note_why(bot):
     assert "IAM Identity Center" in json.dumps(bot.slack.message(CHANNEL, ts).blocks)
 
 
+def test_a_role_named_like_identity_center_at_path_slash_gets_the_revoke_button_and_no_note(bot, aws):
+    """A name is not a path: detection keys an ordinary role by its issuer ARN's path, and so does containment."""
+    role = f"AWSReservedSSO_Backup{uuid.uuid4().hex[:8]}"
+    aws.iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                           "Statement": []}))
+    _, ts = posted(bot, role_record(role, session="carol@example.com"))
+    assert REVOKE in bot.buttons(CHANNEL, ts)
+    assert "IAM Identity Center" not in json.dumps(bot.slack.message(CHANNEL, ts).blocks)
+    click(bot, REVOKE, ts)
+    assert revoked_before(aws.revocation(role)) is not None
+
+
 def test_without_the_setting_there_are_no_containment_buttons_and_a_click_changes_nothing(tmp_path, aws):
     name, key = aws.user_with_key()
     with Harness(migrated_sqlite(tmp_path)) as bot:
