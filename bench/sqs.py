@@ -119,7 +119,8 @@ def run(url: str, kind: str, consumers: int, args, folder: Path) -> dict:
 
     queue_url, messages, matching = fill(url, kind, args, random.Random(7))
     store = fresh_store(args.database, folder)
-    settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=queue_url, learning_days=0)
+    settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=queue_url, learning_days=0,
+                               trail_buckets=[queue_url.rsplit("/", 1)[-1]])  # fill() names the bucket as the queue
     stores = [Store(store.url) for _ in range(consumers)]
     results = []
     waited = []  # seconds each consumer spent waiting for SQS's and S3's answers

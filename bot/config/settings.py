@@ -29,6 +29,7 @@ from detection.sources.sql.engine import is_engine_url
 from detection.sources.sql.engine import parse as parse_engine_url
 from detection.sources.sql.running import DEFAULT_MAX_GB
 from detection.sources.sql.values import UnsafeValue, athena_table, event_data_store
+from detection.sources.sqs import is_trail_bucket
 
 AUTO_INVESTIGATE_OFF = "off"
 AUTO_INVESTIGATE_CHOICES = (HIGH, MEDIUM, LOW, AUTO_INVESTIGATE_OFF)
@@ -229,6 +230,10 @@ class Settings(DetectionSettings):
     accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
     # SESGUARD_SOURCE=sqs: the queue of S3 notifications / EventBridge events the worker consumes.
     sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
+    # The buckets whose objects a queue's S3 notifications may make it read (with the s3:// backfill source's
+    # and the s3:// source's own): a notification can name any bucket, and one of the sender's choosing
+    # would have its records taken for CloudTrail's.
+    trail_buckets: CommaSeparated = Field(default_factory=list, alias="SESGUARD_TRAIL_BUCKETS")
 
     # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
     # The contact time-out counts only time inside these hours (`Mon-Fri 09:00-18:00 Europe/Berlin`).
@@ -239,7 +244,15 @@ class Settings(DetectionSettings):
     digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude",
-                                  mode="before")(_csv)
+                                  "trail_buckets", mode="before")(_csv)
+
+    @field_validator("trail_buckets")
+    @classmethod
+    def _bucket_names(cls, value: list[str]) -> list[str]:
+        for number, bucket in enumerate(value, 1):
+            if not is_trail_bucket(bucket):
+                raise ValueError(f"entry {number} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
+        return value
 
     @field_validator("org_role_name")
     @classmethod
@@ -379,6 +392,13 @@ class Settings(DetectionSettings):
     def alert_channel(self) -> str:
         """SLACK_ALERT_CHANNEL, for what posts there; SettingsError when it is not set."""
         return _set(self.slack_alert_channel, "SLACK_ALERT_CHANNEL")
+
+    @property
+    def readable_trail_buckets(self) -> frozenset[str]:
+        """The buckets a queue's notifications may make the worker read: SESGUARD_TRAIL_BUCKETS, and the
+        bucket of an s3:// SESGUARD_BACKFILL_SOURCE or SESGUARD_SOURCE."""
+        configured = [url for url in (self.backfill_source, self.source) if url and url.startswith("s3://")]
+        return frozenset(self.trail_buckets) | {url[len("s3://"):].split("/", 1)[0] for url in configured}
 
     @property
     def queue_url(self) -> str:

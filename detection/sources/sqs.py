@@ -28,7 +28,8 @@ AWS_SOURCE_PREFIX = "aws."  # reserved to AWS: PutEvents refuses it
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 MAX_KEY_BYTES = 1024  # S3's longest key
 # A CloudTrail log file's key: …/AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/<file>
-_LOG_KEY = re.compile(r"(.*/)?AWSLogs/(o-[a-z0-9]{10,32}/)?\d{12}/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/[^/]+")
+_LOG_KEY = re.compile(
+    r"(.*/)?AWSLogs/(o-[a-z0-9]{10,32}/)?(?P<account>\d{12})/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/[^/]+")
 
 OBJECTS, EVENT, IGNORED, UNUSABLE = "objects", "event", "ignored", "unusable"
 
@@ -126,6 +127,18 @@ def _s3_notification(records: list) -> Parsed:
     if not objects:
         return Parsed(IGNORED, why=f"no CloudTrail log file among its {skipped} objects (digest files, …)")
     return Parsed(OBJECTS, objects=objects)
+
+
+def is_trail_bucket(name: str) -> bool:
+    """A valid S3 bucket name (for the settings that name trail buckets)."""
+    return bool(_BUCKET.fullmatch(name))
+
+
+def key_account(key: str) -> str | None:
+    """The account a CloudTrail log file's key names (`…/AWSLogs/[o-id/]<account>/CloudTrail/…`): CloudTrail
+    writes each account's records under its own folder, so a record of another account in it is forged."""
+    match = _LOG_KEY.fullmatch(key)
+    return match["account"] if match else None
 
 
 def is_cloudtrail_log(key: str) -> bool:

@@ -28,7 +28,8 @@ CHANNEL = "C0ALERTS"
 
 
 def settings_for(store, trail, **overrides):
-    values = {"database_url": store.url, "source": "sqs", "sqs_queue_url": trail.queue_url, "learning_days": 0}
+    values = {"database_url": store.url, "source": "sqs", "sqs_queue_url": trail.queue_url, "learning_days": 0,
+              "trail_buckets": [trail.bucket]}
     values.update(overrides)
     return worker_settings(**values)
 
@@ -237,7 +238,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_its_successor_alerts_each
     with FakeSlack(token=BOT_TOKEN, channels={CHANNEL: ()}) as slack:
         env = sesguard_env(aws_env, slack.api_url, postgres_store.url, SESGUARD_SOURCE="sqs",
                            SESGUARD_SQS_QUEUE_URL=trail.queue_url, SESGUARD_LEARNING_DAYS="0",
-                           SESGUARD_POLL_SECONDS="300")
+                           SESGUARD_POLL_SECONDS="300", SESGUARD_TRAIL_BUCKETS=trail.bucket)
         held = HeldEvents(postgres_store)
         first = start(["worker"], env, tmp_path, "first")
         try:
@@ -271,7 +272,8 @@ def test_poll_once_drains_the_queue_posts_and_exits_1_when_a_message_was_left(sq
     with FakeSlack(channels={CHANNEL: ()}) as slack:
         for name, value in {"DATABASE_URL": sqlite_store.url, "SLACK_BOT_TOKEN": slack.token,
                             "SLACK_ALERT_CHANNEL": CHANNEL, "SLACK_API_URL": slack.api_url, "SESGUARD_SOURCE": "sqs",
-                            "SESGUARD_SQS_QUEUE_URL": trail.queue_url, "SESGUARD_LEARNING_DAYS": "0"}.items():
+                            "SESGUARD_SQS_QUEUE_URL": trail.queue_url, "SESGUARD_LEARNING_DAYS": "0",
+                            "SESGUARD_TRAIL_BUCKETS": trail.bucket}.items():
             monkeypatch.setenv(name, value)
         handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -380,3 +382,22 @@ def test_a_record_dated_in_the_future_is_bad_and_cannot_blind_its_account(sqs_en
     trail.send(eventbridge(ses_calls(user("mallory"), 1, region="us-east-1")[0]))
     second = consumer(settings, store).drain()
     assert second.signals == 1 and signals(store) == ["mallory"]
+
+
+def test_only_the_configured_trail_buckets_are_read_and_only_records_of_the_account_their_key_names(sqs_env, store):
+    """A notification names a bucket of the sender's choosing: its records raised alerts for production. Only
+    the trail buckets sesguard is configured with are read; and in them only the records of the account the
+    object's key names (CloudTrail writes each account's records under its own folder)."""
+    trail, stranger = Trail(sqs_env), Trail(sqs_env)
+    stranger.put_log("planted", ses_calls(user("admin"), 2))  # the stranger's own bucket notifies the queue too
+    trail.send(notification(stranger.bucket, stranger.key("planted")))
+    sandbox = "999988887777"
+    forged = ses_calls(user("operator"), 1)  # production's record, in the sandbox account's folder
+    mine = ses_calls(user("tester", account=sandbox), 1, account=sandbox)
+    trail.put_log("sandbox", forged + mine, account=sandbox)
+    trail.put_log("real", ses_calls(user("mallory"), 1))
+    settings = settings_for(store, trail)
+    drained = consumer(settings, store).drain()
+    assert drained.unusable == 1 and any(f"bucket {stranger.bucket}" in p for p in drained.problems)
+    assert drained.foreign_records == 1
+    assert signals(store) == ["mallory", "tester"]

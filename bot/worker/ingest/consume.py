@@ -49,7 +49,7 @@ from detection.record import Call
 from detection.scan import detect
 from detection.sources.files import scan_file, scan_records
 from detection.sources.pulled import AccountRegion, describe_aws_error
-from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, parse_message
+from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, key_account, parse_message
 from detection.store import Store, get_stored, utcnow
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class BatchResult:
     unusable: int = 0
     new_calls: int = 0
     signals: int = 0
+    foreign_records: int = 0  # records of another account than the one their object's key names: skipped
     problems: list[str] = field(default_factory=list)
 
 
@@ -89,6 +90,7 @@ class _Message:
     calls: list[Call] = field(default_factory=list)
     kind: str = UNUSABLE
     why: str = ""
+    foreign: int = 0  # records of another account than their object's key names: bad, skipped
 
 
 class QueueConsumer:
@@ -126,7 +128,7 @@ class QueueConsumer:
         total = BatchResult()
         while not stop.is_set():
             result = self.consume_batch(stop, wait_seconds=min(self.wait_seconds, 1))
-            for name in ("received", "stored", "ignored", "unusable", "new_calls", "signals"):
+            for name in ("received", "stored", "ignored", "unusable", "new_calls", "signals", "foreign_records"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
             total.problems += result.problems
             if not result.received:
@@ -156,6 +158,7 @@ class QueueConsumer:
         result.stored = len(stored)
         result.ignored = sum(m.kind == IGNORED for m in messages)
         result.unusable = sum(m.kind == UNUSABLE for m in messages)
+        result.foreign_records = sum(m.foreign for m in messages)
         for message in messages:
             if message.kind == UNUSABLE:
                 result.problems.append(f"message {message.id[:80]}: {message.why}")
@@ -184,6 +187,12 @@ class QueueConsumer:
             for problem in scanned.bad:
                 log.warning("skipped SQS message %s: %s", message.id[:80], problem)
         elif parsed.kind == OBJECTS:
+            strangers = sorted({bucket for bucket, _ in parsed.objects} - self.settings.readable_trail_buckets)
+            if strangers:  # a notification names any bucket: one of the sender's choosing is never read
+                message.kind = UNUSABLE
+                message.why = (f"it names bucket {strangers[0]}, which is not a trail bucket sesguard reads "
+                               f"(SESGUARD_TRAIL_BUCKETS, or an s3:// SESGUARD_BACKFILL_SOURCE)")
+                return
             for bucket, key in parsed.objects:
                 unreadable = self._read_object(message, bucket, key)
                 if unreadable:  # all or none: the message is left whole, nothing of it stored
@@ -202,7 +211,15 @@ class QueueConsumer:
             return f"{url[:300]}: {scanned.error}"
         for problem in scanned.bad[:20]:
             log.warning("skipped %s", problem)
-        message.calls.extend(scanned.calls)
+        # CloudTrail writes an account's records under that account's folder: a record of another account in
+        # it was written by someone else (the bucket's writers), and is a bad record, counted, never detected.
+        account = key_account(key)
+        foreign = [call for call in scanned.calls if call.account_id != account]
+        if foreign:
+            message.foreign += len(foreign)
+            log.warning("skipped %d records in %s that name another account than its key's (%s)",
+                        len(foreign), url[:300], account)
+        message.calls.extend(call for call in scanned.calls if call.account_id == account)
         return None
 
     def _detect(self, usable: list[_Message], result: BatchResult) -> list[_Message]:
@@ -383,7 +400,8 @@ def queue_command(settings: Settings, store: Store, backfill, once: bool, stop: 
         return 1
     print(printable(f"sqs {settings.sqs_queue_url}: {drained.received} messages, {drained.stored} stored, "
                     f"{drained.ignored} ignored, {drained.unusable} left for the redrive policy, "
-                    f"{drained.new_calls} new matching calls, {drained.signals} signals"), file=sys.stderr)
+                    f"{drained.new_calls} new matching calls, {drained.signals} signals, "
+                    f"{drained.foreign_records} records of another account than their key's skipped"), file=sys.stderr)
     notified, error = notify_pending(store, settings, stop)
     ok = ok and error is None and (notified is None or notified.ok) and not drained.problems
     if settings.pagerduty_routing_key is not None:
