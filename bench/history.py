@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.store.schema import migrate  # noqa: E402
 from detection.history import identity_history  # noqa: E402
 from detection.store import EventRow, SignalRow, Store, name_of  # noqa: E402
 
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         url, cleanup = _backend_url(backend, args.postgres, args.reuse, args.sqlite)
         try:
             store = Store(url)
-            store.migrate()
+            migrate(store)
             if _event_count(store) == args.events and args.reuse:
                 print(f"{backend}: reusing the store filled by an earlier run")
             else:

@@ -10,7 +10,7 @@ LookupEvents request after `--latency` seconds and enforces the API's 2 requests
 and region. The identity's enumeration is an alert in the channel; in CloudTrail it has `--events` calls
 in the window, among calls of 300 other identities. Each run clicks Investigate on a fresh store and
 times the acknowledgement (Slack allows 3 s) and the summary's arrival in the thread, and counts the
-LookupEvents requests it took. Nothing here is a test: the figures go to the README.
+LookupEvents requests it took. Nothing here is a test: the figures go to docs/performance.md.
 """
 
 from __future__ import annotations

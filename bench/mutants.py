@@ -58,6 +58,7 @@ COVERING: dict[str, tuple[str, ...]] = {
                              "tests/contain/test_respond.py"),
     "bot/triage/changes.py": ("tests/triage/test_actions.py", "tests/slack/test_commands.py"),
     "bot/alerts/notifier.py": ("tests/alerts/test_notifier.py",),
+    "bot/alerts/tables.py": ("tests/alerts/test_notifier.py",),
     "bot/store/outbox.py": ("tests/alerts/test_notifier.py",),
     "bot/slack/blocks.py": ("tests/alerts/test_blocks.py", "tests/triage/test_actions.py"),
     "bot/alerts/blocks.py": ("tests/alerts/test_blocks.py", "tests/triage/test_actions.py"),
@@ -87,6 +88,7 @@ SIGNALS, SUPPRESSION, STORE, SCAN = ("detection/signals.py", "detection/suppress
                                      "detection/scan.py")
 STATES, CHANGES = "bot/triage/states.py", "bot/triage/changes.py"
 NOTIFIER, BLOCKS, ALERT = "bot/alerts/notifier.py", "bot/slack/blocks.py", "bot/alerts/blocks.py"
+ALERT_TABLES = "bot/alerts/tables.py"
 CONTACT, OUTBOX = "bot/contact/questions.py", "bot/store/outbox.py"
 LOOKUP, S3_TRAIL, SETTINGS = "detection/sources/lookup.py", "detection/sources/s3_trail.py", "bot/config/settings.py"
 
@@ -277,12 +279,12 @@ MUTANTS: list[Mutant] = [
            "if row is None or row.lifted_at is not None:", "if row is None:",
            "lifting a suppression twice lifts (and audits) it twice"),
     # ── the notifier ──────────────────────────────────────────────────────────────────────────────────
-    Mutant("notifier-posts-suppressed", NOTIFIER,
-           "unposted = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)",
-           "unposted = col(SignalRow.slack_ts).is_(None)",
+    Mutant("notifier-posts-suppressed", ALERT_TABLES,
+           "return sa.and_(col(AlertPost.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)",
+           "return col(AlertPost.slack_ts).is_(None)",
            "signals stored as suppressed are posted"),
     Mutant("notifier-no-channel-search", NOTIFIER,
-           "if attempt or row.post_attempts > 1:", "if False:",
+           "if attempt or post.attempts > 1:", "if False:",
            "after a lost answer the signal is posted twice: the channel is not searched first"),
     Mutant("notifier-stops-on-one-message", NOTIFIER,
            "return is_transient_failure(error) or _error_code(error) in STOP_ERRORS", "return True",

@@ -14,7 +14,7 @@ of them inside the look-back, so every read brings a page back. For each concurr
 first pass (the backfill, untimed), then `--passes` steady-state passes, timed, with the worker's own
 pacer (the real 2 requests a second). Printed per concurrency: the pass time, LookupEvents requests and
 requests per second, throttled requests and the most requests one account and region saw in any second.
-Nothing here is a test: the figures go to the README.
+Nothing here is a test: the figures go to docs/organisation.md.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.store.schema import migrate  # noqa: E402
 from tests.support.local_aws import OWN_ACCOUNT, OWN_KEY, OWN_SECRET
 
 REGIONS = ["us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-west-3",
@@ -114,7 +115,7 @@ def fresh_store(database: str | None, folder: Path):
             connection.execute(sa.text("CREATE SCHEMA public"))
         engine.dispose()
     store = Store(url)
-    store.migrate()
+    migrate(store)
     return store
 
 

@@ -10,7 +10,7 @@ path: `--events` "AWS API Call via CloudTrail" events of SES calls, sent in batc
 rule delivers only what its pattern matches: SES calls). For each number of `--consumers` (threads with a
 store connection and clients of their own, as processes would have): a fresh store, the queue filled, then
 drained, timed from the first receive to the last delete. Printed: messages, records read and matching
-events stored per second. Nothing here is a test: the figures go to the README.
+events stored per second. Nothing here is a test: the figures go to docs/organisation.md.
 """
 
 from __future__ import annotations

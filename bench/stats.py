@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.contact.tables import Contact  # noqa: E402
 from bot.desk.digest.figures import figures  # noqa: E402
+from bot.store.schema import migrate  # noqa: E402
 from detection.store import SignalHistory, SignalRow, Store, SuppressionRow  # noqa: E402
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -65,8 +66,7 @@ def fill(store: Store, signals: int, seed: int = 11) -> None:
                      "source_ips": [], "user_agents": [], "access_key_ids": [], "error_codes": [], "event_ids": [],
                      "reasons": [], "long_term_keys_outside_console": [], "follow_on_abuse": [],
                      "suppression_id": rng.choice(ids) if status == "suppressed" else None,
-                     "root_caller": False, "all_from_console": False, "exercise_tool": False, "event_count": 1,
-                     "post_attempts": 1, "post_failures": 0})
+                     "root_caller": False, "all_from_console": False, "exercise_tool": False, "event_count": 1})
         history.append({"signal_id": signal_id, "actor": "sesguard", "action": "detected", "status": "new",
                         "at": created, "detail": ""})
         if rng.random() < 0.9:
@@ -117,7 +117,7 @@ def main() -> int:
                 connection.execute(sa.text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
             url = sa.make_url(args.postgres).set(database=BENCH_DATABASE).render_as_string(hide_password=False)
         store = Store(url)
-        store.migrate()
+        migrate(store)
         started = time.perf_counter()
         fill(store, args.signals)
         print(f"{backend}: {args.signals:,} signals stored in {time.perf_counter() - started:.1f} s")

@@ -7,7 +7,9 @@ share the database share the budget.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -46,18 +48,32 @@ class RequestPacer:
 
     def __init__(self, store: Store, limit: int, window: float, margin: float = 0.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] | None = None):
-        self.store, self.limit, self.spacing, self.sleep = store, limit, window + margin, sleep
+        self.store, self.limit, self.window, self.spacing, self.sleep = store, limit, window, window + margin, sleep
         self.tolerance = margin * self.LATE_SHARE_OF_MARGIN
         # A clock of the caller's (epoch seconds) replaces both this host's and the database's: a test
         # moves it with `sleep`, so that what a pace allows is decided by the rule, not by a loaded host.
         self.clock = clock
         self._time = clock or time.time
+        self._answers: dict[str, deque[float]] = {}  # per key, this process's latest answers (this host's clock)
+        self._answers_lock = threading.Lock()
+
+    def answered(self, key: str) -> None:
+        """A request of `key` got its answer (or its connection failed): it reached the server by now."""
+        with self._answers_lock:
+            self._answers.setdefault(key, deque(maxlen=self.limit)).append(self._time())
+
+    def _after_answers(self, key: str) -> float | None:
+        """The earliest this host may send the next request of `key` by the answers: `window` after the
+        answer `limit` places back (None while fewer than `limit` requests were answered)."""
+        with self._answers_lock:
+            answers = self._answers.get(key)
+            return answers[0] + self.window if answers and len(answers) == self.limit else None
 
     def wait_turn(self, key: str) -> float:
         """Block until this request may be sent; returns the seconds waited."""
         started = self._time()
         for _ in range(self.MAX_BOOKINGS):
-            send_at, offset = self._book(key)
+            send_at, offset = self._book(key, self._after_answers(key))
             delay = send_at - (self._time() + offset)  # measured after the commit, on the booking's clock
             if delay > 0:
                 self.sleep(delay)
@@ -65,8 +81,9 @@ class RequestPacer:
                 break
         return self._time() - started
 
-    def _book(self, key: str) -> tuple[float, float]:
-        """(the booked send time, how far the booking clock is ahead of this host's)."""
+    def _book(self, key: str, not_before: float | None = None) -> tuple[float, float]:
+        """(the booked send time, how far the booking clock is ahead of this host's); `not_before` is a time
+        on this host's clock."""
         table = table_of(RequestSlots)
         with self.store.session() as session:
             self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
@@ -78,6 +95,8 @@ class RequestPacer:
             offset = now - self._time()
             recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
             send_at = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
+            if not_before is not None:
+                send_at = max(send_at, not_before + offset)
             kept = (recent + [send_at])[-self.limit:]
             session.execute(sa.update(table).where(table.c.key == key).values(recent=kept))
             session.commit()

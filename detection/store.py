@@ -1,10 +1,11 @@
 """The store: detection's tables (SQLModel on SQLAlchemy 2) and the `Store` every part of sesguard shares.
 
-SQLite by default, PostgreSQL for deployments with separate web and worker processes. Each room keeps
-its own tables beside its code (`bot.slack.tables`, `bot.worker.tables`, `detection.pacing`, the S3
-source's), all on one metadata; the schema is owned by the one Alembic history in
-`detection/migrations`, applied by `Store.migrate()` at start-up. Every write that two processes could
-race on is an idempotent insert on a unique key.
+SQLite by default, PostgreSQL for deployments with separate web and worker processes. `detection` declares
+only its own tables (here, `detection.pacing`, the S3 source's); each capability of the application keeps
+its own beside its code, all on one metadata. The schema is owned by the one Alembic history in
+`bot/store/migrations`, applied by `bot.store.schema.migrate()`: `detection` knows nothing of the
+application's tables, so it does not build the schema itself. Every write that two processes could race on
+is an idempotent insert on a unique key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
@@ -165,20 +165,7 @@ class SignalRow(SQLModel, table=True):
     suppression_id: int | None = Field(default=None, index=True)  # counts a suppression's hits
     created_at: datetime = utc_time(default_factory=utcnow, index=True)  # the figures' periods (SPEC §8)
     updated_at: datetime = utc_time(default_factory=utcnow)
-    # the outbox: unposted while slack_ts is empty
-    slack_channel: str | None = None
-    slack_ts: str | None = None
-    posted_at: datetime | None = utc_time(default=None, nullable=True)
-    # the notifier's claim on a signal it is posting (several processes share one outbox), and how
-    # many posts were attempted: after a failed or interrupted attempt, Slack is searched before posting again
-    post_claimed_by: str | None = None
-    post_claimed_until: datetime | None = utc_time(default=None, nullable=True)
-    post_attempts: int = 0
-    # A message Slack refuses (or that cannot be rendered) is set aside instead of blocking the outbox: how
-    # many times in a row that happened, the last reason, and when it is due again (None: due now)
-    post_failures: int = 0
-    post_error: str | None = None
-    post_retry_at: datetime | None = utc_time(default=None, nullable=True)
+    # Its alert in Slack and the notifier's claim on it are the application's: `bot.alerts.tables.AlertPost`.
 
 
 class SignalHistory(SQLModel, table=True):
@@ -316,43 +303,6 @@ class Store:
     @property
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
-
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent; safe from several processes)."""
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with self._sqlite_migration_lock(), self.engine.begin() as connection:
-            if self.is_postgres:  # two processes starting at once must not both create the tables
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7290113)"))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-
-    @contextmanager
-    def _sqlite_migration_lock(self) -> Iterator[None]:
-        """SQLite has no advisory lock: processes starting together (`serve` and the worker) take
-        turns on a lock file beside the database, or the second one fails with "table … already exists"."""
-        database = self.engine.url.database
-        if self.is_postgres or not database or database == ":memory:":
-            yield
-            return
-        import fcntl
-
-        try:
-            lock_file = open(f"{database}.migrate-lock", "a")
-        except OSError:  # a folder that is missing or read-only: SQLite itself says so, in one line
-            lock_file = None
-        if lock_file is None:
-            yield
-            return
-        with lock_file as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

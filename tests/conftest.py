@@ -13,6 +13,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from bot.store.schema import migrate
 from detection.store import Store
 from tests.fakes.cloudtrail_api import FakeCloudTrail
 from tests.support.local_aws import AWS_NOISE, OWN_ACCOUNT, OWN_KEY, OWN_SECRET, LocalAws
@@ -51,7 +52,7 @@ def store_url(request, tmp_path):
     else:
         url = request.getfixturevalue("postgres_url")
         empty_postgres(url)
-    Store(url).migrate()
+    migrate(Store(url))
     return url
 
 
@@ -65,7 +66,7 @@ def store(store_url):
 @pytest.fixture
 def sqlite_store(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'sesguard.db'}")
-    store.migrate()
+    migrate(store)
     yield store
     store.engine.dispose()
 
@@ -100,7 +101,7 @@ def postgres_store(postgres_url):
     """A migrated, empty PostgreSQL store, for the behaviours only PostgreSQL has (row locks)."""
     empty_postgres(postgres_url)
     store = Store(postgres_url)
-    store.migrate()
+    migrate(store)
     yield store
     store.engine.dispose()
 

@@ -42,7 +42,8 @@ from detection.signals import Status
 # Each part of the alert has a budget, so that every block is within its own limit and the whole message
 # within what Slack accepts in one message's blocks (about 13,000 characters: `msg_blocks_too_long`):
 # header 150 + severity 2,000 + fields 3,000 + calls 2,500 + user agents 1,600 + triage steps ~500 +
-# status and rule ~300 ≈ 10,000. Values from CloudTrail are cut to the budget, never the message refused.
+# status and rule ~300 ≈ 10,000, and the triage context (bot.context.blocks) 2,500. Values from CloudTrail
+# are cut to the budget, never the message refused.
 REASONS_LIMIT = 2000
 REASON_LIMIT = 400
 CALLS_LIMIT = 2500
@@ -110,8 +111,9 @@ def _fields(signal: Any) -> list[str]:
 
 
 def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None,
-                 extra: Sequence[Block] = ()) -> list[Block]:
-    """The alert; `extra` (another capability's part, e.g. containment's buttons) goes below the triage buttons."""
+                 extra: Sequence[Block] = (), context: Sequence[Block] = ()) -> list[Block]:
+    """The alert; `extra` (another capability's part, e.g. containment's buttons) goes below the triage buttons,
+    `context` (the triage context, SPEC §10) above the triage steps, whose first it answers."""
     severity = str(signal.severity)
     heading = f"{SEVERITY_ICONS.get(severity, '')} *Severity: {text(severity.upper(), 20)}*\n"
     reasons = _bullets(list(signal.reasons), REASONS_LIMIT - len(heading), REASON_LIMIT)
@@ -124,6 +126,7 @@ def alert_blocks(signal: Any, call_counts: Mapping[str, int] | None = None, last
         SectionBlock(fields=[md(field) for field in _fields(signal)]),
         SectionBlock(text=md(calls_heading + _calls(signal, call_counts, CALLS_LIMIT - len(calls_heading)))),
         SectionBlock(text=md(f"*User agents*\n{agents}")),
+        *context,
         SectionBlock(text=md(f"*Triage steps*\n{triage}"[:SECTION_TEXT_LIMIT])),
         DividerBlock(),
         ContextBlock(elements=[md(status_line(signal.status, last_action))]),
@@ -148,9 +151,9 @@ def alert_buttons(status: str, signal_id: str) -> list[ButtonElement]:
 
 
 def alert_message(signal: Any, call_counts: Mapping[str, int] | None = None, last_action: Any = None,
-                  extra: Sequence[Block] = ()) -> list[dict]:
+                  extra: Sequence[Block] = (), context: Sequence[Block] = ()) -> list[dict]:
     """The alert's blocks (SPEC §4) for a stored `SignalRow` or a `Signal`, as Slack's JSON."""
-    return dicts(alert_blocks(signal, call_counts, last_action, extra))
+    return dicts(alert_blocks(signal, call_counts, last_action, extra, context))
 
 
 def alert_text(signal: Any, call_counts: Mapping[str, int] | None = None) -> str:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from bot.alerts.tables import DeliveryState
+from bot.alerts.tables import AlertPost, DeliveryState, unposted, with_posts
 from detection.signals import Status
 from detection.store import SignalRow, Store, utcnow
 
@@ -71,23 +71,23 @@ class DeliveryHealth:
 def delivery_health(store: Store, channel: str | None, patience: timedelta,
                     now: datetime | None = None) -> DeliveryHealth:
     now = now or utcnow()
-    waiting = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)
     # Set aside: refused (or unrenderable) at its latest attempt, a first post or an update of a grown alert.
-    set_aside = sa.and_(col(SignalRow.post_failures) > 0, col(SignalRow.status) != Status.SUPPRESSED.value)
+    set_aside = sa.and_(col(AlertPost.failures) > 0, col(SignalRow.status) != Status.SUPPRESSED.value)
     with store.session() as session:
         state = session.get(DeliveryState, channel) if channel else None
-        pending, oldest = session.exec(
-            select(sa.func.count(), sa.func.min(SignalRow.created_at)).select_from(SignalRow).where(waiting)).one()
-        last_post = session.exec(select(sa.func.max(SignalRow.posted_at))).one()
-        set_aside_count = session.exec(select(sa.func.count()).select_from(SignalRow).where(set_aside)).one()
-        shown = session.exec(select(SignalRow).where(set_aside)
+        pending, oldest = session.exec(with_posts(
+            select(sa.func.count(), sa.func.min(SignalRow.created_at)).select_from(SignalRow)).where(unposted())).one()
+        last_post = session.exec(select(sa.func.max(AlertPost.posted_at))).one()
+        set_aside_count = session.exec(with_posts(select(sa.func.count()).select_from(SignalRow))
+                                       .where(set_aside)).one()
+        shown = session.exec(with_posts(select(SignalRow, AlertPost)).where(set_aside)
                              .order_by(col(SignalRow.created_at), col(SignalRow.signal_id))
                              .limit(SET_ASIDE_SHOWN)).all()
     report = DeliveryHealth(
         channel=channel, state=state, pending=pending, oldest_pending_at=oldest, last_post_at=last_post,
         set_aside=set_aside_count,
-        set_aside_shown=[SetAsideAlert(row.signal_id, row.identity, row.post_error or "", row.post_failures,
-                                       row.post_retry_at) for row in shown],
+        set_aside_shown=[SetAsideAlert(row.signal_id, row.identity, post.error or "", post.failures, post.retry_at)
+                         for row, post in shown],
     )
     report.stopped = state is not None and state.stopped_by is not None and not state.stopped_by_transient
     report.stalled = (oldest is not None and now - oldest > patience

@@ -15,8 +15,11 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session, col, select
 
 from bot.alerts.blocks import alert_message, alert_text
+from bot.alerts.tables import AlertPost, posted_message
 from bot.config.settings import Settings
 from bot.contain.blocks import HISTORY_ACTIONS, containment_blocks
+from bot.context.blocks import context_blocks
+from bot.context.tables import TriageContext
 from bot.desk.home.refresh import request_refresh
 from bot.slack.client import CONNECTION_ERRORS
 from bot.slack.ids import ALERT_EVENT_TYPE
@@ -72,7 +75,8 @@ def containment_results(session: Session, signal_id: str) -> list[SignalHistory]
 def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRow, list[dict], str] | None:
     """The signal row, its blocks and its fallback text; None when no such signal is stored.
 
-    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons).
+    With SESGUARD_RESPONSE_ACTIONS the alert carries containment's part (its results and buttons); once its
+    triage context is being gathered (after the first post), that part too.
     A store that fails raises its own error; a row the builders cannot render raises `Unrenderable`.
     """
     with store.session() as session:
@@ -82,9 +86,12 @@ def rendered(store: Store, signal_id: str, settings: Settings) -> tuple[SignalRo
         counts = call_counts(session, signal_id)
         action = last_action(session, signal_id)
         results = containment_results(session, signal_id) if settings.response_actions else None
+        context = session.get(TriageContext, signal_id)
     try:
         containment = containment_blocks(row, results) if results is not None else []
-        return row, alert_message(row, counts, action, containment), alert_text(row, counts)
+        facts = context_blocks(context.state if context else None, context.facts if context else None,
+                               row.first_seen)
+        return row, alert_message(row, counts, action, containment, facts), alert_text(row, counts)
     except Exception as exc:
         raise Unrenderable(f"the alert cannot be rendered: {type(exc).__name__}: {str(exc)[:300]}") from exc
 
@@ -109,34 +116,37 @@ def refresh_alert(store: Store, client: WebClient, signal_id: str, settings: Set
     if found is None:
         return None
     row, blocks, text = found
-    if row.slack_channel and row.slack_ts:
-        client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text,
+    message = posted_message(store, signal_id)
+    if message is not None:
+        client.chat_update(channel=message.channel, ts=message.ts, blocks=blocks, text=text,
                            metadata=metadata(signal_id))
         # The message shows the store as of `started`; if this update fails, the notifier re-renders it.
         with store.session() as session:
-            session.execute(sa.update(SignalRow).where(col(SignalRow.signal_id) == signal_id).values(posted_at=started))
+            session.execute(sa.update(AlertPost).where(col(AlertPost.signal_id) == signal_id).values(posted_at=started))
             session.commit()
     request_refresh(store, settings, client)  # the App Home shows this alert too
     return row
 
 
-def post_in_thread(client: WebClient, row: SignalRow, line: str) -> None:
+def post_in_thread(store: Store, client: WebClient, signal_id: str, line: str) -> None:
     """A line in the alert's thread; mentions in `line` are the bot's own, values in it are escaped."""
-    if row.slack_channel and row.slack_ts:
-        client.chat_postMessage(channel=row.slack_channel, thread_ts=row.slack_ts, text=line,
+    message = posted_message(store, signal_id)
+    if message is not None:
+        client.chat_postMessage(channel=message.channel, thread_ts=message.ts, text=line,
                                 unfurl_links=False, unfurl_media=False)
 
 
-def alert_link(client: WebClient, row: SignalRow) -> str | None:
+def alert_link(store: Store, client: WebClient, signal_id: str) -> str | None:
     """The posted alert's permalink (chat.getPermalink, which needs no scope); when Slack cannot answer,
     the documented deep link that opens the alert's channel. None while the alert is not posted."""
-    if not (row.slack_channel and row.slack_ts):
+    message = posted_message(store, signal_id)
+    if message is None:
         return None
     quick = WebClient(token=client.token, base_url=client.base_url, timeout=PERMALINK_TIMEOUT_SECONDS,
                       retry_handlers=[])
     try:
-        return str(quick.chat_getPermalink(channel=row.slack_channel, message_ts=row.slack_ts)["permalink"])
+        return str(quick.chat_getPermalink(channel=message.channel, message_ts=message.ts)["permalink"])
     except (SlackApiError, *CONNECTION_ERRORS) as exc:
-        log.warning("no permalink for the alert of %s (%s); linking its channel instead", row.signal_id,
+        log.warning("no permalink for the alert of %s (%s); linking its channel instead", signal_id,
                     exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__)
-        return f"https://slack.com/app_redirect?channel={quote(row.slack_channel, safe='')}"
+        return f"https://slack.com/app_redirect?channel={quote(message.channel, safe='')}"

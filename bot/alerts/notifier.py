@@ -1,7 +1,8 @@
 """The outbox: post every stored, unposted, unsuppressed signal to `SLACK_ALERT_CHANNEL`, exactly once.
 
-- A signal is claimed before it is posted (a conditional `UPDATE` of its claim columns, which only one
-  process can win, on SQLite and PostgreSQL alike), so that two workers never post the same signal.
+- A signal is claimed before it is posted (a conditional `UPDATE` of the claim columns of its alert's post,
+  `bot.alerts.tables.AlertPost`, made on the first claim; only one process can win the update, on SQLite and
+  PostgreSQL alike), so that two workers never post the same signal.
   A claim lasts SESGUARD_LEASE_SECONDS and is renewed while its post is under way (retries and
   `Retry-After` waits included), so that a worker killed mid-post stops renewing it and its alert is
   taken over that soon after a restart, not minutes later.
@@ -37,6 +38,7 @@ from sqlmodel import col, select
 
 from bot.alerts.delivery import record_pass
 from bot.alerts.message import Unrenderable, metadata, rendered_stored
+from bot.alerts.tables import AlertPost, unposted, with_posts
 from bot.config.settings import Settings
 from bot.slack.client import is_transient, slack_client
 from bot.slack.history import find_by_metadata
@@ -44,7 +46,7 @@ from bot.slack.ids import ALERT_EVENT_TYPE
 from bot.slack.pace import POST_INTERVAL_SECONDS, channel_pacer
 from bot.store.outbox import Outbox, holder_name
 from detection.signals import Status
-from detection.store import SignalHistory, SignalRow, Store, signal_from_row, utcnow
+from detection.store import SignalHistory, SignalRow, Store, get_stored, signal_from_row, utcnow
 from detection.suppression import first_covering
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ GONE_ERRORS = {"message_not_found", "cant_update_message"}
 # A set-aside alert is due again after one poll interval, then twice as long each time, up to this.
 SET_ASIDE_MAX = timedelta(hours=1)
 # What a successful post or update clears.
-NOT_SET_ASIDE: dict[str, Any] = {"post_failures": 0, "post_error": None, "post_retry_at": None}  # column values
+NOT_SET_ASIDE: dict[str, Any] = {"failures": 0, "error": None, "retry_at": None}  # column values
 
 
 @dataclass
@@ -94,62 +96,76 @@ class _Stopping(Exception):
     """The process is stopping (SIGTERM) and this post has not gone out: it stays pending."""
 
 
-def _pending_clause():
-    unposted = sa.and_(col(SignalRow.slack_ts).is_(None), col(SignalRow.status) != Status.SUPPRESSED.value)
-    grown = sa.and_(col(SignalRow.slack_ts).is_not(None), col(SignalRow.updated_at) > col(SignalRow.posted_at))
-    return unposted, grown
+# Over signals with their posts (`with_posts`): a posted alert whose signal grew since (later calls joined it).
+def _grown():
+    return sa.and_(col(AlertPost.slack_ts).is_not(None), col(SignalRow.updated_at) > col(AlertPost.posted_at))
 
 
 def _due(now: datetime):
-    """Not set aside, or set aside until a moment that has come."""
-    return sa.or_(col(SignalRow.post_retry_at).is_(None), col(SignalRow.post_retry_at) <= now)
+    """Not set aside, or set aside until a moment that has come (a signal without a post yet is due)."""
+    return sa.or_(col(AlertPost.retry_at).is_(None), col(AlertPost.retry_at) <= now)
 
 
 def pending_count(store: Store) -> int:
-    unposted, _ = _pending_clause()
     with store.session() as session:
-        return session.exec(select(sa.func.count()).select_from(SignalRow).where(unposted)).one()
+        return session.exec(with_posts(select(sa.func.count()).select_from(SignalRow)).where(unposted())).one()
 
 
 def _candidates(store: Store, now: datetime) -> list[str]:
-    unposted, grown = _pending_clause()
     with store.session() as session:
         return list(session.exec(
-            select(SignalRow.signal_id).where(sa.or_(unposted, grown), _due(now))
+            with_posts(select(SignalRow.signal_id)).where(sa.or_(unposted(), _grown()), _due(now))
             .order_by(col(SignalRow.created_at), col(SignalRow.signal_id))
         ).all())
 
 
 def _pending(now: datetime) -> list:
-    """Unposted or grown, and due: what a claim still needs when another process may have acted since."""
-    unposted, grown = _pending_clause()
-    return [sa.or_(unposted, grown), _due(now)]
+    """Unposted or grown, and due: what a claim still needs when another process may have acted since (the
+    signal's status and growth read from its row, in the claim's own statement)."""
+    needs_work = (select(SignalRow.signal_id).where(col(SignalRow.signal_id) == col(AlertPost.signal_id),
+                                                    sa.or_(unposted(), _grown()))
+                  .correlate(AlertPost))
+    return [sa.exists(needs_work), _due(now)]
 
 
 # An update of a posted alert is no posting attempt: only a claim of an unposted one counts, so that the
 # channel is searched before a signal whose earlier post may have gone through is posted again.
-ALERTS = Outbox(SignalRow, col(SignalRow.signal_id), col(SignalRow.post_claimed_by),
-                col(SignalRow.post_claimed_until), col(SignalRow.post_attempts), _pending,
-                attempt=sa.case((col(SignalRow.slack_ts).is_(None), 1), else_=0))
+ALERTS = Outbox(AlertPost, col(AlertPost.signal_id), col(AlertPost.claimed_by), col(AlertPost.claimed_until),
+                col(AlertPost.attempts), _pending, attempt=sa.case((col(AlertPost.slack_ts).is_(None), 1), else_=0))
 
 
-def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | None = None, **values) -> None:
+def _claim(store: Store, signal_id: str, worker: str, now: datetime,
+           length: timedelta) -> tuple[SignalRow, AlertPost] | None:
+    """The signal and its post, claimed by `worker`; None when another process has it or it needs nothing
+    any more. The post's row is made on the signal's first claim: detection stores signals without one."""
+    with store.session() as session:
+        store.insert_ignoring_duplicates(session, AlertPost, [{"signal_id": signal_id}])
+        session.commit()
+    post = ALERTS.claim(store, signal_id, worker, now, length)
+    if post is None:
+        return None
+    with store.session() as session:
+        return get_stored(session, SignalRow, signal_id), post
+
+
+def _release(store: Store, signal_id: str, worker: str, note: SignalHistory | None = None,
+             held: tuple[sa.Executable, ...] = (), **values) -> None:
     """Give the claim back, storing what the attempt achieved (`values`) and its history line."""
-    ALERTS.release(store, signal_id, worker, [] if note is None else [note], **values)
+    ALERTS.release(store, signal_id, worker, [] if note is None else [note], held, **values)
 
 
-def find_posted(client: WebClient, channel: str, row: SignalRow) -> str | None:
+def find_posted(client: WebClient, channel: str, signal: SignalRow) -> str | None:
     """The ts of this signal's alert if it is already in the channel (searched by message metadata)."""
-    return find_by_metadata(client, channel, row.created_at - HISTORY_MARGIN, ALERT_EVENT_TYPE, "signal_id",
-                            row.signal_id, HISTORY_PAGES)
+    return find_by_metadata(client, channel, signal.created_at - HISTORY_MARGIN, ALERT_EVENT_TYPE, "signal_id",
+                            signal.signal_id, HISTORY_PAGES)
 
 
 def _post_once(store: Store, settings: Settings, client: WebClient, channel: str, row: SignalRow,
-               wait_turn: Callable[[], None]) -> tuple[str, bool]:
+               post: AlertPost, wait_turn: Callable[[], None]) -> tuple[str, bool]:
     """(ts, found): posts the alert unless an earlier attempt already did; retries transient failures."""
     found = rendered_alert = None
     for attempt in range(POST_ATTEMPTS):
-        if attempt or row.post_attempts > 1:
+        if attempt or post.attempts > 1:
             try:
                 found = find_posted(client, channel, row)
             except SlackApiError as exc:
@@ -175,12 +191,12 @@ def _post_once(store: Store, settings: Settings, client: WebClient, channel: str
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _update(store: Store, settings: Settings, client: WebClient, row: SignalRow) -> None:
-    if row.slack_channel is None or row.slack_ts is None:  # stored together when it was posted
-        raise ValueError(f"alert {row.signal_id} was never posted: there is no message to update")
-    _, blocks, text = rendered_stored(store, row.signal_id, settings)
-    client.chat_update(channel=row.slack_channel, ts=row.slack_ts, blocks=blocks, text=text,
-                       metadata=metadata(row.signal_id))
+def _update(store: Store, settings: Settings, client: WebClient, post: AlertPost) -> None:
+    if post.slack_channel is None or post.slack_ts is None:  # stored together when it was posted
+        raise ValueError(f"alert {post.signal_id} was never posted: there is no message to update")
+    _, blocks, text = rendered_stored(store, post.signal_id, settings)
+    client.chat_update(channel=post.slack_channel, ts=post.slack_ts, blocks=blocks, text=text,
+                       metadata=metadata(post.signal_id))
 
 
 def _covered(row: SignalRow, rules, now: datetime):
@@ -190,7 +206,9 @@ def _covered(row: SignalRow, rules, now: datetime):
 def _mark_suppressed(store: Store, row: SignalRow, worker: str, suppression_id: int) -> None:
     note = SignalHistory(signal_id=row.signal_id, actor="sesguard", action="suppressed before posting",
                          status=Status.SUPPRESSED.value, detail=f"suppression #{suppression_id}")
-    _release(store, row.signal_id, worker, note, status=Status.SUPPRESSED.value, suppression_id=suppression_id)
+    suppress = (sa.update(SignalRow).where(col(SignalRow.signal_id) == row.signal_id)
+                .values(status=Status.SUPPRESSED.value, suppression_id=suppression_id))
+    _release(store, row.signal_id, worker, note, (suppress,))
 
 
 def post_pending(store: Store, settings: Settings, client: WebClient | None = None, *,
@@ -239,17 +257,18 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
         if stop is not None and stop.is_set():
             break
         now = utcnow()  # posted_at: the message shows the signal as stored at this moment
-        row = ALERTS.claim(store, signal_id, worker, now, claim)
-        if row is None:
+        claimed = _claim(store, signal_id, worker, now, claim)
+        if claimed is None:
             continue  # another process has it, or it needs nothing any more
+        row, post = claimed
         try:
-            if row.slack_ts is None:
+            if post.slack_ts is None:
                 covering = _covered(row, rules, now)
                 if covering is not None:
                     _mark_suppressed(store, row, worker, covering.id)
                     result.suppressed += 1
                     continue
-                ts, found = _post_once(store, settings, client, channel, row, wait_turn)
+                ts, found = _post_once(store, settings, client, channel, row, post, wait_turn)
                 detail = f"{channel} {ts}" + (" (found in the channel after a lost answer)" if found else "")
                 note = SignalHistory(signal_id=signal_id, actor="sesguard", action="posted", status=row.status,
                                      detail=detail)
@@ -258,14 +277,14 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
                 result.found += found
                 result.posted += not found
             else:
-                _update(store, settings, client, row)
+                _update(store, settings, client, post)
                 _release(store, signal_id, worker, posted_at=now, **NOT_SET_ASIDE)
                 result.updated += 1
         except _Stopping:
             _release(store, signal_id, worker)
             break
         except Exception as exc:
-            if row.slack_ts is not None and _error_code(exc) in GONE_ERRORS:
+            if post.slack_ts is not None and _error_code(exc) in GONE_ERRORS:
                 # Deleted in Slack: not updated again (the signal stays in the store).
                 _fail(store, signal_id, worker, exc, result, posted_at=now)
             elif stops_the_pass(exc):  # Slack down or refusing us, or the database away: the rest waits
@@ -273,7 +292,7 @@ def _post_each(store: Store, settings: Settings, client: WebClient, worker: str,
                 result.stopped_by = exc
                 break
             else:
-                _set_aside(store, row, worker, exc, result, timedelta(seconds=settings.poll_seconds))
+                _set_aside(store, row, post, worker, exc, result, timedelta(seconds=settings.poll_seconds))
     return result
 
 
@@ -296,16 +315,15 @@ def set_aside_for(failures: int, poll_interval: timedelta) -> timedelta:
     return min(poll_interval * 2 ** min(failures - 1, 30), SET_ASIDE_MAX)
 
 
-def _set_aside(store: Store, row: SignalRow, worker: str, error: BaseException, result: NotifyResult,
-               poll_interval: timedelta) -> None:
-    failures = row.post_failures + 1
+def _set_aside(store: Store, row: SignalRow, post: AlertPost, worker: str, error: BaseException,
+               result: NotifyResult, poll_interval: timedelta) -> None:
+    failures = post.failures + 1
     retry_at = utcnow() + set_aside_for(failures, poll_interval)
     reason = describe(error)
     note = SignalHistory(signal_id=row.signal_id, actor="sesguard", action="set aside", status=row.status,
                          detail=f"{reason}; failed {failures} time(s) in a row, next attempt after "
                                 f"{retry_at:%Y-%m-%d %H:%M:%S} UTC")
-    _release(store, row.signal_id, worker, note, post_failures=failures, post_error=reason[:1000],
-             post_retry_at=retry_at)
+    _release(store, row.signal_id, worker, note, failures=failures, error=reason[:1000], retry_at=retry_at)
     result.failed += 1
     result.set_aside += 1
     result.errors.append(f"{row.signal_id}: {reason}")

@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="how far back (default: SESGUARD_INVESTIGATE_HOURS, else 24; for an IP, every "
                                       "stored call; at most 2160, LookupEvents' 90 days)")
     investigate_cmd.add_argument("--json", action="store_true", help="the answer as one JSON object")
+
+    ranges_cmd = commands.add_parser(
+        "ip-ranges", help="download AWS's published IP ranges into the store (the alerts' address line)",
+        description="Download ip-ranges.json, check it, and keep it in the store, where every sesguard process "
+                    "reads it from its next lookup on (until then: the excerpt shipped with sesguard).")
+    ranges_cmd.add_argument("--url", default=None, metavar="URL",
+                            help="where to download it (default: AWS's published ip-ranges.json)")
     return parser
 
 
@@ -152,10 +159,11 @@ def run_scan(args: argparse.Namespace) -> int:
         return 2
     store = None
     if args.db:
+        from bot.store.schema import migrate
         from detection.store import Store
 
         store = Store(args.db)
-        store.migrate()
+        migrate(store)
     read_already = _run_engines(engines, identity_mode)
     # A progress bar only for a person watching: never in --json output, never into a pipe or a file.
     progress = None if args.json or not sys.stderr.isatty() else ScanProgress(sys.stderr, inputs.count_local)
@@ -257,6 +265,7 @@ def run_investigate(args: argparse.Namespace) -> int:
     from bot.config.settings import load_settings
     from bot.investigate.reader import SharedReader, engine_reader
     from bot.printable import printable
+    from bot.store.schema import migrate
     from detection import subjects
     from detection.history import identity_history
     from detection.investigate import ADDRESS_NOTE, MAX_HOURS, recent_window
@@ -276,7 +285,7 @@ def run_investigate(args: argparse.Namespace) -> int:
             raise SettingsError(f"sesguard investigate: --hours must be a number above 0 and at most "
                                 f"{MAX_HOURS:g}") from None
     store = Store(settings.database_url)
-    store.migrate()
+    migrate(store)
     if kind == subjects.IP:
         days = args.hours / 24 if args.hours else settings.event_retention_days
         history = identity_history(store, term, days=days)
@@ -303,6 +312,30 @@ def run_investigate(args: argparse.Namespace) -> int:
     return 1 if summary.reading.problems and not summary.reading.pages else 0
 
 
+def run_ip_ranges(args: argparse.Namespace) -> int:
+    """`sesguard ip-ranges`: 0 when the list was stored, 1 when it could not be had or is no ip-ranges.json."""
+    from bot.config.settings import load_settings
+    from bot.context import ip_ranges
+    from bot.printable import printable
+    from bot.store.schema import migrate
+    from detection.store import Store
+
+    store = Store(load_settings().database_url)
+    migrate(store)
+    url = args.url or ip_ranges.AWS_URL
+    try:
+        refreshed = ip_ranges.refresh(store, url)
+    except (OSError, ValueError) as exc:  # URLError, HTTPError and timeouts are OSErrors; BadRanges a ValueError
+        print(f"sesguard ip-ranges: {printable(url)[:300]}: {printable(exc)[:300]}; the list in use is unchanged",
+              file=sys.stderr)
+        return 1
+    before, after = refreshed.before, refreshed.after
+    was = "the shipped excerpt" if before.shipped else f"syncToken {before.sync_token}"
+    print(f"sesguard ip-ranges: stored syncToken {after.sync_token} of {after.create_date} ({after.count} ranges); "
+          f"was {was} of {before.create_date} ({before.count} ranges)", file=sys.stderr)
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from bot.slack.web import serve
 
@@ -318,7 +351,7 @@ def run_socket(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"scan": run_scan, "demo": run_demo, "poll": run_poll, "worker": run_worker, "serve": run_serve,
-            "socket": run_socket, "investigate": run_investigate}
+            "socket": run_socket, "investigate": run_investigate, "ip-ranges": run_ip_ranges}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.config.business_hours import parse as parse_business_hours
 from bot.config.errors import SettingsError
+from bot.config.networks import parse_network
 from detection import DEFAULT_DATABASE_URL
 from detection.baseline import LONGEST, Tuning
 from detection.investigate import MAX_HOURS
@@ -42,6 +43,8 @@ def _csv(value: object) -> object:
 
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+# The IAM tag keys that name an identity's owner unless SESGUARD_OWNER_TAGS says otherwise (SPEC §10).
+OWNER_TAGS = ("owner", "email", "contact")
 
 # Slack's IDs: users U… (W… on Enterprise Grid), user groups S…; upper-case letters and digits.
 _Value = TypeVar("_Value", str, SecretStr)
@@ -67,24 +70,35 @@ BLANK_IS_UNSET = ("identity_key", "learning_days", "forget_days", "group_minutes
 class DetectionSettings(BaseSettings):
     """What detection reads: the whole of `sesguard scan`'s settings, and the start of every other process's."""
 
+    # The string under each field is its description: the configuration reference (docs/) is made from it.
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
-                                      populate_by_name=True)
+                                      populate_by_name=True, use_attribute_docstrings=True)
 
     identity_key: str = Field("principal", alias="SESGUARD_IDENTITY_KEY")
+    """`principal` or `arn` (see the identity keys under Detection)"""
     learning_days: float = Field(7, alias="SESGUARD_LEARNING_DAYS", ge=0)
+    """silent learning after the start of observation of an account"""
     forget_days: float = Field(28, alias="SESGUARD_FORGET_DAYS", gt=0)
+    """an identity unseen for longer is new again"""
     group_minutes: float = Field(60, alias="SESGUARD_GROUP_MINUTES", ge=0)
-    # User-agent prefixes of attack-simulation tools; empty: none.
+    """calls within this of a signal's first call join it"""
     exercise_user_agents: CommaSeparated = Field(default_factory=lambda: list(EXERCISE_USER_AGENTS),
                                                  alias="SESGUARD_EXERCISE_USER_AGENTS")
+    """comma-separated user-agent prefixes of attack-simulation tools; their calls add the reason "red-team exercise
+    tool" (empty: none)
+    """
 
     # SPEC §9: history on a SQL engine (`scan athena://… lake://…`, the backfill, investigations).
     athena_table: str | None = Field(None, alias="SESGUARD_ATHENA_TABLE")
+    """`database.table` of the standard CloudTrail table (what a bare `athena://` names)"""
     athena_workgroup: str = Field("primary", alias="SESGUARD_ATHENA_WORKGROUP")
+    """the Athena workgroup queries run in"""
     athena_output: str | None = Field(None, alias="SESGUARD_ATHENA_OUTPUT")
+    """`s3://bucket/prefix/` for Athena's result files, unless the workgroup enforces its own"""
     lake_event_data_store: str | None = Field(None, alias="SESGUARD_LAKE_EVENT_DATA_STORE")
-    # Every query stops, and fails, once the engine says it scanned more than this.
+    """a CloudTrail Lake event data store, by ID or ARN (what a bare `lake://` names)"""
     sql_max_gb: float = Field(DEFAULT_MAX_GB, alias="SESGUARD_SQL_MAX_GB", gt=0, le=1_000_000)
+    """a query that the engine says has scanned more than this is stopped and fails"""
 
     # Not named `_csv_fields`: that is `Settings`' own, and a subclass's attribute would replace this one.
     _csv_prefixes = field_validator("exercise_user_agents", mode="before")(_csv)
@@ -177,74 +191,134 @@ class Settings(DetectionSettings):
 
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    """bot token (`xoxb-…`); needed by `serve`, `socket`, `worker`, `poll`"""
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    """verifies every request from Slack (`serve`)"""
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    """app-level token (`xapp-…`) for Socket Mode (`socket`)"""
     slack_alert_channel: str | None = Field(None, alias="SLACK_ALERT_CHANNEL")
+    """channel **ID** (`C…`) where alerts are posted"""
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    """Web API base, for Slack-compatible endpoints and tests"""
     slack_triagers: CommaSeparated = Field(default_factory=list, alias="SLACK_TRIAGERS")
+    """comma-separated user IDs (`U…`, `W…` on Enterprise Grid) allowed to act on alerts; a name, `@handle` or e-mail
+    stops start-up with one line naming the setting
+    """
     slack_triage_usergroup: str | None = Field(None, alias="SLACK_TRIAGE_USERGROUP")
+    """a user group ID (`S…`, not its handle) whose members may act on alerts; with neither set, start-up warns that
+    everyone may
+    """
 
     database_url: str = Field(DEFAULT_DATABASE_URL, alias="DATABASE_URL")
+    """the store; PostgreSQL as `postgresql+psycopg://user:pass@host/db`"""
 
     aws_regions: CommaSeparated = Field(default_factory=lambda: ["us-east-1"],
                                    validation_alias=AliasChoices("AWS_REGIONS"))
+    """comma-separated regions to poll"""
     source: str = Field("lookup", alias="SESGUARD_SOURCE")
+    """`lookup` (CloudTrail LookupEvents), `s3://bucket/prefix` (CloudTrail log files) or `sqs` (a queue of S3
+    notifications or EventBridge events, see Organisation scale)
+    """
     role_arns: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ROLE_ARNS")
+    """comma-separated roles to assume, one per extra account"""
     poll_seconds: float = Field(300, alias="SESGUARD_POLL_SECONDS", gt=0)
+    """how often the worker polls"""
     lookback_minutes: float = Field(20, alias="SESGUARD_LOOKBACK_MINUTES", ge=0)
-    # Where the first start's history comes from (SPEC §7, §9); athena:// and lake:// reach past 90 days.
+    """each poll re-reads this far behind the watermark (CloudTrail delivers late)"""
     backfill_source: str | None = Field(None, alias="SESGUARD_BACKFILL_SOURCE")
+    """where the first start's history comes from: `athena://database.table` or `lake://<store>` (one query for every
+    account and region, see SQL engines); `lookup` and `s3://…` are accepted too. With `SESGUARD_SOURCE=sqs` it is
+    the queue's baseline: `lookup` (through the same accounts and roles as polling) or `s3://bucket/prefix` (an
+    engine backfills only the polled sources: with the queue, start-up refuses it in one line); without it, an
+    account's observation starts at its first event
+    """
     backfill_days: float = Field(90, alias="SESGUARD_BACKFILL_DAYS", ge=0)
+    """history read as baseline on the first poll (90 is LookupEvents' maximum; with an `athena://` or `lake://`
+    backfill source, any depth)
+    """
     contact_timeout_minutes: float = Field(120, alias="SESGUARD_CONTACT_TIMEOUT_MINUTES", gt=0)
-    # Matching calls are kept this long for `/sesguard history` and de-duplication by eventID.
+    """an unanswered "was this you?" escalates after this"""
     event_retention_days: float = Field(400, alias="SESGUARD_EVENT_RETENTION_DAYS", gt=0)
-    # A worker that stops renewing its scheduler lease for this long is taken over by another.
+    """matching calls kept for `/sesguard history` and de-duplication"""
     lease_seconds: float = Field(60, alias="SESGUARD_LEASE_SECONDS", gt=0)
+    """a worker (or an outbox claim) not renewed for this long is taken over"""
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
-    # The first pause before a request sesguard retries itself: LookupEvents after throttling, a 5xx or an
-    # unreadable answer (doubling, with jitter); a Slack post or call after a 5xx or a dropped connection; the
-    # spread added to Slack's Retry-After. Drills and tests shorten it; 0 retries at once.
+    """`serve`'s port (`serve --port` wins; `--port 0` binds any free port and names it in the `listening on
+    http://0.0.0.0:N` log line)
+    """
     retry_seconds: float = Field(0.5, alias="SESGUARD_RETRY_SECONDS", ge=0)
+    """the first pause before a request is retried: LookupEvents after throttling, a 5xx or an unreadable answer
+    (doubling, with jitter, up to 20 s); a Slack call after a 5xx or a dropped connection (doubling, plus up to as
+    much again); a post after one (then twice that); and the most added to Slack's `Retry-After` (honoured, at most
+    120 s). Decimals; 0 retries at once
+    """
 
     # ── SPEC §6: paging and containment ──────────────────────────────────────────────────────────
-    # The Events API v2 integration key of the PagerDuty service to page; without it nothing is paged.
     pagerduty_routing_key: SecretStr | None = Field(None, alias="PAGERDUTY_ROUTING_KEY")
+    """the 32-character integration key of a PagerDuty service's Events API v2 integration; with it, Escalate, a "No"
+    answer, a contact time-out and follow-on abuse page, and Not an issue and Suppress resolve
+    """
     pagerduty_events_url: str = Field(PAGERDUTY_EVENTS_URL, alias="PAGERDUTY_EVENTS_URL", pattern=r"^https?://\S+$")
-    # Deactivate access key / Revoke role sessions on the alerts: they change IAM, so they are opt-in.
+    """the Events API v2 endpoint (PagerDuty's EU service region: `https://events.eu.pagerduty.com/v2/enqueue`)"""
     response_actions: bool = Field(False, alias="SESGUARD_RESPONSE_ACTIONS")
+    """`true` puts **Deactivate access key** and **Revoke role sessions** on the alerts (they change IAM)"""
 
     # ── SPEC §6: investigation ───────────────────────────────────────────────────────────────────
-    # A signal's window reaches this far past its last call (and a term asked about without a signal,
-    # this far back); LookupEvents keeps 90 days.
     investigate_hours: float = Field(24, alias="SESGUARD_INVESTIGATE_HOURS", gt=0, le=MAX_HOURS)
-    # Alerts of this severity or above are investigated once posted, without a click.
+    """an investigation reads up to this long after the alert's last call (up to now); `/sesguard investigate` and
+    `sesguard investigate` read this far back by default; at most 2160 (LookupEvents' 90 days)
+    """
     auto_investigate: str = Field("high", alias="SESGUARD_AUTO_INVESTIGATE")
-    # LookupEvents pages (50 events each) one investigation reads at most; the summary says when it stopped.
+    """alerts of this severity or above are investigated by the worker once posted: `high`, `medium`, `low`, or `off`"""
     investigate_max_pages: int = Field(50, alias="SESGUARD_INVESTIGATE_MAX_PAGES", ge=1, le=1000)
+    """LookupEvents pages (50 events each) one investigation reads at most; the summary says when the cap stopped it"""
 
     # ── SPEC §7: organisation scale ──────────────────────────────────────────────────────────────
-    # Account/region reads under way at once in a pass (each still paced at 2 requests a second per place).
     poll_concurrency: int = Field(16, alias="SESGUARD_POLL_CONCURRENCY", ge=1, le=256)
-    # With it, the organisation's ACTIVE accounts are listed every pass and this role assumed in each.
+    """account/region reads under way at once in a poll pass (1–256); each place still gets at most 2 LookupEvents
+    requests a second (see Organisation scale)
+    """
     org_role_name: str | None = Field(None, alias="SESGUARD_ORG_ROLE_NAME")
+    """with it, every ACTIVE account of the AWS organisation (`organizations:ListAccounts`, listed again every pass) is
+    read through `arn:<partition>:iam::<account>:role/<name>`, beside `SESGUARD_ROLE_ARNS` (an IAM role name,
+    optionally after a path)
+    """
     accounts_exclude: CommaSeparated = Field(default_factory=list, alias="SESGUARD_ACCOUNTS_EXCLUDE")
-    # SESGUARD_SOURCE=sqs: the queue of S3 notifications / EventBridge events the worker consumes.
+    """comma-separated 12-digit account IDs never read (the credentials' own, a role's or an organisation's)"""
     sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
-    # The buckets whose objects a queue's S3 notifications may make it read (with the s3:// backfill source's
-    # and the s3:// source's own): a notification can name any bucket, and one of the sender's choosing
-    # would have its records taken for CloudTrail's.
+    """the URL of the queue `SESGUARD_SOURCE=sqs` consumes, as `aws sqs get-queue-url` prints it; required with it"""
     trail_buckets: CommaSeparated = Field(default_factory=list, alias="SESGUARD_TRAIL_BUCKETS")
+    """comma-separated names of the trail buckets whose objects the queue's S3 notifications may make the worker read,
+    beside the bucket of an `s3://` `SESGUARD_BACKFILL_SOURCE`; a notification naming any other bucket is unusable
+    (counted, left to the redrive policy), never read
+    """
 
     # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
-    # The contact time-out counts only time inside these hours (`Mon-Fri 09:00-18:00 Europe/Berlin`).
     business_hours: str | None = Field(None, alias="SESGUARD_BUSINESS_HOURS")
-    # The learning report in the alert channel once an account's learning period is over.
+    """count the contact time-out only inside these hours: days (`Mon-Fri`, `Sun-Thu`, `Mon,Wed-Fri`), one local window
+    (`09:00-18:00`; `24:00` ends at midnight; no overnight windows) and an IANA time zone, e.g. `Mon-Fri 09:00-18:00
+    Europe/Berlin`; each day's window is placed by that zone's wall clock, so it follows daylight saving time
+    """
     learning_report: bool = Field(True, alias="SESGUARD_LEARNING_REPORT")
-    # The UTC hour of the daily digest in the alert channel; without it, no digest.
+    """`false`: no learning report in the alert channel (`/sesguard learned` still answers)"""
     digest_hour: int | None = Field(None, alias="SESGUARD_DIGEST_HOUR", ge=0, le=23)
+    """the UTC hour (0–23) of the daily digest in the alert channel: the figures of the 24 hours before that hour
+    (see the triage desk); unset: no digest
+    """
 
-    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude",
-                                  "trail_buckets", mode="before")(_csv)
+    # ── SPEC §10: triage context ─────────────────────────────────────────────────────────────────
+    owner_tags: CommaSeparated = Field(default_factory=lambda: list(OWNER_TAGS), alias="SESGUARD_OWNER_TAGS")
+    """comma-separated IAM tag keys (of the user or role, matched whatever their case, tried in this order) whose value
+    names the identity's owner: an e-mail (→ `users.lookupByEmail`) or a Slack user ID; see the triage context
+    """
+    known_networks: CommaSeparated = Field(default_factory=list, alias="SESGUARD_KNOWN_NETWORKS")
+    """the organisation's own networks, comma-separated CIDRs each optionally `=label` (`198.51.100.0/24=Berlin
+    office,2001:db8::/32=VPN`); an address in one is shown with its label. A bad entry stops start-up naming its
+    position
+    """
+
+    _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude", "owner_tags",
+                                  "known_networks", "trail_buckets", mode="before")(_csv)
 
     @field_validator("trail_buckets")
     @classmethod
@@ -252,6 +326,26 @@ class Settings(DetectionSettings):
         for number, bucket in enumerate(value, 1):
             if not is_trail_bucket(bucket):
                 raise ValueError(f"entry {number} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
+        return value
+
+    @field_validator("owner_tags")
+    @classmethod
+    def _owner_tags(cls, value: list[str]) -> list[str]:
+        for number, key in enumerate(value, 1):
+            # IAM's tag key pattern (`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`, 1–128): Python's `\w` is its letters and digits.
+            if not re.fullmatch(r"[\w .:/=+@-]{1,128}", key):
+                raise ValueError(f"entry {number} is not an IAM tag key (1 to 128 letters, digits, spaces and "
+                                 "_.:/=+-@)")
+        return value
+
+    @field_validator("known_networks")
+    @classmethod
+    def _known_networks(cls, value: list[str]) -> list[str]:
+        for number, entry in enumerate(value, 1):
+            try:
+                parse_network(entry)
+            except ValueError as exc:  # the entry is named by position: a pasted secret is never echoed
+                raise ValueError(f"entry {number}: {exc}") from None
         return value
 
     @field_validator("org_role_name")

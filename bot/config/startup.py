@@ -18,6 +18,7 @@ import threading
 
 from bot.config.logs import configure_logging
 from bot.config.settings import Settings, load_settings
+from bot.store.schema import migrate
 from detection.store import Store
 
 
@@ -26,7 +27,7 @@ def start(*required: str, log_level: int = logging.INFO) -> tuple[Settings, Stor
     settings = load_settings()
     settings.require(*required)
     store = Store(settings.database_url)
-    store.migrate()  # before logging is set up: an unusable store is one line, without migration chatter
+    migrate(store)  # before logging is set up: an unusable store is one line, without migration chatter
     configure_logging(log_level)
     return settings, store
 

@@ -9,10 +9,12 @@ import logging
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.alerts.clicks import signal_of_alert
+from bot.alerts.tables import alert_channel
 from bot.contact import blocks, people, questions
 from bot.slack.blocks import mention, when
 from bot.slack.ids import Action, Field, View
-from bot.slack.middleware import clicked, signal_of_alert, triagers_only
+from bot.slack.middleware import clicked, triagers_only
 from bot.slack.modals import signal_of_modal, submitted
 from bot.slack.replies import actor_of, tell
 from bot.triage.blocks import unchanged
@@ -59,7 +61,8 @@ def submit_person(ack: Ack, body: dict, view: dict, client: WebClient, context: 
     options = submitted(view, Field.REMEMBER).get("selected_options")
     if isinstance(options, list) and any(isinstance(o, dict) and o.get("value") == "yes" for o in options):
         people.map_identity(context["store"], row.identity, person, user)
-    ask_and_tell(client, body, context["store"], context["settings"], row, person, user, channel=row.slack_channel)
+    ask_and_tell(client, body, context["store"], context["settings"], row, person, user,
+                 channel=alert_channel(context["store"], row.signal_id))
 
 
 def ask_and_tell(client: WebClient, body: dict, store: Store, settings, row: SignalRow, person: str, user: str,

@@ -1,5 +1,6 @@
-"""Who is behind an identity: an explicit mapping (`/sesguard map`) first, then an IAM Identity Center
-session name that is an e-mail address (`users.lookupByEmail`); otherwise nobody, and the clicker picks.
+"""Who is behind an identity: an explicit mapping (`/sesguard map`) first, then the owner the alert's triage
+context found (an IAM tag, the Identity Store: `bot.context`), then an IAM Identity Center session name that
+is an e-mail address (`users.lookupByEmail`); otherwise nobody, and the clicker picks.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.contact.tables import IdentityMapping
+from bot.context.tables import TriageContext
 from detection.record import is_identity_center_identity
 from detection.store import AuditEntry, SignalRow, Store, utcnow
 
@@ -37,7 +39,7 @@ def sso_email(arn: str) -> str | None:
 
 def resolve_person(store: Store, client: WebClient, signal: SignalRow) -> str | None:
     """The Slack user ID to ask about the signal, or None when nobody is known."""
-    person = mapped_person(store, signal.identity, signal.arn)
+    person = mapped_person(store, signal.identity, signal.arn) or context_owner(store, signal.signal_id)
     if person:
         return person
     # Only an IAM Identity Center session's name is the person's sign-in, and whether it is one is decided by
@@ -51,6 +53,13 @@ def resolve_person(store: Store, client: WebClient, signal: SignalRow) -> str | 
         if exc.response.get("error") != "users_not_found":
             log.warning("users.lookupByEmail failed: %s", exc.response.get("error"))
         return None
+
+
+def context_owner(store: Store, signal_id: str) -> str | None:
+    """The Slack user the alert's triage context names as the identity's owner (SPEC §10), if any."""
+    with store.session() as session:
+        row = session.get(TriageContext, signal_id)
+        return row.owner_slack_id if row is not None else None
 
 
 def map_identity(store: Store, identity: str, slack_user_id: str, actor: str) -> None:

@@ -84,7 +84,7 @@ def ask(store: Store, settings: Settings, client: WebClient, signal_id: str, per
         session.commit()
     contact.dm_channel, contact.dm_ts = dm, sent["ts"]
     row = refresh_alert(store, client, signal_id, settings) or row
-    post_in_thread(client, row, thread_line(
+    post_in_thread(store, client, row.signal_id, thread_line(
         f":speech_balloon: Asked {mention(person)} whether these calls were theirs "
         f"(escalates without an answer within {_timeout_words(settings)}, at {when(contact.deadline)}); asked",
         asked_by))
@@ -140,12 +140,13 @@ def answer(store: Store, settings: Settings, client: WebClient, contact_id: str,
         session.commit()
     _close_dm(client, question, row, "You answered *yes, this was me*. Thank you!" if reply == YES else
               "You answered *no, this wasn't me*. The security team has been alerted. Thank you!")
-    row = refresh_alert(store, client, row.signal_id, settings) or row
+    refresh_alert(store, client, row.signal_id, settings)
     if reply == YES:
-        post_in_thread(client, row, f":white_check_mark: {mention(user_id)} answered: *yes, this was me*.")
+        line = f":white_check_mark: {mention(user_id)} answered: *yes, this was me*."
     else:
-        post_in_thread(client, row, f"<!channel> :warning: {mention(user_id)} answered: *no, this wasn't me*. "
-                                    f"Escalated: treat the identity as compromised.")
+        line = (f"<!channel> :warning: {mention(user_id)} answered: *no, this wasn't me*. "
+                f"Escalated: treat the identity as compromised.")
+    post_in_thread(store, client, row.signal_id, line)
     return Answered(True, "Thank you, your answer was passed on to the security team.")
 
 
@@ -188,7 +189,7 @@ def escalate_overdue(store: Store, settings: Settings, client: WebClient | None 
         try:
             _close_dm(client, question, row, f"No answer arrived within {minutes}; the security team will follow up.")
             row = refresh_alert(store, client, row.signal_id, settings) or row
-            post_in_thread(client, row, f"<!channel> {line} Escalated." if escalate else line)
+            post_in_thread(store, client, row.signal_id, f"<!channel> {line} Escalated." if escalate else line)
         except Exception as exc:  # the store has the escalation; the notifier re-renders the alert
             log.warning("time-out of contact #%s stored, but Slack was not updated: %s", contact_id, exc)
     return escalated

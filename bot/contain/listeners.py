@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.alerts.clicks import signal_of_alert
 from bot.alerts.message import post_in_thread, refresh_alert
 from bot.config.settings import Settings
 from bot.contain import attempts, names
@@ -25,7 +26,7 @@ from bot.contain.action import FAILED, Outcome
 from bot.contain.blocks import LABELS, MODULES, result_line
 from bot.slack.blocks import mention, when
 from bot.slack.ids import Action
-from bot.slack.middleware import signal_of_alert, triagers_only
+from bot.slack.middleware import triagers_only
 from bot.slack.replies import actor_of, tell
 from bot.triage.blocks import unchanged
 from bot.triage.states import applies
@@ -81,7 +82,7 @@ def contain(body: dict, client: WebClient, context: BoltContext, action: Action)
                                              "IAM may have been changed: look before trying again.")
         signal = attempts.finish(store, attempt, module.HISTORY, outcome)
         signal = refresh_alert(store, client, signal.signal_id, settings) or signal
-        post_in_thread(client, signal, result_line(module.HISTORY.of(outcome), outcome, user))
+        post_in_thread(store, client, signal.signal_id, result_line(module.HISTORY.of(outcome), outcome, user))
 
 
 def carry_out(module: ModuleType, row: SignalRow, settings: Settings) -> Outcome:

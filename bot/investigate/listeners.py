@@ -8,12 +8,13 @@ from collections.abc import Callable
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
+from bot.alerts.clicks import signal_of_alert
 from bot.config.settings import Settings
 from bot.investigate import blocks, runs
 from bot.investigate.reader import SharedReader
 from bot.slack.blocks import text
 from bot.slack.ids import Action
-from bot.slack.middleware import signal_of_alert, triagers_only
+from bot.slack.middleware import triagers_only
 from bot.slack.replies import actor_of, tell
 from detection.sources.lookup import LookupSource
 from detection.store import Store, row_id

@@ -26,6 +26,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import col, select
 
 from bot.alerts.message import INVESTIGATED, refresh_alert
+from bot.alerts.tables import AlertPost, posted_message
 from bot.config.settings import AUTO_INVESTIGATE_OFF, Settings
 from bot.investigate import blocks
 from bot.investigate.reader import Reader
@@ -101,8 +102,8 @@ def enqueue_automatic(store: Store, settings: Settings, now: datetime | None = N
     investigated = sa.exists().where(col(Investigation.signal_id) == col(SignalRow.signal_id))
     with store.session() as session:
         alerts = session.exec(
-            select(SignalRow.signal_id).where(
-                col(SignalRow.slack_ts).is_not(None), col(SignalRow.severity).in_(severities),
+            select(SignalRow.signal_id).join(AlertPost, col(AlertPost.signal_id) == col(SignalRow.signal_id)).where(
+                col(AlertPost.slack_ts).is_not(None), col(SignalRow.severity).in_(severities),
                 SignalRow.status != Status.SUPPRESSED.value, SignalRow.created_at >= now - AUTOMATIC_REACH,
                 ~investigated)
             .order_by(col(SignalRow.created_at))
@@ -267,14 +268,13 @@ def _finish(claim: _Claim, investigation: Investigation, error: str | None = Non
 
 def _post(store: Store, settings: Settings, client: WebClient, claim: _Claim,
           investigation: Investigation) -> Investigation:
-    with store.session() as session:
-        signal = session.get(SignalRow, investigation.signal_id)
-    if signal is None or not (signal.slack_channel and signal.slack_ts):
+    alert = posted_message(store, investigation.signal_id)
+    if alert is None:
         return _finish(claim, investigation, "the alert is not in Slack: there is no thread to post in")
     message = investigation.summary
     if message is None:  # stored with the `gathered` state, before any post
         return _finish(claim, investigation, "the investigation has no summary to post")
-    thread = Thread(signal.slack_channel, signal.slack_ts)
+    thread = Thread(alert.channel, alert.ts)
     wait_turn = channel_pacer(store, thread.channel)  # thread replies count against the channel's pace
     try:
         if investigation.escalated and not investigation.escalation_ts:
@@ -297,9 +297,10 @@ def _post(store: Store, settings: Settings, client: WebClient, claim: _Claim,
     investigation = _finish(claim, investigation)
     if investigation.escalated:
         try:
-            refresh_alert(store, client, signal.signal_id, settings)
+            refresh_alert(store, client, investigation.signal_id, settings)
         except (SlackApiError, *CONNECTION_ERRORS) as exc:  # stored as critical; the notifier re-renders it
-            log.warning("alert %s is critical in the store, but was not updated in Slack: %s", signal.signal_id, exc)
+            log.warning("alert %s is critical in the store, but was not updated in Slack: %s",
+                        investigation.signal_id, exc)
     return investigation
 
 

@@ -212,7 +212,8 @@ def _send(store: Store, settings: Settings, client: WebClient, page: Page, routi
         result.superseded += 1
         return
     if page.event_action == TRIGGER:
-        event = trigger_event(routing_key, signal, TRIGGERS[step.action], step, alert_link(client, signal))
+        event = trigger_event(routing_key, signal, TRIGGERS[step.action], step,
+                              alert_link(store, client, signal.signal_id))
     else:
         event = resolve_event(routing_key, signal.signal_id)
     try:

@@ -1,5 +1,5 @@
 """Bolt middleware: the store and settings in every request's context, replayed requests refused, the
-triager check, and the signal behind an alert's button.
+triager check (the signal behind an alert's button is the alerts' own: `bot.alerts.clicks`).
 
 Cross-cutting concerns live here instead of being repeated in every handler.
 """
@@ -22,7 +22,7 @@ from sqlmodel import col
 from bot.config.settings import Settings
 from bot.slack.replies import channel_of, tell, user_of
 from bot.slack.tables import SlackRequest
-from detection.store import SignalRow, Store, utcnow
+from detection.store import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -103,34 +103,6 @@ def clicked(body: dict) -> dict:
     actions = body.get("actions")
     first = actions[0] if isinstance(actions, list) and actions else None
     return first if isinstance(first, dict) else {}
-
-
-def clicked_signal(store: Store, body: dict) -> tuple[SignalRow | None, str]:
-    """The stored signal the button names, or None and why not: a button's value is never trusted."""
-    signal_id = str(clicked(body).get("value") or "")
-    with store.session() as session:
-        row = session.get(SignalRow, signal_id) if signal_id else None
-    if row is None:
-        return None, "This alert is not known to sesguard. Nothing was changed."
-    message_ts = (body.get("container") or {}).get("message_ts") or (body.get("message") or {}).get("ts")
-    if row.slack_ts and message_ts and message_ts != row.slack_ts:
-        return None, "This button does not belong to that alert. Nothing was changed."
-    return row, ""
-
-
-def signal_of_alert(body: dict, client: WebClient, context: BoltContext, ack: Ack,
-                    next: Callable) -> BoltResponse | None:
-    """Listener middleware of the alert's buttons: the signal the button names, re-read from the store and
-    from its own message, in `context["signal"]`; otherwise an ephemeral note, and the handler never runs."""
-    row, problem = clicked_signal(context["store"], body)
-    if row is not None:
-        context["signal"] = row
-        if row.slack_channel and channel_of(body) is None:  # a click in the App Home: notes go to the alert's channel
-            body["channel"] = {"id": row.slack_channel}
-        next()
-        return None
-    after_ack(context, tell, client=client, body=body, text=problem)
-    return ack()
 
 
 def after_ack(context: BoltContext, call: Callable, **kwargs) -> None:

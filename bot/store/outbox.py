@@ -95,21 +95,26 @@ class Outbox(Generic[Row]):
         return kept
 
     def update(self, store: Store, key: Any, holder: str, values: dict[str, Any],
-               rows: Iterable[SQLModel] = ()) -> bool:
+               rows: Iterable[SQLModel] = (), held: Iterable[sa.Executable] = ()) -> bool:
         """Store `values` on the row while `holder` holds it, and `rows` (such as a history line: what this
         holder did, whoever holds the row now) in the same transaction; False when another process holds
-        the row now, and `values` were not stored."""
+        the row now, and `values` were not stored. `held`: statements on other tables that only the holder
+        may run (the signal a pending alert turned out to be suppressed), run in that transaction too."""
         with store.session() as session:
             kept = session.exec(sa.update(self.model).where(*self._held(holder, key)).values(values)).rowcount
+            if kept:
+                for statement in held:
+                    session.execute(statement)
             session.add_all(list(rows))
             session.commit()
         return bool(kept)
 
-    def release(self, store: Store, key: Any, holder: str, rows: Iterable[SQLModel] = (), **values: Any) -> bool:
-        """Give `holder`'s claim back, storing what the attempt achieved (`values`) and `rows` with it; a
-        claim that lapsed and was taken over is left to its new holder (False)."""
+    def release(self, store: Store, key: Any, holder: str, rows: Iterable[SQLModel] = (),
+                held: Iterable[sa.Executable] = (), **values: Any) -> bool:
+        """Give `holder`'s claim back, storing what the attempt achieved (`values`) and `rows` with it (and
+        running `held`, see `update`); a claim that lapsed and was taken over is left to its new holder (False)."""
         return self.update(store, key, holder, {self.claimed_by.key: None, self.claimed_until.key: None, **values},
-                           rows)
+                           rows, held)
 
     def renewal(self, store: Store, holder: str, length: timedelta) -> Renewal:
         """Renews every claim `holder` has on this outbox while the `with` block runs."""

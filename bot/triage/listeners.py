@@ -13,7 +13,9 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.alerts.blocks import thread_line
+from bot.alerts.clicks import signal_of_alert
 from bot.alerts.message import post_in_thread, refresh_alert
+from bot.alerts.tables import alert_channel
 from bot.slack.ids import (
     DURATIONS,
     SCOPE_ACCOUNT,
@@ -22,7 +24,7 @@ from bot.slack.ids import (
     Field,
     View,
 )
-from bot.slack.middleware import signal_of_alert, triagers_only
+from bot.slack.middleware import triagers_only
 from bot.slack.modals import selected, signal_of_modal, submitted
 from bot.slack.replies import actor_of, tell
 from bot.triage import blocks, changes
@@ -47,7 +49,7 @@ def _apply(body: dict, client: WebClient, context: BoltContext, change_status: C
         tell(client, body, blocks.unchanged(change.previous_status, change.last))
         return
     row = refresh_alert(store, client, change.signal.signal_id, context["settings"]) or change.signal
-    post_in_thread(client, row, thread_line(line, user))
+    post_in_thread(store, client, row.signal_id, thread_line(line, user))
 
 
 def escalate(ack: Ack, body: dict, client: WebClient, context: BoltContext) -> None:
@@ -94,7 +96,8 @@ def submit_suppression(ack: Ack, body: dict, view: dict, client: WebClient, cont
     user = actor_of(body)
     change = changes.suppress(context["store"], row.signal_id, user, scope, duration, reason)
     if not change.changed:
-        tell(client, body, blocks.unchanged(change.previous_status, change.last), row.slack_channel)
+        tell(client, body, blocks.unchanged(change.previous_status, change.last),
+             alert_channel(context["store"], row.signal_id))
         return
     row = refresh_alert(context["store"], client, row.signal_id, context["settings"]) or change.signal or row
-    post_in_thread(client, row, thread_line(":mute: Suppressed", user, change.detail))
+    post_in_thread(context["store"], client, row.signal_id, thread_line(":mute: Suppressed", user, change.detail))

@@ -26,12 +26,13 @@ from sqlmodel import col
 
 from bot.config.settings import Settings
 from bot.config.startup import start, stop_on_signals
+from bot.context.tables import ContextLookup
 from bot.investigate.reader import SharedReader
 from bot.page.pager import paging_enabled
 from bot.store.lease import Lease
 from bot.worker.ingest.backfill import backfill_pass
 from bot.worker.ingest.consume import consume_until_stopped
-from bot.worker.ingest.handover import notify_pending, page_pending_pass
+from bot.worker.ingest.handover import gather_context_pass, notify_pending, page_pending_pass
 from bot.worker.ingest.poll import poll_once
 from bot.worker.ingest.sources import make_source
 from detection.sources.lookup import LookupSource
@@ -53,6 +54,8 @@ HOME_SECONDS = 5.0
 MIN_RETENTION = timedelta(days=2)
 # Forgotten identities are deleted a day after they count as forgotten (a late event may still touch them).
 FORGET_MARGIN = timedelta(days=1)
+# The triage context's cached lookups are used for an hour; older ones are deleted after a day.
+CACHE_KEPT = timedelta(days=1)
 
 
 # A job of the worker, run by the scheduler with no argument but the worker. What it returns (a job's result,
@@ -125,8 +128,8 @@ class Worker:
     def once(self) -> list[str]:
         """`poll --once` after its ingestion pass (SPEC §2): every other job of the worker, once, so that a cron
         or Kubernetes CronJob deployment loses nothing the scheduler would have done — investigations, contact
-        time-outs, the learning reports, the digest, suppression reminders, the open Home tabs, housekeeping —
-        and then the alert and page outboxes again (an investigation or a time-out may have escalated). Each
+        time-outs, the learning reports, the digest, suppression reminders, the open Home tabs, housekeeping, the
+        triage context — and then the alert and page outboxes again (an investigation or a time-out may have escalated). Each
         job is due by its own rule (a report once its learning ended, the digest once its hour has come), as
         under the scheduler. One line per job that failed, for stderr; none when the pass went through."""
         jobs: list[tuple[str, Job]] = [
@@ -148,6 +151,10 @@ class Worker:
                 continue
             if getattr(result, "failed", 0):
                 failures.append(f"{what}: FAILED: {result.failed} not sent; tried again on the next pass")
+        if not self.stop.is_set():  # the alerts posted by the queue's drain have none yet (the poll gathered its own)
+            _, context_error = gather_context_pass(self.store, self.settings, self.stop)
+            if context_error is not None:
+                failures.append(f"triage context: FAILED: {context_error}")
         if not self.stop.is_set():
             notified, error = notify_pending(self.store, self.settings, self.stop)
             if error is not None:
@@ -180,6 +187,7 @@ class Worker:
             (self.poll, poll_seconds),
             (self.post_outbox, min(OUTBOX_SECONDS, poll_seconds)),
             (self.investigate_alerts, min(OUTBOX_SECONDS, poll_seconds)),
+            (self.gather_context, min(OUTBOX_SECONDS, poll_seconds)),
             (self.escalate_overdue_contacts, contact_seconds),
             (self.housekeeping, max(HOUSEKEEPING_SECONDS, poll_seconds)),
             (self.refresh_home_tabs, min(HOME_SECONDS, poll_seconds)),
@@ -253,6 +261,11 @@ class Worker:
         if requested or posted:
             log.info("investigations: %d requested automatically, %d summaries posted", requested, posted)
 
+    def gather_context(self) -> None:
+        """The triage context (SPEC §10) of each alert once it is posted, updated in place."""
+        if not self.stop.is_set():
+            gather_context_pass(self.store, self.settings, self.stop)
+
     @_failure_logged("escalating overdue contacts")
     def escalate_overdue_contacts(self) -> None:
         from bot.contact.questions import escalate_overdue
@@ -316,6 +329,8 @@ def housekeeping(store: Store, settings: Settings, now: datetime | None = None) 
         "events past the retention": sa.delete(EventRow).where(col(EventRow.event_time) < keep_since),
         "S3 objects past the retention": sa.delete(S3Object).where(col(S3Object.processed_at) < keep_since),
         "forgotten identities": sa.delete(KnownIdentity).where(col(KnownIdentity.last_seen) < forgotten_before),
+        # the triage context's cache keeps an answer an hour; a day-old one is only space
+        "cached context lookups": sa.delete(ContextLookup).where(col(ContextLookup.fetched_at) < now - CACHE_KEPT),
     }
     pruned = {}
     with store.session() as session:

@@ -114,15 +114,28 @@ class AccountAccess:
 
     def client(self, region: str):
         with self._lock:
-            if self._session is None or (self.role_arn and self._renewal_due()):
-                self._session = self._assume_role()  # only a role's session is ever None: until it is assumed
+            session = self._current_session()
             if region not in self._clients:
-                client = self._session.client("cloudtrail", region_name=region, config=_CLOUDTRAIL_CONFIG)
+                client = session.client("cloudtrail", region_name=region, config=_CLOUDTRAIL_CONFIG)
                 key = f"cloudtrail:{self.account_id}:{region}"
                 # before-send fires for every HTTP request the client makes: none escapes the pacer.
                 client.meta.events.register("before-send.cloudtrail", lambda **_: self._wait_turn(key))
+                # response-received fires after every attempt, answered or not: the request reached AWS by then.
+                client.meta.events.register("response-received.cloudtrail", lambda **_: self.pacer.answered(key))
                 self._clients[region] = client
             return self._clients[region]
+
+    def session(self) -> boto3.Session:
+        """The account's boto3 session (a role's assumed, and renewed before it expires), for the clients of
+        other read-only services in this account (the triage context's IAM reads)."""
+        with self._lock:
+            return self._current_session()
+
+    def _current_session(self) -> boto3.Session:
+        """Under the lock."""
+        if self._session is None or (self.role_arn and self._renewal_due()):
+            self._session = self._assume_role()  # only a role's session is ever None: until it is assumed
+        return self._session
 
     def renew(self) -> None:
         """After an "expired" answer: new credentials for the next request."""

@@ -14,6 +14,7 @@ from bot.alerts.tables import DeliveryState
 from bot.slack.client import slack_client
 from detection.store import SignalHistory, SignalRow, SuppressionRow, utcnow
 from tests.fakes.slack_api import FakeSlack, manifest_scopes
+from tests.support.alerts import Alert, alert, set_post
 from tests.support.misbehaving_slack import MisbehavingSlack
 from tests.support.slack_harness import CHANNEL, TOKEN, cloudtrail_record, settings_for, store_signals
 
@@ -28,9 +29,8 @@ def _signals(store, *users: str) -> list[str]:
     return [sid for user in users for sid in store_signals(store, cloudtrail_record(user=user))]
 
 
-def _row(store, signal_id: str) -> SignalRow:
-    with store.session() as session:
-        return session.get(SignalRow, signal_id)
+def _row(store, signal_id: str) -> Alert:
+    return alert(store, signal_id)
 
 
 def _alerts_in_channel(slack: FakeSlack) -> dict[str, list[str]]:
@@ -135,14 +135,9 @@ def test_a_crashed_workers_claim_lapses_and_its_post_is_found_in_the_channel(sto
     # A worker claimed the signal, posted it, and died before recording the ts.
     answer = slack.handle("chat.postMessage", {"channel": CHANNEL, "text": "alert", "metadata": {
         "event_type": "sesguard_alert", "event_payload": {"signal_id": signal_id}}})
-    with store.session() as session:
-        session.execute(sa.update(SignalRow).values(post_claimed_by="dead-worker", post_attempts=1,
-                                                    post_claimed_until=utcnow() + timedelta(minutes=5)))
-        session.commit()
+    set_post(store, signal_id, claimed_by="dead-worker", attempts=1, claimed_until=utcnow() + timedelta(minutes=5))
     assert _notify(store, slack).posted == 0  # still claimed: nobody touches it
-    with store.session() as session:
-        session.execute(sa.update(SignalRow).values(post_claimed_until=utcnow() - timedelta(seconds=1)))
-        session.commit()
+    set_post(store, signal_id, claimed_until=utcnow() - timedelta(seconds=1))
     result = _notify(store, slack)
     assert (result.posted, result.found) == (0, 1)
     assert _row(store, signal_id).slack_ts == answer["ts"] and len(slack.channel_messages(CHANNEL)) == 1
@@ -240,10 +235,7 @@ def _damage(store, signal_id: str) -> None:
 
 def _make_due(store, signal_id: str) -> None:
     """The set-aside alert's backoff has run out."""
-    with store.session() as session:
-        session.execute(sa.update(SignalRow).where(SignalRow.signal_id == signal_id)
-                        .values(post_retry_at=utcnow() - timedelta(seconds=1)))
-        session.commit()
+    set_post(store, signal_id, retry_at=utcnow() - timedelta(seconds=1))
 
 
 def _history(store, signal_id: str) -> list[tuple[str, str]]:
@@ -261,8 +253,8 @@ def test_an_unrenderable_alert_is_set_aside_with_backoff_and_the_alert_behind_it
     assert (result.posted, result.set_aside, result.failed, result.pending) == (1, 1, 1, 1)
     assert list(_alerts_in_channel(slack)) == [fine]
     row = _row(store, damaged)
-    assert row.post_failures == 1 and "cannot be rendered: TypeError" in row.post_error
-    assert timedelta(seconds=299) < row.post_retry_at - before < timedelta(seconds=310)  # one poll interval
+    assert row.failures == 1 and "cannot be rendered: TypeError" in row.error
+    assert timedelta(seconds=299) < row.retry_at - before < timedelta(seconds=310)  # one poll interval
     [(action, detail)] = [step for step in _history(store, damaged) if step[0] == "set aside"]
     assert "TypeError" in detail and "next attempt after" in detail
 
@@ -271,7 +263,7 @@ def test_an_unrenderable_alert_is_set_aside_with_backoff_and_the_alert_behind_it
     before = utcnow()
     assert _notify(store, slack).set_aside == 1
     row = _row(store, damaged)
-    assert row.post_failures == 2 and timedelta(seconds=599) < row.post_retry_at - before < timedelta(seconds=610)
+    assert row.failures == 2 and timedelta(seconds=599) < row.retry_at - before < timedelta(seconds=610)
 
     with store.session() as session:  # repaired: posted at its next attempt, the set-aside state cleared
         session.execute(sa.update(SignalRow).where(SignalRow.signal_id == damaged).values(regions=["us-east-1"]))
@@ -279,7 +271,7 @@ def test_an_unrenderable_alert_is_set_aside_with_backoff_and_the_alert_behind_it
     _make_due(store, damaged)
     assert _notify(store, slack).posted == 1
     row = _row(store, damaged)
-    assert (row.post_failures, row.post_error, row.post_retry_at) == (0, None, None) and row.slack_ts
+    assert (row.failures, row.error, row.retry_at) == (0, None, None) and row.slack_ts
     assert sorted(_alerts_in_channel(slack)) == sorted([damaged, fine])
 
 
@@ -307,7 +299,7 @@ def test_a_message_slack_refuses_is_set_aside_and_does_not_stop_the_next(store, 
     result = _notify(store, slack)
     assert (result.posted, result.set_aside, result.pending) == (1, 1, 1)
     assert list(_alerts_in_channel(slack)) == [fine]
-    assert f"HTTP 200 {refusal}" == _row(store, refused).post_error
+    assert f"HTTP 200 {refusal}" == _row(store, refused).error
     _make_due(store, refused)
     assert _notify(store, slack).posted == 1
     assert sorted(_alerts_in_channel(slack)) == sorted([refused, fine])
@@ -320,7 +312,7 @@ def test_a_refused_update_of_a_grown_alert_is_set_aside_too(store, slack):
     store_signals(store, cloudtrail_record("ListIdentities", user="alice"))
     slack.fail("chat.update", "invalid_blocks", times=1)
     result = _notify(store, slack)
-    assert (result.updated, result.set_aside) == (0, 1) and _row(store, signal_id).post_retry_at is not None
+    assert (result.updated, result.set_aside) == (0, 1) and _row(store, signal_id).retry_at is not None
     _make_due(store, signal_id)
     assert _notify(store, slack).updated == 1
 
@@ -332,7 +324,7 @@ def test_a_workspace_wide_refusal_stops_the_pass_and_sets_nothing_aside(store, s
     result = _notify(store, slack)
     assert (result.posted, result.failed, result.set_aside, result.pending) == (0, 1, 0, 2)
     assert error in str(result.stopped_by) and len(slack.calls_to("chat.postMessage")) == 1
-    assert all(_row(store, signal_id).post_retry_at is None for signal_id in ids)
+    assert all(_row(store, signal_id).retry_at is None for signal_id in ids)
 
 
 # ── what each pass says about delivery, for /healthz in another process ──────────────────────────────
@@ -366,9 +358,7 @@ def test_a_pass_that_tried_nothing_while_alerts_wait_records_nothing(store, slac
     slack.fail("chat.postMessage", "token_revoked", times=1)
     _notify(store, slack)
     recorded = _delivery(store).last_pass_at
-    with store.session() as session:  # another process is posting it
-        session.execute(sa.update(SignalRow).values(post_claimed_by="other",
-                                                    post_claimed_until=utcnow() + timedelta(minutes=5)))
-        session.commit()
+    # another process is posting it
+    set_post(store, signal_id, claimed_by="other", claimed_until=utcnow() + timedelta(minutes=5))
     _notify(store, slack)
     assert _delivery(store).last_pass_at == recorded and _delivery(store).stopped_by == "HTTP 200 token_revoked"

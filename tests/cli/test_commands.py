@@ -51,7 +51,7 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 def test_every_option_of_every_command_has_help_text():
     parser = build_parser()
     commands = subcommands(parser)
-    assert set(commands) == {"scan", "demo", "serve", "socket", "poll", "worker", "investigate"}
+    assert set(commands) == {"scan", "demo", "serve", "socket", "poll", "worker", "investigate", "ip-ranges"}
     silent = [f"{name} {'/'.join(action.option_strings) or action.dest}"
               for name, command in [("sesguard", parser), *commands.items()]
               for action in command._actions

@@ -17,7 +17,7 @@ MALLORY = f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory"
 
 
 @pytest.fixture
-def deployment(aws, sqlite_store, monkeypatch, tmp_path):
+def attacked(aws, sqlite_store, monkeypatch, tmp_path):
     """The attack in CloudTrail, its enumeration in the store, sesguard's settings in the environment."""
     monkeypatch.chdir(tmp_path)  # no developer's .env
     monkeypatch.setenv("DATABASE_URL", sqlite_store.url)
@@ -33,7 +33,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return status, out, err
 
 
-def test_an_arn_gets_a_readable_summary_of_the_last_hours(deployment, capsys, aws):
+def test_an_arn_gets_a_readable_summary_of_the_last_hours(attacked, capsys, aws):
     status, out, _ = run(capsys, MALLORY, "--hours", "2")
     assert status == 0
     assert f"investigation of {MALLORY} in account {OWN_ACCOUNT}" in out
@@ -44,7 +44,7 @@ def test_an_arn_gets_a_readable_summary_of_the_last_hours(deployment, capsys, aw
     assert lookup.params["LookupAttributes"] == [{"AttributeKey": "Username", "AttributeValue": "mallory"}]
 
 
-def test_json_is_one_object_with_the_summary(deployment, capsys):
+def test_json_is_one_object_with_the_summary(attacked, capsys):
     status, out, _ = run(capsys, MALLORY, "--json")
     summary = json.loads(out)
     assert status == 0 and out.count("\n") == 1
@@ -52,13 +52,13 @@ def test_json_is_one_object_with_the_summary(deployment, capsys):
     assert summary["reading"]["pages"] == 1 and summary["window"]["end"].endswith("Z")
 
 
-def test_an_access_key_is_looked_up_in_every_account_sesguard_reads(deployment, capsys, aws):
+def test_an_access_key_is_looked_up_in_every_account_sesguard_reads(attacked, capsys, aws):
     status, out, _ = run(capsys, NEW_KEY)
     assert status == 0 and "every account sesguard reads" in out and "s3:ListBuckets ×2" in out
     assert [r.params["LookupAttributes"][0]["AttributeKey"] for r in aws.api.lookups()] == ["AccessKeyId"]
 
 
-def test_an_ip_gets_its_stored_calls_across_identities_and_the_note(deployment, capsys, aws):
+def test_an_ip_gets_its_stored_calls_across_identities_and_the_note(attacked, capsys, aws):
     status, out, _ = run(capsys, IP)
     assert status == 0 and "user/mallory" in out and "SQL engine" in out and aws.api.lookups() == []
     status, out, _ = run(capsys, IP, "--json")
@@ -81,12 +81,12 @@ def test_hostile_values_cannot_forge_terminal_output(aws, sqlite_store, monkeypa
     ([MALLORY, "--hours", "nan"], "--hours must be"),
     ([MALLORY, "--hours", "2161"], "--hours must be"),
 ])
-def test_what_it_cannot_investigate_is_a_usage_error(deployment, capsys, aws, args, message):
+def test_what_it_cannot_investigate_is_a_usage_error(attacked, capsys, aws, args, message):
     status, out, err = run(capsys, *args)
     assert (status, out) == (2, "") and message in err and aws.api.lookups() == []
 
 
-def test_credentials_that_reach_nothing_exit_1(deployment, capsys, monkeypatch):
+def test_credentials_that_reach_nothing_exit_1(attacked, capsys, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIANOBODYKNOWSTHIS1")
     status, out, _ = run(capsys, MALLORY)
     assert status == 1 and "could not read: " in out and "cannot identify the credentials' account" in out

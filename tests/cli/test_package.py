@@ -60,8 +60,8 @@ def test_the_wheel_carries_the_demo_trail_and_the_migrations(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     trail = [name for name in names if name.startswith("bot/cli/demo/trail/")]
     assert len(trail) == sum(1 for path in (REPO / "bot" / "cli" / "demo" / "trail").rglob("*") if path.is_file())
-    assert "detection/migrations/env.py" in names
-    assert any(name.startswith("detection/migrations/versions/") for name in names)
+    assert "bot/store/migrations/env.py" in names
+    assert any(name.startswith("bot/store/migrations/versions/") for name in names)
     assert not any(name.startswith("tests/") for name in names)
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import func, select
 
 from bot.cli.commands import main
+from bot.store.schema import migrate
 from detection.store import EventRow, KnownIdentity, SignalRow, Store, signal_from_row
 from tests.support import records as r
 from tests.support.records import FIXTURES, SAMPLES, at, sesguard
@@ -245,7 +246,7 @@ def test_without_db_the_state_is_in_memory_and_no_store_is_read_or_written(tmp_p
     """SPEC §2: without --db nothing is kept, whatever DATABASE_URL says: a second run tells the same story
     as the first, and neither the configured store nor the default sesguard.db is touched."""
     configured = Store(f"sqlite:///{tmp_path / 'configured.db'}")
-    configured.migrate()
+    migrate(configured)
     configured.engine.dispose()
     before = (tmp_path / "configured.db").read_bytes()
     # named on the command line, a file is read whatever its name

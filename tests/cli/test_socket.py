@@ -132,32 +132,33 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def slack():
+def socket_slack():
     server = SocketModeSlack()
     yield server
     server.shutdown()
     server.server_close()
 
 
-def test_socket_mode_connects_with_the_app_token_acks_envelopes_and_answers_commands(slack, tmp_path: Path):
+def test_socket_mode_connects_with_the_app_token_acks_envelopes_and_answers_commands(socket_slack, tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SESGUARD_", "SLACK_", "DATABASE_URL", "AWS_"))}
-    env.update(PYTHONPATH=str(REPO), SLACK_APP_TOKEN=APP_TOKEN, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=slack.api_url,
+    env.update(PYTHONPATH=str(REPO), SLACK_APP_TOKEN=APP_TOKEN, SLACK_BOT_TOKEN=BOT_TOKEN,
+               SLACK_API_URL=socket_slack.api_url,
                SLACK_TRIAGERS="UTRIAGER1", DATABASE_URL=f"sqlite:///{tmp_path / 'sesguard.db'}")
     process = subprocess.Popen([sys.executable, "-m", "bot", "socket"], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        slack.envelopes.put({
+        socket_slack.envelopes.put({
             "envelope_id": "env-1", "type": "slash_commands", "accepts_response_payload": True,
             "payload": {"token": "legacy", "team_id": "T0TEAM", "team_domain": "test", "channel_id": "C0ALERTS",
                         "channel_name": "security-alerts", "user_id": "UOUTSIDER", "user_name": "outsider",
                         "command": "/sesguard", "text": "help", "api_app_id": "A0SESG",
-                        "response_url": slack.response_url("help"), "trigger_id": "trigger-1"},
+                        "response_url": socket_slack.response_url("help"), "trigger_id": "trigger-1"},
         })
-        ack = slack.acks.get(timeout=PATIENCE_SECONDS)
+        ack = socket_slack.acks.get(timeout=PATIENCE_SECONDS)
         assert ack["envelope_id"] == "env-1"
-        name, answer = slack.responses.get(timeout=PATIENCE_SECONDS)
+        name, answer = socket_slack.responses.get(timeout=PATIENCE_SECONDS)
         assert name == "help" and answer["response_type"] == "ephemeral" and "/sesguard history" in answer["text"]
-        assert ("apps.connections.open", f"Bearer {APP_TOKEN}") in slack.api_calls
+        assert ("apps.connections.open", f"Bearer {APP_TOKEN}") in socket_slack.api_calls
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=PATIENCE_SECONDS)[0]
         assert APP_TOKEN not in output and BOT_TOKEN not in output

@@ -74,7 +74,7 @@ class Aws:
 
 
 @pytest.fixture
-def aws(iam_endpoint, monkeypatch, tmp_path):
+def iam(iam_endpoint, monkeypatch, tmp_path):
     for name in _AWS_NOISE:
         monkeypatch.delenv(name, raising=False)
     for name, value in {"AWS_ENDPOINT_URL_IAM": iam_endpoint, "AWS_ENDPOINT_URL_STS": iam_endpoint,
@@ -87,7 +87,7 @@ def aws(iam_endpoint, monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def harness_options(aws):
+def harness_options(iam):
     return {"response_actions": True, "role_arns": [RESPONDER_ROLE]}
 
 
@@ -138,8 +138,8 @@ def forged_button(bot: Harness, signal_id: str, action: str) -> dict:
 # ── the buttons ──────────────────────────────────────────────────────────────────────────────────────
 
 
-def test_an_iam_users_alert_offers_deactivation_with_a_dialog_naming_the_key_user_and_account(bot, aws):
-    name, key = aws.user_with_key()
+def test_an_iam_users_alert_offers_deactivation_with_a_dialog_naming_the_key_user_and_account(bot, iam):
+    name, key = iam.user_with_key()
     signal_id, ts = posted(bot, user_record(name, key))
     assert REVOKE not in bot.buttons(CHANNEL, ts)
     button = bot.button(CHANNEL, ts, DEACTIVATE)
@@ -152,8 +152,8 @@ def test_an_iam_users_alert_offers_deactivation_with_a_dialog_naming_the_key_use
         ("Deactivate access key?", "Deactivate", "Cancel")
 
 
-def test_an_assumed_roles_alert_offers_revocation_with_a_dialog_naming_the_role_and_account(bot, aws):
-    role = aws.role()
+def test_an_assumed_roles_alert_offers_revocation_with_a_dialog_naming_the_role_and_account(bot, iam):
+    role = iam.role()
     _, ts = posted(bot, role_record(role))
     assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
     text = bot.button(CHANNEL, ts, REVOKE)["confirm"]["text"]["text"]
@@ -179,25 +179,25 @@ def test_a_role_named_like_identity_center_at_path_slash_gets_the_revoke_button_
     assert revoked_before(aws.revocation(role)) is not None
 
 
-def test_without_the_setting_there_are_no_containment_buttons_and_a_click_changes_nothing(tmp_path, aws):
-    name, key = aws.user_with_key()
+def test_without_the_setting_there_are_no_containment_buttons_and_a_click_changes_nothing(tmp_path, iam):
+    name, key = iam.user_with_key()
     with Harness(migrated_sqlite(tmp_path)) as bot:
         signal_id, ts = posted(bot, user_record(name, key))
         assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
         click(bot, DEACTIVATE, ts, button=forged_button(bot, signal_id, DEACTIVATE))
         assert "SESGUARD_RESPONSE_ACTIONS" in bot.ephemerals(TRIAGER)[-1]
-        assert aws.key_status(name, key) == "Active" and thread(bot, ts) == [] and history(bot, signal_id) == []
+        assert iam.key_status(name, key) == "Active" and thread(bot, ts) == [] and history(bot, signal_id) == []
 
 
 # ── Deactivate access key ────────────────────────────────────────────────────────────────────────────
 
 
 def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_a_second_click_is_already_done(
-        bot, aws):
-    name, key = aws.user_with_key()
+        bot, iam):
+    name, key = iam.user_with_key()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, DEACTIVATE, ts)
-    assert aws.key_status(name, key) == "Inactive"
+    assert iam.key_status(name, key) == "Inactive"
     assert thread(bot, ts) == [f":lock: Access key deactivated by <@{TRIAGER}>. {key} of IAM user {name} in "
                                f"account {OWN} is now Inactive."]
     assert history(bot, signal_id) == [(TRIAGER, "access key deactivated")]
@@ -211,11 +211,11 @@ def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_
                                    f"user {name} was already inactive; nothing was changed there.")
     assert [action for _, action in history(bot, signal_id)] == [
         "access key deactivated", "access key already inactive"]
-    assert aws.key_status(name, key) == "Inactive"
+    assert iam.key_status(name, key) == "Inactive"
 
 
-def test_a_double_click_deactivates_once(bot, aws):
-    name, key = aws.user_with_key()
+def test_a_double_click_deactivates_once(bot, iam):
+    name, key = iam.user_with_key()
     signal_id, ts = posted(bot, user_record(name, key))
     payload = bot.click_payload(DEACTIVATE, TRIAGER, CHANNEL, ts)
     barrier = threading.Barrier(2)
@@ -232,26 +232,26 @@ def test_a_double_click_deactivates_once(bot, aws):
     bot.settle()
     assert [action for _, action in history(bot, signal_id)].count("access key deactivated") == 1
     assert sum("Access key deactivated" in line for line in thread(bot, ts)) == 1
-    assert aws.key_status(name, key) == "Inactive"
+    assert iam.key_status(name, key) == "Inactive"
 
 
-def test_a_non_triager_changes_nothing(bot, aws):
-    name, key = aws.user_with_key()
+def test_a_non_triager_changes_nothing(bot, iam):
+    name, key = iam.user_with_key()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, DEACTIVATE, ts, user=OUTSIDER)
     assert "Only triagers" in bot.ephemerals(OUTSIDER)[-1]
-    assert aws.key_status(name, key) == "Active" and thread(bot, ts) == [] and history(bot, signal_id) == []
+    assert iam.key_status(name, key) == "Active" and thread(bot, ts) == [] and history(bot, signal_id) == []
 
 
-def test_a_key_in_an_account_reached_through_its_role_is_deactivated_there(bot, aws):
-    name, key = aws.user_with_key(OTHER)
+def test_a_key_in_an_account_reached_through_its_role_is_deactivated_there(bot, iam):
+    name, key = iam.user_with_key(OTHER)
     signal_id, ts = posted(bot, user_record(name, key, account=OTHER))
     click(bot, DEACTIVATE, ts)
-    assert aws.key_status(name, key, OTHER) == "Inactive"
+    assert iam.key_status(name, key, OTHER) == "Inactive"
     assert f"in account {OTHER} is now Inactive" in thread(bot, ts)[-1]
 
 
-def test_an_account_without_access_is_said_so_in_the_thread(bot, aws):
+def test_an_account_without_access_is_said_so_in_the_thread(bot, iam):
     signal_id, ts = posted(bot, user_record("bob", "AKIAIOSFODNN7EXAMPLE", account=UNREACHABLE))
     click(bot, DEACTIVATE, ts)
     [line] = thread(bot, ts)
@@ -264,12 +264,12 @@ def test_an_account_without_access_is_said_so_in_the_thread(bot, aws):
 # ── Revoke role sessions ─────────────────────────────────────────────────────────────────────────────
 
 
-def test_revoke_puts_the_consoles_deny_policy_on_the_role_and_a_second_click_is_already_done(bot, aws):
-    role = aws.role()
+def test_revoke_puts_the_consoles_deny_policy_on_the_role_and_a_second_click_is_already_done(bot, iam):
+    role = iam.role()
     signal_id, ts = posted(bot, role_record(role))
     before = utcnow()
     click(bot, REVOKE, ts)
-    document = aws.revocation(role)
+    document = iam.revocation(role)
     [statement] = document["Statement"]
     cutoff = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
     assert (statement["Effect"], statement["Action"], statement["Resource"]) == ("Deny", "*", "*")
@@ -283,20 +283,20 @@ def test_revoke_puts_the_consoles_deny_policy_on_the_role_and_a_second_click_is_
     click(bot, REVOKE, ts)
     assert thread(bot, ts)[-1].startswith(
         f":information_source: Role sessions already revoked by <@{TRIAGER}>. Role {role}")
-    assert aws.revocation(role) == document  # not redone
+    assert iam.revocation(role) == document  # not redone
     assert [action for _, action in history(bot, signal_id)] == [
         "role sessions revoked", "role sessions already revoked"]
 
 
-def test_a_revocation_older_than_the_last_call_is_replaced(bot, aws):
-    role = aws.role()
+def test_a_revocation_older_than_the_last_call_is_replaced(bot, iam):
+    role = iam.role()
     signal_id, ts = posted(bot, role_record(role))
     issued_before = {"DateLessThan": {"aws:TokenIssueTime": "2014-05-07T23:47:00Z"}}
     old = {"Version": "2012-10-17", "Statement": {"Effect": "Deny", "Action": "*", "Resource": "*",
                                                   "Condition": issued_before}}
-    aws.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(old))
+    iam.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(old))
     click(bot, REVOKE, ts)
-    assert revoked_before(aws.revocation(role)) >= bot.alert(signal_id).last_seen
+    assert revoked_before(iam.revocation(role)) >= bot.alert(signal_id).last_seen
     assert ("It replaces the earlier AWSRevokeOlderSessions, "
             "which covered sessions issued before 2014-05-07 23:47:00 UTC") in thread(bot, ts)[-1]
 
@@ -332,15 +332,15 @@ def test_a_decoy_with_a_late_date_is_no_revocation_and_is_overwritten(bot, aws, 
 
 
 @pytest.mark.parametrize("action", [DEACTIVATE, REVOKE])
-def test_access_denied_by_iam_is_shown_in_the_thread_and_nothing_changes(bot, aws, monkeypatch, action):
-    name, key = aws.user_with_key()
-    role = aws.role()
+def test_access_denied_by_iam_is_shown_in_the_thread_and_nothing_changes(bot, iam, monkeypatch, action):
+    name, key = iam.user_with_key()
+    role = iam.role()
     responder = f"responder-{uuid.uuid4().hex[:8]}"
-    aws.iam.create_user(UserName=responder)
-    aws.iam.put_user_policy(UserName=responder, PolicyName="read-only", PolicyDocument=json.dumps({
+    iam.iam.create_user(UserName=responder)
+    iam.iam.put_user_policy(UserName=responder, PolicyName="read-only", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
             "sts:GetCallerIdentity", "iam:ListAccessKeys", "iam:GetRolePolicy"]}]}))
-    credentials = aws.iam.create_access_key(UserName=responder)["AccessKey"]
+    credentials = iam.iam.create_access_key(UserName=responder)["AccessKey"]
     signal_id, ts = posted(bot, user_record(name, key) if action == DEACTIVATE else role_record(role))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
@@ -354,7 +354,7 @@ def test_access_denied_by_iam_is_shown_in_the_thread_and_nothing_changes(bot, aw
     assert history(bot, signal_id)[-1][1] in ("access key deactivation failed", "role session revocation failed")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    assert aws.key_status(name, key) == "Active" and aws.revocation(role) is None
+    assert iam.key_status(name, key) == "Active" and iam.revocation(role) is None
 
 
 @pytest.mark.parametrize("record, why", [
@@ -379,18 +379,18 @@ def test_a_forged_name_gets_no_button_and_a_forged_click_is_refused_before_any_i
     assert history(bot, signal_id)[-1][1].endswith("failed")
 
 
-def test_a_click_for_an_action_that_does_not_apply_to_the_identity_changes_nothing(bot, aws):
-    role = aws.role()
+def test_a_click_for_an_action_that_does_not_apply_to_the_identity_changes_nothing(bot, iam):
+    role = iam.role()
     signal_id, ts = posted(bot, role_record(role))
     click(bot, DEACTIVATE, ts, button=forged_button(bot, signal_id, DEACTIVATE))
     assert "does not apply to this alert" in bot.ephemerals(TRIAGER)[-1]
     assert thread(bot, ts) == [] and history(bot, signal_id) == []
 
 
-def test_a_closed_alert_offers_no_containment(bot, aws):
-    name, key = aws.user_with_key()
+def test_a_closed_alert_offers_no_containment(bot, iam):
+    name, key = iam.user_with_key()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, "sesguard.not_an_issue", ts)
     assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
     click(bot, DEACTIVATE, ts, button=forged_button(bot, signal_id, DEACTIVATE))
-    assert "Nothing was changed" in bot.ephemerals(TRIAGER)[-1] and aws.key_status(name, key) == "Active"
+    assert "Nothing was changed" in bot.ephemerals(TRIAGER)[-1] and iam.key_status(name, key) == "Active"

@@ -109,7 +109,7 @@ def test_the_default_job_count_is_the_cores_this_process_may_use():
 # ── S3 ───────────────────────────────────────────────────────────────────────────────────────────────
 
 @pytest.fixture
-def s3(monkeypatch):
+def moto_s3(monkeypatch):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -123,7 +123,7 @@ def s3(monkeypatch):
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["forked workers", "spawned workers"])
-def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(s3, monkeypatch, threaded):
+def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(moto_s3, monkeypatch, threaded):
     """With another thread running (a host application's), workers are fresh interpreters: they must
     still see this process's environment as it is now (the S3 endpoint set by this test)."""
     monkeypatch.setattr(inputs, "S3_PAGE_SIZE", 3)
@@ -131,13 +131,13 @@ def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(s3, monkeypatch
         stop = threading.Event()
         thread = threading.Thread(target=stop.wait, daemon=True)
         thread.start()
-    s3.create_bucket(Bucket="trail")
+    moto_s3.create_bucket(Bucket="trail")
     trail = r.realistic_trail()
     for index in range(10):
-        s3.put_object(Bucket="trail", Key=f"AWSLogs/1/part-{index:02d}.json.gz",
+        moto_s3.put_object(Bucket="trail", Key=f"AWSLogs/1/part-{index:02d}.json.gz",
                       Body=gzip.compress(r.encode(trail[index::10], "log")))
-    s3.put_object(Bucket="trail", Key="AWSLogs/1/digest.txt", Body=b"not a log")
-    s3.put_object(Bucket="trail", Key="other/part.json", Body=b"{}")
+    moto_s3.put_object(Bucket="trail", Key="AWSLogs/1/digest.txt", Body=b"not a log")
+    moto_s3.put_object(Bucket="trail", Key="other/part.json", Body=b"{}")
     try:
         found = list(scan_inputs(expand(["s3://trail/AWSLogs/"]), "principal", jobs=2))
     finally:
@@ -148,16 +148,17 @@ def test_an_s3_prefix_is_listed_page_by_page_and_read_by_workers(s3, monkeypatch
     assert sum(scanned.records for scanned in found) == len(trail)
 
 
-def test_an_s3_listing_that_fails_part_way_is_named_and_what_was_listed_is_read(s3, monkeypatch):
+def test_an_s3_listing_that_fails_part_way_is_named_and_what_was_listed_is_read(moto_s3, monkeypatch):
     monkeypatch.setattr(inputs, "S3_PAGE_SIZE", 2)
-    s3.create_bucket(Bucket="vanishing")
+    moto_s3.create_bucket(Bucket="vanishing")
     for index in range(5):
-        s3.put_object(Bucket="vanishing", Key=f"logs/{index}.json", Body=r.encode([r.record(r.iam_user("x"))], "log"))
+        moto_s3.put_object(Bucket="vanishing", Key=f"logs/{index}.json",
+                           Body=r.encode([r.record(r.iam_user("x"))], "log"))
     listed = iter(expand(["s3://vanishing/logs/"]))  # the first page is fetched to check the target
     first = next(listed)
     for index in range(5):
-        s3.delete_object(Bucket="vanishing", Key=f"logs/{index}.json")
-    s3.delete_bucket(Bucket="vanishing")
+        moto_s3.delete_object(Bucket="vanishing", Key=f"logs/{index}.json")
+    moto_s3.delete_bucket(Bucket="vanishing")
     rest = list(listed)
     assert [first.name, rest[0].name] == ["s3://vanishing/logs/0.json", "s3://vanishing/logs/1.json"]
     failed = list(scan_inputs(rest[1:], "principal"))
@@ -165,6 +166,6 @@ def test_an_s3_listing_that_fails_part_way_is_named_and_what_was_listed_is_read(
     assert failed[0].error.startswith("listing stopped: ") and "NoSuchBucket" in failed[0].error
 
 
-def test_an_unreachable_bucket_is_a_usage_error_before_anything_is_read(s3):
+def test_an_unreachable_bucket_is_a_usage_error_before_anything_is_read(moto_s3):
     with pytest.raises(InputError, match="s3://no-such-bucket/x"):
         expand(["s3://no-such-bucket/x"])

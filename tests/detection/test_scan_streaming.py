@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from detection.sources import files
 from detection.sources.files import decompress, scan_bytes, scan_file
-from tests.detection.test_scan_precheck import ELEMENTS, generated_record, write_file
 from tests.support import records as r
+from tests.support.trail_strategies import ELEMENTS, generated_record, write_file
 
 pytestmark = [pytest.mark.processes, pytest.mark.slow]
 

@@ -21,7 +21,7 @@ OUTPUT = "s3://athena-results-111122223333/sesguard/"
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def aws_credentials(monkeypatch):
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
@@ -30,11 +30,11 @@ def aws(monkeypatch):
 
 
 @pytest.fixture
-def engines(aws):
+def engines(aws_credentials):
     stand_in = SqlEngines()
     endpoint = stand_in.start()
-    aws.setenv("AWS_ENDPOINT_URL_ATHENA", endpoint)
-    aws.setenv("AWS_ENDPOINT_URL_CLOUDTRAIL", endpoint)
+    aws_credentials.setenv("AWS_ENDPOINT_URL_ATHENA", endpoint)
+    aws_credentials.setenv("AWS_ENDPOINT_URL_CLOUDTRAIL", endpoint)
     yield stand_in
     stand_in.stop()
 

@@ -1,36 +1,16 @@
-"""The store (SQLite and PostgreSQL): schema under migrations, each event once, detection state that
+"""The store (SQLite and PostgreSQL): each event once, detection state that
 carries from one batch to the next exactly as if the batches had been one."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-import sqlalchemy as sa
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from sqlmodel import SQLModel, func, select
+from sqlmodel import func, select
 
-import bot.contain.tables  # noqa: F401
-import bot.desk.digest.daily  # noqa: F401
-
-# Every room's tables, as the migrations' env.py imports them for autogenerate: run alone, this file
-# would otherwise compare the schema with detection's tables only.
-import bot.desk.home.tables  # noqa: F401
-import bot.desk.learning.report  # noqa: F401
-import bot.investigate.tables  # noqa: F401
-import bot.slack.tables  # noqa: F401
-import bot.triage.suppressions.tables  # noqa: F401
-import bot.worker.tables  # noqa: F401
-import detection.pacing  # noqa: F401
-import detection.sources.s3_trail  # noqa: F401
-import detection.store
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
-from detection.store import EventRow, KnownIdentity, Scope, SignalHistory, SignalRow, Store, event_values
+from detection.store import EventRow, KnownIdentity, Scope, SignalHistory, SignalRow
 from tests.support import records as r
 from tests.support.records import at, moment
 
@@ -51,22 +31,6 @@ def count(store, model) -> int:
 def stored_signals(store) -> list[SignalRow]:
     with store.session() as session:
         return list(session.exec(select(SignalRow).order_by(SignalRow.first_seen)))
-
-
-# ── schema ───────────────────────────────────────────────────────────────────────────────────────────
-
-
-def test_migrations_build_exactly_the_schema_the_models_describe(store):
-    with store.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
-    assert differences == []
-
-
-def test_migrate_is_idempotent(store):
-    run(store, [r.record(ALICE)])
-    store.migrate()
-    Store(store.url).migrate()
-    assert count(store, EventRow) == 1
 
 
 # ── each event once ──────────────────────────────────────────────────────────────────────────────────
@@ -112,25 +76,6 @@ def test_two_records_under_one_event_id_are_both_stored_each_named_to_its_signal
     assert sorted((row.identity, row.signal_id) for row in rows) == [(ALICE["arn"], None),
                                                                     (MALLORY["arn"], signals[0].signal_id)]
     assert run(store, [mallory_then, alice_then]) == ([], [])
-
-
-def test_events_stored_before_records_were_told_apart_are_still_known(store):
-    """Rows written before the digest joined the key (one row an eventID) are recognised by their content
-    after the upgrade: the worker's look-back re-reads them, and nothing is processed twice."""
-    migrations = Config()
-    migrations.set_main_option("script_location", str(Path(detection.store.__file__).parent / "migrations"))
-    run(store, [r.record(ALICE, event_id="kept"), r.record(ALICE, event_id="kept", region="eu-west-1")])
-    with store.engine.begin() as connection:
-        migrations.attributes["connection"] = connection
-        command.downgrade(migrations, "0003_pages")  # one row an eventID again: one of the two records stays
-        assert connection.execute(sa.text("SELECT count(*) FROM events WHERE event_id = 'kept'")).scalar() == 1
-        old = {k: v for k, v in event_values(to_call(r.record(ALICE, event_id="old")), None).items() if k != "digest"}
-        connection.execute(sa.table("events", *map(sa.column, old)).insert().values(**old))
-    store.migrate()
-    with store.session() as session:
-        assert session.get(EventRow, ("old", "")).identity == ALICE["arn"]
-    assert store.new_calls([to_call(r.record(ALICE, event_id="old"))]) == []
-    assert len(store.new_calls([to_call(r.record(ALICE, event_id="old", region="eu-west-1"))])) == 1
 
 
 # ── state carries over between batches ───────────────────────────────────────────────────────────────
@@ -244,7 +189,6 @@ def test_a_signal_reads_back_from_the_store_as_it_was_saved(store):
                            f"long-term access key {r.LONG_TERM_KEY} used outside a console session",
                            "calls in 2 regions: eu-west-1, us-west-2"]
     assert row.error_codes == ["AccessDenied"] and row.first_seen == moment(days=9)
-    assert row.slack_ts is None and row.posted_at is None  # waiting in the outbox
 
 
 def test_an_exercise_tool_seen_in_one_batch_stays_a_reason_when_later_calls_join(store):

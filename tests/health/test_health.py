@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.config import Config
 from sqlmodel import select
 
-import detection.store
 from bot.alerts.delivery import record_pass
 from bot.health.report import health
 from bot.store.lease import Lease, poll_lease_name
+from bot.store.schema import migration_config
 from bot.worker.tables import PollState
 from detection.store import UTCDateTime, utcnow
 from tests.support.local_aws import OWN_ACCOUNT, worker_settings
@@ -129,11 +127,8 @@ def test_the_public_answer_has_status_and_counts_and_status_has_the_details(stor
 
 
 def _migrate(store, revision: str, down: bool = False) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(Path(detection.store.__file__).parent / "migrations"))
     with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
+        (command.downgrade if down else command.upgrade)(migration_config(connection), revision)
 
 
 def test_the_migration_awaits_places_polled_before_from_their_last_sign_of_life(store):

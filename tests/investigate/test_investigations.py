@@ -22,6 +22,7 @@ from detection.sources.lookup import LookupSource
 from detection.store import SignalHistory, SignalRow, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.support import records, waiting
+from tests.support.alerts import Alert, alert
 from tests.support.attack_story import attack, call
 from tests.support.local_aws import OWN_ACCOUNT, worker_settings
 from tests.support.slack_harness import store_signals
@@ -43,12 +44,12 @@ def settings_for(slack, store, **values):
                            slack_api_url=slack.api_url, lease_seconds=2, **values)
 
 
-def posted_alert(aws, slack, store, settings, story=None, enumeration=None) -> SignalRow:
+def posted_alert(aws, slack, store, settings, story=None, enumeration=None) -> Alert:
     story = story or attack()
     aws.api.add_events(*story.everything)
     [signal_id] = store_signals(store, *(enumeration or story.enumeration))
     assert post_pending(store, settings, interval=0).posted == 1
-    return row(store, signal_id)
+    return alert(store, signal_id)
 
 
 def row(store, signal_id) -> SignalRow:

@@ -29,6 +29,7 @@ from detection.signals import Status
 from detection.store import SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.pagerduty_api import FakePagerDuty
 from tests.fakes.slack_api import FakeSlack
+from tests.support.alerts import alert
 from tests.support.slack_harness import (
     ACCOUNT,
     CHANNEL,
@@ -113,7 +114,7 @@ def test_escalate_triggers_one_event_keyed_by_the_signal_with_a_link_to_the_aler
     details = payload["custom_details"]
     assert details["identity"] == f"arn:aws:iam::{ACCOUNT}:user/alice" and details["account_id"] == ACCOUNT
     assert details["by"] == TRIAGER and details["signal_id"] == signal_id
-    ts = row(store, signal_id).slack_ts
+    ts = alert(store, signal_id).slack_ts
     link = f"https://test.slack.com/archives/{CHANNEL}/p{ts.replace('.', '')}"
     assert event["links"] == [{"href": link, "text": "The alert in Slack"}] and details["slack_alert"] == link
     assert slack.calls_to("chat.getPermalink") == [{"channel": CHANNEL, "message_ts": ts}]

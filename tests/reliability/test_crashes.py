@@ -84,7 +84,7 @@ def test_sigterm_stops_the_worker_between_two_posts_and_a_restart_posts_the_rest
     posted = [row for row in rows if row.slack_ts]
     # The post under way finished and was recorded; no further post started; no claim is left behind.
     assert len(posted) == 1 and len(deployment.slack.channel_messages(CHANNEL)) == 1
-    assert all(row.post_claimed_by is None for row in rows)
+    assert all(row.claimed_by is None for row in rows)
     assert Lease(deployment.store, SCHEDULER_LEASE, 1).current_holder() is None
 
     restarted = deployment.worker("worker-restarted")

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.cli.commands import main
+from bot.store.schema import migrate
 from detection.store import EventRow, SignalHistory, Store
 from tests.support.cuttable_link import CuttableLink
 from tests.support.local_aws import ses_calls, user
@@ -95,7 +96,7 @@ def test_serve_and_worker_processes_exit_1_with_one_line_when_the_store_is_unrea
 def test_the_store_lost_mid_run_loses_nothing_and_half_writes_nothing(aws, tmp_path, postgres_url):
     _empty_postgres(postgres_url)
     store = Store(postgres_url)
-    store.migrate()
+    migrate(store)
     upstream = sa.make_url(postgres_url)
     with CuttableLink(upstream.host or "127.0.0.1", upstream.port or 5432) as link:
         through_link = upstream.set(host="127.0.0.1", port=link.port, password=DB_PASSWORD)

@@ -21,7 +21,8 @@ from sqlmodel import select
 from bot.alerts.notifier import post_pending
 from bot.config.settings import load_settings
 from bot.contact.tables import Contact
-from detection.store import AuditEntry, SignalHistory, SignalRow, Store, SuppressionRow
+from detection.store import AuditEntry, SignalHistory, Store, SuppressionRow
+from tests.support.alerts import Alert, alerts
 from tests.support.misbehaving_slack import MisbehavingSlack
 from tests.support.sesguard_processes import (
     BOT_TOKEN,
@@ -50,21 +51,20 @@ class App:
         self.slack, self.store, self.served = slack, store, served
         self.url = served.sender.url
 
-    def signal(self, identity_end: str) -> SignalRow:
-        with self.store.session() as session:
-            return next(row for row in session.exec(select(SignalRow)) if row.identity.endswith(identity_end))
+    def signal(self, identity_end: str) -> Alert:
+        return next(row for row in alerts(self.store) if row.identity.endswith(identity_end))
 
     def snapshot(self) -> tuple:
         with self.store.session() as session:
             return (
-                sorted((row.signal_id, row.status, row.slack_ts) for row in session.exec(select(SignalRow))),
+                sorted((row.signal_id, row.status, row.slack_ts) for row in alerts(self.store)),
                 len(session.exec(select(SignalHistory)).all()), len(session.exec(select(SuppressionRow)).all()),
                 sorted((c.id, c.answer) for c in session.exec(select(Contact))),
                 len(session.exec(select(AuditEntry)).all()),
                 [c.method for c in self.slack.calls if c.method != "chat.postEphemeral"],
             )
 
-    def click_body(self, action_id: str, user: str, row: SignalRow, value: str | None = None,
+    def click_body(self, action_id: str, user: str, row: Alert, value: str | None = None,
                    channel: str = CHANNEL, ts: str | None = None) -> bytes:
         ts = ts or row.slack_ts
         payload = {

@@ -55,7 +55,7 @@ def test_a_thousand_signals_at_once_are_paced_and_each_posted_exactly_once(deplo
     gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
     paced = post_arrivals(deployment.slack, alerts_only=True)
     assert len(paced) >= PACED_POSTS and min(gaps) >= ABOUT_ONE_SECOND, gaps
-    assert all(row.post_claimed_by is None for row in deployment.signals())
+    assert all(row.claimed_by is None for row in deployment.signals())
 
     slack = deployment.slack
     for fault in ("ratelimited", "server_error", "drop", "lost_answer"):

@@ -37,7 +37,7 @@ MISPLACED = {  # a secret pasted into a setting that is checked: the setting is 
 
 
 @pytest.fixture
-def environment(monkeypatch, tmp_path):
+def deployed_environment(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env of a developer's
     for name, value in sesguard_env({}, "http://127.0.0.1:9/api/", f"sqlite:///{tmp_path / 'x.db'}").items():
         monkeypatch.setenv(name, value)
@@ -45,8 +45,8 @@ def environment(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("case", BAD_URLS)
-def test_an_unusable_database_url_is_one_line_without_its_password(environment, capsys, case):
-    environment.setenv("DATABASE_URL", BAD_URLS[case])
+def test_an_unusable_database_url_is_one_line_without_its_password(deployed_environment, capsys, case):
+    deployed_environment.setenv("DATABASE_URL", BAD_URLS[case])
     status = main(["poll", "--once"])
     err = capsys.readouterr().err
     assert status in (1, 2) and len(err.strip().splitlines()) == 1, err
@@ -54,8 +54,8 @@ def test_an_unusable_database_url_is_one_line_without_its_password(environment, 
 
 
 @pytest.mark.parametrize("setting", MISPLACED)
-def test_a_secret_in_the_wrong_setting_is_named_never_shown(environment, capsys, setting):
-    environment.setenv(setting, MISPLACED[setting])
+def test_a_secret_in_the_wrong_setting_is_named_never_shown(deployed_environment, capsys, setting):
+    deployed_environment.setenv(setting, MISPLACED[setting])
     assert main(["worker"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [err.strip()] and setting in err and leaked_secrets(err) == {}

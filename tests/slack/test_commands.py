@@ -6,14 +6,14 @@ import re
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.alerts.delivery import record_pass
 from bot.contact.tables import IdentityMapping
 from bot.triage.changes import suppress
 from bot.worker.tables import PollState
-from detection.store import AuditEntry, SignalRow, SuppressionRow, utcnow
+from detection.store import AuditEntry, SuppressionRow, utcnow
+from tests.support.alerts import set_post
 from tests.support.slack_harness import (
     ACCOUNT,
     CHANNEL,
@@ -175,10 +175,8 @@ def test_status_shows_each_poll_with_its_lag_and_errors(bot):
 
 def test_status_shows_delivery_to_slack_and_the_alerts_set_aside(bot):
     signal_id = alice_calls(bot)
-    with bot.store.session() as session:
-        session.execute(sa.update(SignalRow).values(post_failures=2, post_error="HTTP 200 invalid_blocks",
-                                                    post_retry_at=utcnow() + timedelta(minutes=10)))
-        session.commit()
+    set_post(bot.store, signal_id, failures=2, error="HTTP 200 invalid_blocks",
+             retry_at=utcnow() + timedelta(minutes=10))
     record_pass(bot.store, CHANNEL, stopped_by="HTTP 200 token_revoked", transient=False)
     body = answer_text(bot.command("status"))
     assert "delivery to Slack is failing" in body and f"FAILING delivery to {CHANNEL}" in body

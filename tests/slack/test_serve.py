@@ -126,7 +126,8 @@ def test_the_manifest_sets_up_what_the_app_uses():
 
 def test_processes_starting_together_on_one_new_sqlite_file_all_migrate(tmp_path):
     """`serve` processes and the worker start at once on the default SQLite store."""
-    code = f"from detection.store import Store; Store('sqlite:///{tmp_path / 'shared.db'}').migrate()"
+    code = (f"from bot.store.schema import migrate; from detection.store import Store; "
+            f"migrate(Store('sqlite:///{tmp_path / 'shared.db'}'))")
     starts = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE, text=True)
               for _ in range(3)]
     errors = [(p, p.communicate(timeout=STARTUP_PATIENCE_SECONDS)[1]) for p in starts]

@@ -21,7 +21,8 @@ from pathlib import Path
 from sqlmodel import select
 
 from bot.worker.tables import PollState
-from detection.store import SignalRow, Store
+from detection.store import Store
+from tests.support.alerts import Alert, alerts
 from tests.support.local_aws import OWN_ACCOUNT, OWN_SECRET, LocalAws, subprocess_env
 from tests.support.misbehaving_slack import MisbehavingSlack
 from tests.support.slack_harness import PEOPLE
@@ -228,8 +229,9 @@ class Deployment:
         with self.store.session() as session:
             return list(session.exec(select(model)))
 
-    def signals(self) -> list[SignalRow]:
-        return sorted(self.rows(SignalRow), key=lambda row: row.identity)
+    def signals(self) -> list[Alert]:
+        """Every stored signal with its alert's post, by identity."""
+        return alerts(self.store)
 
     def poll_state(self, account: str = OWN_ACCOUNT, region: str = "us-east-1") -> PollState | None:
         with self.store.session() as session:

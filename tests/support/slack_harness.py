@@ -24,12 +24,14 @@ from bot.config.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.client import slack_client
 from bot.slack.web import create_wsgi_app
+from bot.store.schema import migrate
 from detection.baseline import Tuning
 from detection.record import to_call
 from detection.scan import detect
 from detection.sources.lookup import LookupSource
-from detection.store import SignalRow, Store
+from detection.store import Store
 from tests.fakes.slack_api import FakeSlack
+from tests.support.alerts import Alert, alert
 from tests.support.slack_signing import Reply, SlackSender
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -84,7 +86,7 @@ def migrated_sqlite(folder: Path) -> Store:
     if not _TEMPLATE_DIR:
         _TEMPLATE_DIR.append(Path(tempfile.mkdtemp(prefix="sesguard-template-")))
         template = Store(f"sqlite:///{_TEMPLATE_DIR[0] / 'sesguard.db'}")
-        template.migrate()
+        migrate(template)
         template.engine.dispose()
     shutil.copyfile(_TEMPLATE_DIR[0] / "sesguard.db", folder / "sesguard.db")
     return Store(f"sqlite:///{folder / 'sesguard.db'}")
@@ -198,9 +200,9 @@ class Harness:
         result = post_pending(self.store, self.settings, interval=0)
         return result
 
-    def alert(self, signal_id: str) -> SignalRow:
-        with self.store.session() as session:
-            return session.get(SignalRow, signal_id)
+    def alert(self, signal_id: str) -> Alert:
+        """The stored signal and its alert's post."""
+        return alert(self.store, signal_id)
 
     def button(self, channel: str, ts: str, action_id: str) -> dict:
         """The button as Slack shows it in the posted message (not as the test would like it to be)."""

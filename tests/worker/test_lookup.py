@@ -235,7 +235,7 @@ def test_role_credentials_are_renewed_before_they_expire(aws, sqlite_store):
     pulled = pull(src, AccountRegion(ROLE_ACCOUNT, "us-east-1"))
     assert len(pulled.calls) == 260
     lookups = aws.api.lookups(account=ROLE_ACCOUNT)
-    assert len(lookups) == 7 and not [r for r in lookups if r.error]
+    assert len(lookups) == 7 and not [r for r in lookups if r.error], [(r.at, r.error, r.access_key) for r in lookups]
     assert len([r for r in aws.api.requests if r.action == "AssumeRole"]) >= 2
     assert len({r.access_key for r in lookups}) >= 2
 

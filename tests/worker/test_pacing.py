@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from detection.pacing import RequestPacer
+from tests.support.clocks import SteppingClock
 
 KEY = "cloudtrail:111111111111:us-east-1"
 
@@ -41,3 +43,18 @@ def test_requests_keep_the_pace_when_booking_is_quick(sqlite_store):
     times = sent_at(RequestPacer(sqlite_store, limit=2, window=1.0, margin=0.2), 5)
     spans = [later - earlier for earlier, later in zip(times, times[2:])]
     assert min(spans) >= 1.0, spans  # (no upper bound: on a loaded host a late request books a later slot)
+
+
+def test_a_request_that_reached_the_server_late_spaces_the_ones_after_it_by_its_answer(sqlite_store):
+    """The first request waits 0.6 s for its connection after its turn (invisible to the booking): it reaches
+    the server up to its answer, at 0.6 s. The third request, booked 1.2 s after the first, would then be
+    the third within one second at the server; counted from the answers, it waits until 1.6 s."""
+    clock = SteppingClock(start=1_000.0)
+    pacer = RequestPacer(sqlite_store, limit=2, window=1.0, margin=0.2, clock=clock.time, sleep=clock.sleep)
+    sends = []
+    for network in (0.6, 0.0, 0.0):
+        pacer.wait_turn(KEY)
+        sends.append(clock.time() - 1_000.0)
+        clock.sleep(network)
+        pacer.answered(KEY)
+    assert sends == pytest.approx([0.0, 0.6, 1.6])

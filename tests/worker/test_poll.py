@@ -20,6 +20,7 @@ from bot.worker.tables import PollState
 from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
 from detection.store import EventRow, Scope, SignalHistory, SignalRow
 from tests.fakes.slack_api import FakeSlack
+from tests.support.alerts import alert
 from tests.support.local_aws import (
     OWN_ACCOUNT,
     ROLE_ACCOUNT,
@@ -101,7 +102,7 @@ def test_backfill_is_silent_then_each_new_identity_alerts_once(aws, store):
     assert sorted(s.identity for s in signals(store)) == [
         f"arn:aws:iam::{OWN_ACCOUNT}:user/mallory", f"arn:aws:iam::{OWN_ACCOUNT}:user/trent"]
     mallory = next(s for s in signals(store) if s.identity.endswith("mallory"))
-    assert mallory.event_count == 5 and mallory.slack_ts is None  # stored, waiting in the outbox
+    assert mallory.event_count == 5 and alert(store, mallory.signal_id).slack_ts is None  # waiting in the outbox
     with store.session() as session:
         assert len(list(session.exec(select(SignalHistory).where(SignalHistory.action == "detected")))) == 2
     # Later polls read from the watermark minus the look-back, never the whole history again.
@@ -245,7 +246,7 @@ def test_poll_once_posts_each_alert_once_and_exits_0(aws, slack, sqlite_store, c
     posted = [m for m in slack.channel_messages(CHANNEL) if not m.text.startswith("Learning ended")]
     assert len(posted) == 1 and "mallory" in str(posted[0].blocks)
     [row] = signals(sqlite_store)
-    assert row.slack_ts == posted[0].ts
+    assert alert(sqlite_store, row.signal_id).slack_ts == posted[0].ts
     assert "backfill (learned silently)" in capsys.readouterr().err
 
 

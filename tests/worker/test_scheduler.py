@@ -11,7 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from bot.context.tables import ContextLookup
 from bot.store.lease import Lease
+from bot.store.schema import migrate
 from bot.worker.scheduler import SCHEDULER_LEASE, Worker, housekeeping
 from bot.worker.tables import PollState
 from detection.baseline import Tuning
@@ -21,6 +23,7 @@ from detection.sources.lookup import LookupSource
 from detection.store import EventRow, KnownIdentity, SignalHistory, SignalRow, Store, utcnow
 from tests.fakes.slack_api import FakeSlack
 from tests.support import waiting
+from tests.support.alerts import alerts
 from tests.support.local_aws import OWN_ACCOUNT, ses_calls, subprocess_env, user, worker_settings
 from tests.support.postgres import empty_postgres as _empty_postgres
 from tests.support.records import encode
@@ -78,14 +81,20 @@ def test_housekeeping_prunes_old_events_and_forgotten_identities(store):
     scanned = scan_bytes("history.jsonl", encode(list(calls.values()), "lines"))
     detect(scanned.calls, Tuning(), store, learn_only=True)
     settings = worker_settings(database_url=store.url, event_retention_days=10, forget_days=28)
+    with store.session() as session:  # the triage context's cached lookups: a day old, and fresh
+        session.add_all([ContextLookup(key="old", answer={}, fetched_at=utcnow() - timedelta(days=1, minutes=1)),
+                         ContextLookup(key="fresh", answer={})])
+        session.commit()
 
     pruned = housekeeping(store, settings)
 
-    assert pruned == {"events past the retention": 3, "S3 objects past the retention": 0, "forgotten identities": 1}
+    assert pruned == {"events past the retention": 3, "S3 objects past the retention": 0, "forgotten identities": 1,
+                      "cached context lookups": 1}
     with store.session() as session:
         assert list(session.exec(select(EventRow.event_id))) == [calls["dave"]["eventID"]]
         known = session.exec(select(KnownIdentity.identity))
         assert sorted(i.rsplit("/", 1)[-1] for i in known) == ["carol", "dave", "frank"]
+        assert list(session.exec(select(ContextLookup.key))) == ["fresh"]
 
 
 # ── the worker ───────────────────────────────────────────────────────────────────────────────────────
@@ -148,7 +157,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
     every event is stored once, the API is never throttled, and SIGTERM ends the survivor cleanly."""
     _empty_postgres(postgres_url)
     store = Store(postgres_url)
-    store.migrate()  # the workers migrate too (under an advisory lock); the test reads tables at once
+    migrate(store)  # the workers migrate too (under an advisory lock); the test reads tables at once
     regions = ("us-east-1", "eu-west-1")
     aws.api.add_events(*ses_calls(user("alice"), 20, days_ago=15),
                        *ses_calls(user("alice"), 5, days_ago=3, region="eu-west-1"))
@@ -195,7 +204,7 @@ def test_two_worker_processes_on_postgresql_never_double_process_or_double_post(
     [report] = [m for m in slack.channel_messages(CHANNEL) if m not in posted]
     assert report.metadata["event_type"] == "sesguard_learning_report" and "user/alice" in str(report.blocks)
     assert len(alert_posts(slack)) == 3 + 1  # every top-level post: the three alerts and the report
-    rows = _rows(store, SignalRow)
+    rows = alerts(store)
     assert sorted(r.identity.rsplit("/", 1)[-1] for r in rows) == ["mallory", "oscar", "peggy"]
     assert all(r.slack_ts for r in rows) and next(r for r in rows if r.identity.endswith("mallory")).severity == "high"
     assert len([h for h in _rows(store, SignalHistory) if h.action == "detected"]) == 3

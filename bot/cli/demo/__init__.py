@@ -16,6 +16,7 @@ from pathlib import Path
 from bot.cli.demo.preview import builder_url, readable
 from bot.cli.terminal import report_problems, signal_table, terminal_width
 from bot.config.settings import Settings, load_settings
+from bot.store.schema import migrate
 from detection.scan import scan
 from detection.signals import Status
 from detection.sources.inputs import expand
@@ -33,7 +34,7 @@ def run(show_blocks: bool = False) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="sesguard-demo-") as folder:
         store = Store(f"sqlite:///{Path(folder) / 'sesguard.db'}")
-        store.migrate()
+        migrate(store)
         with store.session() as session:
             session.add(SuppressionRow(identity=PENTEST_ROLE, account_id="444455556666", author="U0SECLEAD",
                                        reason="scheduled penetration test (ticket SEC-142)"))

@@ -8,7 +8,9 @@ import threading
 
 from bot.alerts.notifier import NotifyResult, post_pending
 from bot.config.settings import Settings
+from bot.context.jobs import GatherResult, gather_pending
 from bot.page.pager import PageResult, page_pending
+from bot.slack.client import slack_client
 from detection.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,3 +37,16 @@ def page_pending_pass(store: Store, settings: Settings) -> tuple[PageResult | No
         return None, f"{type(exc).__name__}: {exc}"
     log.log(logging.INFO if paged.ok else logging.WARNING, "%s", paged.line())
     return paged, None
+
+
+def gather_context_pass(store: Store, settings: Settings,
+                        stop: threading.Event | None = None) -> tuple[GatherResult | None, str | None]:
+    """One triage-context pass over the posted alerts (SPEC §10), reported like the notifier's. (result, error)"""
+    try:
+        gathered = gather_pending(store, settings, slack_client(settings),
+                                  stop=stop.is_set if stop is not None else lambda: False)
+    except Exception as exc:  # a bug or a lost database must not stop the polling; it is reported
+        log.exception("the triage context pass failed")
+        return None, f"{type(exc).__name__}: {exc}"
+    log.log(logging.WARNING if gathered.unknown else logging.INFO, "%s", gathered.line())
+    return gathered, None

@@ -30,10 +30,11 @@ from itertools import groupby
 
 from bot.alerts.notifier import NotifyResult
 from bot.config.settings import Settings
+from bot.context.jobs import GatherResult
 from bot.page.pager import PageResult
 from bot.store.lease import Lease, poll_lease_name
 from bot.worker.ingest import poll_state
-from bot.worker.ingest.handover import notify_pending, page_pending_pass
+from bot.worker.ingest.handover import gather_context_pass, notify_pending, page_pending_pass
 from bot.worker.ingest.sources import make_source
 from bot.worker.tables import EngineBackfill
 from detection.scan import detect
@@ -90,6 +91,9 @@ class PollResult:
     notify_error: str | None = None
     paged: PageResult | None = None
     page_error: str | None = None
+    # the triage context of the alerts just posted (SPEC §10); a lookup that failed never fails the pass
+    context: GatherResult | None = None
+    context_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,14 +114,18 @@ class PollResult:
             lines.append(f"pager: FAILED: {self.page_error}")
         elif self.paged is not None:
             lines.append(self.paged.line())
+        if self.context_error:
+            lines.append(f"triage context: FAILED: {self.context_error}")
+        elif self.context is not None and (self.context.gathered or self.context.unknown):
+            lines.append(self.context.line())
         return lines
 
 
 def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
               stop: threading.Event | None = None, notify: bool = True, only_new_places: bool = False) -> PollResult:
-    """Pull every account and region, detect and store; then, with `notify`, one notifier pass and, with
-    PAGERDUTY_ROUTING_KEY, one pager pass. With `only_new_places`, only the places never polled (their
-    backfill: `bot.worker.ingest.backfill`)."""
+    """Pull every account and region, detect and store; then, with `notify`, one notifier pass, with
+    PAGERDUTY_ROUTING_KEY one pager pass, and one triage-context pass over the alerts posted. With
+    `only_new_places`, only the places never polled (their backfill: `bot.worker.ingest.backfill`)."""
     source = source or make_source(settings, store)
     if source is None:
         raise ValueError("SESGUARD_SOURCE=sqs without SESGUARD_BACKFILL_SOURCE: the queue is consumed, nothing polled")
@@ -152,6 +160,8 @@ def poll_once(settings: Settings, store: Store, source: Source | None = None, *,
         result.notified, result.notify_error = notify_pending(store, settings, stop)
     if notify and not stop.is_set() and settings.pagerduty_routing_key is not None:
         result.paged, result.page_error = page_pending_pass(store, settings)
+    if notify and not stop.is_set():
+        result.context, result.context_error = gather_context_pass(store, settings, stop)
     return result
 
 

@@ -7,7 +7,7 @@ statistics that the bytes-scanned limit needs on every look.
   output location (SESGUARD_ATHENA_OUTPUT, `s3://…/`) where Athena writes the result file.
 - States QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED. While it runs, Statistics.DataScannedInBytes is
   compared with SESGUARD_SQL_MAX_GB; past it, or past the deadline, StopQueryExecution and a clear failure.
-  (The workgroup's own BytesScannedCutoffPerQuery is the hard stop on AWS's side: set it too, README.)
+  (The workgroup's own BytesScannedCutoffPerQuery is the hard stop on AWS's side: set it too, docs/sql-engines.md.)
 - Results: pages of at most 1,000 rows following NextToken; the first row of the first page repeats the
   column names; a NULL is a datum without VarCharValue.
 """
