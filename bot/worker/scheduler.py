@@ -129,9 +129,10 @@ class Worker:
         """`poll --once` after its ingestion pass (SPEC §2): every other job of the worker, once, so that a cron
         or Kubernetes CronJob deployment loses nothing the scheduler would have done — investigations, contact
         time-outs, the learning reports, the digest, suppression reminders, the open Home tabs, housekeeping, the
-        triage context — and then the alert and page outboxes again (an investigation or a time-out may have escalated). Each
-        job is due by its own rule (a report once its learning ended, the digest once its hour has come), as
-        under the scheduler. One line per job that failed, for stderr; none when the pass went through."""
+        triage context — and then the alert and page outboxes again (an investigation or a time-out may have
+        escalated). Each job is due by its own rule (a report once its learning ended, the digest once its
+        hour has come), as under the scheduler. One line per job that failed, for stderr; none when the pass
+        went through."""
         jobs: list[tuple[str, Job]] = [
             ("investigations", Worker.investigate_alerts), ("contact time-outs", Worker.escalate_overdue_contacts),
             ("learning reports", Worker.post_learning_reports), ("digest", Worker.post_digest),
