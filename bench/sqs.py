@@ -141,8 +141,9 @@ def child(arguments: dict) -> None:
     from tests.support.local_aws import worker_settings
 
     store = Store(arguments["database"])
+    # fill() names the bucket as the queue
     settings = worker_settings(database_url=store.url, source="sqs", sqs_queue_url=arguments["queue_url"],
-                               learning_days=0)
+                               learning_days=0, trail_buckets=[arguments["queue_url"].rsplit("/", 1)[-1]])
     consumers = arguments["consumers"]
     stores = [Store(store.url) for _ in range(consumers)]
     results = []

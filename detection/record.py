@@ -33,6 +33,10 @@ TEXT_FIELDS = ("event_id", "account_id", "identity", "identity_type", "arn", "ev
 # With every duration at most a hundred years (baseline.LONGEST), that arithmetic stays in range.
 EARLIEST_EVENT_TIME = datetime(2006, 1, 1, tzinfo=UTC)
 LATEST_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+# CloudTrail writes no future times: a record dated past now (plus this margin, for a clock a little behind
+# AWS's) is forged or damaged. Read first for its account, it would start the account's observation in the
+# future, and the account would learn silently, blind to every real enumeration, until then.
+FUTURE_MARGIN = timedelta(minutes=15)
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
 CONSOLE_USER_AGENT_PREFIX = "aws-internal/"
 
@@ -68,6 +72,15 @@ def parse_time(value: Any) -> datetime:
         raise _outside_range(value) from None
     if not EARLIEST_EVENT_TIME <= moment < LATEST_EVENT_TIME:
         raise _outside_range(value)
+    return moment
+
+
+def event_time(value: Any, now: datetime | None = None) -> datetime:
+    """A record's eventTime (`parse_time`), which CloudTrail never writes in the future: BadRecord for a time
+    past `now` (the clock's) plus FUTURE_MARGIN."""
+    moment = parse_time(value)
+    if moment > (now or datetime.now(UTC)) + FUTURE_MARGIN:
+        raise BadRecord(f"eventTime in the future (forged or damaged): {value[:40]!r}")
     return moment
 
 
@@ -117,6 +130,14 @@ def is_sso_role(issuer_arn: str, session_arn: str) -> bool:
         return path.startswith(SSO_ROLE_PATH)
     # No session issuer: IAM Identity Center role names all start AWSReservedSSO_.
     return ":assumed-role/AWSReservedSSO_" in session_arn
+
+
+def is_identity_center_identity(identity: str, arn: str) -> bool:
+    """Whether a signal's identity (its key) and ARN (a call's `userIdentity.arn`) are an IAM Identity Center
+    session, decided as the identity key was: by the role's path when the key is the role's ARN (the session
+    issuer's, which holds the path), by the role's name only when there is none (`arn` mode, or a record
+    without a session issuer). An ordinary role at path `/` named `AWSReservedSSO_Backup` is not one."""
+    return is_sso_role(identity if rule.role_path(identity) is not None else "", arn)
 
 
 def role_arn_from_session(session_arn: str) -> str | None:
@@ -195,22 +216,30 @@ def _account(record: dict) -> str:
 
 
 def _event_id(record: dict) -> str:
-    """The eventID; de-duplication needs a key, so a record without one gets one from its content."""
-    return _text(record.get("eventID")) or (
-        "synthetic-" + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32])
+    """The eventID; de-duplication needs a key, so a record without one gets one from its content. A record
+    that cannot be written back to JSON (orjson reads 1,024 levels of nesting but writes about 254) has no
+    content to derive one from: a bad record, never a failed run or source."""
+    event_id = _text(record.get("eventID"))
+    if event_id:
+        return event_id
+    try:
+        content = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:  # orjson's "Recursion limit reached", or a value JSON cannot hold
+        raise BadRecord(f"no eventID, and nested too deep to derive one from its content ({exc})") from None
+    return "synthetic-" + hashlib.sha256(content).hexdigest()[:32]
 
 
 def to_sighting(record: dict) -> Sighting | None:
     """A matching record of an excluded caller; None when it has no time or account."""
     try:
-        return Sighting(_event_id(record), parse_time(record.get("eventTime")), _account(record))
+        return Sighting(_event_id(record), event_time(record.get("eventTime")), _account(record))
     except BadRecord:
         return None
 
 
 def to_call(record: dict, mode: str = "principal") -> Call:
     """A matching, non-excluded record as a Call; BadRecord when it cannot be evaluated."""
-    moment = parse_time(record.get("eventTime"))
+    moment = event_time(record.get("eventTime"))
     user_identity = record.get("userIdentity")
     if not isinstance(user_identity, dict):
         raise BadRecord("no userIdentity")

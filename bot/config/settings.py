@@ -31,6 +31,7 @@ from detection.sources.sql.engine import is_engine_url
 from detection.sources.sql.engine import parse as parse_engine_url
 from detection.sources.sql.running import DEFAULT_MAX_GB
 from detection.sources.sql.values import UnsafeValue, athena_table, event_data_store
+from detection.sources.sqs import is_trail_bucket
 
 AUTO_INVESTIGATE_OFF = "off"
 AUTO_INVESTIGATE_CHOICES = (HIGH, MEDIUM, LOW, AUTO_INVESTIGATE_OFF)
@@ -287,6 +288,11 @@ class Settings(DetectionSettings):
     """comma-separated 12-digit account IDs never read (the credentials' own, a role's or an organisation's)"""
     sqs_queue_url: str | None = Field(None, alias="SESGUARD_SQS_QUEUE_URL", pattern=r"^https?://\S+$")
     """the URL of the queue `SESGUARD_SOURCE=sqs` consumes, as `aws sqs get-queue-url` prints it; required with it"""
+    trail_buckets: CommaSeparated = Field(default_factory=list, alias="SESGUARD_TRAIL_BUCKETS")
+    """comma-separated names of the trail buckets whose objects the queue's S3 notifications may make the worker read,
+    beside the bucket of an `s3://` `SESGUARD_BACKFILL_SOURCE`; a notification naming any other bucket is unusable
+    (counted, left to the redrive policy), never read
+    """
 
     # ── SPEC §8: the triage desk ─────────────────────────────────────────────────────────────────
     business_hours: str | None = Field(None, alias="SESGUARD_BUSINESS_HOURS")
@@ -324,7 +330,15 @@ class Settings(DetectionSettings):
     """
 
     _csv_fields = field_validator("slack_triagers", "aws_regions", "role_arns", "accounts_exclude", "owner_tags",
-                                  "known_networks", mode="before")(_csv)
+                                  "known_networks", "trail_buckets", mode="before")(_csv)
+
+    @field_validator("trail_buckets")
+    @classmethod
+    def _bucket_names(cls, value: list[str]) -> list[str]:
+        for number, bucket in enumerate(value, 1):
+            if not is_trail_bucket(bucket):
+                raise ValueError(f"entry {number} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
+        return value
 
     @field_validator("owner_tags")
     @classmethod
@@ -497,6 +511,13 @@ class Settings(DetectionSettings):
     def alert_channel(self) -> str:
         """SLACK_ALERT_CHANNEL, for what posts there; SettingsError when it is not set."""
         return _set(self.slack_alert_channel, "SLACK_ALERT_CHANNEL")
+
+    @property
+    def readable_trail_buckets(self) -> frozenset[str]:
+        """The buckets a queue's notifications may make the worker read: SESGUARD_TRAIL_BUCKETS, and the
+        bucket of an s3:// SESGUARD_BACKFILL_SOURCE or SESGUARD_SOURCE."""
+        configured = [url for url in (self.backfill_source, self.source) if url and url.startswith("s3://")]
+        return frozenset(self.trail_buckets) | {url[len("s3://"):].split("/", 1)[0] for url in configured}
 
     @property
     def queue_url(self) -> str:

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.contact.tables import IdentityMapping
 from bot.context.tables import TriageContext
+from detection.record import is_identity_center_identity
 from detection.store import AuditEntry, SignalRow, Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ def resolve_person(store: Store, client: WebClient, signal: SignalRow) -> str | 
     person = mapped_person(store, signal.identity, signal.arn) or context_owner(store, signal.signal_id)
     if person:
         return person
+    # Only an IAM Identity Center session's name is the person's sign-in, and whether it is one is decided by
+    # the role's path, as detection decides: a role at `/` named AWSReservedSSO_… has a caller-chosen name.
     email = sso_email(signal.identity) or sso_email(signal.arn)
-    if email is None:
+    if email is None or not is_identity_center_identity(signal.identity, signal.arn):
         return None
     try:
         return client.users_lookupByEmail(email=email)["user"]["id"]

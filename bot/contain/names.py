@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from detection.record import SSO_ROLE_PATH
+from detection.record import is_identity_center_identity
 
 # ASCII only: IAM's `\w` is [A-Za-z0-9_], not Python's Unicode `\w`.
 _NAME = r"[A-Za-z0-9_+=,.@-]{1,64}"
@@ -27,8 +27,6 @@ ROLE_ARN = re.compile(rf"{_IAM}:role(?P<path>{_PATH})(?P<name>{_NAME})")
 ASSUMED_ROLE_ARN = re.compile(rf"arn:(?P<partition>{_PARTITION}):sts::(?P<account>\d{{12}}):assumed-role/"
                               rf"(?P<name>{_NAME})/(?P<session>[A-Za-z0-9_+=,.@-]{{2,64}})")
 PATH_LIMIT = 512
-# IAM Identity Center's roles: IAM refuses to change them, their sessions are revoked in Identity Center.
-SSO_ROLE_PREFIX = "AWSReservedSSO_"
 
 
 class Refused(ValueError):
@@ -104,4 +102,5 @@ def iam_role(identity: str, arn: str, alert_account: str) -> IamRole:
 
 
 def is_identity_center_role(identity: str, arn: str) -> bool:
-    return SSO_ROLE_PATH in identity or f"assumed-role/{SSO_ROLE_PREFIX}" in arn
+    """By the role's path when the identity is the role's ARN, as detection decides (a name is not a path)."""
+    return is_identity_center_identity(identity, arn)

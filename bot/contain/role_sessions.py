@@ -4,8 +4,9 @@ Exactly what the IAM console's "Revoke active sessions" does: an inline policy n
 `AWSRevokeOlderSessions` on the role, denying every action on every resource when `aws:TokenIssueTime`
 is before the moment of revocation (`DateLessThan`). Sessions started afterwards are not affected.
 IAM calls (in the role's account): `iam:GetRolePolicy`, to see whether the role is already revoked
-(a policy with a time at or after the signal's last call covers every session that made those calls:
-said so, not redone), then `iam:PutRolePolicy`, which replaces an older revocation as the console does.
+(a policy of exactly the console's shape with a time at or after the signal's last call covers every
+session that made those calls: said so, not redone), then `iam:PutRolePolicy`, which replaces an older
+revocation, or a policy of that name in any other shape (a decoy), as the console does.
 
 IAM Identity Center's roles cannot be changed in IAM (their sessions are revoked in Identity Center),
 and service-linked roles cannot be revoked at all (sesguard never alerts on those): the action does
@@ -78,29 +79,43 @@ def revocation_policy(moment: datetime) -> dict:
 
 
 def revoked_before(document: dict | str) -> datetime | None:
-    """The time before which a revocation policy denies sessions; None when the document is not one."""
+    """The time before which a revocation policy denies sessions; None when the document is not one.
+
+    Only the exact shape the console writes is a revocation: one statement (a Sid allowed) denying `*` on
+    `*` with the single condition `DateLessThan` on `aws:TokenIssueTime` and one time. Whoever may put inline
+    policies on the role may plant a policy of that name with a late date and a second condition that never
+    holds (or another operator, key or element): read by its date alone it looked like a revocation, and the
+    sessions kept working. Anything else is no revocation, and is overwritten."""
     if isinstance(document, str):  # the API's URL-encoded JSON, when the SDK has not decoded it
         try:
             document = json.loads(unquote(document))
         except ValueError:
             return None
-    statements = document.get("Statement") if isinstance(document, dict) else None
-    statements = [statements] if isinstance(statements, dict) else statements if isinstance(statements, list) else []
-    times = []
-    for statement in statements:
-        if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
-            continue
-        if not (_everything(statement.get("Action")) and _everything(statement.get("Resource"))):
-            continue
-        condition = (statement.get("Condition") or {}).get("DateLessThan")
-        values = {key.lower(): value for key, value in condition.items()} if isinstance(condition, dict) else {}
-        value = values.get(CONDITION_KEY.lower())
-        value = value[0] if isinstance(value, list) and len(value) == 1 else value
-        try:
-            times.append(parse_time(value))
-        except BadRecord:
-            continue
-    return max(times, default=None)
+    if not isinstance(document, dict) or not set(document) <= {"Version", "Statement"}:
+        return None
+    statements = document.get("Statement")
+    statements = [statements] if isinstance(statements, dict) else statements
+    if not isinstance(statements, list) or len(statements) != 1:
+        return None
+    [statement] = statements
+    if not isinstance(statement, dict) or not set(statement) - {"Sid"} == {"Effect", "Action", "Resource", "Condition"}:
+        return None
+    if statement["Effect"] != "Deny" or not (_everything(statement["Action"]) and _everything(statement["Resource"])):
+        return None
+    condition = statement["Condition"]
+    if not isinstance(condition, dict) or list(condition) != ["DateLessThan"]:
+        return None
+    before = condition["DateLessThan"]
+    if not isinstance(before, dict) or len(before) != 1:
+        return None
+    [(key, value)] = before.items()
+    if not isinstance(key, str) or key.lower() != CONDITION_KEY.lower():
+        return None
+    value = value[0] if isinstance(value, list) and len(value) == 1 else value
+    try:
+        return parse_time(value)
+    except BadRecord:
+        return None
 
 
 def _everything(value) -> bool:

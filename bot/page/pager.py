@@ -5,7 +5,8 @@
   no more be lost than the row. Each row whose action is in TRIGGERS or RESOLVES gets one `pages` row,
   unique per history row, however many passes and processes derive it.
 - A page is claimed (one conditional UPDATE, which only one process wins, as the notifier claims
-  alerts), sent, and PagerDuty's answer stored: 202 → accepted, never sent again, also after a restart;
+  alerts; renewed while its request is in flight), sent, and PagerDuty's answer stored: 202 → accepted,
+  never sent again, also after a restart;
   400 → rejected: logged, counted in `/sesguard status`, not retried (the same event would be refused
   again); 429, 5xx or no connection → retried later, with exponential backoff and jitter (after a 429 at
   least a minute, as PagerDuty asks), honouring `Retry-After`. Such a failure ends the pass: PagerDuty is
@@ -181,7 +182,10 @@ def page_pending(store: Store, settings: Settings, client: WebClient | None = No
             waiting.add(page.signal_id)  # not due yet, or another process is sending it
             continue
         try:
-            _send(store, settings, client, page, routing_key, worker, backoff, send, result)
+            # The claim is renewed while the request is in flight: a PagerDuty that answers slowly must not let
+            # the claim lapse, and another process take the page over and send it a second time.
+            with PAGES.renewal(store, worker, claim):
+                _send(store, settings, client, page, routing_key, worker, backoff, send, result)
         except _Failed:
             break
     result.pending = pending_pages(store)

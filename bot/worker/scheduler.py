@@ -60,8 +60,9 @@ FORGET_MARGIN = timedelta(days=1)
 CACHE_KEPT = timedelta(days=1)
 
 
-# A job of the worker, run by the scheduler with no argument but the worker.
-Job = Callable[["Worker"], None]
+# A job of the worker, run by the scheduler with no argument but the worker. What it returns (a job's result,
+# with `failed` counts) is for `poll --once`; the scheduler ignores it.
+Job = Callable[["Worker"], object]
 
 
 class _Quiet(logging.Filter):
@@ -77,11 +78,12 @@ def _failure_logged(what: str) -> Callable[[Job], Job]:
 
     def wrap(job: Job) -> Job:
         @functools.wraps(job)
-        def logged(worker: Worker) -> None:
+        def logged(worker: Worker) -> object:
             try:
-                job(worker)
+                return job(worker)
             except Exception:
                 log.exception("%s failed", what)
+                return None
 
         return logged
 
@@ -124,6 +126,51 @@ class Worker:
                                   args=(self.settings, self.store, self.source, self.stop))
         thread.start()
         return thread
+
+    def once(self) -> list[str]:
+        """`poll --once` after its ingestion pass (SPEC §2): every other job of the worker, once, so that a cron
+        or Kubernetes CronJob deployment loses nothing the scheduler would have done — investigations, contact
+        time-outs, the learning reports, the digest, suppression reminders, the open Home tabs, housekeeping, the
+        triage context — and then the alert and page outboxes again (an investigation or a time-out may have
+        escalated). Each job is due by its own rule (a report once its learning ended, the digest once its
+        hour has come), as under the scheduler. One line per job that failed, for stderr; none when the pass
+        went through."""
+        jobs: list[tuple[str, Job]] = [
+            ("investigations", Worker.investigate_alerts), ("contact time-outs", Worker.escalate_overdue_contacts),
+            ("learning reports", Worker.post_learning_reports), ("digest", Worker.post_digest),
+            ("suppression reminders", Worker.remind_suppressions), ("Home tabs", Worker.refresh_home_tabs),
+            ("housekeeping", Worker.housekeeping)]
+        failures = []
+        for what, job in jobs:
+            if self.stop.is_set():
+                break
+            if job is Worker.post_learning_reports and not self.settings.learning_report:
+                continue
+            try:
+                result = job.__wrapped__(self)  # type: ignore[attr-defined]  # the job itself, unlogged: it is reported
+            except Exception as exc:
+                log.exception("%s failed", what)
+                failures.append(f"{what}: FAILED: {type(exc).__name__}: {str(exc)[:300]}")
+                continue
+            if getattr(result, "failed", 0):
+                failures.append(f"{what}: FAILED: {result.failed} not sent; tried again on the next pass")
+        if not self.stop.is_set():  # the alerts posted by the queue's drain have none yet (the poll gathered its own)
+            _, context_error = gather_context_pass(self.store, self.settings, self.stop)
+            if context_error is not None:
+                failures.append(f"triage context: FAILED: {context_error}")
+        if not self.stop.is_set():
+            notified, error = notify_pending(self.store, self.settings, self.stop)
+            if error is not None:
+                failures.append(f"notifier: FAILED: {error}")
+            elif notified is not None and not notified.ok:
+                failures.append(f"notifier: FAILED: {notified.line()}")
+        if not self.stop.is_set() and paging_enabled(self.settings):
+            paged, page_error = page_pending_pass(self.store, self.settings)
+            if page_error is not None:
+                failures.append(f"pager: FAILED: {page_error}")
+            elif paged is not None and not paged.ok:
+                failures.append(f"pager: FAILED: {paged.line()}")
+        return failures
 
     def _acquire(self) -> bool:
         try:
@@ -239,7 +286,7 @@ class Worker:
         refresh_open(self.store, self.settings, slack_client(self.settings))
 
     @_failure_logged("reminding of expiring suppressions")
-    def remind_suppressions(self) -> None:
+    def remind_suppressions(self) -> object:
         """Suppression hygiene (SPEC §8): the author's DM a day before a suppression expires, once."""
         from bot.desk.reminders import remind
         from bot.slack.client import slack_client
@@ -247,9 +294,10 @@ class Worker:
         reminded = remind(self.store, slack_client(self.settings))
         if reminded.sent or reminded.found:
             log.info("reminded %d authors of suppressions about to expire", reminded.sent + reminded.found)
+        return reminded
 
     @_failure_logged("posting the learning reports")
-    def post_learning_reports(self) -> None:
+    def post_learning_reports(self) -> object:
         """The learning report (SPEC §8): once per account, when its learning period is over."""
         from bot.desk.learning.report import post_reports
         from bot.slack.client import slack_client
@@ -257,6 +305,7 @@ class Worker:
         reported = post_reports(self.store, self.settings, slack_client(self.settings))
         for account in reported.posted:
             log.info("posted the learning report of account %s", account)
+        return reported
 
     @_failure_logged("posting the daily digest")
     def post_digest(self) -> None:

@@ -462,12 +462,34 @@ def _parse(raw: msgspec.Raw | bytes) -> dict:
             raise BadRecord(f"not valid JSON ({str(exc)[:80]})") from None
 
 
+def scan_records(name: str, records: Iterable[object], identity_mode: str = "principal") -> FileScan:
+    """`scan_bytes` for records already parsed (an EventBridge event's `detail`): each is evaluated as it is.
+    Never written back to JSON first: orjson reads objects nested up to 1,024 levels but writes only about
+    254, so a deep record that was read could not be written again."""
+    result = FileScan(name)
+    for number, record in enumerate(records, 1):
+        result.records += 1
+        if not isinstance(record, dict):
+            result.bad.append(f"record {number}: not a JSON object")
+            continue
+        _evaluate_record(result, number, record, identity_mode)
+    return result
+
+
 def _evaluate(result: FileScan, number: int, outcome: Outcome, identity_mode: str) -> None:
     if isinstance(outcome, str):
         result.bad.append(f"record {number}: {outcome}")
         return
     try:
         record = _parse(outcome)
+    except BadRecord as exc:
+        result.bad.append(f"record {number}: {exc}")
+        return
+    _evaluate_record(result, number, record, identity_mode)
+
+
+def _evaluate_record(result: FileScan, number: int, record: dict, identity_mode: str) -> None:
+    try:
         if not rule.matches(record):
             return
         if not rule.is_excluded_caller(record):

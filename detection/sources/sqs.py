@@ -23,11 +23,13 @@ import orjson
 from detection.sources.inputs import is_log_file
 
 API_CALL = "AWS API Call via CloudTrail"
+AWS_SOURCE_PREFIX = "aws."  # reserved to AWS: PutEvents refuses it
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html (3–63 characters)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 MAX_KEY_BYTES = 1024  # S3's longest key
 # A CloudTrail log file's key: …/AWSLogs/[o-id/]<account>/CloudTrail/<region>/YYYY/MM/DD/<file>
-_LOG_KEY = re.compile(r"(.*/)?AWSLogs/(o-[a-z0-9]{10,32}/)?\d{12}/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/[^/]+")
+_LOG_KEY = re.compile(
+    r"(.*/)?AWSLogs/(o-[a-z0-9]{10,32}/)?(?P<account>\d{12})/CloudTrail/[a-z0-9-]+/\d{4}/\d{2}/\d{2}/[^/]+")
 
 OBJECTS, EVENT, IGNORED, UNUSABLE = "objects", "event", "ignored", "unusable"
 
@@ -75,9 +77,30 @@ def _eventbridge(event: dict) -> Parsed:
     kind = event.get("detail-type")
     if kind != API_CALL:
         return Parsed(IGNORED, why=f"an EventBridge event of another kind ({str(kind)[:80]})")
-    if not isinstance(event.get("detail"), dict):
+    detail = event.get("detail")
+    if not isinstance(detail, dict):
         return Parsed(UNUSABLE, why="an EventBridge CloudTrail event without a detail object")
-    return Parsed(EVENT, record=event["detail"])
+    forged = _not_cloudtrails(event, detail)
+    if forged:
+        return Parsed(UNUSABLE, why=f"an event that is not CloudTrail's: {forged}")
+    return Parsed(EVENT, record=detail)
+
+
+def _not_cloudtrails(event: dict, detail: dict) -> str:
+    """Why an "AWS API Call via CloudTrail" event was not put by CloudTrail (empty when it was).
+
+    Every account of the organisation may put events on the central bus, with any detail-type and any detail.
+    What it cannot forge: EventBridge refuses `PutEvents` a `source` that begins with `aws.`, and stamps
+    `account` with the sender's own. So an event is CloudTrail's only with an `aws.` source and an `account`
+    that is the account the record says received the call."""
+    source, account = event.get("source"), event.get("account")
+    if not isinstance(source, str) or not source.startswith(AWS_SOURCE_PREFIX):
+        return f"its source {str(source)[:80]!r} is not an AWS service's (custom events cannot use aws.*)"
+    recipient = detail.get("recipientAccountId")
+    if not isinstance(account, str) or not isinstance(recipient, str) or account != recipient:
+        return (f"it was sent from account {str(account)[:20]}, and its record names account "
+                f"{str(recipient)[:20]} (EventBridge stamps the sender's account)")
+    return ""
 
 
 def _s3_notification(records: list) -> Parsed:
@@ -104,6 +127,18 @@ def _s3_notification(records: list) -> Parsed:
     if not objects:
         return Parsed(IGNORED, why=f"no CloudTrail log file among its {skipped} objects (digest files, …)")
     return Parsed(OBJECTS, objects=objects)
+
+
+def is_trail_bucket(name: str) -> bool:
+    """A valid S3 bucket name (for the settings that name trail buckets)."""
+    return bool(_BUCKET.fullmatch(name))
+
+
+def key_account(key: str) -> str | None:
+    """The account a CloudTrail log file's key names (`…/AWSLogs/[o-id/]<account>/CloudTrail/…`): CloudTrail
+    writes each account's records under its own folder, so a record of another account in it is forged."""
+    match = _LOG_KEY.fullmatch(key)
+    return match["account"] if match else None
 
 
 def is_cloudtrail_log(key: str) -> bool:

@@ -16,6 +16,7 @@ from detection.sources.lookup import LookupSource
 from detection.store import AuditEntry, SignalHistory
 from tests.support.local_aws import worker_settings
 from tests.support.slack_harness import (
+    ACCOUNT,
     CHANNEL,
     OUTSIDER,
     TRIAGER,
@@ -250,3 +251,27 @@ def test_a_dm_that_cannot_be_sent_changes_nothing_and_tells_the_clicker(bot):
     bot.click(CONTACT, TRIAGER, CHANNEL, ts)  # and it can be tried again
     bot.settle()
     assert bot.alert(signal_id).status == "contacting"
+
+
+def lookalike_role(email: str = EMAIL) -> dict:
+    """An ordinary role at path `/` whose name looks like IAM Identity Center's, and whose session name (chosen by
+    whoever assumed it) is somebody's e-mail address."""
+    role = "AWSReservedSSO_Backup"
+    return {
+        "type": "AssumedRole", "principalId": f"AROAEXAMPLE:{email}",
+        "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{email}", "accountId": ACCOUNT,
+        "accessKeyId": "ASIAEXAMPLE",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLE", "accountId": ACCOUNT,
+                                             "userName": role, "arn": f"arn:aws:iam::{ACCOUNT}:role/{role}"}},
+    }
+
+
+def test_a_role_named_like_identity_center_at_another_path_is_no_identity_center_session(bot):
+    """A name is not a path: Contact user would have DMed whatever e-mail the session name holds."""
+    [signal_id] = store_signals(bot.store, cloudtrail_record(identity=lookalike_role()))
+    bot.post_alerts()
+    bot.click(CONTACT, TRIAGER, CHANNEL, bot.alert(signal_id).slack_ts)
+    bot.settle()
+    assert bot.slack.calls_to("users.lookupByEmail") == [] and contacts(bot) == []
+    [view] = bot.opened_views()  # nobody known: the clicker picks
+    assert view["callback_id"] == "sesguard.pick_person_modal"

@@ -38,6 +38,30 @@ def test_the_policy_is_the_consoles_deny_all_before_now():
         "DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}}]}, None),  # not everything
     ({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}, None),  # no time
     ("not json", None),
+    # the exact shape only: anything more or other may never hold, and is no revocation
+    ({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+        "DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"},
+        "StringEquals": {"aws:username": "nobody"}}}]}, None),
+    ({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+        "DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z", "aws:CurrentTime": "2000-01-01T00:00:00Z"}}}]},
+     None),
+    ({"Statement": [{"Effect": "Deny", "Action": "*", "NotResource": "*", "Resource": "*", "Condition": {
+        "DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}}}]}, None),
+    ({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Principal": {"AWS": "arn:aws:iam::1:root"},
+                     "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}}}]}, None),
+    ({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+        "DateLessThanIfExists": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}}}]}, None),
+    ({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+        "DateLessThan": {"aws:TokenIssueTime": ["2099-01-01T00:00:00Z", "2000-01-01T00:00:00Z"]}}}]}, None),
+    ({"Statement": [
+        {"Effect": "Deny", "Action": "*", "Resource": "*",
+         "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}},
+        {"Effect": "Deny", "Action": "*", "Resource": "*",
+         "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"},
+                       "Bool": {"aws:SecureTransport": "maybe"}}}]}, None),
+    ({"Statement": [{"Sid": "", "Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {
+        "DateLessThan": {"aws:TokenIssueTime": "2020-01-01T00:00:00Z"}}}]}, datetime(2020, 1, 1, tzinfo=UTC)),  # a Sid
+    ({"Version": "2012-10-17", "Statement": [], "Other": 1}, None),
 ])
 def test_what_counts_as_a_revocation(document, cutoff):
     assert role_sessions.revoked_before(document) == cutoff

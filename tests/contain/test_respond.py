@@ -167,6 +167,18 @@ def test_an_identity_center_session_gets_no_revocation_but_a_note_why(bot):
     assert "IAM Identity Center" in json.dumps(bot.slack.message(CHANNEL, ts).blocks)
 
 
+def test_a_role_named_like_identity_center_at_path_slash_gets_the_revoke_button_and_no_note(bot, iam):
+    """A name is not a path: detection keys an ordinary role by its issuer ARN's path, and so does containment."""
+    role = f"AWSReservedSSO_Backup{uuid.uuid4().hex[:8]}"
+    iam.iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                           "Statement": []}))
+    _, ts = posted(bot, role_record(role, session="carol@example.com"))
+    assert REVOKE in bot.buttons(CHANNEL, ts)
+    assert "IAM Identity Center" not in json.dumps(bot.slack.message(CHANNEL, ts).blocks)
+    click(bot, REVOKE, ts)
+    assert revoked_before(iam.revocation(role)) is not None
+
+
 def test_without_the_setting_there_are_no_containment_buttons_and_a_click_changes_nothing(tmp_path, iam):
     name, key = iam.user_with_key()
     with Harness(migrated_sqlite(tmp_path)) as bot:
@@ -287,6 +299,33 @@ def test_a_revocation_older_than_the_last_call_is_replaced(bot, iam):
     assert revoked_before(iam.revocation(role)) >= bot.alert(signal_id).last_seen
     assert ("It replaces the earlier AWSRevokeOlderSessions, "
             "which covered sessions issued before 2014-05-07 23:47:00 UTC") in thread(bot, ts)[-1]
+
+
+@pytest.mark.parametrize("decoy", [
+    # a 2099 cut-off under a second condition that never holds
+    {"DateLessThan": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}, "StringEquals": {"aws:username": "nobody"}},
+    # another operator than the console's
+    {"DateLessThanIfExists": {"aws:TokenIssueTime": "2099-01-01T00:00:00Z"}},
+])
+def test_a_decoy_with_a_late_date_is_no_revocation_and_is_overwritten(bot, iam, decoy):
+    """An attacker who may put inline policies on their role plants AWSRevokeOlderSessions with a 2099 cut-off
+    that never applies: reading only the date said "already revoked, nothing changed" and the sessions kept
+    working. Anything but the exact deny-all-before-time shape is overwritten, as the console does."""
+    role = iam.role()
+    signal_id, ts = posted(bot, role_record(role))
+    planted = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*",
+                                                        "Condition": decoy}]}
+    iam.iam.put_role_policy(RoleName=role, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(planted))
+    click(bot, REVOKE, ts)
+    document = iam.revocation(role)
+    assert document != planted
+    [statement] = document["Statement"]
+    assert statement["Condition"] == {"DateLessThan": {"aws:TokenIssueTime": statement["Condition"]["DateLessThan"][
+        "aws:TokenIssueTime"]}}
+    assert bot.alert(signal_id).last_seen <= revoked_before(document) <= utcnow()
+    assert thread(bot, ts)[-1].startswith(f":lock: Role sessions revoked by <@{TRIAGER}>.")
+    assert "It replaces an earlier AWSRevokeOlderSessions that was not a revocation" in thread(bot, ts)[-1]
+    assert [action for _, action in history(bot, signal_id)] == ["role sessions revoked"]
 
 
 # ── IAM refusing, and forged names ───────────────────────────────────────────────────────────────────

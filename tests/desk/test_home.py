@@ -184,3 +184,46 @@ def test_hundreds_of_open_alerts_keep_the_view_within_block_kit_limits(bot):
     assert "Open alerts (300)" in text and "more open alerts" in text
     assert "user/user299" in text and "user/user000" not in text  # newest first
     assert ACCOUNT in text
+
+
+GROUP = "S0TRIAGERS"
+MEMBER = "UMEMBER01"
+
+
+@pytest.mark.parametrize("harness_options", [{"slack_triage_usergroup": GROUP}])
+def test_someone_removed_from_the_triage_usergroup_stops_receiving_the_desk_at_the_next_publish(
+        bot, monkeypatch, harness_options):
+    """Whether someone may triage was stored when they opened the tab and never checked again: removed from
+    the user group, they kept receiving the whole desk, new alerts included, for 24 hours."""
+    from bot.desk.home.refresh import refresh_open
+    from bot.slack import middleware
+
+    monkeypatch.setattr(middleware, "USERGROUP_CACHE_SECONDS", 0.0)  # Slack's answer, not the cache's, decides
+    bot.slack.usergroups[GROUP] = [MEMBER]
+    alerts(bot, "alice")
+    open_home(bot, MEMBER)
+    assert "user/alice" in shown(published(bot, MEMBER)[-1])
+    bot.slack.usergroups[GROUP] = []  # removed from the user group
+    alerts(bot, "bob")  # a new alert, published to the open tabs by the worker's look
+    client = WebClient(token=TOKEN, base_url=bot.slack.api_url)
+    wait_for(lambda: refresh_open(bot.store, bot.settings, client).published
+             or "Nothing is waiting for you" in shown(published(bot, MEMBER)[-1]), "the Home tab to be published")
+    view = published(bot, MEMBER)[-1]
+    assert "user/bob" not in shown(view) and "user/alice" not in shown(view) and home_buttons(view) == []
+    assert "Nothing is waiting for you" in shown(view)
+
+
+@pytest.mark.parametrize("harness_options", [{"slack_triagers": [TRIAGER, MEMBER]}])
+def test_someone_taken_off_slack_triagers_gets_no_desk_from_a_worker_started_after(bot, harness_options):
+    from bot.desk.home.refresh import refresh_open
+
+    alerts(bot, "alice")
+    open_home(bot, MEMBER)
+    assert "user/alice" in shown(published(bot, MEMBER)[-1])
+    restarted = bot.settings.model_copy(update={"slack_triagers": [TRIAGER]})  # SLACK_TRIAGERS without them
+    alerts(bot, "bob")
+    client = WebClient(token=TOKEN, base_url=bot.slack.api_url)
+    wait_for(lambda: refresh_open(bot.store, restarted, client).published
+             or "Nothing is waiting for you" in shown(published(bot, MEMBER)[-1]), "the Home tab to be published")
+    assert "user/bob" not in shown(published(bot, MEMBER)[-1])
+    assert "Nothing is waiting for you" in shown(published(bot, MEMBER)[-1])

@@ -164,3 +164,15 @@ def test_sesguard_learned_shows_the_report_again(bot):
     assert ACCOUNT in answer_text(bot.command("learned")) and "2 identities" in answer_text(bot.command("learned"))
     assert "Usage" in answer_text(bot.command("learned <!channel>"))
     assert "Nothing was learned" in answer_text(bot.command("learned 999999999999"))
+
+
+def test_sesguard_learned_says_ended_for_a_learning_period_in_the_past_and_ends_for_one_to_come(bot):
+    detected(bot.store, learning_history())  # learning ended days ago
+    detected(bot.store, learning_history(account=r.OTHER_ACCOUNT, started_days_ago=3)[:4])  # still learning
+    listing = bot.command("learned")["text"]
+    [past] = [line for line in listing.splitlines() if ACCOUNT in line]
+    [future] = [line for line in listing.splitlines() if r.OTHER_ACCOUNT in line]
+    assert "learning ended " in past and "learning ends " not in past
+    assert "learning ends " in future and "ended" not in future
+    assert "learning ended at" in answer_text(bot.command(f"learned {ACCOUNT}"))
+    assert "learning ends at" in answer_text(bot.command(f"learned {r.OTHER_ACCOUNT}"))

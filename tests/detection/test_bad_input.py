@@ -5,6 +5,7 @@ be read at all is a usage error (exit 2)."""
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
 from pathlib import Path
 
@@ -107,6 +108,45 @@ def test_a_time_outside_what_aws_writes_is_a_bad_record_and_the_scan_goes_on(tmp
     assert (summary.matched, summary.bad_count) == (2, 1)
     assert summary.bad_records == [f"{tmp_path / 'forged.json'}: record 1: eventTime outside 2006–2099 "
                                    f"(forged or damaged): {time!r}"]
+
+
+@pytest.mark.parametrize("excluded", [False, True])
+def test_a_time_in_the_future_is_a_bad_record_and_starts_no_observation(tmp_path, excluded):
+    """CloudTrail writes no future times. A record dated 2099-06-01, read first for its account, would have
+    started the account's observation there: it would have learned silently until 2099, and carol's real
+    enumeration would never have alerted."""
+    who = r.trusted_advisor(account=r.OTHER_ACCOUNT) if excluded else r.iam_user("forger", r.OTHER_ACCOUNT)
+    r.write(tmp_path / "a-future.json", [r.record(who, time="2099-06-01T00:00:00Z")])
+    r.write(tmp_path / "trail.json", baseline_and_attack() + [
+        r.record(r.iam_user("dave", r.OTHER_ACCOUNT), time=at()),  # its real observation starts here
+        r.record(r.iam_user("carol", r.OTHER_ACCOUNT), time=at(days=20))])
+    signals, summary = scan_folder(tmp_path)
+    assert sorted(identities(signals)) == sorted([MALLORY["arn"], r.iam_user("carol", r.OTHER_ACCOUNT)["arn"]])
+    if not excluded:  # an excluded caller's broken record starts nothing and is not worth a count
+        assert summary.bad_records == [f"{tmp_path / 'a-future.json'}: record 1: eventTime in the future "
+                                       f"(forged or damaged): '2099-06-01T00:00:00Z'"]
+
+
+@pytest.mark.parametrize("excluded", [False, True])
+def test_a_deep_record_without_an_event_id_is_a_bad_record_and_scan_goes_on(tmp_path, excluded):
+    """The substitute eventID hashed the record written back to JSON: orjson reads 1,024 levels and writes about
+    254, so `scan` died (exit 1, a traceback) on a record nested 300 levels deep."""
+    who = r.trusted_advisor(account=r.OTHER_ACCOUNT) if excluded else r.iam_user("forger", r.OTHER_ACCOUNT)
+    deep = r.record(who, time=at(days=10))
+    del deep["eventID"]
+    value: dict = {"bottom": True}
+    for _ in range(299):
+        value = {"deeper": value}
+    deep["requestParameters"] = value
+    (tmp_path / "deep.json").write_text(json.dumps({"Records": [deep]}))  # json writes what orjson cannot
+    r.write(tmp_path / "trail.json", baseline_and_attack())
+    done = sesguard("scan", "--json", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [orjson.loads(line)["identity"] for line in done.stdout.splitlines()] == [MALLORY["arn"]]
+    assert "Traceback" not in done.stderr
+    if not excluded:
+        assert (f"{tmp_path / 'deep.json'}: record 1: no eventID, and nested too deep to derive one from its "
+                f"content") in done.stderr
 
 
 def test_an_excluded_caller_at_an_impossible_time_starts_no_observation(tmp_path):

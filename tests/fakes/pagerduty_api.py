@@ -38,11 +38,20 @@ class Alert:
     resolved: bool = False
 
 
+@dataclass
+class Held:
+    """A request the stand-in holds: `reached` once it arrived, answered once the test sets `release`."""
+
+    reached: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 class FakePagerDuty:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.alerts: list[Alert] = []
         self._faults: list[tuple[str, int, float | None]] = []  # (kind, times, retry_after)
+        self._holds: list[Held] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -63,6 +72,18 @@ class FakePagerDuty:
         return f"http://{host}:{port}{PATH}"
 
     # ── test helpers ────────────────────────────────────────────────────────────────────────────
+
+    def hold(self) -> Held:
+        """The next event is held before it is answered (and taken) until the test releases it: a request in
+        flight for as long as the test needs."""
+        held = Held()
+        with self._lock:
+            self._holds.append(held)
+        return held
+
+    def _next_hold(self) -> Held | None:
+        with self._lock:
+            return self._holds.pop(0) if self._holds else None
 
     def fail(self, kind: str, times: int = 1, retry_after: float | None = None) -> None:
         """The next `times` events get `kind`: "throttle" (429), "server_error" (500), "drop" (no answer,
@@ -174,6 +195,10 @@ class FakePagerDuty:
                 if self.path != PATH:
                     self._send(404, {"status": "not found"})
                     return
+                held = fake._next_hold()
+                if held is not None:
+                    held.reached.set()
+                    held.release.wait(60)
                 status, body, fault, retry_after = fake._answer(raw)
                 if fault in ("drop", "lost_answer"):
                     self.close_connection = True

@@ -114,7 +114,8 @@ def test_the_queues_backlog_and_the_messages_left_for_its_redrive_policy(aws, s3
     trail = Trail(s3_endpoint)
     trail.put_log("one", ses_calls(user("mallory"), 1))
     trail.send(HOSTILE)  # not a notification: left on the queue for its redrive policy
-    with Harness(migrated_sqlite(tmp_path), source="sqs", sqs_queue_url=trail.queue_url) as bot:
+    with Harness(migrated_sqlite(tmp_path), source="sqs", sqs_queue_url=trail.queue_url,
+                 trail_buckets=[trail.bucket]) as bot:
         drained = consumer(bot.settings, bot.store).drain()
         assert (drained.stored, drained.unusable) == (1, 1)
         scraped = scrape(f"{bot.base}/metrics")

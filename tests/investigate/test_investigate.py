@@ -382,6 +382,9 @@ def test_the_command_answers_an_ip_with_its_stored_calls_across_identities(bot, 
 @pytest.mark.parametrize("text, expected", [
     ("investigate", "Usage"), ("investigate not-a-thing", "is not an ARN"),
     (f"investigate {MALLORY} 0", "Hours must be"), (f"investigate {MALLORY} 2161", "Hours must be"),
+    # hours are read as every number from Slack is (bot/slack/numbers.py): ASCII digits, an optional fraction
+    *[(f"investigate {MALLORY} {hours}", "Hours must be")
+      for hours in ("٣", "３", "²", "1e3", "1_0", "+3", "nan", "inf", "3.", ".5", "0x10")],
 ])
 def test_the_command_refuses_what_it_cannot_investigate(bot, aws, text, expected):
     answers = command(bot, text)

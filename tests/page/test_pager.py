@@ -42,6 +42,7 @@ from tests.support.slack_harness import (
     settings_for,
     store_signals,
 )
+from tests.support.waiting import wait_for
 
 ROUTING_KEY = "R0UT1NGKEY0F32CHARACTERSEXACTLY0"
 QUICK = Backoff(base=0.05, cap=0.2, throttled_minimum=0.05)
@@ -335,6 +336,29 @@ def test_two_passes_at_once_send_each_page_once(store, settings, pagerduty):
     until_sent(store, settings, pagerduty, 5)
     assert sorted(e["dedup_key"] for e in pagerduty.accepted()) == sorted({p.signal_id for p in pages(store)})
     assert len(pagerduty.received) == 5
+
+
+def test_a_page_whose_request_outlasts_its_claim_is_not_sent_again_by_another_pass(store, slack, pagerduty):
+    """The claim (SESGUARD_LEASE_SECONDS) is renewed while PagerDuty holds the request: before, another pass took
+    the lapsed claim over and sent the page a second time while the first request was still in flight."""
+    settings = settings_for(slack, store, pagerduty_routing_key=ROUTING_KEY, pagerduty_events_url=pagerduty.url,
+                            lease_seconds=0.6)
+    changes.escalate(store, posted_signal(store, settings), TRIAGER)
+    held = pagerduty.hold()
+    first = threading.Thread(target=page, args=(store, settings))
+    first.start()
+    try:
+        assert held.reached.wait(30)
+        [waiting] = pages(store)
+        claimed_until = waiting.claimed_until
+        wait_for(lambda: utcnow() > claimed_until + timedelta(seconds=0.3), "the first claim's end to pass")
+        second = page(store, settings)  # another process's pass, while the first request is in flight
+        assert second.accepted == 0 and second.failed == 0 and second.pending == 1
+    finally:
+        held.release.set()
+        first.join(30)
+    assert len(pagerduty.received) == 1 and len(pagerduty.accepted()) == 1
+    assert [p.outcome for p in pages(store)] == ["accepted"]
 
 
 # ── where the pager runs ─────────────────────────────────────────────────────────────────────────────

@@ -243,22 +243,65 @@ def test_poll_once_posts_each_alert_once_and_exits_0(aws, slack, sqlite_store, c
     aws.api.add_events(*ses_calls(user("mallory"), 2))
     assert main(["poll", "--once"]) == 0
     assert main(["poll", "--once"]) == 0
-    posted = slack.channel_messages(CHANNEL)
+    posted = [m for m in slack.channel_messages(CHANNEL) if not m.text.startswith("Learning ended")]
     assert len(posted) == 1 and "mallory" in str(posted[0].blocks)
     [row] = signals(sqlite_store)
     assert alert(sqlite_store, row.signal_id).slack_ts == posted[0].ts
     assert "backfill (learned silently)" in capsys.readouterr().err
 
 
+def test_poll_once_is_a_whole_worker_pass_the_learning_report_and_the_digest_included(
+        aws, slack, sqlite_store, command_env, monkeypatch, capsys):
+    """A cron or CronJob deployment runs only `poll --once`: the learning report was posted only by `sesguard
+    worker`. A backfill that covers the learning period ends it at once, and the same pass reports it."""
+    monkeypatch.setenv("SESGUARD_DIGEST_HOUR", "0")  # today's digest is due from midnight on
+    aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
+    assert main(["poll", "--once"]) == 0, capsys.readouterr().err
+    texts = [m.text for m in slack.channel_messages(CHANNEL)]
+    assert [t for t in texts if t.startswith("Learning ended")] == [
+        f"Learning ended for AWS account {OWN_ACCOUNT}: 1 identities learned silently, 1 would have been high"]
+    assert sum("Digest" in t or "digest" in t for t in texts) == 1, texts
+    assert main(["poll", "--once"]) == 0  # each once, also across passes
+    assert len(slack.channel_messages(CHANNEL)) == len(texts)
+
+
+def test_poll_once_escalates_a_contact_that_timed_out(aws, slack, sqlite_store, command_env, monkeypatch):
+    from bot.contact.questions import ask
+    from bot.slack.client import slack_client
+    from tests.support.local_aws import worker_settings as settings_of
+
+    monkeypatch.setenv("SESGUARD_CONTACT_TIMEOUT_MINUTES", "0.01")
+    aws.api.add_events(*ses_calls(user("alice"), 1, days_ago=12))
+    assert main(["poll", "--once"]) == 0
+    aws.api.add_events(*ses_calls(user("mallory"), 1))
+    assert main(["poll", "--once"]) == 0
+    [row] = signals(sqlite_store)
+    settings = settings_of(database_url=sqlite_store.url, slack_bot_token=slack.token, slack_api_url=slack.api_url,
+                           slack_alert_channel=CHANNEL)
+    slack.add_user("UMALLORY1")
+    ask(sqlite_store, settings, slack_client(settings), row.signal_id, "UMALLORY1", "UTRIAGER1")
+
+
+    def escalated() -> bool:  # a cron's next runs, until one finds the 0.6 s time-out over
+        assert main(["poll", "--once"]) == 0
+        with sqlite_store.session() as session:
+            return "no answer in time" in session.exec(select(SignalHistory.action).where(
+                SignalHistory.signal_id == row.signal_id)).all()
+
+    wait_for(escalated, "a poll --once to escalate the unanswered contact")
+    assert signals(sqlite_store)[0].status == "escalated"
+
+
 def test_poll_once_exits_1_when_slack_fails_and_posts_on_the_next_pass(aws, slack, sqlite_store, command_env):
     aws.api.add_events(*ses_calls(user("alice"), 3, days_ago=12))
     assert main(["poll", "--once"]) == 0
     aws.api.add_events(*ses_calls(user("mallory"), 1))
-    slack.fail("chat.postMessage", "invalid_auth")
+    reported = len(slack.channel_messages(CHANNEL))  # the learning report of the backfill's pass
+    slack.fail("chat.postMessage", "invalid_auth", times=2)  # the pass's notifier, and its second look at the end
     assert main(["poll", "--once"]) == 1
-    assert slack.channel_messages(CHANNEL) == []
+    assert len(slack.channel_messages(CHANNEL)) == reported
     assert main(["poll", "--once"]) == 0
-    assert len(slack.channel_messages(CHANNEL)) == 1
+    assert len(slack.channel_messages(CHANNEL)) == reported + 1
 
 
 def test_poll_once_exits_1_when_cloudtrail_fails(aws, slack, sqlite_store, command_env, capsys):
@@ -303,4 +346,4 @@ def test_a_pass_killed_half_way_loses_nothing_and_repeats_nothing(aws, slack, sq
     stored = stored_event_ids(sqlite_store)
     assert len(stored) == 3 + len(new) and {r["eventID"] for r in new} <= set(stored)
     assert sorted(s.identity.rsplit("/", 1)[-1] for s in signals(sqlite_store)) == ["mallory", "oscar"]
-    assert len(slack.channel_messages(CHANNEL)) == 2
+    assert len([m for m in slack.channel_messages(CHANNEL) if not m.text.startswith("Learning ended")]) == 2

@@ -16,7 +16,7 @@ from sqlmodel import select
 from bot.health.report import health
 from bot.worker.scheduler import Worker
 from bot.worker.tables import QueueState
-from detection.store import EventRow, SignalRow, Store
+from detection.store import EventRow, Scope, SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
 from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
 from tests.support.sqs_trail import DAY, Trail, consumer, eventbridge, notification
@@ -28,7 +28,8 @@ CHANNEL = "C0ALERTS"
 
 
 def settings_for(store, trail, **overrides):
-    values = {"database_url": store.url, "source": "sqs", "sqs_queue_url": trail.queue_url, "learning_days": 0}
+    values = {"database_url": store.url, "source": "sqs", "sqs_queue_url": trail.queue_url, "learning_days": 0,
+              "trail_buckets": [trail.bucket]}
     values.update(overrides)
     return worker_settings(**values)
 
@@ -237,7 +238,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_its_successor_alerts_each
     with FakeSlack(token=BOT_TOKEN, channels={CHANNEL: ()}) as slack:
         env = sesguard_env(aws_env, slack.api_url, postgres_store.url, SESGUARD_SOURCE="sqs",
                            SESGUARD_SQS_QUEUE_URL=trail.queue_url, SESGUARD_LEARNING_DAYS="0",
-                           SESGUARD_POLL_SECONDS="300")
+                           SESGUARD_POLL_SECONDS="300", SESGUARD_TRAIL_BUCKETS=trail.bucket)
         held = HeldEvents(postgres_store)
         first = start(["worker"], env, tmp_path, "first")
         try:
@@ -271,7 +272,8 @@ def test_poll_once_drains_the_queue_posts_and_exits_1_when_a_message_was_left(sq
     with FakeSlack(channels={CHANNEL: ()}) as slack:
         for name, value in {"DATABASE_URL": sqlite_store.url, "SLACK_BOT_TOKEN": slack.token,
                             "SLACK_ALERT_CHANNEL": CHANNEL, "SLACK_API_URL": slack.api_url, "SESGUARD_SOURCE": "sqs",
-                            "SESGUARD_SQS_QUEUE_URL": trail.queue_url, "SESGUARD_LEARNING_DAYS": "0"}.items():
+                            "SESGUARD_SQS_QUEUE_URL": trail.queue_url, "SESGUARD_LEARNING_DAYS": "0",
+                            "SESGUARD_TRAIL_BUCKETS": trail.bucket}.items():
             monkeypatch.setenv(name, value)
         handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -337,3 +339,94 @@ def test_a_backlog_is_taken_in_full_receives_and_stored_together_and_a_trickle_a
     batch = consumer_.consume_batch(threading.Event(), wait_seconds=1)
     assert (batch.received, batch.stored, len(receives)) == (3, 3, 1)
     assert trail.counts() == (0, 0)
+
+
+def nested(depth: int) -> dict:
+    """A JSON object `depth` levels deep: orjson reads up to 1,024 levels but writes only about 254."""
+    value: dict = {"bottom": True}
+    for _ in range(depth - 1):
+        value = {"deeper": value}
+    return value
+
+
+def test_a_deeply_nested_eventbridge_detail_neither_sinks_its_batch_nor_is_lost(sqs_env, store):
+    """A detail whose requestParameters nest 300 levels: the batch's other message is stored and deleted, and
+    the deep record itself is evaluated as it is (never written back to JSON), so its call is detected too."""
+    trail = Trail(sqs_env)
+    [deep] = ses_calls(user("mallory"), 1, event_name="ListIdentities")
+    deep["requestParameters"] = nested(300)
+    [plain] = ses_calls(user("alice"), 1)
+    trail.send(eventbridge(deep))
+    trail.send(eventbridge(plain))
+    drained = consumer(settings_for(store, trail), store).drain()
+    assert (drained.stored, drained.unusable, drained.signals) == (2, 0, 2)
+    assert signals(store) == ["alice", "mallory"]
+    assert event_ids(store) == sorted([deep["eventID"], plain["eventID"]])
+    assert trail.counts() == (0, 0)
+
+
+def test_an_event_put_by_an_account_of_the_organisation_passes_for_no_one_elses_cloudtrail(sqs_env, store):
+    """Any account may put events on the organisation's bus. EventBridge refuses `PutEvents` a source beginning
+    `aws.` and stamps `account` with the sender's: only an `aws.*` event whose account is the record's
+    recipientAccountId is CloudTrail's; the rest are counted and left to the redrive policy, never alerted."""
+    trail = Trail(sqs_env)
+    production, sandbox = OWN_ACCOUNT, "999988887777"
+    [forged] = ses_calls(user("admin"), 1)
+    custom = json.loads(eventbridge(forged))
+    custom.update({"source": "com.sandbox.tool", "account": sandbox})
+    trail.send(json.dumps(custom))
+    [relabelled] = ses_calls(user("operator"), 1)
+    other_account = json.loads(eventbridge(relabelled))
+    other_account["account"] = sandbox  # an aws.* source, but sent from another account than the record names
+    trail.send(json.dumps(other_account))
+    no_source = json.loads(eventbridge(ses_calls(user("nobody"), 1)[0]))
+    del no_source["source"]
+    trail.send(json.dumps(no_source))
+    [real] = ses_calls(user("mallory"), 1, account=production)
+    trail.send(eventbridge(real))
+    drained = consumer(settings_for(store, trail), store).drain()
+    assert (drained.stored, drained.unusable) == (1, 3)
+    assert signals(store) == ["mallory"] and event_ids(store) == [real["eventID"]]
+    assert any("com.sandbox.tool" in problem for problem in drained.problems)
+    assert any(f"account {sandbox}" in problem for problem in drained.problems)
+    with store.session() as session:
+        assert session.get(QueueState, trail.queue_url).unusable == 3
+
+
+def test_a_record_dated_in_the_future_is_bad_and_cannot_blind_its_account(sqs_env, store):
+    """Stored first for its account, a record dated 2099-06-01 started the account's observation: learning
+    silently until 2099, a later real enumeration never alerted, no learning report ever."""
+    trail = Trail(sqs_env)
+    [future] = ses_calls(user("decoy"), 1)
+    future["eventTime"] = "2099-06-01T00:00:00Z"
+    trail.send(eventbridge(future))
+    settings = settings_for(store, trail, learning_days=7)
+    first = consumer(settings, store).drain()
+    assert (first.new_calls, first.signals) == (0, 0)
+    with store.session() as session:
+        assert session.get(Scope, OWN_ACCOUNT) is None  # no observation started
+    # The real history starts now: a week of it learned, then the real attacker from two regions.
+    store.set_observed_since(OWN_ACCOUNT, datetime.now(UTC) - timedelta(days=8))
+    trail.send(eventbridge(ses_calls(user("mallory"), 1, region="eu-west-1")[0]))
+    trail.send(eventbridge(ses_calls(user("mallory"), 1, region="us-east-1")[0]))
+    second = consumer(settings, store).drain()
+    assert second.signals == 1 and signals(store) == ["mallory"]
+
+
+def test_only_the_configured_trail_buckets_are_read_and_only_records_of_the_account_their_key_names(sqs_env, store):
+    """A notification names a bucket of the sender's choosing: its records raised alerts for production. Only
+    the trail buckets sesguard is configured with are read; and in them only the records of the account the
+    object's key names (CloudTrail writes each account's records under its own folder)."""
+    trail, stranger = Trail(sqs_env), Trail(sqs_env)
+    stranger.put_log("planted", ses_calls(user("admin"), 2))  # the stranger's own bucket notifies the queue too
+    trail.send(notification(stranger.bucket, stranger.key("planted")))
+    sandbox = "999988887777"
+    forged = ses_calls(user("operator"), 1)  # production's record, in the sandbox account's folder
+    mine = ses_calls(user("tester", account=sandbox), 1, account=sandbox)
+    trail.put_log("sandbox", forged + mine, account=sandbox)
+    trail.put_log("real", ses_calls(user("mallory"), 1))
+    settings = settings_for(store, trail)
+    drained = consumer(settings, store).drain()
+    assert drained.unusable == 1 and any(f"bucket {stranger.bucket}" in p for p in drained.problems)
+    assert drained.foreign_records == 1
+    assert signals(store) == ["mallory", "tester"]

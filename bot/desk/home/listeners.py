@@ -31,5 +31,4 @@ def home_opened(event: dict, client: WebClient, context: BoltContext) -> None:
     if not isinstance(user, str) or not USER_ID.match(user):
         log.info("app_home_opened without a user ID; ignored")
         return
-    triager = context["triagers"].allows(client, user)
-    refresh.opened(context["store"], context["settings"], client, user, triager)
+    refresh.opened(context["store"], context["settings"], client, user, context["triagers"])

@@ -1,6 +1,9 @@
 """Publishing the Home tab (`views.publish`) and keeping the open ones current, at most once a second each.
 
-- Opening the tab (`app_home_opened`) records who opened it and whether they may triage, and publishes it.
+- Opening the tab (`app_home_opened`) records who opened it, and publishes it. Whether they may triage is
+  asked again at every publish (SLACK_TRIAGERS and the user group's members, `Triagers`, whose lookup is
+  cached a minute): someone removed from either gets their own questions only from the next publish on,
+  never the desk for the rest of the day the tab stays open.
 - Anything that changes an alert re-renders it through `alert.message.refresh_alert`, which calls
   `request_refresh`; the worker also looks every few seconds (`refresh_open`), for what changes without a
   click (new alerts posted, time-outs, learning ending). A tab is published only when what it shows changed
@@ -26,6 +29,7 @@ from bot.config.settings import Settings
 from bot.desk.home import content
 from bot.desk.home.blocks import digest, home_view
 from bot.desk.home.tables import HomeTab
+from bot.slack.middleware import Triagers
 from bot.store.outbox import take_turn
 from detection.store import Store, utcnow
 
@@ -36,6 +40,18 @@ OPEN_FOR = timedelta(hours=24)
 MIN_INTERVAL = timedelta(seconds=1)
 # Slack's answers that mean this person cannot be shown a Home tab at all.
 UNKNOWN_USER_ERRORS = {"user_not_found", "invalid_arguments", "not_enabled", "users_not_found"}
+
+
+_triagers: dict[tuple[tuple[str, ...], str | None], Triagers] = {}
+_triagers_lock = threading.Lock()
+
+
+def triagers_for(settings: Settings) -> Triagers:
+    """Who may triage under these settings: one `Triagers` per setting, so that its user group lookup is
+    cached across the refreshes of a process (the worker looks every few seconds)."""
+    key = (tuple(sorted(settings.slack_triagers)), settings.slack_triage_usergroup)
+    with _triagers_lock:
+        return _triagers.setdefault(key, Triagers(settings))
 
 
 @dataclass
@@ -56,7 +72,7 @@ def _claim(store: Store, user_id: str, now: datetime) -> bool:
     return take_turn(store, col(HomeTab.user_id), user_id, col(HomeTab.published_at), now, MIN_INTERVAL)
 
 
-def _publish(store: Store, client: WebClient, user_id: str, view: dict) -> bool:
+def _publish(store: Store, client: WebClient, user_id: str, view: dict, triager: bool) -> bool:
     try:
         client.views_publish(user_id=user_id, view=view)
     except SlackApiError as exc:
@@ -71,27 +87,31 @@ def _publish(store: Store, client: WebClient, user_id: str, view: dict) -> bool:
             log.warning("publishing the Home tab of %s failed (%s); tried again on the next change", user_id, error)
         return False
     with store.session() as session:
-        session.execute(sa.update(HomeTab).where(col(HomeTab.user_id) == user_id).values(published_digest=digest(view)))
+        session.execute(sa.update(HomeTab).where(col(HomeTab.user_id) == user_id)
+                        .values(published_digest=digest(view), triager=triager))
         session.commit()
     return True
 
 
-def opened(store: Store, settings: Settings, client: WebClient, user_id: str, triager: bool) -> Refreshed:
+def opened(store: Store, settings: Settings, client: WebClient, user_id: str, triagers: Triagers) -> Refreshed:
     """`app_home_opened`: remember the tab as open, and publish it (unless it was published this second)."""
     now = utcnow()
+    triager = triagers.allows(client, user_id)
     with store.session() as session:
         store.insert_ignoring_duplicates(session, HomeTab, [{"user_id": user_id, "opened_at": now, "triager": triager,
                                                              "published_digest": ""}])
         session.execute(sa.update(HomeTab).where(col(HomeTab.user_id) == user_id)
                         .values(opened_at=now, triager=triager, published_digest=""))
         session.commit()
-    return refresh_open(store, settings, client, users=[user_id], now=now)
+    return refresh_open(store, settings, client, users=[user_id], now=now, triagers=triagers)
 
 
 def refresh_open(store: Store, settings: Settings, client: WebClient, users: list[str] | None = None,
-                 now: datetime | None = None) -> Refreshed:
-    """Publish every open Home tab whose content changed (or only `users`')."""
+                 now: datetime | None = None, triagers: Triagers | None = None) -> Refreshed:
+    """Publish every open Home tab whose content changed (or only `users`'); whether each person may triage
+    is asked again here, at every publish."""
     now = now or utcnow()
+    triagers = triagers or triagers_for(settings)
     result = Refreshed()
     with store.session() as session:
         query = select(HomeTab).where(HomeTab.opened_at >= now - OPEN_FOR)
@@ -100,7 +120,8 @@ def refresh_open(store: Store, settings: Settings, client: WebClient, users: lis
         tabs = list(session.exec(query.order_by(HomeTab.user_id)).all())
     triager_view: dict | None = None  # the same for every triager: built once a pass
     for tab in tabs:
-        if tab.triager:
+        triager = triagers.allows(client, tab.user_id)
+        if triager:
             triager_view = triager_view or desk_view(store, settings, tab.user_id, True, now)
             view = triager_view
         else:
@@ -111,7 +132,7 @@ def refresh_open(store: Store, settings: Settings, client: WebClient, users: lis
         if not _claim(store, tab.user_id, now):
             result.held_back += 1
             continue
-        if _publish(store, client, tab.user_id, view):
+        if _publish(store, client, tab.user_id, view, triager):
             result.published += 1
         else:
             result.failed += 1

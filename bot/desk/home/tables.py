@@ -16,7 +16,7 @@ class HomeTab(SQLModel, table=True):
     __tablename__ = "home_tabs"
     user_id: str = Field(primary_key=True)
     opened_at: datetime = utc_time(index=True)
-    triager: bool = False  # as decided when it was last opened: what the tab may show
+    triager: bool = False  # as decided at its last publish (asked again at every publish)
     # the last publish (at most one a second per person, claimed with a conditional UPDATE) and what it showed
     published_at: datetime | None = utc_time(default=None, nullable=True)
     published_digest: str = ""

@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import ContextBlock, HeaderBlock, PlainTextObject
 from bot.alerts.blocks import SEVERITY_ICONS
 from bot.slack.blocks import dicts, listing, md, text, text_blocks, when
 from detection.signals import SEVERITIES
+from detection.store import utcnow
 
 REPORT_EVENT_TYPE = "sesguard_learning_report"
 MAX_LINES = 45  # each line fits a section (3,000 characters): with the head, within 50 blocks
@@ -39,11 +40,16 @@ def identity_line(row: Any) -> str:
     return line
 
 
+def ended_or_ends(learning_ends: datetime | None, now: datetime | None = None) -> str:
+    """"ended" for a learning period that is over, "ends" for one still to come (or not known)."""
+    return "ended" if learning_ends is not None and learning_ends <= (now or utcnow()) else "ends"
+
+
 def report_lines(account_id: str, learned: Sequence[Any], observed_since: datetime | None,
-                 learning_ends: datetime | None) -> list[str]:
+                 learning_ends: datetime | None, now: datetime | None = None) -> list[str]:
     rows = ranked(learned)
     high = sum(1 for row in rows if row.as_signal().severity in ("high", "critical"))
-    lines = [f"Observed since {when(observed_since)}; learning {'ended' if learning_ends else 'ends'} at "
+    lines = [f"Observed since {when(observed_since)}; learning {ended_or_ends(learning_ends, now)} at "
              f"{when(learning_ends)}. These {len(rows)} identities made SES enumeration calls while sesguard was "
              f"learning silently: they are known now and will not alert. *{high}* would have been `high`."]
     lines += [identity_line(row) for row in rows[:MAX_LINES]]

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from slack_bolt import BoltContext
 from sqlmodel import col, select
 
-from bot.desk.learning.blocks import report_lines
+from bot.desk.learning.blocks import ended_or_ends, report_lines
 from bot.slack.blocks import text, when
-from detection.store import LearnedIdentity, Scope
+from detection.store import LearnedIdentity, Scope, utcnow
 
 ACCOUNT = re.compile(r"^\d{12}$")
 ACCOUNTS_SHOWN = 100
@@ -31,9 +31,11 @@ def answer(context: BoltContext, args: list[str]) -> list[str]:
                 select(Scope).where(col(Scope.account_id).in_([account for account, _ in counts])))}
             if not counts:
                 return ["Nothing was learned silently in any account yet."]
+            now = utcnow()
+            ends = {account: since + learning for account, since in scopes.items()}
             return ["*Learned silently* (`/sesguard learned &lt;account&gt;` shows one):"] + [
-                f"• {text(account, 20)}: {count} identities; learning ends "
-                f"{when(scopes[account] + learning) if account in scopes else '-'}" for account, count in counts]
+                f"• {text(account, 20)}: {count} identities; learning {ended_or_ends(ends.get(account), now)} "
+                f"{when(ends[account]) if account in ends else '-'}" for account, count in counts]
         learned = list(session.exec(select(LearnedIdentity).where(LearnedIdentity.account_id == args[0])).all())
         scope = session.get(Scope, args[0])
     if not learned:

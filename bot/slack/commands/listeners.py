@@ -110,11 +110,9 @@ def _investigate(context: BoltContext, user: str, args: list[str]) -> list[str] 
         return ["Usage: `/sesguard investigate &lt;arn|access-key-id|ip&gt; [hours]`"]
     hours = None
     if len(args) == 2:
-        try:
-            hours = float(args[1])
-        except ValueError:
-            hours = -1
-        if not 0 < hours <= MAX_HOURS:
+        # As every number from Slack: ASCII digits and an optional fraction (float() took `٣`, `1e3`, `1_0`).
+        hours = ascii_decimal(args[1])
+        if hours is None or not 0 < hours <= MAX_HOURS:
             return [f"Hours must be a number between 0 and {MAX_HOURS:g} (LookupEvents keeps 90 days)."]
     return investigate.answer(context, user, plain(args[0])[:MAX_TERM], hours)
 

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import boto3
-import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlmodel import col, select
@@ -53,9 +52,9 @@ from bot.worker.ingest.handover import notify_pending, page_pending_pass
 from bot.worker.tables import SOURCE_ROW, PollState, QueueState
 from detection.record import Call
 from detection.scan import detect
-from detection.sources.files import scan_bytes, scan_file
+from detection.sources.files import scan_file, scan_records
 from detection.sources.pulled import AccountRegion, describe_aws_error
-from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, parse_message
+from detection.sources.sqs import EVENT, IGNORED, OBJECTS, UNUSABLE, key_account, parse_message
 from detection.store import Store, get_stored, utcnow
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,7 @@ class BatchResult:
     unusable: int = 0
     new_calls: int = 0
     signals: int = 0
+    foreign_records: int = 0  # records of another account than the one their object's key names: skipped
     problems: list[str] = field(default_factory=list)
 
 
@@ -98,6 +98,7 @@ class _Message:
     calls: list[Call] = field(default_factory=list)
     kind: str = UNUSABLE
     why: str = ""
+    foreign: int = 0  # records of another account than their object's key names: bad, skipped
 
 
 class QueueConsumer:
@@ -135,7 +136,7 @@ class QueueConsumer:
         total = BatchResult()
         while not stop.is_set():
             result = self.consume_batch(stop, wait_seconds=min(self.wait_seconds, 1))
-            for name in ("received", "stored", "ignored", "unusable", "new_calls", "signals"):
+            for name in ("received", "stored", "ignored", "unusable", "new_calls", "signals", "foreign_records"):
                 setattr(total, name, getattr(total, name) + getattr(result, name))
             total.problems += result.problems
             if not result.received:
@@ -161,7 +162,7 @@ class QueueConsumer:
             return result
         with _heartbeat(self.sqs, self.queue_url, messages, self.visibility()):
             for message in messages:
-                self._read(message)
+                self._read_guarded(message)
             usable = [m for m in messages if m.kind in (OBJECTS, EVENT)]
             stored = self._detect(usable, result)
         done = [m for m in messages if m.kind == IGNORED] + stored
@@ -169,6 +170,7 @@ class QueueConsumer:
         result.stored = len(stored)
         result.ignored = sum(m.kind == IGNORED for m in messages)
         result.unusable = sum(m.kind == UNUSABLE for m in messages)
+        result.foreign_records = sum(m.foreign for m in messages)
         for message in messages:
             if message.kind == UNUSABLE:
                 result.problems.append(f"message {message.id[:80]}: {message.why}")
@@ -183,16 +185,33 @@ class QueueConsumer:
         received = [_received(entry) for entry in answer.get("Messages") or [] if isinstance(entry, dict)]
         return [message for message in received if message is not None]
 
+    def _read_guarded(self, message: _Message) -> None:
+        """One message's reading, whatever it holds: a message that breaks it is unusable, counted and left to
+        the redrive policy, and the rest of its batch is stored and deleted as if it had not come (SPEC §7)."""
+        try:
+            self._read(message)
+        except Exception as exc:
+            log.exception("reading SQS message %s failed", message.id[:80])
+            message.kind, message.calls = UNUSABLE, []
+            message.why = f"it could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+
     def _read(self, message: _Message) -> None:
         parsed = parse_message(message.body)
         message.kind, message.why = parsed.kind, parsed.why
         if parsed.kind == EVENT:
-            scanned = scan_bytes(f"SQS message {message.id[:80]}", orjson.dumps({"Records": [parsed.record]}),
-                                 self.settings.identity_key)
+            # The detail as it is: never written back to JSON, which a deep one could not be (orjson writes
+            # about 254 levels of the 1,024 it reads).
+            scanned = scan_records(f"SQS message {message.id[:80]}", [parsed.record], self.settings.identity_key)
             message.calls = scanned.calls
             for problem in scanned.bad:
                 log.warning("skipped SQS message %s: %s", message.id[:80], problem)
         elif parsed.kind == OBJECTS:
+            strangers = sorted({bucket for bucket, _ in parsed.objects} - self.settings.readable_trail_buckets)
+            if strangers:  # a notification names any bucket: one of the sender's choosing is never read
+                message.kind = UNUSABLE
+                message.why = (f"it names bucket {strangers[0]}, which is not a trail bucket sesguard reads "
+                               f"(SESGUARD_TRAIL_BUCKETS, or an s3:// SESGUARD_BACKFILL_SOURCE)")
+                return
             for bucket, key in parsed.objects:
                 unreadable = self._read_object(message, bucket, key)
                 if unreadable:  # all or none: the message is left whole, nothing of it stored
@@ -211,7 +230,15 @@ class QueueConsumer:
             return f"{url[:300]}: {scanned.error}"
         for problem in scanned.bad[:20]:
             log.warning("skipped %s", problem)
-        message.calls.extend(scanned.calls)
+        # CloudTrail writes an account's records under that account's folder: a record of another account in
+        # it was written by someone else (the bucket's writers), and is a bad record, counted, never detected.
+        account = key_account(key)
+        foreign = [call for call in scanned.calls if call.account_id != account]
+        if foreign:
+            message.foreign += len(foreign)
+            log.warning("skipped %d records in %s that name another account than its key's (%s)",
+                        len(foreign), url[:300], account)
+        message.calls.extend(call for call in scanned.calls if call.account_id == account)
         return None
 
     def _detect(self, usable: list[_Message], result: BatchResult) -> list[_Message]:
@@ -394,10 +421,11 @@ def queue_command(settings: Settings, store: Store, backfill, once: bool, stop: 
         return 1
     summary(f"sqs {settings.sqs_queue_url}: {drained.received} messages, {drained.stored} stored, "
             f"{drained.ignored} ignored, {drained.unusable} left for the redrive policy, "
-            f"{drained.new_calls} new matching calls, {drained.signals} signals",
+            f"{drained.new_calls} new matching calls, {drained.signals} signals, "
+            f"{drained.foreign_records} records of another account than their key's skipped",
             part="queue", queue_url=settings.sqs_queue_url, received=drained.received, stored=drained.stored,
             ignored=drained.ignored, unusable=drained.unusable, new_calls=drained.new_calls,
-            signals=drained.signals)
+            signals=drained.signals, foreign_records=drained.foreign_records)
     notified, error = notify_pending(store, settings, stop)
     ok = ok and error is None and (notified is None or notified.ok) and not drained.problems
     if settings.pagerduty_routing_key is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from detection import rule
-from detection.record import BadRecord, Sighting, parse_time, to_call
+from detection.record import BadRecord, Sighting, event_time, to_call
 from detection.sources.files import FileScan
 from detection.sources.sql.query import ACCOUNT, ROW_COUNT, SUMMARISED
 
@@ -117,7 +117,7 @@ def scan_rows(name: str, rows: Iterable[Mapping[str, Any]], identity_mode: str =
             scanned.not_matching += 1
             continue
         try:
-            moment = parse_time(record.get("eventTime"))
+            moment = event_time(record.get("eventTime"))
         except BadRecord as exc:
             scanned.bad.append(f"row {number}: {exc}")
             continue
@@ -145,7 +145,7 @@ def _summary_row(scanned: EngineScan, row: Mapping[str, Any], count: int, since,
     """One account's excluded callers: observed since their first call (times outside the bounds ignored)."""
     account = _account_of(row)
     try:
-        moment = parse_time(row.get("event_time"))
+        moment = event_time(row.get("event_time"))
     except BadRecord:
         moment = None
     scanned.records += count
