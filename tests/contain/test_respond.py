@@ -7,7 +7,6 @@ import threading
 import uuid
 from datetime import timedelta
 
-import boto3
 import moto.settings
 import pytest
 from sqlmodel import select
@@ -15,6 +14,7 @@ from sqlmodel import select
 from bot.contain.role_sessions import POLICY_NAME, revoked_before
 from bot.slack.ids import Action
 from detection.store import SignalHistory, utcnow
+from tests.support.iam_admin import OWN, IamAdmin, role_record, use_moto, user_record
 from tests.support.slack_harness import (
     CHANNEL,
     OUTSIDER,
@@ -26,45 +26,18 @@ from tests.support.slack_harness import (
     store_signals,
 )
 
-OWN = "123456789012"  # moto's default account: the credentials' own
 OTHER = "222233334444"  # reached through a role in SESGUARD_ROLE_ARNS
 UNREACHABLE = "333344445555"  # no role for it
 RESPONDER_ROLE = f"arn:aws:iam::{OTHER}:role/sesguard-responder"
 DEACTIVATE, REVOKE = Action.DEACTIVATE_ACCESS_KEY.value, Action.REVOKE_ROLE_SESSIONS.value
-_AWS_NOISE = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
-              "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_REGION")
 
 
-class Aws:
-    """IAM on moto, as an administrator sees it: set-up and checks, in the own account or another."""
-
-    def __init__(self) -> None:
-        self.iam = boto3.client("iam")
-
-    def iam_in(self, account: str):
-        if account == OWN:
-            return self.iam
-        credentials = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/admin",
-                                                      RoleSessionName="test-admin")["Credentials"]
-        return boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
-                             aws_secret_access_key=credentials["SecretAccessKey"],
-                             aws_session_token=credentials["SessionToken"]).client("iam")
-
-    def user_with_key(self, account: str = OWN) -> tuple[str, str]:
-        name = f"alice-{uuid.uuid4().hex[:8]}"
-        iam = self.iam_in(account)
-        iam.create_user(UserName=name)
-        return name, iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+class Aws(IamAdmin):
+    """IAM on moto with what containment changes: a key's status, a role's revocation policy."""
 
     def key_status(self, name: str, key: str, account: str = OWN) -> str:
         keys = self.iam_in(account).list_access_keys(UserName=name)["AccessKeyMetadata"]
         return next(k["Status"] for k in keys if k["AccessKeyId"] == key)
-
-    def role(self) -> str:
-        name = f"ci-deploy-{uuid.uuid4().hex[:8]}"
-        trust = json.dumps({"Version": "2012-10-17", "Statement": []})
-        self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
-        return name
 
     def revocation(self, role: str) -> dict | None:
         try:
@@ -75,37 +48,13 @@ class Aws:
 
 @pytest.fixture
 def iam(iam_endpoint, monkeypatch, tmp_path):
-    for name in _AWS_NOISE:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {"AWS_ENDPOINT_URL_IAM": iam_endpoint, "AWS_ENDPOINT_URL_STS": iam_endpoint,
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
+    use_moto(monkeypatch, tmp_path, iam_endpoint, ("IAM", "STS"))
     return Aws()
 
 
 @pytest.fixture
 def harness_options(iam):
     return {"response_actions": True, "role_arns": [RESPONDER_ROLE]}
-
-
-def user_record(name: str, key: str, account: str = OWN, **fields) -> dict:
-    identity = {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": f"arn:aws:iam::{account}:user/{name}",
-                "accountId": account, "accessKeyId": key, "userName": name}
-    return cloudtrail_record(identity=identity, account=account, **fields)
-
-
-def role_record(role: str, account: str = OWN, session: str = "ci-run-42") -> dict:
-    identity = {
-        "type": "AssumedRole", "principalId": f"AROAEXAMPLE:{session}",
-        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}", "accountId": account,
-        "accessKeyId": "ASIAEXAMPLE", "sessionContext": {"sessionIssuer": {
-            "type": "Role", "principalId": "AROAEXAMPLE", "accountId": account, "userName": role,
-            "arn": f"arn:aws:iam::{account}:role/{role}"}},
-    }
-    return cloudtrail_record(identity=identity, account=account)
 
 
 def posted(bot: Harness, record: dict) -> tuple[str, str]:
@@ -139,7 +88,7 @@ def forged_button(bot: Harness, signal_id: str, action: str) -> dict:
 
 
 def test_an_iam_users_alert_offers_deactivation_with_a_dialog_naming_the_key_user_and_account(bot, iam):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     signal_id, ts = posted(bot, user_record(name, key))
     assert REVOKE not in bot.buttons(CHANNEL, ts)
     button = bot.button(CHANNEL, ts, DEACTIVATE)
@@ -180,7 +129,7 @@ def test_a_role_named_like_identity_center_at_path_slash_gets_the_revoke_button_
 
 
 def test_without_the_setting_there_are_no_containment_buttons_and_a_click_changes_nothing(tmp_path, iam):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     with Harness(migrated_sqlite(tmp_path)) as bot:
         signal_id, ts = posted(bot, user_record(name, key))
         assert DEACTIVATE not in bot.buttons(CHANNEL, ts)
@@ -194,7 +143,7 @@ def test_without_the_setting_there_are_no_containment_buttons_and_a_click_change
 
 def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_a_second_click_is_already_done(
         bot, iam):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, DEACTIVATE, ts)
     assert iam.key_status(name, key) == "Inactive"
@@ -215,7 +164,7 @@ def test_deactivate_sets_the_key_inactive_says_so_in_the_thread_and_history_and_
 
 
 def test_a_double_click_deactivates_once(bot, iam):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     signal_id, ts = posted(bot, user_record(name, key))
     payload = bot.click_payload(DEACTIVATE, TRIAGER, CHANNEL, ts)
     barrier = threading.Barrier(2)
@@ -236,7 +185,7 @@ def test_a_double_click_deactivates_once(bot, iam):
 
 
 def test_a_non_triager_changes_nothing(bot, iam):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, DEACTIVATE, ts, user=OUTSIDER)
     assert "Only triagers" in bot.ephemerals(OUTSIDER)[-1]
@@ -244,7 +193,7 @@ def test_a_non_triager_changes_nothing(bot, iam):
 
 
 def test_a_key_in_an_account_reached_through_its_role_is_deactivated_there(bot, iam):
-    name, key = iam.user_with_key(OTHER)
+    name, key = iam.user(account=OTHER)
     signal_id, ts = posted(bot, user_record(name, key, account=OTHER))
     click(bot, DEACTIVATE, ts)
     assert iam.key_status(name, key, OTHER) == "Inactive"
@@ -333,7 +282,7 @@ def test_a_decoy_with_a_late_date_is_no_revocation_and_is_overwritten(bot, iam, 
 
 @pytest.mark.parametrize("action", [DEACTIVATE, REVOKE])
 def test_access_denied_by_iam_is_shown_in_the_thread_and_nothing_changes(bot, iam, monkeypatch, action):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     role = iam.role()
     responder = f"responder-{uuid.uuid4().hex[:8]}"
     iam.iam.create_user(UserName=responder)
@@ -388,7 +337,7 @@ def test_a_click_for_an_action_that_does_not_apply_to_the_identity_changes_nothi
 
 
 def test_a_closed_alert_offers_no_containment(bot, iam):
-    name, key = iam.user_with_key()
+    name, key = iam.user()
     signal_id, ts = posted(bot, user_record(name, key))
     click(bot, "sesguard.not_an_issue", ts)
     assert DEACTIVATE not in bot.buttons(CHANNEL, ts)

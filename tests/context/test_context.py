@@ -17,8 +17,9 @@ from bot.context.tables import DONE, TriageContext
 from bot.slack.client import slack_client
 from bot.slack.ids import Action
 from detection.pacing import RequestSlots
-from tests.context.conftest import OTHER, OWN, READER_ROLE
-from tests.support.slack_harness import CHANNEL, TRIAGER, Harness, cloudtrail_record, store_signals
+from tests.context.conftest import OTHER, READER_ROLE
+from tests.support.iam_admin import OWN, role_record, user_record
+from tests.support.slack_harness import CHANNEL, TRIAGER, Harness, store_signals
 
 ALICE, ALICE_EMAIL = "UALICE001", "alice@example.com"
 JDOE, JDOE_EMAIL = "UJDOE0001", "jdoe@example.com"
@@ -35,24 +36,6 @@ def slack_people():
 @pytest.fixture
 def harness_options(aws):
     return {"known_networks": [OFFICE, "10.0.0.0/8"], "role_arns": [READER_ROLE]}
-
-
-def user_record(name: str, key: str, account: str = OWN, **fields) -> dict:
-    identity = {"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": f"arn:aws:iam::{account}:user/{name}",
-                "accountId": account, "accessKeyId": key, "userName": name}
-    fields.setdefault("when", datetime.now(UTC))
-    return cloudtrail_record(identity=identity, account=account, **fields)
-
-
-def role_record(role: str, account: str = OWN, session: str = "ci-run-42", path: str = "/", **fields) -> dict:
-    identity = {
-        "type": "AssumedRole", "principalId": f"AROAEXAMPLE:{session}",
-        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/{session}", "accountId": account,
-        "accessKeyId": "ASIAEXAMPLE", "sessionContext": {"sessionIssuer": {
-            "type": "Role", "principalId": "AROAEXAMPLE", "accountId": account, "userName": role,
-            "arn": f"arn:aws:iam::{account}:role{path}{role}"}},
-    }
-    return cloudtrail_record(identity=identity, account=account, **fields)
 
 
 def posted(bot: Harness, *records: dict) -> tuple[str, str]:
