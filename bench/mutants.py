@@ -322,7 +322,7 @@ MUTANTS: list[Mutant] = [
            "a contact time-out escalates without mentioning the channel"),
     # ── the worker's sources and the settings ────────────────────────────────────────────────────────
     Mutant("lookup-one-budget-for-all", LOOKUP,
-           'key = f"cloudtrail:{self.account_id}:{region}"', 'key = "cloudtrail"',
+           'return f"cloudtrail:{acting_account()}:{region}"', 'return "cloudtrail"',
            "one 2 requests/s budget for every account and region, instead of one for each"),
     Mutant("s3-late-folder-unlisted", S3_TRAIL,
            "LATE_DELIVERY_DAYS = timedelta(days=1)", "LATE_DELIVERY_DAYS = timedelta(days=0)",

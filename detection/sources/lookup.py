@@ -288,11 +288,14 @@ class LookupSource:
         """A new CloudTrail client's requests wait for their account and region's turn."""
         region = client.meta.region_name
 
+        def place() -> str:  # the account this call acts as (the client is shared by every account)
+            return f"cloudtrail:{acting_account()}:{region}"
+
         def wait_turn(**_: Any) -> None:  # a handler that returns a value would replace the HTTP response
-            self.pacer.wait_turn(f"cloudtrail:{acting_account()}:{region}")
+            self.pacer.wait_turn(place())
 
         def answered(**_: Any) -> None:  # after every attempt, answered or not: the request reached AWS by then
-            self.pacer.answered(f"cloudtrail:{acting_account()}:{region}")
+            self.pacer.answered(place())
 
         client.meta.events.register("before-send.cloudtrail", wait_turn)
         client.meta.events.register("response-received.cloudtrail", answered)
