@@ -14,7 +14,8 @@ from sqlmodel import select
 from bot.contain.role_sessions import POLICY_NAME, revoked_before
 from bot.slack.ids import Action
 from detection.store import SignalHistory, utcnow
-from tests.support.iam_admin import OWN, IamAdmin, role_record, use_moto, user_record
+from tests.support.iam_admin import OWN, IamAdmin, role_record, user_record
+from tests.support.local_aws import use_moto
 from tests.support.slack_harness import (
     CHANNEL,
     OUTSIDER,

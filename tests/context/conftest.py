@@ -6,7 +6,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from tests.support.iam_admin import IamAdmin, use_moto
+from tests.support.iam_admin import IamAdmin
+from tests.support.local_aws import use_moto
 
 OTHER = "222233334444"  # reached through a role in SESGUARD_ROLE_ARNS
 READER_ROLE = f"arn:aws:iam::{OTHER}:role/sesguard-reader"

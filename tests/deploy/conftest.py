@@ -11,20 +11,13 @@ import boto3
 import pytest
 
 from tests.support.deploy_stacks import MOTO_SERVICES
+from tests.support.local_aws import use_moto
 
 
 @pytest.fixture
 def moto_aws(s3_endpoint, monkeypatch, tmp_path) -> str:
     """The environment boto3 reads, every service sesguard and the templates use pointed at moto's server."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    for service in MOTO_SERVICES:
-        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", s3_endpoint)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
+    use_moto(monkeypatch, tmp_path, s3_endpoint, MOTO_SERVICES)
     return s3_endpoint
 
 

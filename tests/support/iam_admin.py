@@ -7,29 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import boto3
-import pytest
 
-from tests.support.local_aws import AWS_NOISE
 from tests.support.slack_harness import cloudtrail_record
 
 OWN = "123456789012"  # moto's default account: the credentials' own
-
-
-def use_moto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str, services: tuple[str, ...]) -> None:
-    """boto3 in this test talks to moto's server for `services` (AWS_ENDPOINT_URL_<SERVICE> names), with test
-    credentials and nothing else from the environment or the user's files."""
-    for name in AWS_NOISE:
-        monkeypatch.delenv(name, raising=False)
-    for service in services:
-        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
-        monkeypatch.setenv(name, value)
 
 
 class IamAdmin:

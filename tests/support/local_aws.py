@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from bot.config.settings import Settings, load_settings
 from tests.fakes.cloudtrail_api import FakeCloudTrail
@@ -21,6 +24,20 @@ ROLE_ARN = f"arn:aws:iam::{ROLE_ACCOUNT}:role/sesguard-reader"
 # What boto3 could otherwise pick up from the machine: profiles, config files, instance metadata.
 AWS_NOISE = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ROLE_ARN",
               "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_REGION")
+
+
+def use_moto(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, endpoint: str, services: tuple[str, ...]) -> None:
+    """boto3 in this test talks to moto's server for `services` (AWS_ENDPOINT_URL_<SERVICE> names), with test
+    credentials and nothing else from the environment or the user's files."""
+    for name in AWS_NOISE:
+        monkeypatch.delenv(name, raising=False)
+    for service in services:
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", endpoint)
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
 
 
 @dataclass
