@@ -12,6 +12,7 @@ not a scan); every other process loads `Settings`. Each field and its validator 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -40,6 +41,15 @@ AUTO_INVESTIGATE_CHOICES = (HIGH, MEDIUM, LOW, AUTO_INVESTIGATE_OFF)
 def _csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _each_entry(value: list[str], valid: Callable[[str], object], what: str) -> list[str]:
+    """`value` when every entry is `valid`; otherwise the first bad one named by its position (never echoed:
+    a secret pasted into the wrong setting stays out of the error)."""
+    for number, entry in enumerate(value, 1):
+        if not valid(entry):
+            raise ValueError(f"entry {number} is not {what}")
     return value
 
 
@@ -335,20 +345,14 @@ class Settings(DetectionSettings):
     @field_validator("trail_buckets")
     @classmethod
     def _bucket_names(cls, value: list[str]) -> list[str]:
-        for number, bucket in enumerate(value, 1):
-            if not is_trail_bucket(bucket):
-                raise ValueError(f"entry {number} is not an S3 bucket name (3-63 of a-z 0-9 . -)")
-        return value
+        return _each_entry(value, is_trail_bucket, "an S3 bucket name (3-63 of a-z 0-9 . -)")
 
     @field_validator("owner_tags")
     @classmethod
     def _owner_tags(cls, value: list[str]) -> list[str]:
-        for number, key in enumerate(value, 1):
-            # IAM's tag key pattern (`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`, 1–128): Python's `\w` is its letters and digits.
-            if not re.fullmatch(r"[\w .:/=+@-]{1,128}", key):
-                raise ValueError(f"entry {number} is not an IAM tag key (1 to 128 letters, digits, spaces and "
-                                 "_.:/=+-@)")
-        return value
+        # IAM's tag key pattern (`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`, 1–128): Python's `\w` is its letters and digits.
+        return _each_entry(value, re.compile(r"[\w .:/=+@-]{1,128}").fullmatch,
+                           "an IAM tag key (1 to 128 letters, digits, spaces and _.:/=+-@)")
 
     @field_validator("known_networks")
     @classmethod
@@ -386,10 +390,7 @@ class Settings(DetectionSettings):
     @field_validator("accounts_exclude")
     @classmethod
     def _account_ids(cls, value: list[str]) -> list[str]:
-        for number, account in enumerate(value, 1):
-            if not re.fullmatch(r"\d{12}", account):
-                raise ValueError(f"entry {number} is not a 12-digit AWS account ID")
-        return value
+        return _each_entry(value, re.compile(r"\d{12}").fullmatch, "a 12-digit AWS account ID")
 
     @field_validator("slack_alert_channel")
     @classmethod
