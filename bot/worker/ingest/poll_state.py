@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import sqlalchemy as sa
 from prometheus_client import Counter
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.worker.tables import SOURCE_ROW, PollState
 from detection.sources.pulled import AccountRegion
-from detection.store import Store, get_stored, utcnow
+from detection.store import Store, utcnow
 
 # poll_state's row for the source as a whole: its listing, and failures such as credentials that name no account.
 WHOLE_SOURCE = AccountRegion(*SOURCE_ROW)
@@ -32,10 +33,20 @@ def _key(source: str, place: AccountRegion) -> dict:
     return {"source": source, "account_id": place.account_id, "region": place.region}
 
 
+def _rows_of(source: str, places: list[AccountRegion]):
+    """The rows of these places, in one query, in key order (the order every process locks them in)."""
+    keys = [(place.account_id, place.region) for place in sorted(set(places))]
+    return (select(PollState).where(PollState.source == source,
+                                    sa.tuple_(col(PollState.account_id), col(PollState.region)).in_(keys))
+            .order_by(col(PollState.account_id), col(PollState.region)))
+
+
 def watermarks(store: Store, source: str, places: list[AccountRegion]) -> dict[AccountRegion, datetime]:
+    if not places:
+        return {}
     with store.session() as session:
-        rows = [session.get(PollState, (source, p.account_id, p.region)) for p in places]
-    return {place: row.watermark for place, row in zip(places, rows) if row is not None and row.watermark is not None}
+        rows = session.exec(_rows_of(source, places)).all()
+    return {AccountRegion(row.account_id, row.region): row.watermark for row in rows if row.watermark is not None}
 
 
 def _new_state(source: str, place: AccountRegion, now: datetime) -> dict:
@@ -50,9 +61,11 @@ def _update_states(store: Store, source: str, places: list[AccountRegion], chang
     with store.session() as session:
         now = utcnow()
         store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, now) for place in places])
-        for place in sorted(places):  # one order for every process: row locks never wait on each other in a cycle
-            row = get_stored(session, PollState, (source, place.account_id, place.region),
-                             with_for_update=store.is_postgres)
+        query = _rows_of(source, places)
+        rows = session.exec(query.with_for_update() if store.is_postgres else query).all()
+        if len(rows) != len(set(places)):  # inserted just above, and sesguard deletes none
+            raise LookupError(f"poll_state of {source} lacks some of {sorted(places)[:5]}")
+        for row in rows:
             change(row)
             session.add(row)
         session.commit()
