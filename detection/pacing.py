@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from detection.store import Store, json_list, table_of
@@ -138,50 +139,54 @@ class RequestPacer:
         """(the key's bookings before the span, the span's end, how far the booking clock is ahead of this
         host's); the span starts no earlier than `not_before` (this host's clock). The row then holds `limit`
         requests at the span's end."""
-        table = table_of(RequestSlots)
-        with self.store.session() as session:
-            self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
-            session.execute(sa.update(table).where(table.c.key == key).values(key=key))  # the row's lock: see _book
-            recent = session.execute(sa.select(table.c.recent).where(table.c.key == key)).scalar_one()
-            now = self._clock(session)
+        with self.store.engine.begin() as connection:
+            recent, now = self._locked_row(connection, key)
             offset = now - self._time()
-            recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
             first = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
             if not_before is not None:
                 first = max(first, not_before + offset)
             end = first + self.span
-            session.execute(sa.update(table).where(table.c.key == key).values(recent=[end] * self.limit))
-            session.commit()
+            self._write_row(connection, key, [end] * self.limit)
         self.bookings += 1
         return recent, end, offset
 
     def _book(self, key: str, not_before: float | None = None) -> tuple[float, float]:
         """(the booked send time, how far the booking clock is ahead of this host's); `not_before` is a time
         on this host's clock."""
-        table = table_of(RequestSlots)
-        with self.store.session() as session:
-            self.store.insert_ignoring_duplicates(session, RequestSlots, [{"key": key, "recent": []}])
-            # A no-op write takes the row's lock (PostgreSQL) or the database's write lock (SQLite) first,
-            # so that the read below sees every booking made before ours and none can slip in after it.
-            session.execute(sa.update(table).where(table.c.key == key).values(key=key))
-            recent = session.execute(sa.select(table.c.recent).where(table.c.key == key)).scalar_one()
-            now = self._clock(session)
+        with self.store.engine.begin() as connection:
+            recent, now = self._locked_row(connection, key)
             offset = now - self._time()
-            recent = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))[-self.limit:]
             send_at = now if len(recent) < self.limit else max(now, recent[-self.limit] + self.spacing)
             if not_before is not None:
                 send_at = max(send_at, not_before + offset)
-            kept = (recent + [send_at])[-self.limit:]
-            session.execute(sa.update(table).where(table.c.key == key).values(recent=kept))
-            session.commit()
+            self._write_row(connection, key, (recent + [send_at])[-self.limit:])
         self.bookings += 1
         return send_at, offset
 
-    def _clock(self, session) -> float:
+    def _locked_row(self, connection: sa.Connection, key: str) -> tuple[list[float], float]:
+        """The key's latest `limit` bookings, oldest first, and the booking clock's time, with the row's
+        lock held to the end of the transaction: a no-op upsert takes the row's lock (PostgreSQL) or the
+        database's write lock (SQLite) as it reads the row, so that it sees every booking made before ours
+        and none can slip in after it. One statement, where a booking is made for every place a pass reads."""
+        table = table_of(RequestSlots)
+        dialect = postgresql if self.store.is_postgres else sqlite
+        upsert = dialect.insert(table).values(key=key, recent=[])
+        recent = connection.execute(upsert.on_conflict_do_update(index_elements=[table.c.key],
+                                                                 set_={"key": upsert.excluded.key})
+                                    .returning(table.c.recent)).scalar_one()
+        moments = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))
+        return moments[-self.limit:], self._clock(connection)
+
+    @staticmethod
+    def _write_row(connection: sa.Connection, key: str, recent: list[float]) -> None:
+        table = table_of(RequestSlots)
+        connection.execute(sa.update(table).where(table.c.key == key).values(recent=recent))
+
+    def _clock(self, connection: sa.Connection) -> float:
         if self.clock is not None:
             return self.clock()
         if self.store.is_postgres:
-            return float(session.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
+            return float(connection.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
         return time.time()
 
 

@@ -22,6 +22,7 @@ account.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -130,6 +131,7 @@ class AccountClients:
         self.sts_region = sts_region or self.own.get_config_variable("region") or "us-east-1"
         self.max_clients = max_clients
         self._credentials: dict[str, Credentials] = {}
+        self._renewed_at: dict[str, float] = {}  # account → when its credentials were last dropped as expired
         self._roles: dict[str, str | None] = {}  # account → its role (None: the own credentials)
         self._clients: OrderedDict[tuple[str, str, int], Any] = OrderedDict()
         self._prepare: dict[str, Callable[[Any], None]] = {}
@@ -160,9 +162,14 @@ class AccountClients:
     def role_of(self, account: str) -> str | None:
         return self._roles.get(account)
 
-    def renew(self, account: str) -> None:
-        """After an "expired" answer: new credentials for the account's next call."""
+    def renew(self, account: str, sent_at: float | None = None) -> None:
+        """After an "expired" answer to a call sent at `sent_at` (time.monotonic()): new credentials for the
+        account's next call, unless another thread renewed them since that call went out (two reads of one
+        account, side by side, both answered "expired": one renewal)."""
         with self._lock:
+            if sent_at is not None and self._renewed_at.get(account, float("-inf")) >= sent_at:
+                return
+            self._renewed_at[account] = time.monotonic()
             self._credentials.pop(account, None)
             if self._roles.get(account) is None:  # the chain resolves again (a refreshed profile, …)
                 self.own = _session(self._loader)

@@ -283,10 +283,13 @@ class FakeCloudTrail:
                                                                          "request is invalid or expired"))
             self._by_place.setdefault((account, record.region), []).append(record)
             fault = self._take_fault(account, record.params)
-        if fault is not None and fault.kind in ("hold", "pass"):  # answered normally (after the release)
-            if fault.release is not None:
-                fault.release.wait(timeout=60)
-            fault = None
+        while fault is not None and fault.kind in ("hold", "pass"):  # answered normally (after the release)
+            if fault.release is None:
+                fault = None
+                break
+            fault.release.wait(timeout=60)
+            with self._lock:  # a held request meets what was injected meanwhile, as one arriving now would
+                fault = self._take_fault(account, record.params)
         with self._lock:
             if fault is not None:
                 return self._fault_answer(record, call, fault)

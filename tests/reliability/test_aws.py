@@ -37,24 +37,27 @@ def clear_faults(api) -> None:
 
 @contextmanager
 def between_two_passes(api, worker):
-    """The worker held at the start of its next pass: its first request (the first page of the first event
-    source) waits in the stand-in until the block ends. The pass before has finished, so what the block
-    changes (a fault, new events) meets one whole pass, never the tail of one already under way."""
-    held = api.inject("hold", event_source=EVENT_SOURCES[0], first_page=True)
+    """The worker held at the start of its next pass: its first requests (each event source's first page, read
+    side by side) wait in the stand-in until the block ends, then meet what it changed (a fault, new events)
+    as requests arriving then would. The pass before has finished, so the change meets one whole pass, never
+    the tail of one already under way."""
+    held = [api.inject("hold", event_source=source, first_page=True) for source in EVENT_SOURCES]
     try:
-        wait_for(held.reached.is_set, "the worker's next pass", [worker])
+        wait_for(held[0].reached.is_set, "the worker's next pass", [worker])
         yield
     finally:
-        held.release.set()
+        for hold in held:
+            hold.release.set()
 
 
 def throttling_is_backed_off_and_retried_within_the_pass(deployment, worker) -> None:
     api = deployment.aws.api
-    api.inject("throttle", times=3)
+    api.inject("throttle", times=3, event_source=EVENT_SOURCES[0])
     api.add_events(*ses_calls(user("bob"), 2))
     wait_for(lambda: any(row.identity.endswith("bob") and row.slack_ts for row in deployment.signals()),
              "bob's alert", [worker])
-    lookups = api.lookups()
+    # that event source's requests (the other is read side by side)
+    lookups = [r for r in api.lookups() if r.params["LookupAttributes"][0]["AttributeValue"] == EVENT_SOURCES[0]]
     throttled = [i for i, request in enumerate(lookups) if request.error == "throttle"]
     assert len(throttled) == 3 and throttled == list(range(throttled[0], throttled[0] + 3))
     gaps = [lookups[i + 1].at - lookups[i].at for i in throttled]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -65,9 +66,11 @@ def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store, rela
     assert ids(pulled) == {r["eventID"] for r in inside + quotas}
     lookups = aws.api.lookups()
     assert all(len(r.params["LookupAttributes"]) == 1 and r.params["MaxResults"] == 50 for r in lookups)
-    by_source = [r.params["LookupAttributes"][0]["AttributeValue"] for r in lookups]
-    assert by_source == ["ses.amazonaws.com"] * 3 + ["servicequotas.amazonaws.com"]
-    assert [bool(r.params.get("NextToken")) for r in lookups] == [False, True, True, False]
+    # each event source's pages in turn (the two sources are read side by side)
+    pages = {source: [bool(r.params.get("NextToken")) for r in lookups
+                      if r.params["LookupAttributes"][0]["AttributeValue"] == source]
+             for source in ("ses.amazonaws.com", "servicequotas.amazonaws.com")}
+    assert pages == {"ses.amazonaws.com": [False, True, True], "servicequotas.amazonaws.com": [False]}
     assert all(r.status == 200 and r.region == "us-east-1" and r.account == OWN_ACCOUNT for r in lookups)
     assert pulled.reads == 4 and pulled.records == len(inside) + len(quotas) + len(other_service)
 
@@ -160,7 +163,9 @@ def test_persistent_throttling_fails_the_read(aws, sqlite_store, relaxed):
     aws.api.inject("throttle", times=10)
     with pytest.raises(SourceError, match="ThrottlingException.*gave up after 2 retries"):
         pull(source(sqlite_store, backoff=Backoff(base=0.01, cap=0.02, throttled_retries=2), limit=relaxed))
-    assert len(aws.api.lookups()) == 3
+    # three attempts for the source that gave up, and no more for the other, read side by side
+    attempts = Counter(r.params["LookupAttributes"][0]["AttributeValue"] for r in aws.api.lookups())
+    assert max(attempts.values()) == 3 and sum(attempts.values()) <= 6
 
 
 def test_server_errors_and_malformed_answers_are_retried(aws, sqlite_store, relaxed):
@@ -221,7 +226,9 @@ def test_expired_role_credentials_are_renewed_and_the_page_retried(aws, sqlite_s
     aws.api.expire_sessions()
     assert ids(pull(src, place)) == {r["eventID"] for r in theirs}
     answers = [(r.action, r.error) for r in aws.api.requests if r.account == ROLE_ACCOUNT or r.action == "AssumeRole"]
-    assert answers[answers.index(("LookupEvents", "ExpiredTokenException")) + 1] == ("AssumeRole", None)
+    expired = answers.index(("LookupEvents", "ExpiredTokenException"))
+    assert ("AssumeRole", None) in answers[expired:]
+    # The two event sources, read side by side, may both be answered "expired": one renewal for both.
     assert len([a for a in answers if a[0] == "AssumeRole"]) == 2
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from bot.health.report import health
 from bot.store.lease import Lease
 from bot.worker.ingest.poll import poll_once
 from bot.worker.tables import PollState
-from detection.sources.lookup import Backoff, LookupSource, lookup_pacer
+from detection.sources.lookup import EVENT_SOURCES, Backoff, LookupSource, lookup_pacer
 from detection.store import EventRow, Scope, SignalHistory, SignalRow
 from tests.fakes.slack_api import FakeSlack
 from tests.support.alerts import alert
@@ -142,7 +143,7 @@ def test_a_failing_source_keeps_the_watermark_and_reports_health(aws, store):
     poll = passes(settings_for(store), store)
     poll()
     watermark = state(store).watermark
-    aws.api.inject("error500", times=4)  # the request and its 3 retries
+    aws.api.inject("error500", times=4, event_source=EVENT_SOURCES[0])  # one event source's request, 3 retries
     failed = poll()
     assert not failed.ok and "InternalFailure" in failed.places[0].error
     failing = state(store)
@@ -308,7 +309,9 @@ def test_poll_once_exits_1_when_cloudtrail_fails(aws, slack, sqlite_store, comma
     aws.api.inject("error500", times=20)
     assert main(["poll", "--once"]) == 1
     assert "FAILED" in capsys.readouterr().err
-    assert [r.error for r in aws.api.lookups()] == ["error500"] * 4  # three retries, SESGUARD_RETRY_SECONDS apart
+    # each event source: its request and three retries, SESGUARD_RETRY_SECONDS apart
+    attempts = Counter((r.params["LookupAttributes"][0]["AttributeValue"], r.error) for r in aws.api.lookups())
+    assert attempts == {(source, "error500"): 4 for source in EVENT_SOURCES}
     assert state(sqlite_store).consecutive_failures == 1 and state(sqlite_store).watermark is None
 
 
@@ -333,7 +336,8 @@ def test_a_pass_killed_half_way_loses_nothing_and_repeats_nothing(aws, slack, sq
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(held.reached.is_set, "the pass to reach its second page", [process])
-        assert len(aws.api.lookups()) == already + 2
+        # SES's first page and Service Quotas' only one (the two are read side by side), then SES's second, held
+        wait_for(lambda: len(aws.api.lookups()) == already + 3, "both event sources' first pages", [process])
     finally:
         process.kill()
         process.wait()
