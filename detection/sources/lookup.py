@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import chain
@@ -190,6 +190,9 @@ class LookupSource:
         self._fixed: dict[str, AccountAccess] | None = None  # the own account and SESGUARD_ROLE_ARNS: built once
         self._accounts: dict[str, AccountAccess] = {}  # those and the organisation's, as last listed
         self._accounts_lock = threading.Lock()
+        # The threads that read a place's other event sources beside the caller's: made as reads need them
+        # (one per place read at once) and kept for the next pass.
+        self._side = ThreadPoolExecutor(max_workers=MAX_CONNECTIONS, thread_name_prefix="lookup-source")
         # Why the latest listing of the organisation failed (None: it did not); the accounts listed before
         # are read meanwhile, and the poll reports this as a failure of the source as a whole.
         self.listing_error: str | None = None
@@ -269,11 +272,13 @@ class LookupSource:
         first pages at once, and a steady pass then waits for one round trip per place instead of two."""
         access = self.access(place.account_id)
         start = max(start, end - HISTORY)
-        with ThreadPoolExecutor(max_workers=len(EVENT_SOURCES) - 1, thread_name_prefix="lookup-source") as side:
-            others = [side.submit(self._read, access, place, source, start, end, between)
-                      for source in EVENT_SOURCES[1:]]
+        others = [self._side.submit(self._read, access, place, source, start, end, between)
+                  for source in EVENT_SOURCES[1:]]
+        try:
             scans = [self._read(access, place, EVENT_SOURCES[0], start, end, between)]
-            scans += [future.result() for future in others]
+        finally:  # the other reads end too (their between() stops them when the process stops) before this returns
+            wait(others)
+        scans += [future.result() for future in others]
         pulled = Pulled()
         for scan in chain.from_iterable(scans):
             pulled.add(scan)
