@@ -77,6 +77,14 @@ def get_stored(session: Session, model: type[_Row], key: Any, **options: Any) ->
     return row
 
 
+def _rows_of_identities(session: Session, query: Any, model: Any, keys: Iterable[tuple[str, str]]) -> Iterator[Any]:
+    """`query`'s rows of `model` whose (account_id, identity) is one of `keys`, 500 keys a query."""
+    keys = sorted(keys)
+    for start in range(0, len(keys), 500):
+        pairs = sa.tuple_(col(model.account_id), col(model.identity)).in_(keys[start:start + 500])
+        yield from session.exec(query.where(pairs))
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The table a table model is mapped to, for Core statements on it (SQLModel does not declare `__table__`)."""
     table = sa.inspect(model).local_table
@@ -365,18 +373,12 @@ class Store:
         with self.session() as session:
             for scope in session.exec(select(Scope).where(col(Scope.account_id).in_(accounts))):
                 baseline.scopes[scope.account_id] = scope.observed_since
-            for account, identity in keys:
-                known = session.get(KnownIdentity, (account, identity))
-                if known is not None:
-                    baseline.known[(account, identity)] = Known(known.first_seen, known.last_seen)
-                latest = session.exec(
-                    select(SignalRow)
-                    .where(SignalRow.account_id == account, SignalRow.identity == identity)
-                    .order_by(col(SignalRow.first_seen).desc())
-                    .limit(1)
-                ).first()
-                if latest is not None:
-                    baseline.latest_signals[(account, identity)] = signal_from_row(latest)
+            for known in _rows_of_identities(session, select(KnownIdentity), KnownIdentity, keys):
+                baseline.known[(known.account_id, known.identity)] = Known(known.first_seen, known.last_seen)
+            # each identity's latest signal (an identity has few: one per quiet period)
+            for row in _rows_of_identities(session, select(SignalRow).order_by(col(SignalRow.first_seen)),
+                                           SignalRow, keys):
+                baseline.latest_signals[(row.account_id, row.identity)] = signal_from_row(row)
         return baseline
 
     def set_observed_since(self, account_id: str, moment: datetime) -> None:
@@ -402,9 +404,13 @@ class Store:
                 [{"account_id": a, "observed_since": t} for a, t in baseline.scopes.items()
                  if a in {k[0] for k in keys}],
             )
-            for key in keys:
+            # the rows in key order, locked in that order by every process (no cycle of waits)
+            ordered = select(KnownIdentity).order_by(col(KnownIdentity.account_id), col(KnownIdentity.identity))
+            known_rows = {(row.account_id, row.identity): row for row in _rows_of_identities(
+                session, ordered.with_for_update() if self.is_postgres else ordered, KnownIdentity, keys)}
+            for key in sorted(keys):
                 known = baseline.known[key]
-                known_row = session.get(KnownIdentity, key, with_for_update=self.is_postgres)
+                known_row = known_rows.get(key)
                 if known_row is None:
                     self.insert_ignoring_duplicates(session, KnownIdentity, [
                         {"account_id": key[0], "identity": key[1],
@@ -418,8 +424,15 @@ class Store:
                 session, EventRow, [event_values(c, signal_of.get(c)) for c in calls])
             self._save_learned(session, baseline.learned.values())
             created: list[Signal] = []
+            ids = sorted({signal.signal_id for signal in signals})
+            stored_rows: dict[str, SignalRow] = {}
+            for start in range(0, len(ids), 500):
+                query = (select(SignalRow).where(col(SignalRow.signal_id).in_(ids[start:start + 500]))
+                         .order_by(col(SignalRow.signal_id)))
+                stored_rows.update((row.signal_id, row) for row in session.exec(
+                    query.with_for_update() if self.is_postgres else query))
             for signal in signals:
-                row = session.get(SignalRow, signal.signal_id, with_for_update=self.is_postgres)
+                row = stored_rows.get(signal.signal_id)
                 if row is None:
                     covering = first_covering(rules, signal, now)
                     if covering is not None:
