@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
-from detection.store import Store, json_list, table_of
+from detection.store import Store, json_list
 
 
 class RequestSlots(SQLModel, table=True):
@@ -33,6 +33,17 @@ class RequestSlots(SQLModel, table=True):
     __tablename__ = "request_slots"
     key: str = Field(primary_key=True)
     recent: list = json_list()  # epoch seconds, oldest first
+
+
+# A booking, made for every place a pass reads, in the driver's own SQL: SQLAlchemy's statement machinery cost
+# six times the database's work here (1.4 ms of CPU a booking against 0.2). The key is always a parameter.
+_LOCKED_ROW_SQLITE = ("INSERT INTO request_slots (key, recent) VALUES (?, '[]') "
+                      "ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING recent")
+_LOCKED_ROW_POSTGRES = ("INSERT INTO request_slots (key, recent) VALUES (%s, '[]') "
+                        "ON CONFLICT (key) DO UPDATE SET key = excluded.key "
+                        "RETURNING recent, extract(epoch FROM clock_timestamp())")  # one clock for every host
+_WRITE_ROW_SQLITE = "UPDATE request_slots SET recent = ? WHERE key = ?"
+_WRITE_ROW_POSTGRES = "UPDATE request_slots SET recent = %s::json WHERE key = %s"
 
 
 class RequestPacer:
@@ -167,28 +178,17 @@ class RequestPacer:
         """The key's latest `limit` bookings, oldest first, and the booking clock's time, with the row's
         lock held to the end of the transaction: a no-op upsert takes the row's lock (PostgreSQL) or the
         database's write lock (SQLite) as it reads the row, so that it sees every booking made before ours
-        and none can slip in after it. One statement, where a booking is made for every place a pass reads."""
-        table = table_of(RequestSlots)
-        dialect = postgresql if self.store.is_postgres else sqlite
-        upsert = dialect.insert(table).values(key=key, recent=[])
-        recent = connection.execute(upsert.on_conflict_do_update(index_elements=[table.c.key],
-                                                                 set_={"key": upsert.excluded.key})
-                                    .returning(table.c.recent)).scalar_one()
+        and none can slip in after it."""
+        postgres = self.store.is_postgres
+        row = connection.exec_driver_sql(_LOCKED_ROW_POSTGRES if postgres else _LOCKED_ROW_SQLITE, (key,)).one()
+        recent = orjson.loads(row[0]) if isinstance(row[0], (str, bytes)) else row[0]  # psycopg reads JSON itself
         moments = sorted(float(moment) for moment in recent if isinstance(moment, (int, float)))
-        return moments[-self.limit:], self._clock(connection)
+        now = self.clock() if self.clock is not None else float(row[1]) if postgres else time.time()
+        return moments[-self.limit:], now
 
-    @staticmethod
-    def _write_row(connection: sa.Connection, key: str, recent: list[float]) -> None:
-        table = table_of(RequestSlots)
-        connection.execute(sa.update(table).where(table.c.key == key).values(recent=recent))
-
-    def _clock(self, connection: sa.Connection) -> float:
-        if self.clock is not None:
-            return self.clock()
-        if self.store.is_postgres:
-            return float(connection.execute(sa.text("SELECT extract(epoch FROM clock_timestamp())")).scalar_one())
-        return time.time()
-
+    def _write_row(self, connection: sa.Connection, key: str, recent: list[float]) -> None:
+        statement = _WRITE_ROW_POSTGRES if self.store.is_postgres else _WRITE_ROW_SQLITE
+        connection.exec_driver_sql(statement, (orjson.dumps(recent).decode(), key))
 
 @dataclass
 class _Span:
