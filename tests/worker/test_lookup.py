@@ -23,6 +23,7 @@ from detection.sources.pulled import AccountRegion, SourceError
 from tests.support import records
 from tests.support.clocks import SteppingClock
 from tests.support.local_aws import OWN_ACCOUNT, ROLE_ACCOUNT, ROLE_ARN, now, ses_calls, user
+from tests.support.waiting import wait_for
 
 FAST = Backoff(base=0.01, cap=0.05)
 HERE = AccountRegion(OWN_ACCOUNT, "us-east-1")
@@ -73,6 +74,29 @@ def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store, rela
     assert pages == {"ses.amazonaws.com": [False, True, True], "servicequotas.amazonaws.com": [False]}
     assert all(r.status == 200 and r.region == "us-east-1" and r.account == OWN_ACCOUNT for r in lookups)
     assert pulled.reads == 4 and pulled.records == len(inside) + len(quotas) + len(other_service)
+
+
+def test_a_place_s_two_event_sources_are_read_side_by_side(aws, sqlite_store, relaxed):
+    """While SES's first page is held in the stand-in, Service Quotas' is asked for and answered: a steady read
+    of a place waits for one round trip, not two. What the read brings is the same."""
+    calls = ses_calls(user("alice"), 2)
+    quotas = [records.service_quotas(user("bob"), time=calls[0]["eventTime"])]
+    aws.api.add_events(*calls, *quotas)
+    held = aws.api.inject("hold", event_source="ses.amazonaws.com", first_page=True)
+    pulled: list = []
+    reading = threading.Thread(target=lambda: pulled.append(pull(source(sqlite_store, limit=relaxed))))
+    reading.start()
+
+    def answered() -> dict[str, bool]:  # event source → its latest request answered
+        return {r.params["LookupAttributes"][0]["AttributeValue"]: r.status == 200 for r in aws.api.lookups()}
+
+    try:
+        wait_for(lambda: answered() == {"ses.amazonaws.com": False, "servicequotas.amazonaws.com": True},
+                 "Service Quotas' page answered while SES's first one is held")
+    finally:
+        held.release.set()
+        reading.join(timeout=30)
+    assert ids(pulled[0]) == {r["eventID"] for r in calls + quotas}
 
 
 def test_pages_come_newest_first_and_the_result_does_not_depend_on_it(aws, sqlite_store, relaxed):
