@@ -190,6 +190,7 @@ class RequestPacer:
         statement = _WRITE_ROW_POSTGRES if self.store.is_postgres else _WRITE_ROW_SQLITE
         connection.exec_driver_sql(statement, (orjson.dumps(recent).decode(), key))
 
+
 @dataclass
 class _Span:
     """This process's span of one key: until when it may send, and the slots it gave out (booking clock)."""

@@ -158,6 +158,7 @@ class AccountClients:
         with self._lock:
             self._roles.pop(account, None)
             self._credentials.pop(account, None)
+            self._renewed_at.pop(account, None)
 
     def role_of(self, account: str) -> str | None:
         return self._roles.get(account)

@@ -87,7 +87,8 @@ _ROLE_ACCOUNT = re.compile(r"arn:[\w-]+:iam::(\d{12}):role/.+")
 # A region's client serves every account: at the highest SESGUARD_POLL_CONCURRENCY (256 pairs, each reading its
 # two event sources side by side) it carries 512 requests at once. With botocore's default pool of 10, the
 # connections beyond it were opened and dropped for every request. Connections are opened as needed only.
-MAX_CONNECTIONS = 2 * 256
+MOST_PLACES_AT_ONCE = 256  # SESGUARD_POLL_CONCURRENCY's highest value
+MAX_CONNECTIONS = len(EVENT_SOURCES) * MOST_PLACES_AT_ONCE
 _CLOUDTRAIL_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, parameter_validation=False,
                             connect_timeout=10, read_timeout=60, user_agent_extra="sesguard",
                             max_pool_connections=MAX_CONNECTIONS)
@@ -192,7 +193,7 @@ class LookupSource:
         self._accounts_lock = threading.Lock()
         # The threads that read a place's other event sources beside the caller's: made as reads need them
         # (one per place read at once) and kept for the next pass.
-        self._side = ThreadPoolExecutor(max_workers=MAX_CONNECTIONS, thread_name_prefix="lookup-source")
+        self._side = ThreadPoolExecutor(max_workers=MOST_PLACES_AT_ONCE, thread_name_prefix="lookup-source")
         # Why the latest listing of the organisation failed (None: it did not); the accounts listed before
         # are read meanwhile, and the poll reports this as a failure of the source as a whole.
         self.listing_error: str | None = None

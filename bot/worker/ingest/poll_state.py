@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.worker.tables import SOURCE_ROW, PollState
 from detection.sources.pulled import AccountRegion
@@ -33,7 +34,7 @@ def _key(source: str, place: AccountRegion) -> dict:
     return {"source": source, "account_id": place.account_id, "region": place.region}
 
 
-def _rows_of(source: str, places: list[AccountRegion]):
+def _rows_of(source: str, places: list[AccountRegion]) -> SelectOfScalar[PollState]:
     """The rows of these places, in one query, in key order (the order every process locks them in)."""
     keys = [(place.account_id, place.region) for place in sorted(set(places))]
     return (select(PollState).where(PollState.source == source,
