@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from detection.sources.lookup import EVENT_SOURCES
 from tests.support.local_aws import ses_calls, user
 from tests.support.metrics import SESGUARD_WORDS, scrape
 from tests.support.sesguard_processes import Running, deployed, wait_for
@@ -29,7 +30,8 @@ def metrics_port(worker: Running) -> int:
 
 def test_serve_and_the_worker_answer_what_happened_each_its_own_requests_the_store_alike(aws, tmp_path):
     aws.api.add_events(*ses_calls(user("alice"), 2, days_ago=12))  # the backfill learns it
-    aws.api.inject("error500", times=4)  # the first pass's first request and its three retries: that read fails
+    # the first pass's first SES request and its three retries: that read fails
+    aws.api.inject("error500", times=4, event_source=EVENT_SOURCES[0])
     aws.api.inject("throttle")  # the next pass's first request is throttled, then retried
     with deployed(aws, tmp_path, migrated_sqlite(tmp_path)) as deployment:
         worker = deployment.worker(SESGUARD_METRICS_PORT="0", SESGUARD_LOG_FORMAT="json", SESGUARD_POLL_SECONDS="4",
