@@ -45,15 +45,20 @@ def postgres_url():
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request, tmp_path):
-    """A database URL with the schema applied: a SQLite file, then the PostgreSQL test database."""
+def blank_url(request, tmp_path):
+    """A database URL with no schema yet: a SQLite file, then the PostgreSQL test database emptied."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sesguard.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        empty_postgres(url)
-    migrate(Store(url))
+        return f"sqlite:///{tmp_path / 'sesguard.db'}"
+    url = request.getfixturevalue("postgres_url")
+    empty_postgres(url)
     return url
+
+
+@pytest.fixture
+def store_url(blank_url):
+    """A database URL with the schema applied, on either database."""
+    migrate(Store(blank_url))
+    return blank_url
 
 
 @pytest.fixture

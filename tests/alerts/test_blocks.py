@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 
@@ -19,6 +17,7 @@ from detection.record import to_call
 from detection.signals import Signal, Status
 from tests.fakes.block_kit import message_problems, view_problems
 from tests.support import records
+from tests.support.alert_text import HUGE, MESSAGE_BLOCKS_TEXT_BUDGET, block_texts, huge_signal, raw_brackets
 from tests.support.slack_harness import cloudtrail_record
 
 HOSTILE = ["<!channel>", "<@U123>", "<https://evil.example|click>", "<!here|here>", "a & b > c"]
@@ -47,15 +46,10 @@ def hostile_signal() -> Signal:
     return signal_from(*records)
 
 
-def _raw_brackets(text: str) -> list[str]:
-    """Every `<…>` Slack would interpret in a message."""
-    return re.findall(r"<[^<>]*>", text)
-
-
 def test_cloudtrail_values_are_escaped_everywhere_in_the_alert():
     signal = hostile_signal()
     message = json.dumps(alert_message(signal)) + alert_text(signal)
-    assert _raw_brackets(message) == []
+    assert raw_brackets(message) == []
     assert "&lt;!channel&gt;" in message and "&lt;@U123&gt;" in message
     assert "&lt;https://evil.example|click&gt;" in message
     assert "a &amp; b &gt; c" in message
@@ -181,24 +175,7 @@ def test_modals_fit_slack_limits_and_carry_the_signal_id():
     for view in (suppress_modal(signal), pick_person_modal(signal)):
         assert view["private_metadata"] == signal.signal_id
         assert view_problems(view) == []  # what Slack would refuse in it (the stand-in's rules)
-        assert _raw_brackets(json.dumps(view["blocks"])) == []
-
-
-# Slack refuses a message whose blocks hold more than about 13,000 characters in all (`msg_blocks_too_long`,
-# undocumented: https://github.com/slackapi/bolt-js/issues/2509); the alert keeps well below.
-MESSAGE_BLOCKS_TEXT_BUDGET = 12_000
-
-
-def block_texts(message: list[dict]) -> list[str]:
-    """Every text a message's blocks show (sections, fields, context elements, buttons, the header)."""
-    found = []
-    for block in message:
-        found.append((block.get("text") or {}).get("text", ""))
-        found += [item.get("text", "") for item in block.get("fields", [])]
-        for element in block.get("elements", []):
-            inner = element.get("text")
-            found.append(inner.get("text", "") if isinstance(inner, dict) else inner or "")
-    return found
+        assert raw_brackets(json.dumps(view["blocks"])) == []
 
 
 def forged_key_signal(keys: int = 8, length: int = 400) -> Signal:
@@ -225,15 +202,8 @@ def test_eight_forged_400_character_access_keys_are_cut_to_fit_every_limit():
 
 
 def test_every_part_of_the_alert_is_cut_to_its_limit_when_every_value_is_huge():
-    huge = "<!channel>&" * 10_000
-    many = [f"{n}{huge}" for n in range(300)]
-    # As a damaged or forged store row could hold it: every text huge, every list long.
-    signal = SimpleNamespace(
-        signal_id="s-1", account_id=huge, identity="arn:aws:iam::111122223333:role/" + huge,
-        arn="arn:aws:sts::111122223333:assumed-role/" + huge, identity_type=huge, severity=huge, status=huge,
-        reasons=many, regions=many, source_ips=many, user_agents=many, access_key_ids=many, error_codes=many,
-        event_names=many, event_count=10**12, first_seen=datetime(2025, 1, 2, tzinfo=UTC),
-        last_seen=datetime(2025, 1, 3, tzinfo=UTC))
+    huge = HUGE
+    signal = huge_signal(datetime(2025, 1, 2, tzinfo=UTC), datetime(2025, 1, 3, tzinfo=UTC))
 
     class Step:
         actor, action, at = huge, huge, datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -246,7 +216,7 @@ def test_every_part_of_the_alert_is_cut_to_its_limit_when_every_value_is_huge():
     contexts = [e["text"] for b in message if b["type"] == "context" for e in b["elements"]]
     assert all(len(text) <= blocks.CONTEXT_TEXT_LIMIT for text in contexts)
     assert sum(map(len, block_texts(message))) <= MESSAGE_BLOCKS_TEXT_BUDGET
-    assert _raw_brackets(json.dumps(message)) == [] and len(alert_text(signal)) <= blocks.FALLBACK_TEXT_LIMIT
+    assert raw_brackets(json.dumps(message)) == [] and len(alert_text(signal)) <= blocks.FALLBACK_TEXT_LIMIT
 
 
 def test_fitted_fields_give_short_values_what_they_need_and_share_the_rest():

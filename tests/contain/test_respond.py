@@ -285,12 +285,7 @@ def test_a_decoy_with_a_late_date_is_no_revocation_and_is_overwritten(bot, iam, 
 def test_access_denied_by_iam_is_shown_in_the_thread_and_nothing_changes(bot, iam, monkeypatch, action):
     name, key = iam.user()
     role = iam.role()
-    responder = f"responder-{uuid.uuid4().hex[:8]}"
-    iam.iam.create_user(UserName=responder)
-    iam.iam.put_user_policy(UserName=responder, PolicyName="read-only", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
-            "sts:GetCallerIdentity", "iam:ListAccessKeys", "iam:GetRolePolicy"]}]}))
-    credentials = iam.iam.create_access_key(UserName=responder)["AccessKey"]
+    responder, credentials = iam.user_allowed(["sts:GetCallerIdentity", "iam:ListAccessKeys", "iam:GetRolePolicy"])
     signal_id, ts = posted(bot, user_record(name, key) if action == DEACTIVATE else role_record(role))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])

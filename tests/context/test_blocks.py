@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 from bot.alerts.blocks import alert_message
 from bot.context import blocks
@@ -13,8 +12,8 @@ from bot.context.blocks import CONTEXT_LIMIT, GATHERING, age, context_blocks, co
 from bot.context.facts import AddressFacts, Context, KeyFacts, OwnerFacts, Seen
 from bot.context.tables import DONE, PENDING
 from bot.slack.blocks import dicts
-from tests.alerts.test_blocks import MESSAGE_BLOCKS_TEXT_BUDGET, _raw_brackets, block_texts
 from tests.fakes.block_kit import message_problems
+from tests.support.alert_text import MANY, MESSAGE_BLOCKS_TEXT_BUDGET, block_texts, huge_signal, raw_brackets
 
 FIRST = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "<!channel>&\u202e\n" * 400
@@ -41,17 +40,10 @@ def test_the_worst_case_is_escaped_and_cut_within_its_limit_and_the_alerts_budge
     assert len(text) <= CONTEXT_LIMIT and "<!channel>" not in text and "\n•" in text
     assert text.endswith("(lookups of this alert kept in the store)")  # the lines that did not fit are counted
     part = context_blocks(DONE, worst().to_dict(), FIRST)
-    huge = "<!channel>&" * 10_000
-    many = [f"{n}{huge}" for n in range(300)]
-    signal = SimpleNamespace(
-        signal_id="s-1", account_id=huge, identity="arn:aws:iam::111122223333:role/" + huge,
-        arn="arn:aws:sts::111122223333:assumed-role/" + huge, identity_type=huge, severity=huge, status=huge,
-        reasons=many, regions=many, source_ips=many, user_agents=many, access_key_ids=many, error_codes=many,
-        event_names=many, event_count=10**12, first_seen=FIRST, last_seen=FIRST)
-    message = alert_message(signal, {f"{n}{huge}": n for n in range(300)}, context=part)
+    message = alert_message(huge_signal(FIRST, FIRST), {key: n for n, key in enumerate(MANY)}, context=part)
     assert message_problems({"blocks": message}) == []
     assert sum(map(len, block_texts(message))) <= MESSAGE_BLOCKS_TEXT_BUDGET
-    assert _raw_brackets(json.dumps(message)) == []
+    assert raw_brackets(json.dumps(message)) == []
 
 
 def test_the_lines_in_words():

@@ -212,12 +212,7 @@ def test_calls_stored_before_from_the_address_and_with_the_key(bot, aws):
 
 def test_a_denied_get_access_key_last_used_shows_unknown_and_is_counted(bot, aws, monkeypatch):
     name, key = aws.user({"owner": ALICE_EMAIL})
-    reader = f"reader-{uuid.uuid4().hex[:8]}"
-    aws.iam.create_user(UserName=reader)
-    aws.iam.put_user_policy(UserName=reader, PolicyName="context", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
-            "sts:GetCallerIdentity", "iam:ListUserTags", "iam:ListAccessKeys"]}]}))
-    credentials = aws.iam.create_access_key(UserName=reader)["AccessKey"]
+    reader, credentials = aws.user_allowed(["sts:GetCallerIdentity", "iam:ListUserTags", "iam:ListAccessKeys"])
     signal_id, ts = posted(bot, user_record(name, key))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])

@@ -134,10 +134,7 @@ def test_a_deep_record_without_an_event_id_is_a_bad_record_and_scan_goes_on(tmp_
     who = r.trusted_advisor(account=r.OTHER_ACCOUNT) if excluded else r.iam_user("forger", r.OTHER_ACCOUNT)
     deep = r.record(who, time=at(days=10))
     del deep["eventID"]
-    value: dict = {"bottom": True}
-    for _ in range(299):
-        value = {"deeper": value}
-    deep["requestParameters"] = value
+    deep["requestParameters"] = r.nested(300)
     (tmp_path / "deep.json").write_text(json.dumps({"Records": [deep]}))  # json writes what orjson cannot
     r.write(tmp_path / "trail.json", baseline_and_attack())
     done = sesguard("scan", "--json", str(tmp_path), cwd=tmp_path)

@@ -20,7 +20,6 @@ from detection.record import to_call
 from detection.scan import detect
 from detection.store import EventRow, SignalRow, Store, UTCDateTime, event_values, utcnow
 from tests.support import records as r
-from tests.support.postgres import empty_postgres
 
 ALICE, MALLORY = r.iam_user("alice"), r.iam_user("mallory")
 
@@ -39,15 +38,10 @@ def go_to(store: Store, revision: str, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(migration_config(connection), revision)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def blank_store(request, tmp_path):
-    """A store with no schema yet: a SQLite file, then the PostgreSQL test database emptied."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sesguard.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        empty_postgres(url)
-    store = Store(url)
+@pytest.fixture
+def blank_store(blank_url):
+    """A store with no schema yet, on either database."""
+    store = Store(blank_url)
     yield store
     store.engine.dispose()
 

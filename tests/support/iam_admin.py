@@ -37,6 +37,14 @@ class IamAdmin:
         iam.create_user(UserName=name, Tags=_tags(tags))
         return name, iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
 
+    def user_allowed(self, actions: list[str]) -> tuple[str, dict[str, str]]:
+        """A new IAM user allowed only `actions` (an inline policy): (name, its access key)."""
+        name = f"reader-{uuid.uuid4().hex[:8]}"
+        self.iam.create_user(UserName=name)
+        self.iam.put_user_policy(UserName=name, PolicyName="only", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": actions}]}))
+        return name, self.iam.create_access_key(UserName=name)["AccessKey"]
+
     def role(self, tags: dict[str, str] | None = None, account: str = OWN) -> str:
         name = f"ci-deploy-{uuid.uuid4().hex[:8]}"
         self.iam_in(account).create_role(RoleName=name, Tags=_tags(tags),

@@ -115,6 +115,14 @@ def invoked_by(identity: dict, principal: str) -> dict:
 # ── records ──────────────────────────────────────────────────────────────────────────────────────────
 
 
+def nested(depth: int) -> dict:
+    """A JSON object `depth` levels deep: orjson reads up to 1,024 levels but writes only about 254."""
+    value: dict = {"bottom": True}
+    for _ in range(depth - 1):
+        value = {"deeper": value}
+    return value
+
+
 def record(
     identity: dict,
     event_name: str = "GetSendQuota",

@@ -176,13 +176,6 @@ def test_a_file_of_impossible_times_is_bad_records_and_the_real_attacker_beside_
     assert result.places[0].bad == 2
 
 
-def deeply_nested(depth: int) -> dict:
-    value: dict = {"bottom": True}
-    for _ in range(depth - 1):
-        value = {"deeper": value}
-    return value
-
-
 def test_a_deep_record_without_an_event_id_is_a_bad_record_and_never_blocks_its_place(s3, store):
     """Its substitute eventID hashed the record written back to JSON, which orjson cannot write past about 254
     levels: a TypeError failed the account/region on every pass, and the attacker beside it never alerted."""
@@ -190,7 +183,7 @@ def test_a_deep_record_without_an_event_id_is_a_bad_record_and_never_blocks_its_
     assert poll(store).ok
     [deep] = ses_calls(user("forger"), 1)
     del deep["eventID"]
-    deep["requestParameters"] = deeply_nested(300)
+    deep["requestParameters"] = records.nested(300)
     s3.put_object(Bucket=BUCKET, Key=log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "deep"),  # json writes it
                   Body=gzip.compress(json.dumps({"Records": [deep]}).encode()))
     deliver(s3, log_key(OWN_ACCOUNT, "us-east-1", days_ago(0), "real"), ses_calls(user("mallory"), 2))

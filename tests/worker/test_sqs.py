@@ -19,6 +19,7 @@ from bot.worker.tables import QueueState
 from detection.store import EventRow, Scope, SignalRow, Store
 from tests.fakes.slack_api import FakeSlack
 from tests.support.local_aws import OWN_ACCOUNT, ses_calls, user, worker_settings
+from tests.support.records import nested
 from tests.support.sqs_trail import DAY, Trail, consumer, eventbridge, notification
 from tests.support.waiting import wait_for
 
@@ -339,14 +340,6 @@ def test_a_backlog_is_taken_in_full_receives_and_stored_together_and_a_trickle_a
     batch = consumer_.consume_batch(threading.Event(), wait_seconds=1)
     assert (batch.received, batch.stored, len(receives)) == (3, 3, 1)
     assert trail.counts() == (0, 0)
-
-
-def nested(depth: int) -> dict:
-    """A JSON object `depth` levels deep: orjson reads up to 1,024 levels but writes only about 254."""
-    value: dict = {"bottom": True}
-    for _ in range(depth - 1):
-        value = {"deeper": value}
-    return value
 
 
 def test_a_deeply_nested_eventbridge_detail_neither_sinks_its_batch_nor_is_lost(sqs_env, store):
