@@ -4,6 +4,7 @@ LookupEvents request and its peak memory, for this checkout and, side by side in
     python bench/poll.py                                   # 60 accounts × 6 regions, 150 ms, concurrency 16
     python bench/poll.py --accounts 500 --regions 17 --concurrency 64
     python bench/poll.py --compare /tmp/sesguard-before    # also a checkout of the code before a change
+    python bench/poll.py --floor                           # also without sesguard's own work: botocore's share
     python bench/poll.py --database postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
 The CloudTrail stand-in of the tests (`tests/fakes/cloudtrail_api.py`: SigV4 checked on every request,
@@ -16,7 +17,9 @@ in the last account a new identity appears after the backfill, and must be found
 Each poller runs in a process of its own, started from the checkout it measures, with the worker's own
 pacer (the real 2 requests a second): first a process that backfills a fresh store (untimed), then one
 that makes `--passes` steady passes. Its first pass is what `sesguard poll --once` does on a backfilled
-store (a fresh process: clients, credentials, roles assumed); the others are a running worker's. Printed
+store (a fresh process: clients, credentials, roles assumed); the others are a running worker's. The
+checkouts' steady passes are taken in turns (a pass of each, then the next round), so that a machine whose
+speed drifts during the run weighs on each alike. Printed
 per checkout and concurrency: the passes' wall time, the poller's CPU per LookupEvents request (its own
 process: not the stand-in's), its peak resident memory, the pacer's database bookings (where the code
 counts them), throttled requests, the most requests one account and region saw in any second, and whether
@@ -117,7 +120,8 @@ class StandIn:
 
 
 def child(arguments: dict) -> None:
-    """Backfill (`passes` 0) or steady passes; one JSON line per pass, then waits for a line on stdin."""
+    """Backfill (`passes` 0) or steady passes: a JSON line once ready (its start-up's seconds), then a pass for
+    each line on stdin, and a JSON line of figures after each."""
     import resource
 
     started_process = time.monotonic()
@@ -136,7 +140,11 @@ def child(arguments: dict) -> None:
                                poll_concurrency=arguments["concurrency"], role_arns=arguments["roles"],
                                backfill_days=30)
     source = LookupSource(settings.aws_regions, settings.role_arns, store)
-    for number in range(max(1, arguments["passes"])):
+    if arguments.get("floor") and arguments["passes"]:
+        without_own_work(source)
+    print(json.dumps({"ready": time.monotonic() - started_process}), flush=True)
+    for _ in range(max(1, arguments["passes"])):
+        sys.stdin.readline()  # its turn
         started, cpu = time.monotonic(), time.process_time()
         result = poll_once(settings, store, source, notify=False)
         seconds, cpu = time.monotonic() - started, time.process_time() - cpu
@@ -145,10 +153,20 @@ def child(arguments: dict) -> None:
                         for identity in session.exec(select(SignalRow.identity)))
         failed = [line for line in result.lines() if "FAILED" in line][:5]
         print(json.dumps({"seconds": seconds, "cpu": cpu, "ok": result.ok, "failed": failed, "found": found,
-                          "process_seconds": time.monotonic() - started_process if number == 0 else None,
                           "bookings": getattr(source.pacer, "bookings", None),
                           "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
-        sys.stdin.readline()  # the parent has read the stand-in's figures for this pass
+
+
+def without_own_work(source) -> None:
+    """`--floor`: the steady passes without the pace's bookings, the accounts' leases and detection with its
+    store, so that what is left is botocore's and the read path's share of a request. Never a way to run."""
+    import bot.worker.ingest.poll as poll
+    from bot.store.lease import Lease
+
+    source.pacer.wait_turn = lambda key: 0.0
+    poll._detect_and_store = lambda *arguments, **keywords: None
+    Lease.acquire, Lease.keep_alive = lambda self: True, lambda self: True
+    Lease.release = lambda self: None
 
 
 def poller(code: str, arguments: dict, environment: dict) -> subprocess.Popen:
@@ -157,19 +175,28 @@ def poller(code: str, arguments: dict, environment: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, text=True, env=environment, cwd=code)
 
 
-def passes(process: subprocess.Popen, stand_in: StandIn, count: int) -> list[dict]:
-    rows = []
-    assert process.stdin is not None and process.stdout is not None
-    for _ in range(count):
+def in_turns(processes: list[subprocess.Popen], stand_in: StandIn, count: int) -> list[dict]:
+    """`count` passes of each poller, taken in turns (a pass of each, then the next round), so that a machine
+    whose speed drifts during the run weighs on every checkout alike; per poller, its start-up's seconds and
+    each pass's figures with the stand-in's."""
+    def line_of(process: subprocess.Popen) -> dict:
+        assert process.stdout is not None
         line = process.stdout.readline()
         if not line:
             raise SystemExit(f"the poller stopped (exit {process.wait()})")
-        rows.append({**json.loads(line), **stand_in.ask("stats")})
-        time.sleep(PAUSE_SECONDS)
-        process.stdin.write("\n")
-        process.stdin.flush()
-    process.wait(60)
-    return rows
+        return json.loads(line)
+
+    measured = [{"ready": line_of(process)["ready"], "passes": []} for process in processes]
+    for _ in range(count):
+        for process, figures in zip(processes, measured):
+            assert process.stdin is not None
+            process.stdin.write("\n")
+            process.stdin.flush()
+            figures["passes"].append({**line_of(process), **stand_in.ask("stats")})
+            time.sleep(PAUSE_SECONDS)  # the pass's last bookings (a spacing or two per place) age out
+    for process in processes:
+        process.wait(60)
+    return measured
 
 
 def fresh_store(database: str | None, folder: Path):
@@ -202,19 +229,40 @@ def migrate(store) -> None:
         migrate_store(store)
 
 
-def measure(code: str, concurrency: int, accounts: list[str], regions: list[str], stand_in: StandIn, count: int,
-            database: str | None, folder: Path, environment: dict) -> dict:
+def store_url(database: str | None, folder: Path, index: int) -> str:
+    """A fresh store for one poller: a new SQLite file, or a PostgreSQL database of its own beside `database`
+    (created, its public schema emptied), as the pollers of one round keep theirs side by side."""
     if database is None:
-        url = f"sqlite:///{folder / f'bench-{time.monotonic_ns()}.db'}"
-    else:
-        url = fresh_store(database, folder).url
-    arguments = {"code": code, "database": url, "regions": regions, "concurrency": concurrency,
-                 "roles": [role_arn(account) for account in accounts[1:]], "passes": 0,
-                 "newcomer": f"newcomer-{time.monotonic_ns()}"}
-    backfill = passes(poller(code, arguments, environment), stand_in, 1)[0]
-    stand_in.ask(f"newcomer:{arguments['newcomer']}")
-    steady = passes(poller(code, {**arguments, "passes": count}, environment), stand_in, count)
-    return {"code": code, "concurrency": concurrency, "backfill": backfill, "steady": steady}
+        return f"sqlite:///{folder / f'bench-{time.monotonic_ns()}.db'}"
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(database)
+    own = url.set(database=f"{url.database}_poll_{index}")
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        if not connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                  {"name": own.database}).first():
+            connection.execute(sa.text(f'CREATE DATABASE "{own.database}"'))
+    engine.dispose()
+    return fresh_store(own.render_as_string(hide_password=False), folder).url
+
+
+def measure(variants: list[tuple[str, bool]], concurrency: int, accounts: list[str], regions: list[str],
+            stand_in: StandIn, count: int, database: str | None, folder: Path, environment: dict) -> list[dict]:
+    """Each (checkout, floor) variant: a backfill of its own fresh store, then its steady passes, in turns
+    with the other variants'."""
+    newcomer = f"newcomer-{time.monotonic_ns()}"
+    arguments = [{"code": code, "floor": floor, "database": store_url(database, folder, index), "regions": regions,
+                  "concurrency": concurrency, "roles": [role_arn(account) for account in accounts[1:]],
+                  "passes": 0, "newcomer": newcomer} for index, (code, floor) in enumerate(variants)]
+    backfills = [in_turns([poller(each["code"], each, environment)], stand_in, 1)[0]["passes"][0]
+                 for each in arguments]
+    stand_in.ask(f"newcomer:{newcomer}")
+    steady = in_turns([poller(each["code"], {**each, "passes": count}, environment) for each in arguments],
+                      stand_in, count)
+    return [{"code": each["code"], "floor": each["floor"], "concurrency": concurrency, "backfill": backfill,
+             "ready": figures["ready"], "steady": figures["passes"]}
+            for each, backfill, figures in zip(arguments, backfills, steady)]
 
 
 def main() -> int:
@@ -228,6 +276,8 @@ def main() -> int:
     parser.add_argument("--concurrency", default="16", help="comma-separated SESGUARD_POLL_CONCURRENCY values")
     parser.add_argument("--passes", type=int, default=3, help="steady passes per poller process")
     parser.add_argument("--compare", action="append", default=[], help="another checkout to measure alongside")
+    parser.add_argument("--floor", action="store_true",
+                        help="also this checkout's steady passes without the pace's bookings, leases and detection")
     parser.add_argument("--database", help="a PostgreSQL URL (its public schema is emptied); default: SQLite")
     args = parser.parse_args()
     regions = REGIONS[:max(1, min(args.regions, len(REGIONS)))]
@@ -247,10 +297,11 @@ def main() -> int:
           f"store: {'PostgreSQL' if args.database else 'SQLite'}; load average before: {os.getloadavg()[0]:.1f}")
     rows = []
     try:
+        # side by side: each concurrency measured for every checkout, their passes in turns
+        variants = [(code, False) for code in [str(HERE), *args.compare]] + [(str(HERE), True)] * args.floor
         for concurrency in [int(value) for value in args.concurrency.split(",")]:
-            for code in [str(HERE), *args.compare]:  # side by side: each concurrency measured for every checkout
-                rows.append(measure(code, concurrency, accounts, regions, stand_in, args.passes, args.database,
-                                    folder, environment))
+            rows += measure(variants, concurrency, accounts, regions, stand_in, args.passes, args.database, folder,
+                            environment)
     finally:
         stand_in.stop()
     print(f"load average after: {os.getloadavg()[0]:.1f}")
@@ -268,12 +319,14 @@ def main() -> int:
                                           [s["bookings"] for s in row["steady"]])] \
             if first["bookings"] is not None else None
         ok = all(s["ok"] for s in row["steady"]) and row["backfill"]["ok"]
-        print(f"| {'this' if row['code'] == str(HERE) else row['code']} | {row['concurrency']} "
-              f"| {first['seconds']:.1f} s ({first['process_seconds']:.1f} s with start-up) "
+        code = "this" if row["code"] == str(HERE) else row["code"]
+        found = "n/a (no detection)" if row["floor"] else "yes" if first["found"] else "NO"
+        print(f"| {code}{' --floor' if row['floor'] else ''} | {row['concurrency']} "
+              f"| {first['seconds']:.1f} s ({row['ready'] + first['seconds']:.1f} s with start-up) "
               f"| {statistics.median(s['seconds'] for s in later):.1f} s | {cpu * 1000:.2f} ms "
               f"| {max(s['peak_mb'] for s in row['steady']):.0f} MB | {first['lookups']} "
-              f"| {statistics.median(bookings) if bookings else 'n/a'} | {throttled} | {busiest} "
-              f"| {'yes' if first['found'] else 'NO'}{'' if ok else ' (a pass FAILED)'} |")
+              f"| {f'{statistics.median(bookings):.0f}' if bookings else 'n/a'} | {throttled} | {busiest} "
+              f"| {found}{'' if ok else ' (a pass FAILED)'} |")
         for s in [row["backfill"], *row["steady"]]:
             for line in s["failed"]:
                 print(f"  {line[:300]}", file=sys.stderr)

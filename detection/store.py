@@ -265,10 +265,6 @@ def name_of(arn: str) -> str:
     return arn.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].lower()
 
 
-def call_from_row(row: EventRow) -> Call:
-    return Call(**{name: getattr(row, name) for name in CALL_FIELDS})
-
-
 def signal_from_row(row: SignalRow) -> Signal:
     return Signal(**{name: getattr(row, name) for name in _SIGNAL_FIELDS})
 
@@ -359,10 +355,12 @@ class Store:
         unique = list(dict.fromkeys(calls))
         stored: set[Call] = set()
         ids = list({call.event_id for call in unique})
-        with self.session() as session:
+        table = table_of(EventRow)
+        columns = [table.c[name] for name in CALL_FIELDS]
+        with self.engine.connect() as connection:  # Core: the poll asks this for every account and pass
             for start in range(0, len(ids), 500):
-                rows = session.exec(select(EventRow).where(col(EventRow.event_id).in_(ids[start:start + 500])))
-                stored.update(call_from_row(row) for row in rows)
+                rows = connection.execute(sa.select(*columns).where(table.c.event_id.in_(ids[start:start + 500])))
+                stored.update(Call(**row._mapping) for row in rows)
         return [call for call in unique if call not in stored]
 
     def load_baseline(self, calls: list[Call], tuning: Tuning) -> Baseline:

@@ -74,3 +74,13 @@ def test_the_stats_benchmark_fills_a_store_and_answers(tmp_path):
                "--sqlite", str(tmp_path / "stats.db"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "500 signals stored" in done.stdout and "stats 365 days" in done.stdout
+
+
+def test_the_poll_benchmark_passes_over_its_accounts_and_measures_the_floor_beside(tmp_path):
+    done = run(str(REPO / "bench" / "poll.py"), "--accounts", "2", "--regions", "2", "--latency", "0",
+               "--passes", "1", "--concurrency", "2", "--floor", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| this")]
+    # 2 accounts × 2 regions × 2 event sources; the new identity found by the real pass, no detection in the floor
+    assert [row.split(" | ")[-5:] for row in rows] == [["8", "4", "0", "2", "yes |"],
+                                                      ["8", "0", "0", "2", "n/a (no detection) |"]], rows

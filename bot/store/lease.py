@@ -11,6 +11,7 @@ import threading
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from bot.store.outbox import holder_name
@@ -39,32 +40,30 @@ class Lease:
         self._lock = threading.Lock()
 
     def acquire(self) -> bool:
-        """Take the lease if it is free, expired or ours; True when we hold it now."""
+        """Take the lease if it is free, expired or ours; True when we hold it now. One upsert (SQLAlchemy Core:
+        the poll takes a lease per account and pass, and a session's machinery was most of its cost)."""
         now = utcnow()
         table = table_of(LeaseRow)
-        with self.store.session() as session:
-            self.store.insert_ignoring_duplicates(
-                session, LeaseRow, [{"name": self.name, "holder": self.holder, "expires_at": now + self.ttl}])
-            taken = session.exec(
-                sa.update(table)
-                .where(table.c.name == self.name, sa.or_(table.c.holder == self.holder, table.c.expires_at < now))
-                .values(holder=self.holder, expires_at=now + self.ttl)
-            ).rowcount
-            session.commit()
+        insert = (postgresql if self.store.is_postgres else sqlite).insert(table)
+        statement = insert.values(name=self.name, holder=self.holder, expires_at=now + self.ttl).on_conflict_do_update(
+            index_elements=[table.c.name],
+            set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
+            where=sa.or_(table.c.holder == self.holder, table.c.expires_at < now)).returning(table.c.name)
+        with self.store.engine.begin() as connection:  # a row back: inserted, or updated as the WHERE allowed
+            taken = connection.execute(statement).first() is not None
         if taken:
             self._renewed_at = now
-        return bool(taken)
+        return taken
 
     def renew(self) -> bool:
         """Extend the lease; False when another process holds it now (ours lapsed and was taken)."""
         now = utcnow()
         table = table_of(LeaseRow)
-        with self.store.session() as session:
-            kept = session.exec(
+        with self.store.engine.begin() as connection:
+            kept = connection.execute(
                 sa.update(table).where(table.c.name == self.name, table.c.holder == self.holder)
                 .values(expires_at=now + self.ttl)
             ).rowcount
-            session.commit()
         if kept:
             self._renewed_at = now
         return bool(kept)
@@ -78,9 +77,8 @@ class Lease:
 
     def release(self) -> None:
         table = table_of(LeaseRow)
-        with self.store.session() as session:
-            session.execute(sa.delete(table).where(table.c.name == self.name, table.c.holder == self.holder))
-            session.commit()
+        with self.store.engine.begin() as connection:
+            connection.execute(sa.delete(table).where(table.c.name == self.name, table.c.holder == self.holder))
         self._renewed_at = None
 
     def current_holder(self) -> str | None:

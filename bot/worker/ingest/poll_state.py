@@ -13,12 +13,13 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from prometheus_client import Counter
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.worker.tables import SOURCE_ROW, PollState
 from detection.sources.pulled import AccountRegion
-from detection.store import Store, utcnow
+from detection.store import Store, table_of, utcnow
 
 # poll_state's row for the source as a whole: its listing, and failures such as credentials that name no account.
 WHOLE_SOURCE = AccountRegion(*SOURCE_ROW)
@@ -45,9 +46,13 @@ def _rows_of(source: str, places: list[AccountRegion]) -> SelectOfScalar[PollSta
 def watermarks(store: Store, source: str, places: list[AccountRegion]) -> dict[AccountRegion, datetime]:
     if not places:
         return {}
-    with store.session() as session:
-        rows = session.exec(_rows_of(source, places)).all()
-    return {AccountRegion(row.account_id, row.region): row.watermark for row in rows if row.watermark is not None}
+    table = table_of(PollState)
+    keys = sorted({(place.account_id, place.region) for place in places})
+    query = sa.select(table.c.account_id, table.c.region, table.c.watermark).where(
+        table.c.source == source, sa.tuple_(table.c.account_id, table.c.region).in_(keys),
+        table.c.watermark.is_not(None))
+    with store.engine.connect() as connection:
+        return {AccountRegion(account, region): watermark for account, region, watermark in connection.execute(query)}
 
 
 def _new_state(source: str, place: AccountRegion, now: datetime) -> dict:
@@ -77,17 +82,23 @@ def record_success(store: Store, source: str, place: AccountRegion, watermark: d
 
 
 def record_successes(store: Store, source: str, watermarks: dict[AccountRegion, datetime], backfill: bool) -> None:
-    """Several places read and stored (an account's regions): one transaction for all of them."""
+    """Several places read and stored (an account's regions): an upsert per place, in key order (the order every
+    process locks rows in), in one transaction. Written in SQLAlchemy Core: an account's pass is few rows, and
+    the ORM's loading and flushing of them cost three times the statements' own work."""
     now = utcnow()
-
-    def change(row: PollState) -> None:
-        watermark = watermarks[AccountRegion(row.account_id, row.region)]
-        row.watermark = max(row.watermark, watermark) if row.watermark else watermark
-        row.backfilled_at = row.backfilled_at or (now if backfill else None)
-        row.last_success_at = now
-        row.consecutive_failures = 0
-
-    _update_states(store, source, list(watermarks), change)
+    table = table_of(PollState)
+    insert = (postgresql if store.is_postgres else sqlite).insert(table)
+    stored = insert.on_conflict_do_update(
+        index_elements=[table.c.source, table.c.account_id, table.c.region],
+        set_={"watermark": sa.case((sa.or_(table.c.watermark.is_(None), table.c.watermark < insert.excluded.watermark),
+                                    insert.excluded.watermark), else_=table.c.watermark),
+              "backfilled_at": sa.func.coalesce(table.c.backfilled_at, insert.excluded.backfilled_at),
+              "last_success_at": insert.excluded.last_success_at, "consecutive_failures": 0})
+    rows = [{**_new_state(source, place, now), "watermark": watermark, "backfilled_at": now if backfill else None,
+             "last_success_at": now} for place, watermark in sorted(watermarks.items())]
+    if rows:
+        with store.engine.begin() as connection:
+            connection.execute(stored, rows)
 
 
 def record_failure(store: Store, source: str, place: AccountRegion, error: str) -> None:
@@ -108,16 +119,19 @@ def record_listing(store: Store, source: str, places: list[AccountRegion], liste
     source's own success (row `*`/`*`). A listing that failed part-way lists what it could, and is no success."""
     now = utcnow()
     keys = {(place.account_id, place.region) for place in places}
+    table = table_of(PollState)
     with store.session() as session:
-        rows = {(row.account_id, row.region): row
-                for row in session.exec(select(PollState).where(PollState.source == source))}
-        new = [place for place in places if (place.account_id, place.region) not in rows]
+        # only the keys and whether retired: every pass lists every place, and loading whole rows was most of it
+        was_retired = {(account, region): retired_at is not None for account, region, retired_at in session.exec(
+            select(PollState.account_id, PollState.region, PollState.retired_at).where(PollState.source == source))}
+        new = [place for place in places if (place.account_id, place.region) not in was_retired]
         store.insert_ignoring_duplicates(session, PollState, [_new_state(source, place, now) for place in new])
-        for key, row in rows.items():
-            retired = key not in keys and key != SOURCE_ROW
-            if retired != (row.retired_at is not None):
-                row.retired_at = now if retired else None
-                session.add(row)
+        for (account, region), retired_before in sorted(was_retired.items()):
+            retired = (account, region) not in keys and (account, region) != SOURCE_ROW
+            if retired != retired_before:  # rare: a region or role taken out of the settings, or back in
+                session.exec(sa.update(table).where(table.c.source == source, table.c.account_id == account,
+                                                    table.c.region == region)
+                             .values(retired_at=now if retired else None))
         session.commit()
     if listed:
         record_source_success(store, source)
