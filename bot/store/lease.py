@@ -40,8 +40,8 @@ class Lease:
         self._lock = threading.Lock()
 
     def acquire(self) -> bool:
-        """Take the lease if it is free, expired or ours; True when we hold it now. One upsert (SQLAlchemy Core:
-        the poll takes a lease per account and pass, and a session's machinery was most of its cost)."""
+        """Take the lease if it is free, expired or ours; True when we hold it now. One upsert, in SQLAlchemy Core
+        as the rest of what the poll does for every account and pass."""
         now = utcnow()
         table = table_of(LeaseRow)
         insert = (postgresql if self.store.is_postgres else sqlite).insert(table)
