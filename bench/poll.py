@@ -278,7 +278,8 @@ def main() -> int:
     parser.add_argument("--compare", action="append", default=[], help="another checkout to measure alongside")
     parser.add_argument("--floor", action="store_true",
                         help="also this checkout's steady passes without the pace's bookings, leases and detection")
-    parser.add_argument("--database", help="a PostgreSQL URL (its public schema is emptied); default: SQLite")
+    parser.add_argument("--database", help="a PostgreSQL URL: each poller gets a database of its own beside it, "
+                        "named after it with _poll_<n> (made, its public schema emptied); default: SQLite")
     args = parser.parse_args()
     regions = REGIONS[:max(1, min(args.regions, len(REGIONS)))]
     accounts = account_ids(args.accounts)
