@@ -26,6 +26,7 @@ from detection.signals import Signal, Status
 from detection.suppression import SuppressionRule, first_covering
 
 _Row = TypeVar("_Row", bound=SQLModel)
+_Item = TypeVar("_Item")
 
 
 def utcnow() -> datetime:
@@ -77,12 +78,20 @@ def get_stored(session: Session, model: type[_Row], key: Any, **options: Any) ->
     return row
 
 
+# Rows or keys a statement carries at most: far below every driver's limit of bound parameters.
+BATCH = 500
+
+
+def batches(items: list[_Item]) -> Iterator[list[_Item]]:
+    """`items` in consecutive slices of at most BATCH."""
+    for start in range(0, len(items), BATCH):
+        yield items[start:start + BATCH]
+
+
 def _rows_of_identities(session: Session, query: Any, model: Any, keys: Iterable[tuple[str, str]]) -> Iterator[Any]:
-    """`query`'s rows of `model` whose (account_id, identity) is one of `keys`, 500 keys a query."""
-    keys = sorted(keys)
-    for start in range(0, len(keys), 500):
-        pairs = sa.tuple_(col(model.account_id), col(model.identity)).in_(keys[start:start + 500])
-        yield from session.exec(query.where(pairs))
+    """`query`'s rows of `model` whose (account_id, identity) is one of `keys`, a batch of keys a query."""
+    for some in batches(sorted(keys)):
+        yield from session.exec(query.where(sa.tuple_(col(model.account_id), col(model.identity)).in_(some)))
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -317,12 +326,12 @@ class Store:
         """INSERT … ON CONFLICT DO NOTHING; the number of rows actually inserted."""
         if not rows:
             return 0
-        dialect = postgresql if self.is_postgres else sqlite
-        statement = dialect.insert(table_of(model)).on_conflict_do_nothing()
-        inserted = 0
-        for start in range(0, len(rows), 500):
-            inserted += session.exec(statement, params=rows[start:start + 500]).rowcount or 0
-        return inserted
+        statement = self.insert(model).on_conflict_do_nothing()
+        return sum(session.exec(statement, params=some).rowcount or 0 for some in batches(rows))
+
+    def insert(self, model: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT into the model's table in this database's dialect, which can say ON CONFLICT."""
+        return (postgresql if self.is_postgres else sqlite).insert(table_of(model))
 
     def active_suppressions(self, now: datetime | None = None) -> list[SuppressionRow]:
         """Suppressions neither lifted nor expired, oldest first."""
@@ -358,8 +367,8 @@ class Store:
         table = table_of(EventRow)
         columns = [table.c[name] for name in CALL_FIELDS]
         with self.engine.connect() as connection:  # Core: the poll asks this for every account and pass
-            for start in range(0, len(ids), 500):
-                rows = connection.execute(sa.select(*columns).where(table.c.event_id.in_(ids[start:start + 500])))
+            for some in batches(ids):
+                rows = connection.execute(sa.select(*columns).where(table.c.event_id.in_(some)))
                 stored.update(Call(**row._mapping) for row in rows)
         return [call for call in unique if call not in stored]
 
@@ -422,11 +431,9 @@ class Store:
                 session, EventRow, [event_values(c, signal_of.get(c)) for c in calls])
             self._save_learned(session, baseline.learned.values())
             created: list[Signal] = []
-            ids = sorted({signal.signal_id for signal in signals})
             stored_rows: dict[str, SignalRow] = {}
-            for start in range(0, len(ids), 500):
-                query = (select(SignalRow).where(col(SignalRow.signal_id).in_(ids[start:start + 500]))
-                         .order_by(col(SignalRow.signal_id)))
+            for some in batches(sorted({signal.signal_id for signal in signals})):
+                query = select(SignalRow).where(col(SignalRow.signal_id).in_(some)).order_by(col(SignalRow.signal_id))
                 stored_rows.update((row.signal_id, row) for row in session.exec(
                     query.with_for_update() if self.is_postgres else query))
             for signal in signals:

@@ -11,7 +11,6 @@ import threading
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
 from bot.store.outbox import holder_name
@@ -44,7 +43,7 @@ class Lease:
         as the rest of what the poll does for every account and pass."""
         now = utcnow()
         table = table_of(LeaseRow)
-        insert = (postgresql if self.store.is_postgres else sqlite).insert(table)
+        insert = self.store.insert(LeaseRow)
         statement = insert.values(name=self.name, holder=self.holder, expires_at=now + self.ttl).on_conflict_do_update(
             index_elements=[table.c.name],
             set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},

@@ -77,6 +77,11 @@ class Recorded:
     params: dict = field(default_factory=dict)
     protocol: str = ""  # the wire protocol it came in: "json", "query", "rest-json", "smithy-rpc-v2-cbor"
 
+    @property
+    def event_source(self) -> str | None:
+        """The EventSource a LookupEvents request asked for (None for other requests and other attributes)."""
+        return _event_source(self.params)
+
 
 @dataclass
 class Fault:
@@ -91,9 +96,8 @@ class Fault:
     message: str | None = None  # the error's message instead of AWS's usual one
 
     def applies(self, account: str, params: dict) -> bool:
-        attributes = params.get("LookupAttributes") or [{}]
         return (self.account in (None, account)
-                and self.event_source in (None, attributes[0].get("AttributeValue"))
+                and self.event_source in (None, _event_source(params))
                 and self.first_page in (None, not params.get("NextToken")))
 
 
@@ -418,6 +422,11 @@ class FakeCloudTrail:
             "Credentials": {"AccessKeyId": access_key, "SecretAccessKey": key.secret, "SessionToken": key.token,
                             "Expiration": key.expires_at},
         }
+
+
+def _event_source(params: dict) -> str | None:
+    attributes = params.get("LookupAttributes") or [{}]
+    return attributes[0].get("AttributeValue") if attributes[0].get("AttributeKey") == "EventSource" else None
 
 
 def _signed_in_time(amz_date: str, scope_date: str) -> bool:

@@ -57,7 +57,7 @@ def throttling_is_backed_off_and_retried_within_the_pass(deployment, worker) -> 
     wait_for(lambda: any(row.identity.endswith("bob") and row.slack_ts for row in deployment.signals()),
              "bob's alert", [worker])
     # that event source's requests (the other is read side by side)
-    lookups = [r for r in api.lookups() if r.params["LookupAttributes"][0]["AttributeValue"] == EVENT_SOURCES[0]]
+    lookups = [r for r in api.lookups() if r.event_source == EVENT_SOURCES[0]]
     throttled = [i for i, request in enumerate(lookups) if request.error == "throttle"]
     assert len(throttled) == 3 and throttled == list(range(throttled[0], throttled[0] + 3))
     gaps = [lookups[i + 1].at - lookups[i].at for i in throttled]

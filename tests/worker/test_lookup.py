@@ -68,8 +68,7 @@ def test_pages_of_fifty_one_attribute_each_in_the_window(aws, sqlite_store, rela
     lookups = aws.api.lookups()
     assert all(len(r.params["LookupAttributes"]) == 1 and r.params["MaxResults"] == 50 for r in lookups)
     # each event source's pages in turn (the two sources are read side by side)
-    pages = {source: [bool(r.params.get("NextToken")) for r in lookups
-                      if r.params["LookupAttributes"][0]["AttributeValue"] == source]
+    pages = {source: [bool(r.params.get("NextToken")) for r in lookups if r.event_source == source]
              for source in ("ses.amazonaws.com", "servicequotas.amazonaws.com")}
     assert pages == {"ses.amazonaws.com": [False, True, True], "servicequotas.amazonaws.com": [False]}
     assert all(r.status == 200 and r.region == "us-east-1" and r.account == OWN_ACCOUNT for r in lookups)
@@ -88,7 +87,7 @@ def test_a_place_s_two_event_sources_are_read_side_by_side(aws, sqlite_store, re
     reading.start()
 
     def answered() -> dict[str, bool]:  # event source → its latest request answered
-        return {r.params["LookupAttributes"][0]["AttributeValue"]: r.status == 200 for r in aws.api.lookups()}
+        return {r.event_source: r.status == 200 for r in aws.api.lookups()}
 
     try:
         wait_for(lambda: answered() == {"ses.amazonaws.com": False, "servicequotas.amazonaws.com": True},
@@ -188,7 +187,7 @@ def test_persistent_throttling_fails_the_read(aws, sqlite_store, relaxed):
     with pytest.raises(SourceError, match="ThrottlingException.*gave up after 2 retries"):
         pull(source(sqlite_store, backoff=Backoff(base=0.01, cap=0.02, throttled_retries=2), limit=relaxed))
     # three attempts for the source that gave up, and no more for the other, read side by side
-    attempts = Counter(r.params["LookupAttributes"][0]["AttributeValue"] for r in aws.api.lookups())
+    attempts = Counter(r.event_source for r in aws.api.lookups())
     assert max(attempts.values()) == 3 and sum(attempts.values()) <= 6
 
 

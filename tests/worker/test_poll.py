@@ -310,7 +310,7 @@ def test_poll_once_exits_1_when_cloudtrail_fails(aws, slack, sqlite_store, comma
     assert main(["poll", "--once"]) == 1
     assert "FAILED" in capsys.readouterr().err
     # each event source: its request and three retries, SESGUARD_RETRY_SECONDS apart
-    attempts = Counter((r.params["LookupAttributes"][0]["AttributeValue"], r.error) for r in aws.api.lookups())
+    attempts = Counter((r.event_source, r.error) for r in aws.api.lookups())
     assert attempts == {(source, "error500"): 4 for source in EVENT_SOURCES}
     assert state(sqlite_store).consecutive_failures == 1 and state(sqlite_store).watermark is None
 

@@ -13,7 +13,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from prometheus_client import Counter
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -35,11 +34,15 @@ def _key(source: str, place: AccountRegion) -> dict:
     return {"source": source, "account_id": place.account_id, "region": place.region}
 
 
+def _keys(places: list[AccountRegion]) -> list[tuple[str, str]]:
+    """The places' (account, region) keys, each once, in key order (the order every process locks rows in)."""
+    return [(place.account_id, place.region) for place in sorted(set(places))]
+
+
 def _rows_of(source: str, places: list[AccountRegion]) -> SelectOfScalar[PollState]:
     """The rows of these places, in one query, in key order (the order every process locks them in)."""
-    keys = [(place.account_id, place.region) for place in sorted(set(places))]
     return (select(PollState).where(PollState.source == source,
-                                    sa.tuple_(col(PollState.account_id), col(PollState.region)).in_(keys))
+                                    sa.tuple_(col(PollState.account_id), col(PollState.region)).in_(_keys(places)))
             .order_by(col(PollState.account_id), col(PollState.region)))
 
 
@@ -47,9 +50,8 @@ def watermarks(store: Store, source: str, places: list[AccountRegion]) -> dict[A
     if not places:
         return {}
     table = table_of(PollState)
-    keys = sorted({(place.account_id, place.region) for place in places})
     query = sa.select(table.c.account_id, table.c.region, table.c.watermark).where(
-        table.c.source == source, sa.tuple_(table.c.account_id, table.c.region).in_(keys),
+        table.c.source == source, sa.tuple_(table.c.account_id, table.c.region).in_(_keys(places)),
         table.c.watermark.is_not(None))
     with store.engine.connect() as connection:
         return {AccountRegion(account, region): watermark for account, region, watermark in connection.execute(query)}
@@ -84,10 +86,10 @@ def record_success(store: Store, source: str, place: AccountRegion, watermark: d
 def record_successes(store: Store, source: str, watermarks: dict[AccountRegion, datetime], backfill: bool) -> None:
     """Several places read and stored (an account's regions): an upsert per place, in key order (the order every
     process locks rows in), in one transaction. Written in SQLAlchemy Core: an account's pass is few rows, and
-    the ORM's loading and flushing of them cost three times the statements' own work."""
+    the ORM's loading and flushing of them cost more than the statements' own work (2.1 ms of CPU, 0.9 now)."""
     now = utcnow()
     table = table_of(PollState)
-    insert = (postgresql if store.is_postgres else sqlite).insert(table)
+    insert = store.insert(PollState)
     stored = insert.on_conflict_do_update(
         index_elements=[table.c.source, table.c.account_id, table.c.region],
         set_={"watermark": sa.case((sa.or_(table.c.watermark.is_(None), table.c.watermark < insert.excluded.watermark),
